@@ -1,0 +1,580 @@
+//! Role configuration: TOML parsed into raw structs (unknown keys refused),
+//! then validated into typed configs. Every error names the file, the line
+//! and the key, and says what would be valid.
+//!
+//! Relative paths in a file are resolved against that file's folder.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use crate::client::Endpoint;
+use crate::consent::{Policy, Rule};
+use crate::secrets;
+use crate::tls::{Fingerprint, Trust};
+
+/// Default lifetime of an invitation (connection ID, links): 10 minutes.
+pub const DEFAULT_INVITATION_TTL_SECS: u64 = 600;
+/// Longest lifetime an admin may configure for an invitation: 7 days.
+pub const MAX_INVITATION_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Default heartbeat interval.
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 15;
+/// Default time the customer has to answer a consent prompt.
+pub const DEFAULT_CONSENT_TIMEOUT_SECS: u64 = 60;
+
+/// A configuration problem, always naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {reason}")]
+    Read { file: PathBuf, reason: String },
+    #[error("{file}:{line}:{column}: {message}\n    | {source_line}")]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        source_line: String,
+    },
+    #[error("{file}:{line}: `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error(
+        "{file}: cannot tell which role this file configures; expected exactly one top-level table of [broker], [agent], [operator] or [policy]"
+    )]
+    UnknownRole { file: PathBuf },
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretFileError),
+}
+
+/// A TOML document being validated: its path and text, for error positions.
+struct Doc<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn line_of(&self, span: &Range<usize>) -> (usize, usize) {
+        let start = span.start.min(self.text.len());
+        let before = &self.text[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = start - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    }
+
+    fn invalid(&self, span: &Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line: self.line_of(span).0,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        toml::from_str(self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = self.line_of(&span);
+            ConfigError::Parse {
+                file: self.file.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+                source_line: self.text.lines().nth(line - 1).unwrap_or("").to_string(),
+            }
+        })
+    }
+
+    fn path(&self, p: &Spanned<String>) -> PathBuf {
+        let raw = Path::new(p.get_ref());
+        if raw.is_absolute() {
+            raw.to_owned()
+        } else {
+            self.file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(raw)
+        }
+    }
+
+    fn secs(&self, v: &Option<Spanned<u64>>, key: &str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(Duration::from_secs(default)),
+            Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => Err(self.invalid(
+                &s.span(),
+                key,
+                format!("must be between 1 and {max} seconds, got {}", s.get_ref()),
+            )),
+            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+        }
+    }
+
+    fn addr(&self, v: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
+        v.get_ref().parse().map_err(|_| {
+            self.invalid(
+                &v.span(),
+                key,
+                format!(
+                    "{:?} is not an IP address with port, e.g. \"127.0.0.1:7443\" or \"0.0.0.0:7443\"",
+                    v.get_ref()
+                ),
+            )
+        })
+    }
+}
+
+fn read(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+        file: file.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------- broker
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBrokerFile {
+    broker: RawBroker,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBroker {
+    name: Option<String>,
+    listen: Spanned<String>,
+    https_listen: Spanned<String>,
+    public_url: Spanned<String>,
+    data_dir: Spanned<String>,
+    cert_names: Option<Vec<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    invitation_ttl_secs: Option<Spanned<u64>>,
+    heartbeat_secs: Option<Spanned<u64>>,
+}
+
+/// Validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Shown to clients in the handshake and on the join page.
+    pub name: String,
+    /// Session listener (TLS, Lifeline protocol).
+    pub listen: SocketAddr,
+    /// HTTPS listener: join pages and short links.
+    pub https_listen: SocketAddr,
+    /// Base URL links are built from, e.g. `https://support.example.com:7444`.
+    pub public_url: String,
+    /// Database, generated certificate.
+    pub data_dir: PathBuf,
+    /// Names the self-signed certificate is issued for.
+    pub cert_names: Vec<String>,
+    /// A CA-issued certificate and key, instead of the self-signed one.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    pub invitation_ttl: Duration,
+    pub heartbeat: Duration,
+}
+
+impl BrokerConfig {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = read(file)?;
+        Self::parse(file, &text)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let doc = Doc { file, text };
+        let raw: RawBrokerFile = doc.parse()?;
+        let b = raw.broker;
+        let public_url = b.public_url.get_ref().trim_end_matches('/').to_string();
+        if !public_url.starts_with("https://") || public_url.len() <= "https://".len() {
+            return Err(doc.invalid(
+                &b.public_url.span(),
+                "broker.public_url",
+                format!("must be an https:// URL such as \"https://support.example.com:7444\", got {:?}", b.public_url.get_ref()),
+            ));
+        }
+        let tls_files = match (&b.tls_cert, &b.tls_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => {
+                let key = doc.path(k);
+                if key.exists() {
+                    secrets::check_private(&key)?;
+                }
+                Some((doc.path(c), key))
+            }
+            (Some(s), None) | (None, Some(s)) => {
+                return Err(doc.invalid(
+                    &s.span(),
+                    "broker.tls_cert/tls_key",
+                    "give both tls_cert and tls_key, or neither (a self-signed certificate is then generated)",
+                ));
+            }
+        };
+        Ok(BrokerConfig {
+            name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
+            listen: doc.addr(&b.listen, "broker.listen")?,
+            https_listen: doc.addr(&b.https_listen, "broker.https_listen")?,
+            public_url,
+            data_dir: doc.path(&b.data_dir),
+            cert_names: b
+                .cert_names
+                .unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+            tls_files,
+            invitation_ttl: doc.secs(
+                &b.invitation_ttl_secs,
+                "broker.invitation_ttl_secs",
+                DEFAULT_INVITATION_TTL_SECS,
+                MAX_INVITATION_TTL_SECS,
+            )?,
+            heartbeat: doc.secs(&b.heartbeat_secs, "broker.heartbeat_secs", DEFAULT_HEARTBEAT_SECS, 3600)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- connection (agent + operator)
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    broker: Spanned<String>,
+    server_name: Option<String>,
+    fingerprint: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    heartbeat_secs: Option<Spanned<u64>>,
+}
+
+impl RawConnection {
+    fn validate(&self, doc: &Doc<'_>) -> Result<Endpoint, ConfigError> {
+        let address = self.broker.get_ref().clone();
+        let host = address.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
+        let host = match host {
+            Some((h, Ok(_))) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            _ => {
+                return Err(doc.invalid(
+                    &self.broker.span(),
+                    "connection.broker",
+                    format!("{address:?} is not host:port, e.g. \"support.example.com:7443\""),
+                ));
+            }
+        };
+        let trust = match (&self.fingerprint, &self.ca_file) {
+            (Some(_), Some(c)) => {
+                return Err(doc.invalid(
+                    &c.span(),
+                    "connection.ca_file",
+                    "set either fingerprint (pin the broker's certificate) or ca_file, not both",
+                ));
+            }
+            (Some(fp), None) => Trust::Pinned(Fingerprint::parse(fp.get_ref()).map_err(|e| {
+                doc.invalid(&fp.span(), "connection.fingerprint", e.to_string())
+            })?),
+            (None, Some(ca)) => Trust::CaFile(doc.path(ca)),
+            (None, None) => Trust::WebPki,
+        };
+        Ok(Endpoint {
+            address,
+            server_name: self.server_name.clone().unwrap_or(host),
+            trust,
+            heartbeat: doc.secs(
+                &self.heartbeat_secs,
+                "connection.heartbeat_secs",
+                DEFAULT_HEARTBEAT_SECS,
+                3600,
+            )?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- agent
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgentFile {
+    agent: RawAgent,
+    connection: RawConnection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    data_dir: Spanned<String>,
+    consent_timeout_secs: Option<Spanned<u64>>,
+    policy: Option<Spanned<String>>,
+}
+
+/// Validated agent configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub endpoint: Endpoint,
+    /// Audit log and agent state.
+    pub data_dir: PathBuf,
+    /// Time the customer has to answer; no answer counts as deny.
+    pub consent_timeout: Duration,
+    /// Unattended policy; `None` means always ask the customer.
+    pub policy: Option<Policy>,
+}
+
+impl AgentConfig {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = read(file)?;
+        Self::parse(file, &text)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let doc = Doc { file, text };
+        let raw: RawAgentFile = doc.parse()?;
+        let policy = match &raw.agent.policy {
+            Some(p) => Some(Policy::load(&doc.path(p))?),
+            None => None,
+        };
+        Ok(AgentConfig {
+            endpoint: raw.connection.validate(&doc)?,
+            data_dir: doc.path(&raw.agent.data_dir),
+            consent_timeout: doc.secs(
+                &raw.agent.consent_timeout_secs,
+                "agent.consent_timeout_secs",
+                DEFAULT_CONSENT_TIMEOUT_SECS,
+                3600,
+            )?,
+            policy,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- operator
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperatorFile {
+    operator: RawOperator,
+    connection: RawConnection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    username: Option<String>,
+    password: Option<String>,
+    data_dir: Spanned<String>,
+}
+
+/// Validated operator-client configuration.
+#[derive(Clone)]
+pub struct OperatorConfig {
+    pub endpoint: Endpoint,
+    /// Holds the login token (mode 0600).
+    pub data_dir: PathBuf,
+    pub username: Option<String>,
+    /// For unattended scripts only; the file must then be private.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for OperatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorConfig")
+            .field("endpoint", &self.endpoint)
+            .field("data_dir", &self.data_dir)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl OperatorConfig {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = read(file)?;
+        let cfg = Self::parse(file, &text)?;
+        if cfg.password.is_some() {
+            secrets::check_private(file)?;
+        }
+        Ok(cfg)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let doc = Doc { file, text };
+        let raw: RawOperatorFile = doc.parse()?;
+        Ok(OperatorConfig {
+            endpoint: raw.connection.validate(&doc)?,
+            data_dir: doc.path(&raw.operator.data_dir),
+            username: raw.operator.username,
+            password: raw.operator.password,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- policy
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyFile {
+    policy: RawPolicy,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    default: Option<Spanned<String>>,
+    #[serde(default)]
+    capabilities: BTreeMap<String, Spanned<String>>,
+}
+
+fn rule(doc: &Doc<'_>, v: &Spanned<String>, key: &str) -> Result<Rule, ConfigError> {
+    Rule::parse(v.get_ref()).ok_or_else(|| {
+        doc.invalid(
+            &v.span(),
+            key,
+            format!("{:?} is not a rule; use \"allow\", \"deny\" or \"ask\"", v.get_ref()),
+        )
+    })
+}
+
+impl Policy {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = read(file)?;
+        Self::parse(file, &text)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let doc = Doc { file, text };
+        let raw: RawPolicyFile = doc.parse()?;
+        let default = match &raw.policy.default {
+            Some(v) => rule(&doc, v, "policy.default")?,
+            None => Rule::Ask,
+        };
+        let mut rules = BTreeMap::new();
+        for (cap, v) in &raw.policy.capabilities {
+            let key = format!("policy.capabilities.{cap}");
+            if !crate::consent::is_capability_name(cap) {
+                return Err(doc.invalid(
+                    &v.span(),
+                    &key,
+                    "a capability name is lower-case words joined by dots, e.g. \"system.info\"",
+                ));
+            }
+            rules.insert(cap.clone(), rule(&doc, v, &key)?);
+        }
+        Ok(Policy { default, rules })
+    }
+}
+
+// ---------------------------------------------------------------- any role
+
+/// Which role a config file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Broker,
+    Agent,
+    Operator,
+    Policy,
+}
+
+/// Validates any role's file, telling the role by its top-level table
+/// (`lifeline config check`).
+pub fn check_file(file: &Path) -> Result<Role, ConfigError> {
+    let text = read(file)?;
+    let doc = Doc { file, text: &text };
+    let table: toml::Table = doc.parse()?;
+    let roles: Vec<Role> = [
+        ("broker", Role::Broker),
+        ("agent", Role::Agent),
+        ("operator", Role::Operator),
+        ("policy", Role::Policy),
+    ]
+    .into_iter()
+    .filter(|(k, _)| table.contains_key(*k))
+    .map(|(_, r)| r)
+    .collect();
+    match roles.as_slice() {
+        [Role::Broker] => BrokerConfig::parse(file, &text).map(|_| Role::Broker),
+        [Role::Agent] => AgentConfig::parse(file, &text).map(|_| Role::Agent),
+        [Role::Operator] => OperatorConfig::load(file).map(|_| Role::Operator),
+        [Role::Policy] => Policy::parse(file, &text).map(|_| Role::Policy),
+        _ => Err(ConfigError::UnknownRole {
+            file: file.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BROKER: &str = r#"
+[broker]
+listen = "127.0.0.1:7443"
+https_listen = "127.0.0.1:7444"
+public_url = "https://localhost:7444/"
+data_dir = "data"
+"#;
+
+    #[test]
+    fn broker_defaults_and_relative_paths() {
+        let c = BrokerConfig::parse(Path::new("/etc/lifeline/broker.toml"), BROKER).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/lifeline/data"));
+        assert_eq!(c.public_url, "https://localhost:7444");
+        assert_eq!(c.invitation_ttl, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_valid_keys() {
+        let text = BROKER.replace("\nlisten = ", "\nlisen = ");
+        let err = BrokerConfig::parse(Path::new("b.toml"), &text).unwrap_err().to_string();
+        assert!(err.starts_with("b.toml:3:"), "{err}");
+        assert!(err.contains("lisen") && err.contains("expected one of"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_value_are_located() {
+        let text = format!("{BROKER}invitation_ttl_secs = \"ten\"\n");
+        let err = BrokerConfig::parse(Path::new("b.toml"), &text).unwrap_err().to_string();
+        assert!(err.starts_with("b.toml:7:"), "{err}");
+        assert!(err.contains("invitation_ttl_secs"), "{err}");
+        let text = BROKER.replace("127.0.0.1:7443", "localhost");
+        let err = BrokerConfig::parse(Path::new("b.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("b.toml:3: `broker.listen`"), "{err}");
+    }
+
+    #[test]
+    fn policy_rules_validate() {
+        let p = Policy::parse(
+            Path::new("p.toml"),
+            "[policy]\ndefault = \"deny\"\n[policy.capabilities]\n\"system.info\" = \"allow\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.rule_for("system.info"), Rule::Allow);
+        assert_eq!(p.rule_for("power.reboot"), Rule::Deny);
+        let err = Policy::parse(
+            Path::new("p.toml"),
+            "[policy]\n[policy.capabilities]\n\"system.info\" = \"maybe\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("p.toml:3") && err.contains("\"allow\", \"deny\" or \"ask\""), "{err}");
+    }
+
+    #[test]
+    fn operator_file_with_password_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("operator.toml");
+        std::fs::write(
+            &f,
+            "[operator]\ndata_dir = \"d\"\nusername = \"a\"\npassword = \"pw\"\n[connection]\nbroker = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = OperatorConfig::load(&f).unwrap_err().to_string();
+        assert!(err.contains("readable by others"), "{err}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = OperatorConfig::load(&f).unwrap();
+        assert!(!format!("{c:?}").contains("pw\""));
+    }
+}

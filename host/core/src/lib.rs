@@ -1,0 +1,12 @@
+//! Lifeline core: what every role shares — configuration, TLS, the framed
+//! heartbeating link, the session lifecycle, consent and the audit log.
+
+pub mod audit;
+pub mod client;
+pub mod config;
+pub mod consent;
+pub mod link;
+pub mod secrets;
+pub mod session;
+pub mod time;
+pub mod tls;

@@ -1,0 +1,147 @@
+//! A framed, heartbeating connection: one reader task and one writer task
+//! around any byte stream (a TLS stream in practice), used by every role.
+//!
+//! The writer sends a `Ping` every heartbeat interval; the reader answers
+//! pings itself and gives up when nothing at all arrived for
+//! [`MISSED_HEARTBEATS`] intervals. Anything else read is handed to the
+//! owner through [`Link::rx`]; when the link dies the channel closes and
+//! [`Link::close_reason`] says why.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lifeline_protocol::{Frame, FrameError, Message, read_frame};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// Frames queued towards a peer before senders wait (backpressure).
+pub const SEND_QUEUE_FRAMES: usize = 32;
+/// Frames read from a peer and not yet handled before the reader waits.
+pub const RECV_QUEUE_FRAMES: usize = 32;
+/// A peer silent for this many heartbeat intervals is considered gone.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// Why a link closed; shared between its tasks and its owner.
+#[derive(Clone, Default)]
+pub struct CloseReason(Arc<Mutex<Option<String>>>);
+
+impl CloseReason {
+    fn set(&self, why: String) {
+        let mut slot = self.0.lock().expect("close-reason lock is never poisoned");
+        if slot.is_none() {
+            *slot = Some(why);
+        }
+    }
+    /// The first recorded reason, or "closed".
+    pub fn get(&self) -> String {
+        self.0
+            .lock()
+            .expect("close-reason lock is never poisoned")
+            .clone()
+            .unwrap_or_else(|| "closed".to_string())
+    }
+}
+
+/// The owner's end of a link.
+pub struct Link {
+    pub tx: mpsc::Sender<Frame>,
+    pub rx: mpsc::Receiver<Frame>,
+    pub close_reason: CloseReason,
+}
+
+/// Starts the reader and writer tasks for `stream`.
+pub fn spawn_link<S>(stream: S, heartbeat: Duration, max_frame: usize) -> Link
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(stream);
+    let (out_tx, out_rx) = mpsc::channel::<Frame>(SEND_QUEUE_FRAMES);
+    let (in_tx, in_rx) = mpsc::channel::<Frame>(RECV_QUEUE_FRAMES);
+    let reason = CloseReason::default();
+
+    let r_reason = reason.clone();
+    let pong_tx = out_tx.downgrade();
+    tokio::spawn(async move {
+        let limit = heartbeat * MISSED_HEARTBEATS;
+        loop {
+            let frame = match tokio::time::timeout(limit, read_frame(&mut rd, max_frame)).await {
+                Err(_) => {
+                    r_reason.set(format!(
+                        "no heartbeat from peer for {} s",
+                        limit.as_secs_f32()
+                    ));
+                    break;
+                }
+                Ok(Err(FrameError::Closed)) => {
+                    r_reason.set("connection closed by peer".into());
+                    break;
+                }
+                Ok(Err(e)) => {
+                    r_reason.set(e.to_string());
+                    break;
+                }
+                Ok(Ok(f)) => f,
+            };
+            match frame {
+                Frame::Control(Message::Ping { nonce }) => {
+                    if let Some(tx) = pong_tx.upgrade() {
+                        let _ = tx.send(Frame::Control(Message::Pong { nonce })).await;
+                    }
+                }
+                Frame::Control(Message::Pong { .. }) => {}
+                other => {
+                    if in_tx.send(other).await.is_err() {
+                        r_reason.set("closed locally".into());
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping in_tx closes the owner's rx.
+    });
+
+    let w_reason = reason.clone();
+    tokio::spawn(writer(wr, out_rx, heartbeat, w_reason));
+
+    Link {
+        tx: out_tx,
+        rx: in_rx,
+        close_reason: reason,
+    }
+}
+
+async fn writer<W: AsyncWrite>(
+    wr: W,
+    mut out_rx: mpsc::Receiver<Frame>,
+    heartbeat: Duration,
+    reason: CloseReason,
+) {
+    tokio::pin!(wr);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let mut nonce = 0u64;
+    loop {
+        let frame = tokio::select! {
+            f = out_rx.recv() => match f {
+                Some(f) => f,
+                None => break,
+            },
+            _ = tick.tick() => {
+                nonce += 1;
+                Frame::Control(Message::Ping { nonce })
+            }
+        };
+        let res = async {
+            wr.write_all(&frame.encode()).await?;
+            if out_rx.is_empty() {
+                wr.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+        .await;
+        if let Err(e) = res {
+            reason.set(format!("write failed: {e}"));
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,163 @@
+//! Length-prefixed framing.
+//!
+//! Every frame on the wire is:
+//!
+//! ```text
+//! +----------------+------+------------------+
+//! | length: u32 BE | kind | payload ...      |
+//! +----------------+------+------------------+
+//!   counts kind+payload
+//! ```
+//!
+//! `kind` is [`KIND_CONTROL`] (a JSON [`Message`]) or [`KIND_DATA`] (opaque
+//! bytes the broker relays between operator and agent without parsing them).
+//! A frame longer than the reader's limit is refused before its payload is
+//! read, so an attacker cannot make a peer allocate more than the limit.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::message::Message;
+
+/// Largest frame (kind byte + payload) any peer accepts once the handshake is
+/// done: 1 MiB. Bulk transfers are split into frames of at most this size.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Largest frame accepted before the handshake has completed: 16 KiB. A
+/// `Hello` is a few hundred bytes; anything bigger is not a Lifeline client.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 16 * 1024;
+
+/// Frame kind byte of a JSON control message.
+pub const KIND_CONTROL: u8 = 1;
+/// Frame kind byte of an opaque relayed data chunk.
+pub const KIND_DATA: u8 = 2;
+
+/// One unit on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A control message, JSON-encoded.
+    Control(Message),
+    /// Opaque bytes for the session peer (relayed untouched by the broker).
+    Data(Vec<u8>),
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("connection closed by peer")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("empty frame (no kind byte)")]
+    Empty,
+    #[error("unknown frame kind {0:#04x}")]
+    UnknownKind(u8),
+    #[error("malformed control message: {0}")]
+    Malformed(String),
+}
+
+impl Frame {
+    /// Encodes the frame (header included) into one buffer.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Frame::Control(msg) => {
+                let json = serde_json::to_vec(msg).expect("messages always serialise to JSON");
+                with_header(KIND_CONTROL, &json)
+            }
+            Frame::Data(bytes) => with_header(KIND_DATA, bytes),
+        }
+    }
+}
+
+fn with_header(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len() + 1).expect("frame length fits in u32");
+    let mut buf = Vec::with_capacity(payload.len() + 5);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.push(kind);
+    buf.extend_from_slice(payload);
+    buf
+}
+
+/// Reads one frame, refusing any frame longer than `max` bytes.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Frame, FrameError> {
+    let mut header = [0u8; 4];
+    match r.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(FrameError::Io(e)),
+    }
+    let len = u32::from_be_bytes(header) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    let mut kind = [0u8; 1];
+    r.read_exact(&mut kind).await?;
+    let mut payload = vec![0u8; len - 1];
+    r.read_exact(&mut payload).await?;
+    decode_body(kind[0], payload)
+}
+
+/// Decodes a frame body given its kind byte.
+pub fn decode_body(kind: u8, payload: Vec<u8>) -> Result<Frame, FrameError> {
+    match kind {
+        KIND_CONTROL => serde_json::from_slice(&payload)
+            .map(Frame::Control)
+            .map_err(|e| FrameError::Malformed(e.to_string())),
+        KIND_DATA => Ok(Frame::Data(payload)),
+        other => Err(FrameError::UnknownKind(other)),
+    }
+}
+
+/// Writes one frame and flushes it.
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
+    w.write_all(&frame.encode()).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    #[tokio::test]
+    async fn round_trip_control_and_data() {
+        let frames = vec![
+            Frame::Control(Message::Ping { nonce: 7 }),
+            Frame::Data(vec![1, 2, 3]),
+        ];
+        let mut buf = Vec::new();
+        for f in &frames {
+            buf.extend(f.encode());
+        }
+        let mut r = buf.as_slice();
+        for f in &frames {
+            assert_eq!(&read_frame(&mut r, MAX_FRAME_BYTES).await.unwrap(), f);
+        }
+        assert!(matches!(read_frame(&mut r, MAX_FRAME_BYTES).await, Err(FrameError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn oversized_frame_is_refused_before_reading_payload() {
+        let mut buf = ((MAX_FRAME_BYTES + 2) as u32).to_be_bytes().to_vec();
+        buf.push(KIND_DATA);
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("exceeds the maximum"));
+    }
+
+    #[tokio::test]
+    async fn garbage_is_malformed_or_unknown() {
+        let mut buf = 5u32.to_be_bytes().to_vec();
+        buf.extend_from_slice(b"\x01abcd");
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES).await.unwrap_err();
+        assert!(matches!(err, FrameError::Malformed(_)), "{err}");
+        let mut buf = 2u32.to_be_bytes().to_vec();
+        buf.extend_from_slice(b"\x09x");
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES).await.unwrap_err();
+        assert!(matches!(err, FrameError::UnknownKind(9)));
+    }
+}

@@ -1,0 +1,16 @@
+//! Lifeline wire protocol: frames, control messages and the data they carry.
+//!
+//! This crate has no I/O of its own beyond reading and writing frames on any
+//! `AsyncRead`/`AsyncWrite`, so every role and the tests share one definition.
+
+pub mod frame;
+pub mod message;
+pub mod types;
+
+pub use frame::{
+    Frame, FrameError, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, read_frame, write_frame,
+};
+pub use message::{
+    ClientRole, Message, PROTOCOL_NAME, PROTOCOL_VERSION, ReplyBody, Request, SessionMessage,
+};
+pub use types::*;

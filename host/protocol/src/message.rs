@@ -1,0 +1,151 @@
+//! Control messages exchanged as JSON inside [`crate::Frame::Control`].
+//!
+//! Connection flow:
+//! 1. the client sends [`Message::Hello`]; the broker answers
+//!    [`Message::Welcome`] or [`Message::Error`] and closes;
+//! 2. an operator client sends [`Message::Request`]s and gets one
+//!    [`Message::Reply`] per request id; an agent sends [`Message::Join`] and
+//!    gets [`Message::Joined`] or an error;
+//! 3. once a session has both sides, [`Message::Session`] messages are relayed
+//!    between them by the broker, which records each one in the session report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    ConsentDecision, ErrorCode, InvitationInfo, JoinCredential, OperatorProfile, Party,
+    ReportEvent, SessionInfo, SessionState, SessionSummary,
+};
+
+/// Name carried in every `Hello` so a stray client of another protocol is
+/// recognised at once.
+pub const PROTOCOL_NAME: &str = "lifeline";
+
+/// Version of this wire protocol. A broker refuses a client whose version it
+/// does not speak, naming both versions.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Which role a connecting client plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientRole {
+    Agent,
+    Operator,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// First message of every client.
+    Hello {
+        protocol: String,
+        version: u16,
+        role: ClientRole,
+        software: String,
+    },
+    /// The broker's answer to an accepted `Hello`.
+    Welcome { version: u16, broker: String },
+    /// Liveness probe; the peer answers `Pong` with the same nonce.
+    Ping { nonce: u64 },
+    Pong { nonce: u64 },
+    /// A connection-level error; the sender closes the connection after it
+    /// when the error is fatal.
+    Error { code: ErrorCode, message: String },
+    /// Operator request; answered by one `Reply` with the same id.
+    Request { id: u64, body: Request },
+    Reply { id: u64, body: ReplyBody },
+    /// Agent: join a session by connection ID or link.
+    Join {
+        credential: JoinCredential,
+        /// Host name of the customer's computer, shown to the operator.
+        host: String,
+    },
+    /// Broker → agent: the session the agent has joined, and who helps.
+    Joined {
+        session: SessionInfo,
+        operator: OperatorProfile,
+    },
+    /// Traffic within a session, relayed and recorded by the broker.
+    Session(SessionMessage),
+}
+
+/// Messages inside a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionMessage {
+    /// A chat line; the broker fills in `from` from the connection's role.
+    Chat { from: Party, text: String },
+    /// Operator → customer: ask consent for a privileged action.
+    ConsentRequest {
+        request_id: u64,
+        operator: String,
+        plugin: String,
+        action: String,
+        detail: String,
+    },
+    /// Agent → operator: the customer's (or policy's) answer.
+    ConsentAnswer {
+        request_id: u64,
+        decision: ConsentDecision,
+        /// Who decided: "customer", "policy", or "timeout".
+        decided_by: String,
+        /// Hash of the agent's audit-log entry recording this decision.
+        audit_hash: String,
+    },
+    /// Either side ends the session.
+    End { by: Party, reason: String },
+    /// Broker → both: the session changed state.
+    State {
+        state: SessionState,
+        detail: String,
+    },
+}
+
+/// Operator requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Login { username: String, password: String },
+    /// Authenticate this connection with a token from an earlier `Login`.
+    Resume { token: String },
+    Logout,
+    ChangePassword { old: String, new: String },
+    Profile,
+    UpdateProfile {
+        name: Option<String>,
+        email: Option<String>,
+        title: Option<String>,
+    },
+    ListSessions { all: bool },
+    CreateInvitation {
+        ticket: String,
+        end_user: String,
+        /// Lifetime in seconds; the broker's default when absent.
+        ttl_secs: Option<u64>,
+    },
+    /// Connect to a ready session: from now on its traffic reaches this
+    /// connection.
+    Attach { session_id: String },
+    Detach { session_id: String },
+    EndSession { session_id: String, reason: String },
+    Report { session_id: String },
+}
+
+/// Reply to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ReplyBody {
+    LoggedIn {
+        token: Option<String>,
+        profile: OperatorProfile,
+    },
+    Ok,
+    Profile(OperatorProfile),
+    Sessions { sessions: Vec<SessionSummary> },
+    Invitation(InvitationInfo),
+    Attached { session: SessionSummary },
+    Report {
+        session: SessionSummary,
+        events: Vec<ReportEvent>,
+    },
+    Error { code: ErrorCode, message: String },
+}

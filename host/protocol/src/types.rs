@@ -1,0 +1,192 @@
+//! Plain data shared by the wire messages and the roles.
+
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes; each comes with a human message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The client speaks another protocol version.
+    VersionMismatch,
+    /// The first message was not a valid `Hello`.
+    BadHandshake,
+    /// A message was malformed or not allowed in this state.
+    BadMessage,
+    /// Login failed (unknown user or wrong password; never says which).
+    BadCredentials,
+    /// The request needs a logged-in operator.
+    NotLoggedIn,
+    /// Connection ID or link token unknown, expired or already used.
+    InvalidInvitation,
+    /// Too many wrong guesses; try again later.
+    RateLimited,
+    /// The session does not exist or is not this operator's.
+    NoSuchSession,
+    /// The session exists but is not in a state that allows this.
+    WrongState,
+    /// A field failed validation.
+    Invalid,
+    /// Something broke on the broker; details are in its log.
+    Internal,
+}
+
+/// A side of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Operator,
+    Customer,
+    Broker,
+}
+
+impl std::fmt::Display for Party {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Party::Operator => "operator",
+            Party::Customer => "customer",
+            Party::Broker => "broker",
+        })
+    }
+}
+
+/// How an agent proves which invitation it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", content = "value", rename_all = "snake_case")]
+pub enum JoinCredential {
+    /// The 6-digit connection ID.
+    ConnectionId(String),
+    /// The token of a personalised link.
+    LinkToken(String),
+    /// The code of a short link.
+    ShortCode(String),
+}
+
+/// Session lifecycle states (see `lifeline_core::session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Invitation issued, customer not yet joined.
+    Invited,
+    /// Customer joined; waiting for the operator ("ready").
+    Waiting,
+    /// Operator and customer both present.
+    Connected,
+    /// Reserved: the customer's access is suspended (run-as login).
+    Suspended,
+    /// Reserved: the customer's machine is rebooting and will rejoin.
+    Rebooting,
+    /// Over; no further traffic.
+    Ended,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Invited => "invited",
+            SessionState::Waiting => "waiting",
+            SessionState::Connected => "connected",
+            SessionState::Suspended => "suspended",
+            SessionState::Rebooting => "rebooting",
+            SessionState::Ended => "ended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SessionState::Invited,
+            SessionState::Waiting,
+            SessionState::Connected,
+            SessionState::Suspended,
+            SessionState::Rebooting,
+            SessionState::Ended,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An operator's public profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorProfile {
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub title: String,
+}
+
+/// What the agent learns about the session it joined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub ticket: String,
+    pub end_user: String,
+}
+
+/// One line of the session list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub operator: String,
+    pub ticket: String,
+    pub end_user: String,
+    pub state: SessionState,
+    pub customer_host: Option<String>,
+    /// RFC 3339 timestamps.
+    pub created_at: String,
+    pub ended_at: Option<String>,
+}
+
+/// A freshly created invitation, in every form the customer can use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationInfo {
+    pub session_id: String,
+    pub ticket: String,
+    pub end_user: String,
+    pub connection_id: String,
+    pub link: String,
+    pub short_link: String,
+    pub expires_at: String,
+}
+
+/// The customer's (or policy's) answer to a consent request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentDecision {
+    AllowOnce,
+    AllowSession,
+    Deny,
+}
+
+impl ConsentDecision {
+    pub fn is_allowed(self) -> bool {
+        !matches!(self, ConsentDecision::Deny)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentDecision::AllowOnce => "allow once",
+            ConsentDecision::AllowSession => "allow for this session",
+            ConsentDecision::Deny => "deny",
+        }
+    }
+}
+
+/// One entry of a session report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportEvent {
+    /// Position in the session, from 1, without gaps.
+    pub seq: u64,
+    /// RFC 3339 timestamp with milliseconds (UTC).
+    pub at: String,
+    /// Short machine-readable kind: invitation, join, connect, chat, consent, end, error, ...
+    pub kind: String,
+    /// Who caused it.
+    pub actor: Party,
+    /// Human-readable text.
+    pub text: String,
+}
