@@ -1,1 +1,346 @@
+//! The Lifeline broker: operator accounts, invitations, the session registry
+//! and relay, session reports, and the HTTPS side (join pages, short links).
 
+pub mod accounts;
+pub mod agent_side;
+pub mod https;
+pub mod invitations;
+pub mod operator_side;
+pub mod ratelimit;
+pub mod registry;
+pub mod server;
+pub mod store;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lifeline_core::config::BrokerConfig;
+use lifeline_core::tls::{self, Fingerprint, TlsError};
+use lifeline_protocol::{ErrorCode, InvitationInfo, OperatorProfile, Party, SessionState};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::ratelimit::{BucketSpec, GuessLimiter};
+use crate::registry::Registry;
+use crate::store::{NewSession, Store, StoreError};
+
+/// Failed logins one source address may make at once.
+pub const LOGIN_BURST: f64 = 10.0;
+/// Time for a source address to earn one more failed login.
+pub const LOGIN_REFILL: Duration = Duration::from_secs(6);
+/// How often expired invitations are swept into the ended state.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Admin(String),
+}
+
+/// Everything the connection handlers share.
+pub struct Shared {
+    pub cfg: BrokerConfig,
+    pub name: String,
+    /// Base of every link, without a trailing slash.
+    pub public_url: String,
+    pub store: Store,
+    pub registry: Registry,
+    pub join_limiter: GuessLimiter,
+    pub login_limiter: GuessLimiter,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Appends to a session's report; a failure is logged, never fatal.
+    pub fn record(&self, session: &str, kind: &str, actor: Party, text: &str) {
+        if let Err(e) = self.store.record(session, kind, actor, text) {
+            tracing::error!(session, "cannot record {kind} event: {e}");
+        }
+    }
+
+    /// Verifies a password (rate-limited per source, constant work for
+    /// unknown users). The password is moved in and dropped after hashing.
+    pub async fn login(
+        &self,
+        source: IpAddr,
+        username: &str,
+        password: String,
+    ) -> Result<(i64, OperatorProfile), (ErrorCode, String)> {
+        if let Err(l) = self.login_limiter.acquire(source) {
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "too many failed logins from this address; try again in {} s",
+                    l.retry_after.as_secs().max(1)
+                ),
+            ));
+        }
+        let row = self.store.operator_by_name(username).map_err(|e| {
+            tracing::error!("login: {e}");
+            (ErrorCode::Internal, "the broker's database failed".to_string())
+        })?;
+        let hash = row
+            .as_ref()
+            .map(|r| r.password_hash.clone())
+            .unwrap_or_else(|| accounts::dummy_hash().to_string());
+        let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        match row {
+            Some(r) if ok => {
+                self.login_limiter.refund(source);
+                Ok((r.id, r.profile))
+            }
+            _ => {
+                tracing::info!(%source, "failed login for {username:?}");
+                Err((
+                    ErrorCode::BadCredentials,
+                    "wrong username or password".to_string(),
+                ))
+            }
+        }
+    }
+
+    /// Creates an invitation in all its forms and records it.
+    pub fn create_invitation(
+        &self,
+        operator_id: i64,
+        profile: &OperatorProfile,
+        ticket: &str,
+        end_user: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<InvitationInfo, (ErrorCode, String)> {
+        let internal = |e: StoreError| {
+            tracing::error!("invitation: {e}");
+            (ErrorCode::Internal, "the broker's database failed".to_string())
+        };
+        let max = self.cfg.invitation_ttl.as_secs();
+        let ttl = match ttl_secs {
+            None => max,
+            Some(t) if t >= 1 && t <= max => t,
+            Some(t) => {
+                return Err((
+                    ErrorCode::Invalid,
+                    format!("an invitation lives between 1 and {max} seconds on this broker, not {t}"),
+                ));
+            }
+        };
+        let now = lifeline_core::time::now_millis();
+        let mut code = None;
+        for _ in 0..invitations::MAX_CODE_DRAWS {
+            let c = invitations::new_connection_id();
+            if !self.store.connection_id_in_use(&c, now).map_err(internal)? {
+                code = Some(c);
+                break;
+            }
+        }
+        let code = code.ok_or((
+            ErrorCode::Internal,
+            "no free connection ID right now; try again".to_string(),
+        ))?;
+        let id = invitations::new_session_id();
+        let token = invitations::new_link_token();
+        let short = invitations::new_short_code();
+        let expires_at = now + (ttl as i64) * 1000;
+        self.store
+            .insert_session(&NewSession {
+                id: &id,
+                operator_id,
+                ticket,
+                end_user,
+                connection_id: &code,
+                link_token: &token,
+                short_code: &short,
+                expires_at,
+            })
+            .map_err(internal)?;
+        self.record(
+            &id,
+            "invitation",
+            Party::Operator,
+            &format!(
+                "{} invited {end_user} for ticket {ticket}; valid for {ttl} s",
+                profile.name
+            ),
+        );
+        Ok(InvitationInfo {
+            session_id: id,
+            ticket: ticket.to_string(),
+            end_user: end_user.to_string(),
+            connection_id: code,
+            link: format!("{}/j/{token}", self.public_url),
+            short_link: format!("{}/s/{short}", self.public_url),
+            expires_at: lifeline_core::time::millis_to_rfc3339(expires_at),
+        })
+    }
+
+    /// Marks unused invitations past their expiry as ended.
+    pub fn sweep_expired(&self) {
+        match self.store.expired_invitations(lifeline_core::time::now_millis()) {
+            Ok(ids) => {
+                for id in ids {
+                    if self.store.set_state(&id, SessionState::Ended).is_ok() {
+                        self.record(&id, "expired", Party::Broker, "the invitation expired unused");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("sweep: {e}"),
+        }
+    }
+}
+
+/// Minimal shape check of an e-mail address.
+pub fn valid_email(e: &str) -> bool {
+    match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !e.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// A running broker.
+pub struct Broker {
+    pub addr: SocketAddr,
+    pub https_addr: SocketAddr,
+    pub fingerprint: Fingerprint,
+    /// True when the self-signed certificate was created by this start.
+    pub generated_certificate: bool,
+    pub shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Opens the store, loads or creates the certificate, binds both
+    /// listeners (port 0 allowed) and starts serving.
+    pub async fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
+        let store = Store::open(&cfg.data_dir)?;
+        for id in store.live_sessions()? {
+            store.set_state(&id, SessionState::Ended)?;
+            store.record(&id, "end", Party::Broker, "the broker restarted; the session could not continue")?;
+        }
+        let files = cfg.tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let identity = tls::load_or_create_identity(&cfg.data_dir, files, &cfg.cert_names)?;
+        let server_cfg = tls::server_config(&identity)?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| BrokerError::Bind { addr: cfg.listen, source })?;
+        let https_listener = TcpListener::bind(cfg.https_listen)
+            .await
+            .map_err(|source| BrokerError::Bind { addr: cfg.https_listen, source })?;
+        let addr = listener.local_addr().map_err(|source| BrokerError::Bind { addr: cfg.listen, source })?;
+        let https_addr = https_listener
+            .local_addr()
+            .map_err(|source| BrokerError::Bind { addr: cfg.https_listen, source })?;
+        let public_url = cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{https_addr}"));
+        let shared = Arc::new(Shared {
+            name: cfg.name.clone(),
+            public_url,
+            store,
+            registry: Registry::new(),
+            join_limiter: invitations::join_limiter(cfg.invitation_ttl),
+            login_limiter: GuessLimiter::new(
+                BucketSpec { capacity: LOGIN_BURST, refill_every: LOGIN_REFILL },
+                BucketSpec { capacity: LOGIN_BURST * 100.0, refill_every: LOGIN_REFILL / 100 },
+            ),
+            next_conn: AtomicU64::new(1),
+            cfg,
+        });
+        let acceptor = TlsAcceptor::from(server_cfg);
+        let mut tasks = vec![tokio::spawn(server::serve(listener, acceptor, Arc::clone(&shared)))];
+        let mut https_cfg = (*tls::server_config(&identity)?).clone();
+        https_cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tasks.push(tokio::spawn(https::serve(
+            https_listener,
+            TlsAcceptor::from(Arc::new(https_cfg)),
+            Arc::clone(&shared),
+        )));
+        let sweeper = Arc::clone(&shared);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                sweeper.sweep_expired();
+            }
+        }));
+        tracing::info!(%addr, %https_addr, fingerprint = %identity.fingerprint, "broker listening");
+        Ok(Broker {
+            addr,
+            https_addr,
+            fingerprint: identity.fingerprint,
+            generated_certificate: identity.generated,
+            shared,
+            tasks,
+        })
+    }
+
+    /// Stops accepting and drops the listeners.
+    pub fn shutdown(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Admin: creates an operator account in the broker's database.
+pub fn add_operator(cfg: &BrokerConfig, profile: &OperatorProfile, password: &str) -> Result<(), BrokerError> {
+    if profile.username.is_empty()
+        || !profile
+            .username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(BrokerError::Admin(format!(
+            "{:?} is not a valid username: use letters, digits, '.', '_' or '-'",
+            profile.username
+        )));
+    }
+    if !profile.email.is_empty() && !valid_email(&profile.email) {
+        return Err(BrokerError::Admin(format!("{:?} is not an e-mail address", profile.email)));
+    }
+    let store = Store::open(&cfg.data_dir)?;
+    let hash = accounts::hash_password(password).map_err(|e| BrokerError::Admin(e.to_string()))?;
+    store.add_operator(&hash, profile)?;
+    Ok(())
+}
+
+/// Admin: sets an operator's password.
+pub fn reset_password(cfg: &BrokerConfig, username: &str, password: &str) -> Result<(), BrokerError> {
+    let store = Store::open(&cfg.data_dir)?;
+    let row = store
+        .operator_by_name(username)?
+        .ok_or_else(|| BrokerError::Admin(format!("no operator named {username:?}")))?;
+    let hash = accounts::hash_password(password).map_err(|e| BrokerError::Admin(e.to_string()))?;
+    store.set_password_hash(row.id, &hash)?;
+    Ok(())
+}
+
+/// Admin: lists operator accounts.
+pub fn list_operators(cfg: &BrokerConfig) -> Result<Vec<OperatorProfile>, BrokerError> {
+    Ok(Store::open(&cfg.data_dir)?.list_operators()?)
+}

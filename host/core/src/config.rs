@@ -153,7 +153,7 @@ struct RawBroker {
     name: Option<String>,
     listen: Spanned<String>,
     https_listen: Spanned<String>,
-    public_url: Spanned<String>,
+    public_url: Option<Spanned<String>>,
     data_dir: Spanned<String>,
     cert_names: Option<Vec<String>>,
     tls_cert: Option<Spanned<String>>,
@@ -171,8 +171,9 @@ pub struct BrokerConfig {
     pub listen: SocketAddr,
     /// HTTPS listener: join pages and short links.
     pub https_listen: SocketAddr,
-    /// Base URL links are built from, e.g. `https://support.example.com:7444`.
-    pub public_url: String,
+    /// Base URL links are built from, e.g. `https://support.example.com:7444`;
+    /// `None`: `https://` + the address the HTTPS listener is bound to.
+    pub public_url: Option<String>,
     /// Database, generated certificate.
     pub data_dir: PathBuf,
     /// Names the self-signed certificate is issued for.
@@ -193,14 +194,20 @@ impl BrokerConfig {
         let doc = Doc { file, text };
         let raw: RawBrokerFile = doc.parse()?;
         let b = raw.broker;
-        let public_url = b.public_url.get_ref().trim_end_matches('/').to_string();
-        if !public_url.starts_with("https://") || public_url.len() <= "https://".len() {
-            return Err(doc.invalid(
-                &b.public_url.span(),
-                "broker.public_url",
-                format!("must be an https:// URL such as \"https://support.example.com:7444\", got {:?}", b.public_url.get_ref()),
-            ));
-        }
+        let public_url = match &b.public_url {
+            None => None,
+            Some(u) => {
+                let url = u.get_ref().trim_end_matches('/').to_string();
+                if !url.starts_with("https://") || url.len() <= "https://".len() {
+                    return Err(doc.invalid(
+                        &u.span(),
+                        "broker.public_url",
+                        format!("must be an https:// URL such as \"https://support.example.com:7444\", got {:?}", u.get_ref()),
+                    ));
+                }
+                Some(url)
+            }
+        };
         let tls_files = match (&b.tls_cert, &b.tls_key) {
             (None, None) => None,
             (Some(c), Some(k)) => {
@@ -519,7 +526,7 @@ data_dir = "data"
     fn broker_defaults_and_relative_paths() {
         let c = BrokerConfig::parse(Path::new("/etc/lifeline/broker.toml"), BROKER).unwrap();
         assert_eq!(c.data_dir, Path::new("/etc/lifeline/data"));
-        assert_eq!(c.public_url, "https://localhost:7444");
+        assert_eq!(c.public_url.as_deref(), Some("https://localhost:7444"));
         assert_eq!(c.invitation_ttl, Duration::from_secs(600));
     }
 

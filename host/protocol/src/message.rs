@@ -65,7 +65,10 @@ pub enum Message {
         operator: OperatorProfile,
     },
     /// Traffic within a session, relayed and recorded by the broker.
-    Session(SessionMessage),
+    Session {
+        session_id: String,
+        msg: SessionMessage,
+    },
 }
 
 /// Messages inside a session.

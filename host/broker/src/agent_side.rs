@@ -1,0 +1,239 @@
+//! A customer's agent connected to the broker: join by connection ID, link
+//! token or short code, then relay its session traffic to the operator.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lifeline_core::link::Link;
+use lifeline_core::session::SessionEvent;
+use lifeline_protocol::{ErrorCode, Frame, JoinCredential, Message, Party, SessionMessage};
+use tokio::sync::Notify;
+
+use crate::Shared;
+use crate::registry::LiveSession;
+use crate::server::kind_of;
+
+/// Longest host name an agent may report.
+pub const MAX_HOST_CHARS: usize = 255;
+
+pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
+    let first = link.rx.recv().await;
+    let (credential, host) = match first {
+        Some(Frame::Control(Message::Join { credential, host })) => (credential, host),
+        Some(other) => {
+            let reason = format!("expected join, got {}", kind_of(&other));
+            tracing::info!(%peer, "agent refused: {reason}");
+            send_error(&link, ErrorCode::BadMessage, reason).await;
+            return;
+        }
+        None => return,
+    };
+    let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+    let ended = Arc::new(Notify::new());
+    let joined = shared.join(&credential, peer.ip(), &host, link.tx.clone(), Arc::clone(&ended));
+    let (session, operator) = match joined {
+        Ok(x) => x,
+        Err((code, message)) => {
+            tracing::info!(%peer, "join refused: {message}");
+            send_error(&link, code, message).await;
+            return;
+        }
+    };
+    let id = session.session_id.clone();
+    tracing::info!(%peer, session = %id, "customer joined");
+    if link
+        .tx
+        .send(Frame::Control(Message::Joined { session, operator }))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let frame = tokio::select! {
+            f = link.rx.recv() => f,
+            _ = ended.notified() => return,
+        };
+        let Some(frame) = frame else {
+            let reason = link.close_reason.get();
+            if shared.registry.end(
+                &shared.store,
+                &id,
+                SessionEvent::CustomerLost,
+                Party::Broker,
+                &format!("the customer's connection was lost: {reason}"),
+            ) {
+                shared.record(&id, "error", Party::Broker, &format!("customer connection lost: {reason}"));
+                tracing::info!(session = %id, "customer connection lost: {reason}");
+            }
+            return;
+        };
+        match frame {
+            Frame::Data(_) => {
+                for tx in shared.registry.operator_txs(&id) {
+                    let _ = tx.send(frame.clone()).await;
+                }
+            }
+            Frame::Control(Message::Session { msg, .. }) => {
+                if !from_customer(&shared, &id, msg, &link).await {
+                    return;
+                }
+            }
+            other => {
+                let reason = format!("unexpected {} from the agent", kind_of(&other));
+                send_error(&link, ErrorCode::BadMessage, reason).await;
+            }
+        }
+    }
+}
+
+/// Records and relays one session message from the customer; false when the
+/// session is over.
+async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Link) -> bool {
+    let msg = match msg {
+        SessionMessage::Chat { text, .. } => {
+            shared.record(id, "chat", Party::Customer, &text);
+            SessionMessage::Chat {
+                from: Party::Customer,
+                text,
+            }
+        }
+        SessionMessage::ConsentAnswer {
+            request_id,
+            decision,
+            decided_by,
+            audit_hash,
+        } => {
+            shared.record(
+                id,
+                "consent",
+                Party::Customer,
+                &format!(
+                    "request {request_id}: {} (decided by {decided_by}; agent audit entry {audit_hash})",
+                    decision.as_str()
+                ),
+            );
+            SessionMessage::ConsentAnswer {
+                request_id,
+                decision,
+                decided_by,
+                audit_hash,
+            }
+        }
+        SessionMessage::End { reason, .. } => {
+            shared.record(id, "end", Party::Customer, &format!("ended by the customer: {reason}"));
+            shared
+                .registry
+                .end(&shared.store, id, SessionEvent::Ended, Party::Customer, &reason);
+            return false;
+        }
+        other @ (SessionMessage::ConsentRequest { .. } | SessionMessage::State { .. }) => {
+            let reason = format!("an agent may not send {other:?}");
+            send_error(link, ErrorCode::BadMessage, reason).await;
+            return true;
+        }
+    };
+    let frame = crate::registry::frame(id, msg);
+    for tx in shared.registry.operator_txs(id) {
+        let _ = tx.send(frame.clone()).await;
+    }
+    true
+}
+
+async fn send_error(link: &Link, code: ErrorCode, message: String) {
+    let _ = link.tx.send(Frame::Control(Message::Error { code, message })).await;
+}
+
+impl Shared {
+    /// Checks a join credential (rate-limited), claims the invitation, and
+    /// registers the live session.
+    pub fn join(
+        &self,
+        credential: &JoinCredential,
+        source: std::net::IpAddr,
+        host: &str,
+        agent: tokio::sync::mpsc::Sender<Frame>,
+        ended: Arc<Notify>,
+    ) -> Result<(lifeline_protocol::SessionInfo, lifeline_protocol::OperatorProfile), (ErrorCode, String)> {
+        if let Err(l) = self.join_limiter.acquire(source) {
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "too many wrong connection IDs; try again in {} s, or use the invitation link",
+                    l.retry_after.as_secs().max(1)
+                ),
+            ));
+        }
+        let internal = |e: crate::store::StoreError| {
+            tracing::error!("join: {e}");
+            (ErrorCode::Internal, "the broker could not look up the invitation".to_string())
+        };
+        let (row, what) = match credential {
+            JoinCredential::ConnectionId(code) => {
+                let code = code.trim().replace([' ', '-'], "");
+                if !crate::invitations::is_connection_id(&code) {
+                    return Err((
+                        ErrorCode::Invalid,
+                        format!("{code:?} is not a connection ID: it has exactly 6 digits"),
+                    ));
+                }
+                (self.store.session_by_connection_id(&code).map_err(internal)?, "connection ID")
+            }
+            JoinCredential::LinkToken(t) => (self.store.session_by_link_token(t).map_err(internal)?, "link"),
+            JoinCredential::ShortCode(c) => (self.store.session_by_short_code(c).map_err(internal)?, "link"),
+        };
+        let now = lifeline_core::time::now_millis();
+        let Some(row) = row else {
+            return Err((
+                ErrorCode::InvalidInvitation,
+                format!("this {what} is not valid; check it, or ask your technician for a new invitation"),
+            ));
+        };
+        if row.used_at.is_some() || row.state != lifeline_protocol::SessionState::Invited {
+            return Err((
+                ErrorCode::InvalidInvitation,
+                format!("this {what} was already used; ask your technician for a new invitation"),
+            ));
+        }
+        if row.expires_at < now {
+            return Err((
+                ErrorCode::InvalidInvitation,
+                format!("this {what} has expired; ask your technician for a new invitation"),
+            ));
+        }
+        if !self.store.claim_invitation(&row.id, host, now).map_err(internal)? {
+            return Err((
+                ErrorCode::InvalidInvitation,
+                format!("this {what} was already used; ask your technician for a new invitation"),
+            ));
+        }
+        self.join_limiter.refund(source);
+        let operator = self
+            .store
+            .operator_by_id(row.operator_id)
+            .map_err(internal)?
+            .ok_or_else(|| (ErrorCode::Internal, "the inviting operator no longer exists".to_string()))?;
+        let notice = format!("{} joined from {host}: the session is ready", row.end_user);
+        self.record(&row.id, "join", Party::Customer, &format!("{} joined by {what} from host {host} ({source})", row.end_user));
+        self.registry.customer_joined(
+            &row.id,
+            LiveSession {
+                state: lifeline_protocol::SessionState::Waiting,
+                operator_id: row.operator_id,
+                operator_name: operator.profile.name.clone(),
+                agent,
+                ended,
+                operators: Vec::new(),
+            },
+            &notice,
+        );
+        Ok((
+            lifeline_protocol::SessionInfo {
+                session_id: row.id,
+                ticket: row.ticket,
+                end_user: row.end_user,
+            },
+            operator.profile,
+        ))
+    }
+}

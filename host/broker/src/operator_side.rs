@@ -1,0 +1,316 @@
+//! An operator client connected to the broker: login, requests, and the
+//! session traffic of the sessions it attached to.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lifeline_core::link::Link;
+use lifeline_core::session::SessionEvent;
+use lifeline_protocol::{
+    ErrorCode, Frame, Message, OperatorProfile, Party, ReplyBody, Request, SessionMessage,
+    SessionState,
+};
+
+use crate::Shared;
+use crate::accounts;
+use crate::registry::ConnId;
+use crate::server::kind_of;
+
+/// Longest ticket number.
+pub const MAX_TICKET_CHARS: usize = 64;
+/// Longest end-user name, operator name, title or e-mail address.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest chat message, consent detail or end reason.
+pub const MAX_TEXT_CHARS: usize = 8 * 1024;
+
+type Failure = (ErrorCode, String);
+
+fn fail(code: ErrorCode, msg: impl Into<String>) -> Failure {
+    (code, msg.into())
+}
+
+struct Conn {
+    id: ConnId,
+    peer: SocketAddr,
+    operator: Option<(i64, OperatorProfile)>,
+    token_hash: Option<String>,
+    attached: BTreeSet<String>,
+}
+
+pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
+    let mut c = Conn {
+        id: shared.next_conn_id(),
+        peer,
+        operator: None,
+        token_hash: None,
+        attached: BTreeSet::new(),
+    };
+    while let Some(frame) = link.rx.recv().await {
+        match frame {
+            Frame::Control(Message::Request { id, body }) => {
+                let body = match handle(&shared, &mut c, &link, body).await {
+                    Ok(b) => b,
+                    Err((code, message)) => ReplyBody::Error { code, message },
+                };
+                if link.tx.send(Frame::Control(Message::Reply { id, body })).await.is_err() {
+                    break;
+                }
+            }
+            Frame::Control(Message::Session { session_id, msg }) => {
+                if let Err((code, message)) = session_msg(&shared, &c, &session_id, msg).await {
+                    let _ = link.tx.send(Frame::Control(Message::Error { code, message })).await;
+                }
+            }
+            Frame::Data(_) => {
+                let target = (c.attached.len() == 1)
+                    .then(|| c.attached.first().and_then(|id| shared.registry.agent_tx(id)))
+                    .flatten();
+                match target {
+                    Some(tx) => {
+                        let _ = tx.send(frame).await;
+                    }
+                    None => {
+                        let message = "data frames need exactly one attached session".to_string();
+                        let _ = link
+                            .tx
+                            .send(Frame::Control(Message::Error { code: ErrorCode::WrongState, message }))
+                            .await;
+                    }
+                }
+            }
+            other => {
+                let message = format!("unexpected {} from an operator client", kind_of(&other));
+                let _ = link
+                    .tx
+                    .send(Frame::Control(Message::Error { code: ErrorCode::BadMessage, message }))
+                    .await;
+            }
+        }
+    }
+    tracing::debug!(peer = %c.peer, "operator connection closed: {}", link.close_reason.get());
+    for id in std::mem::take(&mut c.attached) {
+        leave(&shared, &c, &id);
+    }
+    if let Some((op, _)) = &c.operator {
+        shared.registry.operator_offline(*op, c.id);
+    }
+}
+
+fn leave(shared: &Shared, c: &Conn, id: &str) {
+    let name = c.operator.as_ref().map(|(_, p)| p.name.as_str()).unwrap_or("?");
+    let notice = format!("{name} left; the session stays open");
+    if shared.registry.detach(&shared.store, id, c.id, &notice) {
+        shared.record(id, "disconnect", Party::Operator, &format!("{name} disconnected"));
+    }
+}
+
+fn check_len(what: &str, s: &str, max: usize, required: bool) -> Result<(), Failure> {
+    if required && s.trim().is_empty() {
+        return Err(fail(ErrorCode::Invalid, format!("{what} must not be empty")));
+    }
+    if s.chars().count() > max {
+        return Err(fail(ErrorCode::Invalid, format!("{what} is longer than {max} characters")));
+    }
+    if s.chars().any(|ch| ch.is_control() && ch != '\n' && ch != '\t') {
+        return Err(fail(ErrorCode::Invalid, format!("{what} contains control characters")));
+    }
+    Ok(())
+}
+
+fn store_err(e: crate::store::StoreError) -> Failure {
+    tracing::error!("store: {e}");
+    fail(ErrorCode::Internal, "the broker's database failed; see the broker log")
+}
+
+async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -> Result<ReplyBody, Failure> {
+    // Requests that need no login.
+    match req {
+        Request::Login { username, password } => {
+            let (id, profile) = shared.login(c.peer.ip(), &username, password).await?;
+            let token = accounts::new_token();
+            let hash = accounts::token_hash(&token);
+            let expires = lifeline_core::time::now_millis() + accounts::LOGIN_TOKEN_TTL_MS;
+            shared.store.add_token(&hash, id, expires).map_err(store_err)?;
+            set_operator(shared, c, link, id, profile.clone(), hash);
+            tracing::info!(operator = %profile.username, peer = %c.peer, "operator logged in");
+            return Ok(ReplyBody::LoggedIn { token: Some(token), profile });
+        }
+        Request::Resume { token } => {
+            let hash = accounts::token_hash(&token);
+            let id = shared
+                .store
+                .token_operator(&hash)
+                .map_err(store_err)?
+                .ok_or_else(|| fail(ErrorCode::NotLoggedIn, "the saved login has expired or was ended; log in again"))?;
+            let row = shared
+                .store
+                .operator_by_id(id)
+                .map_err(store_err)?
+                .ok_or_else(|| fail(ErrorCode::NotLoggedIn, "this operator account no longer exists"))?;
+            set_operator(shared, c, link, id, row.profile.clone(), hash);
+            return Ok(ReplyBody::LoggedIn { token: None, profile: row.profile });
+        }
+        _ => {}
+    }
+    let Some((op_id, profile)) = c.operator.clone() else {
+        return Err(fail(ErrorCode::NotLoggedIn, "log in first (lifeline operator login)"));
+    };
+    match req {
+        Request::Login { .. } | Request::Resume { .. } => unreachable!("handled above"),
+        Request::Logout => {
+            if let Some(h) = c.token_hash.take() {
+                shared.store.delete_token(&h).map_err(store_err)?;
+            }
+            shared.registry.operator_offline(op_id, c.id);
+            for id in std::mem::take(&mut c.attached) {
+                leave(shared, c, &id);
+            }
+            c.operator = None;
+            Ok(ReplyBody::Ok)
+        }
+        Request::ChangePassword { old, new } => {
+            shared.login(c.peer.ip(), &profile.username, old).await?;
+            let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&new))
+                .await
+                .map_err(|_| fail(ErrorCode::Internal, "password hashing failed"))?
+                .map_err(|e| fail(ErrorCode::Invalid, e.to_string()))?;
+            shared.store.set_password_hash(op_id, &hash).map_err(store_err)?;
+            tracing::info!(operator = %profile.username, "password changed");
+            Ok(ReplyBody::Ok)
+        }
+        Request::Profile => Ok(ReplyBody::Profile(profile)),
+        Request::UpdateProfile { name, email, title } => {
+            let mut p = profile;
+            if let Some(n) = name {
+                check_len("name", &n, MAX_NAME_CHARS, true)?;
+                p.name = n;
+            }
+            if let Some(e) = email {
+                check_len("e-mail", &e, MAX_NAME_CHARS, false)?;
+                if !e.is_empty() && !crate::valid_email(&e) {
+                    return Err(fail(ErrorCode::Invalid, format!("{e:?} is not an e-mail address like name@example.com")));
+                }
+                p.email = e;
+            }
+            if let Some(t) = title {
+                check_len("title", &t, MAX_NAME_CHARS, false)?;
+                p.title = t;
+            }
+            shared.store.update_profile(op_id, &p).map_err(store_err)?;
+            c.operator = Some((op_id, p.clone()));
+            Ok(ReplyBody::Profile(p))
+        }
+        Request::ListSessions { all } => {
+            let rows = shared
+                .store
+                .list_sessions(if all { None } else { Some(op_id) })
+                .map_err(store_err)?;
+            Ok(ReplyBody::Sessions { sessions: rows.iter().map(|r| r.summary()).collect() })
+        }
+        Request::CreateInvitation { ticket, end_user, ttl_secs } => {
+            check_len("ticket number", &ticket, MAX_TICKET_CHARS, true)?;
+            check_len("end-user name", &end_user, MAX_NAME_CHARS, true)?;
+            let inv = shared.create_invitation(op_id, &profile, ticket.trim(), end_user.trim(), ttl_secs)?;
+            Ok(ReplyBody::Invitation(inv))
+        }
+        Request::Attach { session_id } => {
+            let row = own_session(shared, op_id, &session_id)?;
+            if row.state == SessionState::Invited {
+                return Err(fail(ErrorCode::WrongState, "the customer has not joined yet; the session is not ready"));
+            }
+            let who = if profile.title.is_empty() { profile.name.clone() } else { format!("{} ({})", profile.name, profile.title) };
+            shared
+                .registry
+                .attach(&shared.store, &session_id, c.id, link.tx.clone(), &format!("{who} is connected"))
+                .map_err(|e| fail(ErrorCode::WrongState, e))?;
+            if c.attached.insert(session_id.clone()) {
+                shared.record(&session_id, "connect", Party::Operator, &format!("{who} connected"));
+            }
+            let row = own_session(shared, op_id, &session_id)?;
+            Ok(ReplyBody::Attached { session: row.summary() })
+        }
+        Request::Detach { session_id } => {
+            if c.attached.remove(&session_id) {
+                leave(shared, c, &session_id);
+            }
+            Ok(ReplyBody::Ok)
+        }
+        Request::EndSession { session_id, reason } => {
+            check_len("reason", &reason, MAX_TEXT_CHARS, false)?;
+            let row = own_session(shared, op_id, &session_id)?;
+            let reason = if reason.trim().is_empty() { "ended by the operator".to_string() } else { reason };
+            match row.state {
+                SessionState::Ended => return Err(fail(ErrorCode::WrongState, "the session has already ended")),
+                SessionState::Invited => {
+                    shared.store.set_state(&session_id, SessionState::Ended).map_err(store_err)?;
+                }
+                _ => {
+                    shared.registry.end(&shared.store, &session_id, SessionEvent::Ended, Party::Operator, &reason);
+                }
+            }
+            shared.record(&session_id, "end", Party::Operator, &format!("ended by {}: {reason}", profile.name));
+            c.attached.remove(&session_id);
+            Ok(ReplyBody::Ok)
+        }
+        Request::Report { session_id } => {
+            let row = own_session(shared, op_id, &session_id)?;
+            let events = shared.store.events(&session_id).map_err(store_err)?;
+            Ok(ReplyBody::Report { session: row.summary(), events })
+        }
+    }
+}
+
+fn set_operator(shared: &Shared, c: &mut Conn, link: &Link, id: i64, p: OperatorProfile, token_hash: String) {
+    if let Some((old, _)) = c.operator.take() {
+        shared.registry.operator_offline(old, c.id);
+    }
+    shared.registry.operator_online(id, c.id, link.tx.clone());
+    c.operator = Some((id, p));
+    c.token_hash = Some(token_hash);
+}
+
+fn own_session(shared: &Shared, op_id: i64, id: &str) -> Result<crate::store::SessionRow, Failure> {
+    match shared.store.session(id).map_err(store_err)? {
+        Some(r) if r.operator_id == op_id => Ok(r),
+        _ => Err(fail(ErrorCode::NoSuchSession, format!("no session {id:?} of yours"))),
+    }
+}
+
+/// Records and relays one session message from the operator.
+async fn session_msg(shared: &Shared, c: &Conn, id: &str, msg: SessionMessage) -> Result<(), Failure> {
+    let Some((_, profile)) = &c.operator else {
+        return Err(fail(ErrorCode::NotLoggedIn, "log in first"));
+    };
+    if !c.attached.contains(id) || !shared.registry.is_attached(id, c.id) {
+        return Err(fail(ErrorCode::WrongState, format!("not connected to session {id}; connect first")));
+    }
+    let msg = match msg {
+        SessionMessage::Chat { text, .. } => {
+            check_len("chat message", &text, MAX_TEXT_CHARS, true)?;
+            shared.record(id, "chat", Party::Operator, &text);
+            SessionMessage::Chat { from: Party::Operator, text }
+        }
+        SessionMessage::ConsentRequest { request_id, plugin, action, detail, .. } => {
+            check_len("detail", &detail, MAX_TEXT_CHARS, false)?;
+            check_len("plugin", &plugin, MAX_NAME_CHARS, true)?;
+            if !lifeline_core::consent::is_capability_name(&action) {
+                return Err(fail(ErrorCode::Invalid, format!("{action:?} is not a capability name like \"system.info\"")));
+            }
+            shared.record(
+                id,
+                "consent_request",
+                Party::Operator,
+                &format!("request {request_id}: {} asks to use {action} of plugin {plugin}: {detail}", profile.name),
+            );
+            SessionMessage::ConsentRequest { request_id, operator: profile.name.clone(), plugin, action, detail }
+        }
+        SessionMessage::End { .. } | SessionMessage::ConsentAnswer { .. } | SessionMessage::State { .. } => {
+            return Err(fail(ErrorCode::BadMessage, "operators end sessions with the end request"));
+        }
+    };
+    if let Some(tx) = shared.registry.agent_tx(id) {
+        let _ = tx.send(crate::registry::frame(id, msg)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Live sessions: who is connected to which session, the lifecycle
+//! transitions (persisted and reported), and the relay between the sides.
+//!
+//! A session enters the registry when the customer joins and leaves it when
+//! it ends; invitations nobody used yet live only in the database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use lifeline_core::session::{SessionEvent, TransitionError, transition};
+use lifeline_protocol::{Frame, Message, Party, SessionMessage, SessionState};
+use tokio::sync::{Notify, mpsc};
+
+use crate::store::Store;
+
+/// Identifies one connection of an operator client.
+pub type ConnId = u64;
+
+/// A session with its customer present.
+pub struct LiveSession {
+    pub state: SessionState,
+    pub operator_id: i64,
+    /// Display name of the inviting operator, for notices.
+    pub operator_name: String,
+    pub agent: mpsc::Sender<Frame>,
+    /// Woken when the session ends so the agent's handler closes.
+    pub ended: Arc<Notify>,
+    pub operators: Vec<(ConnId, mpsc::Sender<Frame>)>,
+}
+
+/// Online operator connections by operator id, for "session ready" notices.
+type Online = HashMap<i64, Vec<(ConnId, mpsc::Sender<Frame>)>>;
+
+pub struct Registry {
+    live: Mutex<HashMap<String, LiveSession>>,
+    online: Mutex<Online>,
+}
+
+fn session_frame(session_id: &str, msg: SessionMessage) -> Frame {
+    Frame::Control(Message::Session {
+        session_id: session_id.to_string(),
+        msg,
+    })
+}
+
+/// Sends without waiting; a full or closed queue drops the notice (the
+/// receiving side is then being closed for being too slow or gone).
+fn notify(tx: &mpsc::Sender<Frame>, frame: Frame) {
+    let _ = tx.try_send(frame);
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry {
+            live: Mutex::new(HashMap::new()),
+            online: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveSession>> {
+        self.live.lock().expect("registry lock is never poisoned")
+    }
+
+    /// Number of sessions with a customer present.
+    pub fn live_count(&self) -> usize {
+        self.live().len()
+    }
+
+    pub fn operator_online(&self, operator_id: i64, conn: ConnId, tx: mpsc::Sender<Frame>) {
+        let mut on = self.online.lock().expect("registry lock is never poisoned");
+        on.entry(operator_id).or_default().push((conn, tx));
+    }
+
+    pub fn operator_offline(&self, operator_id: i64, conn: ConnId) {
+        let mut on = self.online.lock().expect("registry lock is never poisoned");
+        if let Some(v) = on.get_mut(&operator_id) {
+            v.retain(|(c, _)| *c != conn);
+            if v.is_empty() {
+                on.remove(&operator_id);
+            }
+        }
+    }
+
+    /// Adds a session whose customer just joined (state Waiting) and tells
+    /// the operator's online connections that it is ready.
+    pub fn customer_joined(&self, session_id: &str, live: LiveSession, notice: &str) {
+        let operator_id = live.operator_id;
+        self.live().insert(session_id.to_string(), live);
+        let on = self.online.lock().expect("registry lock is never poisoned");
+        for (_, tx) in on.get(&operator_id).into_iter().flatten() {
+            notify(
+                tx,
+                session_frame(
+                    session_id,
+                    SessionMessage::State {
+                        state: SessionState::Waiting,
+                        detail: notice.to_string(),
+                    },
+                ),
+            );
+        }
+    }
+
+    /// Applies `event` to a live session and persists the new state.
+    fn apply(
+        store: &Store,
+        id: &str,
+        s: &mut LiveSession,
+        event: SessionEvent,
+    ) -> Result<SessionState, TransitionError> {
+        let to = transition(s.state, event)?;
+        if to != s.state {
+            s.state = to;
+            if let Err(e) = store.set_state(id, to) {
+                tracing::error!(session = id, "cannot persist session state {to}: {e}");
+            }
+        }
+        Ok(to)
+    }
+
+    /// Attaches an operator connection. Errors name why not.
+    pub fn attach(
+        &self,
+        store: &Store,
+        id: &str,
+        conn: ConnId,
+        tx: mpsc::Sender<Frame>,
+        notice: &str,
+    ) -> Result<(), String> {
+        let mut live = self.live();
+        let s = live
+            .get_mut(id)
+            .ok_or_else(|| "the customer is not in this session (not joined yet, or it ended)".to_string())?;
+        Self::apply(store, id, s, SessionEvent::OperatorAttached).map_err(|e| e.to_string())?;
+        if !s.operators.iter().any(|(c, _)| *c == conn) {
+            s.operators.push((conn, tx));
+        }
+        notify(
+            &s.agent,
+            session_frame(
+                id,
+                SessionMessage::State {
+                    state: SessionState::Connected,
+                    detail: notice.to_string(),
+                },
+            ),
+        );
+        Ok(())
+    }
+
+    /// Detaches an operator connection; true when it was the last one.
+    pub fn detach(&self, store: &Store, id: &str, conn: ConnId, notice: &str) -> bool {
+        let mut live = self.live();
+        let Some(s) = live.get_mut(id) else {
+            return false;
+        };
+        let before = s.operators.len();
+        s.operators.retain(|(c, _)| *c != conn);
+        if before == s.operators.len() || !s.operators.is_empty() {
+            return false;
+        }
+        if Self::apply(store, id, s, SessionEvent::OperatorLeft).is_ok() {
+            notify(
+                &s.agent,
+                session_frame(
+                    id,
+                    SessionMessage::State {
+                        state: SessionState::Waiting,
+                        detail: notice.to_string(),
+                    },
+                ),
+            );
+        }
+        true
+    }
+
+    /// Ends a live session: persists, tells both sides, releases the agent.
+    /// Returns false when it was not live.
+    pub fn end(&self, store: &Store, id: &str, event: SessionEvent, by: Party, reason: &str) -> bool {
+        let Some(mut s) = self.live().remove(id) else {
+            return false;
+        };
+        let _ = Self::apply(store, id, &mut s, event);
+        let msg = SessionMessage::End {
+            by,
+            reason: reason.to_string(),
+        };
+        notify(&s.agent, session_frame(id, msg.clone()));
+        for (_, tx) in &s.operators {
+            notify(tx, session_frame(id, msg.clone()));
+        }
+        s.ended.notify_one();
+        true
+    }
+
+    /// True when `conn` is attached to the live session `id`.
+    pub fn is_attached(&self, id: &str, conn: ConnId) -> bool {
+        self.live()
+            .get(id)
+            .is_some_and(|s| s.operators.iter().any(|(c, _)| *c == conn))
+    }
+
+    /// The agent's queue of a live session.
+    pub fn agent_tx(&self, id: &str) -> Option<mpsc::Sender<Frame>> {
+        self.live().get(id).map(|s| s.agent.clone())
+    }
+
+    /// The attached operators' queues of a live session.
+    pub fn operator_txs(&self, id: &str) -> Vec<mpsc::Sender<Frame>> {
+        self.live()
+            .get(id)
+            .map(|s| s.operators.iter().map(|(_, tx)| tx.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn state(&self, id: &str) -> Option<SessionState> {
+        self.live().get(id).map(|s| s.state)
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a `Session` control frame.
+pub fn frame(session_id: &str, msg: SessionMessage) -> Frame {
+    session_frame(session_id, msg)
+}

@@ -1,0 +1,501 @@
+//! The broker's embedded SQLite database (WAL): operators, login tokens,
+//! sessions with their invitations, and session report events.
+//!
+//! All SQL lives here. Calls are short and synchronous under one mutex;
+//! slow work (password hashing) happens outside it.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use lifeline_protocol::{OperatorProfile, Party, ReportEvent, SessionState, SessionSummary};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Database file name inside the broker's data folder.
+pub const DB_FILE: &str = "broker.db";
+
+/// Schema version stored in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS operators (
+    id            INTEGER PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_tokens (
+    token_hash  TEXT PRIMARY KEY,
+    operator_id INTEGER NOT NULL REFERENCES operators(id) ON DELETE CASCADE,
+    expires_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id            TEXT PRIMARY KEY,
+    operator_id   INTEGER NOT NULL REFERENCES operators(id),
+    ticket        TEXT NOT NULL,
+    end_user      TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    link_token    TEXT NOT NULL UNIQUE,
+    short_code    TEXT NOT NULL UNIQUE,
+    expires_at    INTEGER NOT NULL,
+    used_at       INTEGER,
+    customer_host TEXT,
+    created_at    INTEGER NOT NULL,
+    ended_at      INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_by_code ON sessions(connection_id);
+CREATE INDEX IF NOT EXISTS sessions_by_operator ON sessions(operator_id);
+CREATE TABLE IF NOT EXISTS session_events (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    seq        INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot create the data folder {path}: {source}")]
+    Folder {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {path} has schema version {found}, this broker knows version {SCHEMA_VERSION}")]
+    Schema { path: std::path::PathBuf, found: i64 },
+    #[error("an operator named {0:?} already exists")]
+    DuplicateOperator(String),
+}
+
+/// An operator row.
+#[derive(Debug, Clone)]
+pub struct OperatorRow {
+    pub id: i64,
+    pub password_hash: String,
+    pub profile: OperatorProfile,
+}
+
+/// A session row with its invitation.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub operator_id: i64,
+    pub operator: String,
+    pub ticket: String,
+    pub end_user: String,
+    pub state: SessionState,
+    pub connection_id: String,
+    pub link_token: String,
+    pub short_code: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub customer_host: Option<String>,
+    pub created_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+impl SessionRow {
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            session_id: self.id.clone(),
+            operator: self.operator.clone(),
+            ticket: self.ticket.clone(),
+            end_user: self.end_user.clone(),
+            state: self.state,
+            customer_host: self.customer_host.clone(),
+            created_at: lifeline_core::time::millis_to_rfc3339(self.created_at),
+            ended_at: self.ended_at.map(lifeline_core::time::millis_to_rfc3339),
+        }
+    }
+}
+
+/// A new invitation to insert.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub operator_id: i64,
+    pub ticket: &'a str,
+    pub end_user: &'a str,
+    pub connection_id: &'a str,
+    pub link_token: &'a str,
+    pub short_code: &'a str,
+    pub expires_at: i64,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SESSION_COLS: &str = "s.id, s.operator_id, o.username, s.ticket, s.end_user, s.state, \
+    s.connection_id, s.link_token, s.short_code, s.expires_at, s.used_at, s.customer_host, \
+    s.created_at, s.ended_at";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    let state: String = r.get(5)?;
+    Ok(SessionRow {
+        id: r.get(0)?,
+        operator_id: r.get(1)?,
+        operator: r.get(2)?,
+        ticket: r.get(3)?,
+        end_user: r.get(4)?,
+        state: SessionState::parse(&state).unwrap_or(SessionState::Ended),
+        connection_id: r.get(6)?,
+        link_token: r.get(7)?,
+        short_code: r.get(8)?,
+        expires_at: r.get(9)?,
+        used_at: r.get(10)?,
+        customer_host: r.get(11)?,
+        created_at: r.get(12)?,
+        ended_at: r.get(13)?,
+    })
+}
+
+fn party_str(p: Party) -> &'static str {
+    match p {
+        Party::Operator => "operator",
+        Party::Customer => "customer",
+        Party::Broker => "broker",
+    }
+}
+
+fn parse_party(s: &str) -> Party {
+    match s {
+        "operator" => Party::Operator,
+        "customer" => Party::Customer,
+        _ => Party::Broker,
+    }
+}
+
+impl Store {
+    /// Opens (creating on first start) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Folder {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Schema { path, found: version });
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().expect("store lock is never poisoned: no panics while held")
+    }
+
+    // ------------------------------------------------------------ operators
+
+    pub fn add_operator(&self, hash: &str, p: &OperatorProfile) -> Result<i64, StoreError> {
+        let db = self.db();
+        let res = db.execute(
+            "INSERT INTO operators (username, password_hash, name, email, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![p.username, hash, p.name, p.email, p.title, lifeline_core::time::now_millis()],
+        );
+        match res {
+            Ok(_) => Ok(db.last_insert_rowid()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::DuplicateOperator(p.username.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn operator_where(&self, clause: &str, arg: &dyn rusqlite::ToSql) -> Result<Option<OperatorRow>, StoreError> {
+        let db = self.db();
+        let sql = format!(
+            "SELECT id, password_hash, username, name, email, title FROM operators WHERE {clause}"
+        );
+        Ok(db
+            .query_row(&sql, [arg], |r| {
+                Ok(OperatorRow {
+                    id: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    profile: OperatorProfile {
+                        username: r.get(2)?,
+                        name: r.get(3)?,
+                        email: r.get(4)?,
+                        title: r.get(5)?,
+                    },
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn operator_by_name(&self, username: &str) -> Result<Option<OperatorRow>, StoreError> {
+        self.operator_where("username = ?1", &username)
+    }
+
+    pub fn operator_by_id(&self, id: i64) -> Result<Option<OperatorRow>, StoreError> {
+        self.operator_where("id = ?1", &id)
+    }
+
+    pub fn list_operators(&self) -> Result<Vec<OperatorProfile>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT username, name, email, title FROM operators ORDER BY username")?;
+        let rows = st.query_map([], |r| {
+            Ok(OperatorProfile {
+                username: r.get(0)?,
+                name: r.get(1)?,
+                email: r.get(2)?,
+                title: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE operators SET password_hash = ?2 WHERE id = ?1",
+            params![id, hash],
+        )?;
+        Ok(())
+    }
+
+    pub fn update_profile(&self, id: i64, p: &OperatorProfile) -> Result<(), StoreError> {
+        self.db().execute(
+            "UPDATE operators SET name = ?2, email = ?3, title = ?4 WHERE id = ?1",
+            params![id, p.name, p.email, p.title],
+        )?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ login tokens
+
+    pub fn add_token(&self, token_hash: &str, operator_id: i64, expires_at: i64) -> Result<(), StoreError> {
+        let db = self.db();
+        db.execute(
+            "DELETE FROM login_tokens WHERE expires_at < ?1",
+            [lifeline_core::time::now_millis()],
+        )?;
+        db.execute(
+            "INSERT INTO login_tokens (token_hash, operator_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![token_hash, operator_id, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The operator a live token belongs to.
+    pub fn token_operator(&self, token_hash: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT operator_id FROM login_tokens WHERE token_hash = ?1 AND expires_at >= ?2",
+                params![token_hash, lifeline_core::time::now_millis()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.db()
+            .execute("DELETE FROM login_tokens WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ sessions
+
+    pub fn insert_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT INTO sessions (id, operator_id, ticket, end_user, state, connection_id, link_token, short_code, expires_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, 'invited', ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.id,
+                s.operator_id,
+                s.ticket,
+                s.end_user,
+                s.connection_id,
+                s.link_token,
+                s.short_code,
+                s.expires_at,
+                lifeline_core::time::now_millis()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn session_where(&self, clause: &str, arg: &dyn rusqlite::ToSql) -> Result<Option<SessionRow>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE {clause} \
+             ORDER BY (s.state = 'invited') DESC, s.created_at DESC LIMIT 1"
+        );
+        Ok(self.db().query_row(&sql, [arg], session_row).optional()?)
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.session_where("s.id = ?1", &id)
+    }
+
+    /// The newest session with this connection ID (a live one first).
+    pub fn session_by_connection_id(&self, code: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.session_where("s.connection_id = ?1", &code)
+    }
+
+    pub fn session_by_link_token(&self, token: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.session_where("s.link_token = ?1", &token)
+    }
+
+    pub fn session_by_short_code(&self, code: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.session_where("s.short_code = ?1", &code)
+    }
+
+    /// True when a live (invited, unexpired) invitation holds this code.
+    pub fn connection_id_in_use(&self, code: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT 1 FROM sessions WHERE connection_id = ?1 AND state = 'invited' AND expires_at >= ?2",
+                params![code, now],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Marks the invitation used, atomically: false when it already was.
+    pub fn claim_invitation(&self, id: &str, host: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self.db().execute(
+            "UPDATE sessions SET used_at = ?2, customer_host = ?3, state = 'waiting' \
+             WHERE id = ?1 AND used_at IS NULL AND state = 'invited' AND expires_at >= ?2",
+            params![id, now, host],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn set_state(&self, id: &str, state: SessionState) -> Result<(), StoreError> {
+        let ended = (state == SessionState::Ended).then(lifeline_core::time::now_millis);
+        self.db().execute(
+            "UPDATE sessions SET state = ?2, ended_at = COALESCE(ended_at, ?3) WHERE id = ?1",
+            params![id, state.as_str(), ended],
+        )?;
+        Ok(())
+    }
+
+    /// Invitations past their expiry that nobody used.
+    pub fn expired_invitations(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id FROM sessions WHERE state = 'invited' AND expires_at < ?1")?;
+        let ids = st.query_map([now], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Sessions left live by a broker that stopped: they cannot resume.
+    pub fn live_sessions(&self) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id FROM sessions WHERE state NOT IN ('invited', 'ended')")?;
+        let ids = st.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// Sessions of one operator, or of all, newest first.
+    pub fn list_sessions(&self, operator_id: Option<i64>) -> Result<Vec<SessionRow>, StoreError> {
+        let db = self.db();
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions s JOIN operators o ON o.id = s.operator_id \
+             WHERE (?1 IS NULL OR s.operator_id = ?1) ORDER BY s.created_at DESC, s.id"
+        );
+        let mut st = db.prepare(&sql)?;
+        let rows = st.query_map([operator_id], session_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    // ------------------------------------------------------------ report events
+
+    /// Appends an event to a session's report; returns its sequence number.
+    pub fn record(&self, session: &str, kind: &str, actor: Party, text: &str) -> Result<u64, StoreError> {
+        let db = self.db();
+        let seq: i64 = db.query_row(
+            "INSERT INTO session_events (session_id, seq, at, kind, actor, text) \
+             SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5 FROM session_events WHERE session_id = ?1 \
+             RETURNING seq",
+            params![session, lifeline_core::time::now_millis(), kind, party_str(actor), text],
+            |r| r.get(0),
+        )?;
+        Ok(seq as u64)
+    }
+
+    pub fn events(&self, session: &str) -> Result<Vec<ReportEvent>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT seq, at, kind, actor, text FROM session_events WHERE session_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([session], |r| {
+            let at: i64 = r.get(1)?;
+            let actor: String = r.get(3)?;
+            Ok(ReportEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: lifeline_core::time::millis_to_rfc3339(at),
+                kind: r.get(2)?,
+                actor: parse_party(&actor),
+                text: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(u: &str) -> OperatorProfile {
+        OperatorProfile {
+            username: u.into(),
+            name: "Alice Smith".into(),
+            email: "alice@example.com".into(),
+            title: "Support Engineer".into(),
+        }
+    }
+
+    #[test]
+    fn operators_sessions_and_events_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let s = Store::open(dir.path()).unwrap();
+            let id = s.add_operator("h", &profile("alice")).unwrap();
+            assert!(matches!(s.add_operator("h", &profile("alice")), Err(StoreError::DuplicateOperator(_))));
+            s.insert_session(&NewSession {
+                id: "s1",
+                operator_id: id,
+                ticket: "T-1",
+                end_user: "Mario",
+                connection_id: "123456",
+                link_token: "tok",
+                short_code: "short",
+                expires_at: i64::MAX,
+            })
+            .unwrap();
+            assert_eq!(s.record("s1", "invitation", Party::Operator, "created").unwrap(), 1);
+            assert_eq!(s.record("s1", "join", Party::Customer, "joined").unwrap(), 2);
+            assert!(s.claim_invitation("s1", "pc", 1).unwrap());
+            assert!(!s.claim_invitation("s1", "pc", 2).unwrap());
+            id
+        };
+        let s = Store::open(dir.path()).unwrap();
+        let row = s.session_by_connection_id("123456").unwrap().unwrap();
+        assert_eq!((row.operator_id, row.state), (id, SessionState::Waiting));
+        let ev = s.events("s1").unwrap();
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(s.list_sessions(Some(id)).unwrap().len(), 1);
+        assert_eq!(s.list_sessions(Some(id + 1)).unwrap().len(), 0);
+    }
+}
