@@ -1,1 +1,246 @@
+//! The customer's side: join a session by connection ID or link, show who is
+//! helping, chat, answer consent requests, and keep the audit log.
 
+pub mod credential;
+pub mod prompt;
+
+use std::sync::Arc;
+
+use lifeline_core::audit::{AuditError, AuditLog};
+use lifeline_core::client::{self, ConnectError};
+use lifeline_core::config::AgentConfig;
+use lifeline_core::consent::{ConsentEngine, ConsentRequest};
+use lifeline_protocol::{
+    ClientRole, Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo,
+    SessionMessage, SessionState,
+};
+use tokio::sync::{Mutex, mpsc};
+
+pub use credential::{CredentialError, parse_credential};
+pub use prompt::InputPrompter;
+
+/// File name of the agent's audit log inside its data folder.
+pub const AUDIT_FILE: &str = "audit.log";
+/// What the customer types to end the session.
+pub const END_COMMAND: &str = "/end";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the broker refused to join: {0}")]
+    JoinRefused(String),
+    #[error("the connection to the broker was lost: {0}")]
+    ConnectionLost(String),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("cannot create the agent data folder {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the agent shows things to the customer (a terminal, or the demo).
+pub trait CustomerUi: Send + Sync {
+    fn show(&self, line: &str);
+}
+
+/// Prints to standard output.
+pub struct TerminalUi;
+
+impl CustomerUi for TerminalUi {
+    fn show(&self, line: &str) {
+        println!("{line}");
+    }
+}
+
+/// How a session ended for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub session: SessionInfo,
+    pub operator: OperatorProfile,
+    pub ended_by: Party,
+    pub reason: String,
+}
+
+/// Joins with `code_or_link` and runs the session until it ends. Lines the
+/// customer types arrive on `input`; `/end` ends the session.
+pub async fn run(
+    cfg: &AgentConfig,
+    code_or_link: &str,
+    ui: Arc<dyn CustomerUi>,
+    mut input: mpsc::Receiver<String>,
+) -> Result<Outcome, AgentError> {
+    let credential = parse_credential(code_or_link)?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
+    let engine = Arc::new(Mutex::new(ConsentEngine::new(
+        cfg.policy.clone(),
+        cfg.consent_timeout,
+        audit,
+    )));
+    let (mut link, welcome) = client::connect(&cfg.endpoint, ClientRole::Agent).await?;
+    let host = hostname();
+    link.tx
+        .send(Frame::Control(Message::Join {
+            credential: credential.clone(),
+            host: host.clone(),
+        }))
+        .await
+        .map_err(|_| AgentError::ConnectionLost(link.close_reason.get()))?;
+    let (session, operator) = loop {
+        match link.rx.recv().await {
+            Some(Frame::Control(Message::Joined { session, operator })) => break (session, operator),
+            Some(Frame::Control(Message::Error { message, .. })) => {
+                return Err(AgentError::JoinRefused(message));
+            }
+            Some(_) => continue,
+            None => return Err(AgentError::ConnectionLost(link.close_reason.get())),
+        }
+    };
+    let sid = session.session_id.clone();
+    engine.lock().await.audit().append(&serde_json::json!({
+        "event": "join",
+        "session": sid,
+        "broker": welcome.broker_name,
+        "operator": operator.username,
+        "ticket": session.ticket,
+        "by": credential_kind(&credential),
+    }))?;
+    let who = if operator.title.is_empty() {
+        operator.name.clone()
+    } else {
+        format!("{} ({})", operator.name, operator.title)
+    };
+    ui.show(&format!(
+        "Connected to {}. {who} will help you with ticket {}.",
+        welcome.broker_name, session.ticket
+    ));
+    ui.show(&format!(
+        "Type a message and press Enter to chat. Type {END_COMMAND} to end the session at any time."
+    ));
+    ui.show("Waiting for the operator to connect…");
+
+    let prompter = Arc::new(InputPrompter::new(Arc::clone(&ui)));
+    let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
+    let outcome = |ended_by, reason: String| Outcome {
+        session: session.clone(),
+        operator: operator.clone(),
+        ended_by,
+        reason,
+    };
+    let result = loop {
+        tokio::select! {
+            frame = link.rx.recv() => {
+                let Some(frame) = frame else {
+                    break Err(AgentError::ConnectionLost(link.close_reason.get()));
+                };
+                let Frame::Control(msg) = frame else { continue };
+                match msg {
+                    Message::Session { msg, .. } => match msg {
+                        SessionMessage::Chat { text, .. } => ui.show(&format!("[{}] {text}", operator.name)),
+                        SessionMessage::State { state, detail } => {
+                            ui.show(&format!("* {detail}"));
+                            if state == SessionState::Ended {
+                                break Ok(outcome(Party::Broker, detail));
+                            }
+                        }
+                        SessionMessage::End { by, reason } => {
+                            ui.show(&format!("* The session was ended by the {by}: {reason}"));
+                            break Ok(outcome(by, reason));
+                        }
+                        SessionMessage::ConsentRequest { request_id, operator: op_name, plugin, action, detail } => {
+                            let req = ConsentRequest { session_id: sid.clone(), operator: op_name, plugin, action, detail };
+                            let engine = Arc::clone(&engine);
+                            let prompter = Arc::clone(&prompter);
+                            let answer_tx = answer_tx.clone();
+                            tokio::spawn(async move {
+                                let decided = engine.lock().await.decide(&req, prompter.as_ref()).await;
+                                match decided {
+                                    Ok(d) => {
+                                        let _ = answer_tx.send(SessionMessage::ConsentAnswer {
+                                            request_id,
+                                            decision: d.decision,
+                                            decided_by: d.decided_by.as_str().to_string(),
+                                            audit_hash: d.audit_hash,
+                                        }).await;
+                                    }
+                                    Err(e) => tracing::error!("consent not recorded, request {request_id} dropped: {e}"),
+                                }
+                            });
+                        }
+                        SessionMessage::ConsentAnswer { .. } => {}
+                    },
+                    Message::Error { message, .. } => ui.show(&format!("! {message}")),
+                    _ => {}
+                }
+            }
+            Some(answer) = answer_rx.recv() => {
+                if let SessionMessage::ConsentAnswer { decision, decided_by, .. } = &answer {
+                    ui.show(&format!("* Consent: {} ({decided_by})", decision.as_str()));
+                }
+                let _ = link.tx.send(Frame::Control(Message::Session { session_id: sid.clone(), msg: answer })).await;
+            }
+            line = input.recv() => {
+                let Some(line) = line else {
+                    // Input closed (e.g. stdin at EOF): keep serving the session.
+                    input = mpsc::channel(1).1;
+                    continue;
+                };
+                let line = line.trim().to_string();
+                if prompter.offer(&line) || line.is_empty() {
+                    continue;
+                }
+                if line == END_COMMAND {
+                    let reason = "ended by the customer".to_string();
+                    let _ = link.tx.send(Frame::Control(Message::Session {
+                        session_id: sid.clone(),
+                        msg: SessionMessage::End { by: Party::Customer, reason: reason.clone() },
+                    })).await;
+                    ui.show("* You ended the session.");
+                    break Ok(outcome(Party::Customer, reason));
+                }
+                let _ = link.tx.send(Frame::Control(Message::Session {
+                    session_id: sid.clone(),
+                    msg: SessionMessage::Chat { from: Party::Customer, text: line },
+                })).await;
+            }
+        }
+    };
+    let mut engine = engine.lock().await;
+    engine.end_session(&sid);
+    let (by, reason) = match &result {
+        Ok(o) => (o.ended_by.to_string(), o.reason.clone()),
+        Err(e) => ("connection".to_string(), e.to_string()),
+    };
+    engine.audit().append(&serde_json::json!({
+        "event": "end", "session": sid, "by": by, "reason": reason,
+    }))?;
+    // Let the writer flush a final End before the link is dropped.
+    drop(link.tx);
+    result
+}
+
+fn credential_kind(c: &JoinCredential) -> &'static str {
+    match c {
+        JoinCredential::ConnectionId(_) => "connection ID",
+        JoinCredential::LinkToken(_) => "link",
+        JoinCredential::ShortCode(_) => "short link",
+    }
+}
+
+/// This computer's host name, as shown to the operator.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}

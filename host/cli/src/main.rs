@@ -1,1 +1,5 @@
-fn main(){}
+//! `lifeline`: broker, agent and operator client in one binary.
+
+fn main() -> std::process::ExitCode {
+    lifeline::main_entry()
+}

@@ -1,1 +1,349 @@
+//! The operator client: a connection to the broker with request/reply
+//! matching, the saved login, and the actions of the technician's CLI.
 
+pub mod report;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use lifeline_core::client::{self, ConnectError, Endpoint};
+use lifeline_core::config::OperatorConfig;
+use lifeline_protocol::{
+    ClientRole, ConsentDecision, ErrorCode, Frame, InvitationInfo, Message, OperatorProfile,
+    ReplyBody, ReportEvent, Request, SessionMessage, SessionState, SessionSummary,
+};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Time a request waits for its reply.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Session messages buffered for the owner before the oldest wait.
+pub const EVENT_QUEUE: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{message}")]
+    Broker { code: ErrorCode, message: String },
+    #[error("the connection to the broker was lost: {0}")]
+    Lost(String),
+    #[error("no reply from the broker within {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected reply from the broker: {0}")]
+    Unexpected(String),
+    #[error("not logged in: run `lifeline operator login` first")]
+    NotLoggedIn,
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    #[error("timed out after {0:?} waiting for {1}")]
+    Waited(Duration, &'static str),
+}
+
+type Pending = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<ReplyBody>>>>;
+
+/// Something the broker pushed that is not a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Session {
+        session_id: String,
+        msg: SessionMessage,
+    },
+    Error(String),
+    Data(Vec<u8>),
+}
+
+/// A connection of the operator client.
+pub struct Client {
+    tx: mpsc::Sender<Frame>,
+    pending: Pending,
+    next_id: AtomicU64,
+    events: Mutex<mpsc::Receiver<Event>>,
+    closed: lifeline_core::link::CloseReason,
+    pub broker_name: String,
+    pub profile: Option<OperatorProfile>,
+}
+
+impl Client {
+    /// Connects (TLS, handshake) without logging in.
+    pub async fn connect(ep: &Endpoint) -> Result<Client, OperatorError> {
+        let (mut link, welcome) = client::connect(ep, ClientRole::Operator).await?;
+        let pending: Pending = Arc::default();
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let p = Arc::clone(&pending);
+        tokio::spawn(async move {
+            while let Some(frame) = link.rx.recv().await {
+                let ev = match frame {
+                    Frame::Control(Message::Reply { id, body }) => {
+                        let waiter = p.lock().expect("pending lock is never poisoned").remove(&id);
+                        if let Some(w) = waiter {
+                            let _ = w.send(body);
+                        }
+                        continue;
+                    }
+                    Frame::Control(Message::Session { session_id, msg }) => Event::Session { session_id, msg },
+                    Frame::Control(Message::Error { message, .. }) => Event::Error(message),
+                    Frame::Control(_) => continue,
+                    Frame::Data(d) => Event::Data(d),
+                };
+                if ev_tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping the waiters makes pending requests fail as "lost".
+            p.lock().expect("pending lock is never poisoned").clear();
+        });
+        Ok(Client {
+            tx: link.tx,
+            pending,
+            next_id: AtomicU64::new(1),
+            events: Mutex::new(ev_rx),
+            closed: link.close_reason,
+            broker_name: welcome.broker_name,
+            profile: None,
+        })
+    }
+
+    /// Connects and authenticates with the saved token, or with the
+    /// username and password of the config.
+    pub async fn connect_logged_in(cfg: &OperatorConfig) -> Result<Client, OperatorError> {
+        let mut c = Client::connect(&cfg.endpoint).await?;
+        if let Some(saved) = token::load(&cfg.data_dir)? {
+            match c.request(Request::Resume { token: saved.token }).await {
+                Ok(ReplyBody::LoggedIn { profile, .. }) => {
+                    c.profile = Some(profile);
+                    return Ok(c);
+                }
+                Err(OperatorError::Broker { code: ErrorCode::NotLoggedIn, .. }) => {}
+                Ok(other) => return Err(OperatorError::Unexpected(format!("{other:?}"))),
+                Err(e) => return Err(e),
+            }
+        }
+        match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) => {
+                c.login(u, p).await?;
+                Ok(c)
+            }
+            _ => Err(OperatorError::NotLoggedIn),
+        }
+    }
+
+    /// Sends a request and waits for its reply; a broker error becomes `Err`.
+    pub async fn request(&self, body: Request) -> Result<ReplyBody, OperatorError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending lock is never poisoned").insert(id, tx);
+        self.tx
+            .send(Frame::Control(Message::Request { id, body }))
+            .await
+            .map_err(|_| OperatorError::Lost(self.closed.get()))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Err(_) => Err(OperatorError::Timeout(REQUEST_TIMEOUT)),
+            Ok(Err(_)) => Err(OperatorError::Lost(self.closed.get())),
+            Ok(Ok(ReplyBody::Error { code, message })) => Err(OperatorError::Broker { code, message }),
+            Ok(Ok(body)) => Ok(body),
+        }
+    }
+
+    /// Logs in; returns the token to save.
+    pub async fn login(&mut self, username: &str, password: &str) -> Result<String, OperatorError> {
+        match self
+            .request(Request::Login { username: username.into(), password: password.into() })
+            .await?
+        {
+            ReplyBody::LoggedIn { token: Some(t), profile } => {
+                self.profile = Some(profile);
+                Ok(t)
+            }
+            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn sessions(&self, all: bool) -> Result<Vec<SessionSummary>, OperatorError> {
+        match self.request(Request::ListSessions { all }).await? {
+            ReplyBody::Sessions { sessions } => Ok(sessions),
+            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn invite(&self, ticket: &str, end_user: &str, ttl_secs: Option<u64>) -> Result<InvitationInfo, OperatorError> {
+        match self
+            .request(Request::CreateInvitation { ticket: ticket.into(), end_user: end_user.into(), ttl_secs })
+            .await?
+        {
+            ReplyBody::Invitation(i) => Ok(i),
+            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn attach(&self, session_id: &str) -> Result<SessionSummary, OperatorError> {
+        match self.request(Request::Attach { session_id: session_id.into() }).await? {
+            ReplyBody::Attached { session } => Ok(session),
+            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    pub async fn detach(&self, session_id: &str) -> Result<(), OperatorError> {
+        self.request(Request::Detach { session_id: session_id.into() }).await.map(|_| ())
+    }
+
+    pub async fn end(&self, session_id: &str, reason: &str) -> Result<(), OperatorError> {
+        self.request(Request::EndSession { session_id: session_id.into(), reason: reason.into() })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn report(&self, session_id: &str) -> Result<(SessionSummary, Vec<ReportEvent>), OperatorError> {
+        match self.request(Request::Report { session_id: session_id.into() }).await? {
+            ReplyBody::Report { session, events } => Ok((session, events)),
+            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Sends a session message on an attached session.
+    pub async fn send(&self, session_id: &str, msg: SessionMessage) -> Result<(), OperatorError> {
+        self.tx
+            .send(Frame::Control(Message::Session { session_id: session_id.into(), msg }))
+            .await
+            .map_err(|_| OperatorError::Lost(self.closed.get()))
+    }
+
+    /// Sends a data frame to the (single) attached session's agent.
+    pub async fn send_data(&self, bytes: Vec<u8>) -> Result<(), OperatorError> {
+        self.tx
+            .send(Frame::Data(bytes))
+            .await
+            .map_err(|_| OperatorError::Lost(self.closed.get()))
+    }
+
+    pub async fn chat(&self, session_id: &str, text: &str) -> Result<(), OperatorError> {
+        self.send(session_id, SessionMessage::Chat { from: lifeline_protocol::Party::Operator, text: text.into() })
+            .await
+    }
+
+    /// The next pushed event; `None` when the connection is gone.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.lock().await.recv().await
+    }
+
+    /// Asks the customer's consent and waits for the answer (the customer's
+    /// own prompt timeout applies on the agent; `wait` bounds this side).
+    pub async fn ask_consent(
+        &self,
+        session_id: &str,
+        plugin: &str,
+        action: &str,
+        detail: &str,
+        wait: Duration,
+    ) -> Result<(ConsentDecision, String), OperatorError> {
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(
+            session_id,
+            SessionMessage::ConsentRequest {
+                request_id,
+                operator: String::new(),
+                plugin: plugin.into(),
+                action: action.into(),
+                detail: detail.into(),
+            },
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.next_event())
+                .await
+                .map_err(|_| OperatorError::Waited(wait, "the customer's consent"))?;
+            match ev {
+                None => return Err(OperatorError::Lost(self.closed.get())),
+                Some(Event::Session { msg: SessionMessage::ConsentAnswer { request_id: r, decision, decided_by, .. }, .. })
+                    if r == request_id =>
+                {
+                    return Ok((decision, decided_by));
+                }
+                Some(Event::Session { msg: SessionMessage::End { reason, .. }, session_id: s }) if s == session_id => {
+                    return Err(OperatorError::Broker { code: ErrorCode::WrongState, message: format!("the session ended: {reason}") });
+                }
+                Some(Event::Error(message)) => {
+                    return Err(OperatorError::Broker { code: ErrorCode::BadMessage, message });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Waits until the session is ready (customer joined), polling the list
+    /// and listening for notices; bounded by `wait`.
+    pub async fn wait_ready(&self, session_id: &str, wait: Duration) -> Result<SessionSummary, OperatorError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let s = self
+                .sessions(false)
+                .await?
+                .into_iter()
+                .find(|s| s.session_id == session_id)
+                .ok_or_else(|| OperatorError::Broker { code: ErrorCode::NoSuchSession, message: format!("no session {session_id:?} of yours") })?;
+            match s.state {
+                SessionState::Waiting | SessionState::Connected => return Ok(s),
+                SessionState::Ended => {
+                    return Err(OperatorError::Broker { code: ErrorCode::WrongState, message: "the session has ended".into() });
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OperatorError::Waited(wait, "the customer to join"));
+            }
+            // A "ready" notice wakes us early; otherwise poll again shortly.
+            let nap = deadline.min(tokio::time::Instant::now() + Duration::from_millis(250));
+            let _ = tokio::time::timeout_at(nap, self.next_event()).await;
+        }
+    }
+}
+
+/// A `mailto:` link that sends the invitation to the customer.
+pub fn mailto(inv: &InvitationInfo, operator: &OperatorProfile) -> String {
+    let subject = format!("Remote support for ticket {}", inv.ticket);
+    let body = format!(
+        "Hello {},\n\nto start the remote-support session for ticket {}, open this link:\n{}\n\n\
+         or run `lifeline agent join {}` and, if asked, give the connection ID {}.\n\
+         The invitation expires at {} (UTC).\n\n{}\n{}",
+        inv.end_user, inv.ticket, inv.short_link, inv.link, inv.connection_id, inv.expires_at, operator.name, operator.title
+    );
+    format!("mailto:?subject={}&body={}", pct(&subject), pct(&body))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn pct(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailto_is_encoded() {
+        let inv = InvitationInfo {
+            session_id: "s".into(),
+            ticket: "T 1&2".into(),
+            end_user: "Mario".into(),
+            connection_id: "123456".into(),
+            link: "https://x/j/abc".into(),
+            short_link: "https://x/s/abc".into(),
+            expires_at: "2026".into(),
+        };
+        let p = OperatorProfile { username: "a".into(), name: "Alice".into(), email: String::new(), title: String::new() };
+        let m = mailto(&inv, &p);
+        assert!(m.starts_with("mailto:?subject=Remote%20support%20for%20ticket%20T%201%262&body="));
+        assert!(!m.contains(' ') && !m.contains('\n'));
+    }
+}

@@ -1,0 +1,221 @@
+//! Command-line definitions (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "lifeline", version, about = "Remote support under the customer's consent")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run broker, agent and operator on loopback and walk one session end to end.
+    Demo {
+        /// Keep the demo's data folder (the report stays either way).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// The organisation's server.
+    #[command(subcommand)]
+    Broker(BrokerCmd),
+    /// The customer's side.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// The technician's client.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// The agent's audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Role configuration file (TOML).
+    #[arg(short, long, env = "LIFELINE_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BrokerCmd {
+    /// Serve agents and operators.
+    Run(ConfigArg),
+    /// Create an operator account (password read from stdin or prompted).
+    AddOperator {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long, default_value = "")]
+        title: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set an operator's password.
+    ResetPassword {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List operator accounts.
+    ListOperators(ConfigArg),
+    /// Print the broker certificate's SHA-256 fingerprint (creating it on first use).
+    Fingerprint(ConfigArg),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Join a session with a 6-digit connection ID or an invitation link.
+    Join {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Connection ID (e.g. 123456) or link (https://…/j/… or https://…/s/…).
+        code_or_link: String,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCmd {
+    /// Log in and save a login token (password from stdin or prompted).
+    Login {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End the saved login.
+    Logout(ConfigArg),
+    /// Show or change the profile (name, e-mail, title).
+    Profile {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Change the password (old and new read from stdin lines or prompted).
+    Passwd {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List my sessions (or all).
+    Sessions {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an invitation: prints the link, short link and connection ID.
+    Invite {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        ticket: String,
+        /// The customer's name.
+        #[arg(long = "name")]
+        end_user: String,
+        /// Lifetime in seconds (default: the broker's).
+        #[arg(long)]
+        ttl: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until the customer has joined (the session is ready).
+    Wait {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Interactive console on a ready session: chat, /ask, /end, /report, /quit.
+    Connect {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+    },
+    /// Send one chat message.
+    Chat {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        message: String,
+    },
+    /// Ask the customer's consent for an action; exit 3 when denied.
+    Ask {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        #[arg(long)]
+        plugin: String,
+        /// The capability, e.g. system.info.
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        detail: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// End a session.
+    End {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Print or save a session report.
+    Report {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCmd {
+    /// Validate any role's configuration file.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check that no entry was edited, removed or reordered.
+    Verify { file: PathBuf },
+}

@@ -1,0 +1,308 @@
+//! The top-level commands.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use lifeline_core::config::{self, AgentConfig, BrokerConfig, OperatorConfig};
+use lifeline_operator::{Client, Event, OperatorError, report, token};
+use lifeline_protocol::{ConsentDecision, OperatorProfile, ReplyBody, Request, SessionMessage};
+
+use crate::cli::{AgentCmd, AuditCmd, BrokerCmd, Command, ConfigCmd, OperatorCmd, ReportFormat};
+use crate::input;
+
+pub async fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Demo { keep } => crate::demo::run(keep).await.map(|_| ExitCode::SUCCESS),
+        Command::Broker(b) => broker(b).await,
+        Command::Agent(a) => agent(a).await,
+        Command::Operator(o) => operator(o).await,
+        Command::Config(ConfigCmd::Check { file }) => {
+            let role = config::check_file(&file)?;
+            println!("{}: valid {role:?} configuration", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCmd::Verify { file }) => {
+            let (n, hash) = lifeline_core::audit::verify(&file)?;
+            println!("{}: {n} entries, chain intact, head {hash}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
+    match cmd {
+        BrokerCmd::Run(c) => {
+            let cfg = BrokerConfig::load(&c.config)?;
+            let b = lifeline_broker::Broker::start(cfg).await?;
+            if b.generated_certificate {
+                println!("Created a self-signed certificate.");
+            }
+            println!("Broker listening on {} (sessions) and https://{} (links)", b.addr, b.https_addr);
+            println!("Certificate fingerprint: {}", b.fingerprint);
+            println!("Put it in agents' and operators' [connection] fingerprint. Ctrl-C stops.");
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            b.shutdown();
+            Ok(ExitCode::SUCCESS)
+        }
+        BrokerCmd::AddOperator { cfg, username, name, email, title, password_stdin } => {
+            let cfg = BrokerConfig::load(&cfg.config)?;
+            let pw = input::password("New operator's password: ", password_stdin)?;
+            let p = OperatorProfile { username: username.clone(), name, email, title };
+            lifeline_broker::add_operator(&cfg, &p, &pw)?;
+            println!("Operator {username} created.");
+            Ok(ExitCode::SUCCESS)
+        }
+        BrokerCmd::ResetPassword { cfg, username, password_stdin } => {
+            let cfg = BrokerConfig::load(&cfg.config)?;
+            let pw = input::password("New password: ", password_stdin)?;
+            lifeline_broker::reset_password(&cfg, &username, &pw)?;
+            println!("Password of {username} changed.");
+            Ok(ExitCode::SUCCESS)
+        }
+        BrokerCmd::ListOperators(c) => {
+            let cfg = BrokerConfig::load(&c.config)?;
+            for p in lifeline_broker::list_operators(&cfg)? {
+                println!("{}\t{}\t{}\t{}", p.username, p.name, p.email, p.title);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BrokerCmd::Fingerprint(c) => {
+            let cfg = BrokerConfig::load(&c.config)?;
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+            let files = cfg.tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            let id = lifeline_core::tls::load_or_create_identity(&cfg.data_dir, files, &cfg.cert_names)?;
+            println!("{}", id.fingerprint);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
+    match cmd {
+        AgentCmd::Join { cfg, code_or_link } => {
+            let cfg = AgentConfig::load(&cfg.config)?;
+            let outcome = lifeline_agent::run(
+                &cfg,
+                &code_or_link,
+                Arc::new(lifeline_agent::TerminalUi),
+                input::stdin_lines(),
+            )
+            .await?;
+            println!("Session {} is over ({}).", outcome.session.session_id, outcome.reason);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn logged_in(cfg: &OperatorConfig) -> Result<Client> {
+    Client::connect_logged_in(cfg).await.map_err(Into::into)
+}
+
+async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
+    match cmd {
+        OperatorCmd::Login { cfg, username, password_stdin } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let username = username
+                .or_else(|| cfg.username.clone())
+                .context("give --username or set [operator] username in the config")?;
+            let pw = match (&cfg.password, password_stdin) {
+                (Some(p), false) => p.clone(),
+                _ => input::password(&format!("Password for {username}: "), password_stdin)?,
+            };
+            let mut c = Client::connect(&cfg.endpoint).await?;
+            let tok = c.login(&username, &pw).await?;
+            token::save(&cfg.data_dir, &username, &tok)?;
+            let p = c.profile.clone().unwrap_or_else(|| unreachable_profile(&username));
+            println!("Logged in to {} as {} ({}).", c.broker_name, p.name, p.username);
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Logout(c) => {
+            let cfg = OperatorConfig::load(&c.config)?;
+            if let Ok(client) = logged_in(&cfg).await {
+                client.request(Request::Logout).await?;
+            }
+            token::remove(&cfg.data_dir);
+            println!("Logged out.");
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Profile { cfg, name, email, title } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            let req = if name.is_none() && email.is_none() && title.is_none() {
+                Request::Profile
+            } else {
+                Request::UpdateProfile { name, email, title }
+            };
+            if let ReplyBody::Profile(p) = c.request(req).await? {
+                println!("Username: {}\nName:     {}\nE-mail:   {}\nTitle:    {}", p.username, p.name, p.email, p.title);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Passwd { cfg, password_stdin } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            let old = input::password("Current password: ", password_stdin)?;
+            let new = input::password("New password: ", password_stdin)?;
+            c.request(Request::ChangePassword { old, new }).await?;
+            println!("Password changed.");
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Sessions { cfg, all, json } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let list = logged_in(&cfg).await?.sessions(all).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<13} {:<10} {:<12} {:<20} {:<20} CREATED", "SESSION", "STATE", "OPERATOR", "TICKET", "CUSTOMER");
+                for s in list {
+                    let state = if s.state == lifeline_protocol::SessionState::Waiting { "ready".to_string() } else { s.state.to_string() };
+                    println!("{:<13} {:<10} {:<12} {:<20} {:<20} {}", s.session_id, state, s.operator, s.ticket, s.end_user, s.created_at);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Invite { cfg, ticket, end_user, ttl, json } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            let inv = c.invite(&ticket, &end_user, ttl).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inv)?);
+            } else {
+                let p = c.profile.clone().unwrap_or_else(|| unreachable_profile("?"));
+                println!("Session:        {}", inv.session_id);
+                println!("Ticket:         {}  ({})", inv.ticket, inv.end_user);
+                println!("Connection ID:  {}", inv.connection_id);
+                println!("Link:           {}", inv.link);
+                println!("Short link:     {}", inv.short_link);
+                println!("Expires:        {}", inv.expires_at);
+                println!("E-mail:         {}", lifeline_operator::mailto(&inv, &p));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Wait { cfg, session, timeout } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let s = logged_in(&cfg).await?.wait_ready(&session, Duration::from_secs(timeout)).await?;
+            println!("Session {} is ready: {} joined from {}.", s.session_id, s.end_user, s.customer_host.unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Connect { cfg, session } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            console(logged_in(&cfg).await?, &session).await
+        }
+        OperatorCmd::Chat { cfg, session, message } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            c.attach(&session).await?;
+            c.chat(&session, &message).await?;
+            // The reply to detach comes after the chat was relayed and recorded.
+            c.detach(&session).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Ask { cfg, session, plugin, action, detail, timeout } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            c.attach(&session).await?;
+            let res = c.ask_consent(&session, &plugin, &action, &detail, Duration::from_secs(timeout)).await;
+            let _ = c.detach(&session).await;
+            let (decision, by) = res?;
+            println!("{} ({by})", decision.as_str());
+            Ok(if decision == ConsentDecision::Deny { ExitCode::from(crate::EXIT_DENIED) } else { ExitCode::SUCCESS })
+        }
+        OperatorCmd::End { cfg, session, reason } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            logged_in(&cfg).await?.end(&session, &reason).await?;
+            println!("Session {session} ended.");
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCmd::Report { cfg, session, format, output } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let (s, events) = logged_in(&cfg).await?.report(&session).await?;
+            let text = match format {
+                ReportFormat::Text => report::to_text(&s, &events),
+                ReportFormat::Json => report::to_json(&s, &events),
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    println!("Report written to {}", path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn unreachable_profile(username: &str) -> OperatorProfile {
+    OperatorProfile { username: username.into(), name: username.into(), email: String::new(), title: String::new() }
+}
+
+/// The interactive session console.
+async fn console(c: Client, session: &str) -> Result<ExitCode> {
+    let s = c.attach(session).await?;
+    println!("Connected to session {} — {} ({}), ticket {}.", s.session_id, s.end_user, s.customer_host.unwrap_or_default(), s.ticket);
+    println!("Type to chat. Commands: /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit");
+    let mut lines = input::stdin_lines();
+    let mut next_ask = 0u64;
+    loop {
+        tokio::select! {
+            ev = c.next_event() => match ev {
+                None => bail!("the connection to the broker was lost"),
+                Some(Event::Session { msg, .. }) => match msg {
+                    SessionMessage::Chat { text, .. } => println!("[customer] {text}"),
+                    SessionMessage::State { detail, .. } => println!("* {detail}"),
+                    SessionMessage::ConsentAnswer { request_id, decision, decided_by, .. } => {
+                        println!("* consent {request_id}: {} ({decided_by})", decision.as_str());
+                    }
+                    SessionMessage::End { by, reason } => {
+                        println!("* session ended by the {by}: {reason}");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    SessionMessage::ConsentRequest { .. } => {}
+                },
+                Some(Event::Error(m)) => println!("! {m}"),
+                Some(Event::Data(_)) => {}
+            },
+            line = lines.recv() => {
+                let Some(line) = line else {
+                    let _ = c.detach(session).await;
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let line = line.trim();
+                if line.is_empty() { continue; }
+                if let Some(rest) = line.strip_prefix('/') {
+                    let (cmd, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+                    match cmd {
+                        "quit" => { c.detach(session).await?; return Ok(ExitCode::SUCCESS); }
+                        "end" => { c.end(session, arg).await?; println!("* session ended"); return Ok(ExitCode::SUCCESS); }
+                        "report" => {
+                            let (s, ev) = c.report(session).await?;
+                            print!("{}", report::to_text(&s, &ev));
+                        }
+                        "ask" => {
+                            let mut parts = arg.splitn(3, ' ');
+                            match (parts.next(), parts.next(), parts.next()) {
+                                (Some(plugin), Some(action), Some(detail)) if !plugin.is_empty() => {
+                                    next_ask += 1;
+                                    c.send(session, SessionMessage::ConsentRequest {
+                                        request_id: next_ask, operator: String::new(),
+                                        plugin: plugin.into(), action: action.into(), detail: detail.into(),
+                                    }).await?;
+                                    println!("* consent {next_ask} asked; waiting for the customer");
+                                }
+                                _ => println!("usage: /ask PLUGIN ACTION DETAIL…"),
+                            }
+                        }
+                        other => println!("unknown command /{other}"),
+                    }
+                } else if let Err(e) = c.chat(session, line).await {
+                    if matches!(e, OperatorError::Lost(_)) { return Err(e.into()); }
+                    println!("! {e}");
+                }
+            }
+        }
+    }
+}

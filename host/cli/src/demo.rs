@@ -1,0 +1,177 @@
+//! `lifeline demo`: a broker, an agent and an operator client in one process
+//! on loopback, walking one real session end to end over TLS.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use lifeline_core::client::Endpoint;
+use lifeline_core::config::{AgentConfig, BrokerConfig};
+use lifeline_core::consent::{Policy, Rule};
+use lifeline_core::tls::Trust;
+use lifeline_operator::{Client, Event, report};
+use lifeline_protocol::{OperatorProfile, Party, SessionMessage};
+use tokio::sync::mpsc;
+
+/// Bound on every wait of the demo.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the demo produced.
+#[derive(Debug)]
+pub struct DemoResult {
+    pub session_id: String,
+    pub report_text: PathBuf,
+    pub report_json: PathBuf,
+    pub audit_log: PathBuf,
+    pub event_kinds: Vec<String>,
+}
+
+/// The customer's screen in the demo: printed, and forwarded to the script.
+struct DemoUi(mpsc::UnboundedSender<String>);
+
+impl lifeline_agent::CustomerUi for DemoUi {
+    fn show(&self, line: &str) {
+        for l in line.lines() {
+            println!("  customer │ {l}");
+        }
+        let _ = self.0.send(line.to_string());
+    }
+}
+
+fn say(who: &str, what: &str) {
+    println!("{who:>9} │ {what}");
+}
+
+pub async fn run(keep: bool) -> Result<DemoResult> {
+    let data = tempfile::Builder::new().prefix("lifeline-demo-").tempdir().context("creating a temporary folder")?;
+    let root = data.path().to_owned();
+    let reports = std::env::temp_dir().join("lifeline-demo-reports");
+    std::fs::create_dir_all(&reports).with_context(|| format!("creating {}", reports.display()))?;
+
+    let cfg = BrokerConfig {
+        name: "Lifeline demo broker".into(),
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        https_listen: "127.0.0.1:0".parse().expect("literal address"),
+        public_url: None,
+        data_dir: root.join("broker"),
+        cert_names: vec!["localhost".into(), "127.0.0.1".into()],
+        tls_files: None,
+        invitation_ttl: Duration::from_secs(600),
+        heartbeat: Duration::from_secs(15),
+    };
+    let password = lifeline_broker::accounts::new_token();
+    let profile = OperatorProfile {
+        username: "demo".into(),
+        name: "Dana Operator".into(),
+        email: "dana@example.com".into(),
+        title: "Support Engineer".into(),
+    };
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    lifeline_broker::add_operator(&cfg, &profile, &password)?;
+    let broker = lifeline_broker::Broker::start(cfg).await?;
+    say("broker", &format!("listening on {} with a self-signed certificate {}", broker.addr, broker.fingerprint));
+
+    let endpoint = Endpoint {
+        address: broker.addr.to_string(),
+        server_name: "localhost".into(),
+        trust: Trust::Pinned(broker.fingerprint),
+        heartbeat: Duration::from_secs(15),
+    };
+    let mut op = Client::connect(&endpoint).await?;
+    op.login(&profile.username, &password).await?;
+    say("operator", &format!("logged in as {} ({})", profile.name, profile.title));
+    let inv = op.invite("DEMO-1001", "Demo Customer", None).await?;
+    say("operator", &format!("invitation for ticket {}: connection ID {}", inv.ticket, inv.connection_id));
+    say("operator", &format!("link {}  short link {}", inv.link, inv.short_link));
+
+    let agent_cfg = AgentConfig {
+        endpoint,
+        data_dir: root.join("agent"),
+        consent_timeout: Duration::from_secs(30),
+        policy: Some(Policy {
+            default: Rule::Ask,
+            rules: [("system.info".to_string(), Rule::Allow)].into(),
+        }),
+    };
+    let audit_log = agent_cfg.data_dir.join(lifeline_agent::AUDIT_FILE);
+    let (ui_tx, mut ui_rx) = mpsc::unbounded_channel();
+    let (input_tx, input_rx) = mpsc::channel(8);
+    let code = inv.connection_id.clone();
+    say("customer", &format!("types the connection ID {code}"));
+    let agent = tokio::spawn(async move {
+        lifeline_agent::run(&agent_cfg, &code, Arc::new(DemoUi(ui_tx)), input_rx).await
+    });
+
+    let sid = inv.session_id.clone();
+    op.wait_ready(&sid, STEP_TIMEOUT).await?;
+    say("operator", "the session is ready; connecting");
+    op.attach(&sid).await?;
+    op.chat(&sid, "Hello, I'm Dana from support. I'll have a look at your printer problem.").await?;
+    wait_for(&mut ui_rx, "[Dana Operator]").await?;
+    input_tx.send("Thank you! It stopped printing this morning.".into()).await?;
+    loop {
+        match tokio::time::timeout(STEP_TIMEOUT, op.next_event()).await.context("waiting for the customer's chat")? {
+            Some(Event::Session { msg: SessionMessage::Chat { from: Party::Customer, text }, .. }) => {
+                say("operator", &format!("[customer] {text}"));
+                break;
+            }
+            Some(_) => {}
+            None => bail!("the operator's connection was lost"),
+        }
+    }
+    say("operator", "asks consent to read system information");
+    let (decision, by) = op
+        .ask_consent(&sid, "sysinfo", "system.info", "Read the operating system, CPU, memory and disk information", STEP_TIMEOUT)
+        .await?;
+    say("operator", &format!("consent: {} (by {by})", decision.as_str()));
+    op.end(&sid, "problem solved").await?;
+    say("operator", "ended the session");
+    let outcome = tokio::time::timeout(STEP_TIMEOUT, agent)
+        .await
+        .context("waiting for the agent to finish")?
+        .context("agent task")??;
+    let (summary, events) = op.report(&sid).await?;
+    let report_text = reports.join(format!("report-{sid}.txt"));
+    let report_json = reports.join(format!("report-{sid}.json"));
+    std::fs::write(&report_text, report::to_text(&summary, &events))?;
+    std::fs::write(&report_json, report::to_json(&summary, &events))?;
+    let (audit_entries, _) = lifeline_core::audit::verify(&audit_log)?;
+
+    println!();
+    println!("Demo finished: session {sid} ended by the {} ({}).", outcome.ended_by, outcome.reason);
+    println!("Report ({} events): {}", events.len(), report_text.display());
+    println!("JSON report:        {}", report_json.display());
+    for e in &events {
+        println!("  {:>2} {:<16} {:<8} {}", e.seq, e.kind, e.actor, e.text);
+    }
+    println!("Agent audit log: {audit_entries} entries, hash chain verified.");
+    let kinds = events.iter().map(|e| e.kind.clone()).collect();
+    broker.shutdown();
+    let audit_log = if keep {
+        let kept = data.keep();
+        println!("Data kept in {}", kept.display());
+        audit_log
+    } else {
+        audit_log
+    };
+    Ok(DemoResult {
+        session_id: sid,
+        report_text,
+        report_json,
+        audit_log,
+        event_kinds: kinds,
+    })
+}
+
+async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(l)) if l.contains(needle) => return Ok(()),
+            Ok(Some(_)) => {}
+            Ok(None) => bail!("the agent stopped before showing {needle:?}"),
+            Err(_) => bail!("timed out waiting for the customer to see {needle:?}"),
+        }
+    }
+}

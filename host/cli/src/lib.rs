@@ -1,0 +1,43 @@
+//! The `lifeline` command line: argument parsing and the top-level commands.
+//! Each role's work lives in its own crate; this crate wires them to the CLI.
+
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod input;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code of `lifeline operator ask` when consent was denied.
+pub const EXIT_DENIED: u8 = 3;
+
+/// Parses arguments, sets up logging and a runtime, runs the command.
+pub fn main_entry() -> ExitCode {
+    let args = cli::Cli::parse();
+    let default_level = match &args.command {
+        cli::Command::Broker(cli::BrokerCmd::Run { .. }) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(args.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
