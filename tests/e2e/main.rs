@@ -1,1 +1,11 @@
-fn main(){}
+//! End-to-end tests: the real broker on 127.0.0.1 port 0, real agents and
+//! operator clients over real TLS — in-process through the libraries, and as
+//! separate processes through the built `lifeline` binary.
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod https;
+mod processes;
+mod sessions;
+mod support;

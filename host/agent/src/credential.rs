@@ -26,12 +26,19 @@ pub fn parse_credential(s: &str) -> Result<JoinCredential, CredentialError> {
     if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(JoinCredential::ConnectionId(digits));
     }
-    if let Some(rest) = t.strip_prefix("https://").or_else(|| t.strip_prefix("http://")) {
+    if let Some(rest) = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+    {
         let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
         let path = path.split(['?', '#']).next().unwrap_or("");
         if let Some(tok) = path.strip_prefix("j/") {
             // Tokens are 43 URL-safe base64 characters.
-            if tok.len() == 43 && tok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if tok.len() == 43
+                && tok
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 return Ok(JoinCredential::LinkToken(tok.to_string()));
             }
             return Err(CredentialError::Truncated("/j/"));
@@ -52,8 +59,14 @@ mod tests {
 
     #[test]
     fn codes_and_links() {
-        assert_eq!(parse_credential(" 123 456 ").unwrap(), JoinCredential::ConnectionId("123456".into()));
-        assert_eq!(parse_credential("012-345").unwrap(), JoinCredential::ConnectionId("012345".into()));
+        assert_eq!(
+            parse_credential(" 123 456 ").unwrap(),
+            JoinCredential::ConnectionId("123456".into())
+        );
+        assert_eq!(
+            parse_credential("012-345").unwrap(),
+            JoinCredential::ConnectionId("012345".into())
+        );
         let tok = "A".repeat(43);
         assert_eq!(
             parse_credential(&format!("https://b:7444/j/{tok}")).unwrap(),
@@ -67,7 +80,13 @@ mod tests {
             parse_credential(&format!("https://b/j/{}", &tok[..20])).unwrap_err(),
             CredentialError::Truncated("/j/")
         );
-        assert!(matches!(parse_credential("12345"), Err(CredentialError::Unrecognised(_))));
-        assert!(matches!(parse_credential("ftp://x/j/abc"), Err(CredentialError::Unrecognised(_))));
+        assert!(matches!(
+            parse_credential("12345"),
+            Err(CredentialError::Unrecognised(_))
+        ));
+        assert!(matches!(
+            parse_credential("ftp://x/j/abc"),
+            Err(CredentialError::Unrecognised(_))
+        ));
     }
 }

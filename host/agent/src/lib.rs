@@ -96,7 +96,9 @@ pub async fn run(
         .map_err(|_| AgentError::ConnectionLost(link.close_reason.get()))?;
     let (session, operator) = loop {
         match link.rx.recv().await {
-            Some(Frame::Control(Message::Joined { session, operator })) => break (session, operator),
+            Some(Frame::Control(Message::Joined { session, operator })) => {
+                break (session, operator);
+            }
             Some(Frame::Control(Message::Error { message, .. })) => {
                 return Err(AgentError::JoinRefused(message));
             }

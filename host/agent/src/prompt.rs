@@ -50,24 +50,36 @@ impl InputPrompter {
 
     async fn ask_inner(&self, req: &ConsentRequest, timeout: Duration) -> Option<ConsentDecision> {
         let deadline = tokio::time::Instant::now() + timeout;
-        self.ui.show(&format!(
-            "\n*** Consent needed ***\n{} asks to use \"{}\" of plugin \"{}\":\n  {}\nAnswer: [o] allow once, [s] allow for this session, [d] deny  (no answer within {} s = deny)",
-            req.operator,
-            req.action,
-            req.plugin,
-            req.detail,
-            timeout.as_secs()
-        ));
+        let mut first = true;
+        let mut again = false;
         loop {
             let (tx, rx) = oneshot::channel();
+            // Ready for the answer before the question is on screen.
             *self.pending.lock().expect("prompt lock is never poisoned") = Some(tx);
+            if std::mem::take(&mut first) {
+                self.ui.show(&format!(
+                    "\n*** Consent needed ***\n{} asks to use \"{}\" of plugin \"{}\":\n  {}\nAnswer: [o] allow once, [s] allow for this session, [d] deny  (no answer within {} s = deny)",
+                    req.operator,
+                    req.action,
+                    req.plugin,
+                    req.detail,
+                    timeout.as_secs()
+                ));
+            }
+            if std::mem::take(&mut again) {
+                self.ui
+                    .show("Please answer o (once), s (session) or d (deny).");
+            }
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(line)) => match parse_answer(&line) {
                     Some(d) => return Some(d),
-                    None => self.ui.show("Please answer o (once), s (session) or d (deny)."),
+                    None => again = true,
                 },
                 Ok(Err(_)) | Err(_) => {
-                    self.pending.lock().expect("prompt lock is never poisoned").take();
+                    self.pending
+                        .lock()
+                        .expect("prompt lock is never poisoned")
+                        .take();
                     self.ui.show("No answer in time: denied.");
                     return None;
                 }

@@ -30,7 +30,13 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     };
     let host: String = host.chars().take(MAX_HOST_CHARS).collect();
     let ended = Arc::new(Notify::new());
-    let joined = shared.join(&credential, peer.ip(), &host, link.tx.clone(), Arc::clone(&ended));
+    let joined = shared.join(
+        &credential,
+        peer.ip(),
+        &host,
+        link.tx.clone(),
+        Arc::clone(&ended),
+    );
     let (session, operator) = match joined {
         Ok(x) => x,
         Err((code, message)) => {
@@ -63,7 +69,12 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                 Party::Broker,
                 &format!("the customer's connection was lost: {reason}"),
             ) {
-                shared.record(&id, "error", Party::Broker, &format!("customer connection lost: {reason}"));
+                shared.record(
+                    &id,
+                    "error",
+                    Party::Broker,
+                    &format!("customer connection lost: {reason}"),
+                );
                 tracing::info!(session = %id, "customer connection lost: {reason}");
             }
             return;
@@ -121,10 +132,19 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             }
         }
         SessionMessage::End { reason, .. } => {
-            shared.record(id, "end", Party::Customer, &format!("ended by the customer: {reason}"));
-            shared
-                .registry
-                .end(&shared.store, id, SessionEvent::Ended, Party::Customer, &reason);
+            shared.record(
+                id,
+                "end",
+                Party::Customer,
+                &format!("ended by the customer: {reason}"),
+            );
+            shared.registry.end(
+                &shared.store,
+                id,
+                SessionEvent::Ended,
+                Party::Customer,
+                &reason,
+            );
             return false;
         }
         other @ (SessionMessage::ConsentRequest { .. } | SessionMessage::State { .. }) => {
@@ -141,7 +161,10 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
 }
 
 async fn send_error(link: &Link, code: ErrorCode, message: String) {
-    let _ = link.tx.send(Frame::Control(Message::Error { code, message })).await;
+    let _ = link
+        .tx
+        .send(Frame::Control(Message::Error { code, message }))
+        .await;
 }
 
 impl Shared {
@@ -154,7 +177,13 @@ impl Shared {
         host: &str,
         agent: tokio::sync::mpsc::Sender<Frame>,
         ended: Arc<Notify>,
-    ) -> Result<(lifeline_protocol::SessionInfo, lifeline_protocol::OperatorProfile), (ErrorCode, String)> {
+    ) -> Result<
+        (
+            lifeline_protocol::SessionInfo,
+            lifeline_protocol::OperatorProfile,
+        ),
+        (ErrorCode, String),
+    > {
         if let Err(l) = self.join_limiter.acquire(source) {
             return Err((
                 ErrorCode::RateLimited,
@@ -166,7 +195,10 @@ impl Shared {
         }
         let internal = |e: crate::store::StoreError| {
             tracing::error!("join: {e}");
-            (ErrorCode::Internal, "the broker could not look up the invitation".to_string())
+            (
+                ErrorCode::Internal,
+                "the broker could not look up the invitation".to_string(),
+            )
         };
         let (row, what) = match credential {
             JoinCredential::ConnectionId(code) => {
@@ -177,16 +209,29 @@ impl Shared {
                         format!("{code:?} is not a connection ID: it has exactly 6 digits"),
                     ));
                 }
-                (self.store.session_by_connection_id(&code).map_err(internal)?, "connection ID")
+                (
+                    self.store
+                        .session_by_connection_id(&code)
+                        .map_err(internal)?,
+                    "connection ID",
+                )
             }
-            JoinCredential::LinkToken(t) => (self.store.session_by_link_token(t).map_err(internal)?, "link"),
-            JoinCredential::ShortCode(c) => (self.store.session_by_short_code(c).map_err(internal)?, "link"),
+            JoinCredential::LinkToken(t) => (
+                self.store.session_by_link_token(t).map_err(internal)?,
+                "link",
+            ),
+            JoinCredential::ShortCode(c) => (
+                self.store.session_by_short_code(c).map_err(internal)?,
+                "link",
+            ),
         };
         let now = lifeline_core::time::now_millis();
         let Some(row) = row else {
             return Err((
                 ErrorCode::InvalidInvitation,
-                format!("this {what} is not valid; check it, or ask your technician for a new invitation"),
+                format!(
+                    "this {what} is not valid; check it, or ask your technician for a new invitation"
+                ),
             ));
         };
         if row.used_at.is_some() || row.state != lifeline_protocol::SessionState::Invited {
@@ -201,7 +246,11 @@ impl Shared {
                 format!("this {what} has expired; ask your technician for a new invitation"),
             ));
         }
-        if !self.store.claim_invitation(&row.id, host, now).map_err(internal)? {
+        if !self
+            .store
+            .claim_invitation(&row.id, host, now)
+            .map_err(internal)?
+        {
             return Err((
                 ErrorCode::InvalidInvitation,
                 format!("this {what} was already used; ask your technician for a new invitation"),
@@ -212,9 +261,22 @@ impl Shared {
             .store
             .operator_by_id(row.operator_id)
             .map_err(internal)?
-            .ok_or_else(|| (ErrorCode::Internal, "the inviting operator no longer exists".to_string()))?;
+            .ok_or_else(|| {
+                (
+                    ErrorCode::Internal,
+                    "the inviting operator no longer exists".to_string(),
+                )
+            })?;
         let notice = format!("{} joined from {host}: the session is ready", row.end_user);
-        self.record(&row.id, "join", Party::Customer, &format!("{} joined by {what} from host {host} ({source})", row.end_user));
+        self.record(
+            &row.id,
+            "join",
+            Party::Customer,
+            &format!(
+                "{} joined by {what} from host {host} ({source})",
+                row.end_user
+            ),
+        );
         self.registry.customer_joined(
             &row.id,
             LiveSession {

@@ -76,7 +76,8 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         esc(title)
     );
     let mut r = (status, Html(html)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut()
         .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     r
@@ -112,11 +113,18 @@ async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> R
         Ok(None) => return invalid_link(),
         Err(e) => {
             tracing::error!("join page: {e}");
-            return page(StatusCode::INTERNAL_SERVER_ERROR, "Error", "<p>Please try again.</p>");
+            return page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Error",
+                "<p>Please try again.</p>",
+            );
         }
     };
     let now = lifeline_core::time::now_millis();
-    if row.used_at.is_some() || row.expires_at < now || row.state != lifeline_protocol::SessionState::Invited {
+    if row.used_at.is_some()
+        || row.expires_at < now
+        || row.state != lifeline_protocol::SessionState::Invited
+    {
         return invalid_link();
     }
     let op = s.store.operator_by_id(row.operator_id).ok().flatten();
@@ -138,7 +146,11 @@ async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> R
              <p>This invitation can be used once and expires at {expires} (UTC).</p>",
             user = esc(&row.end_user),
             name = esc(&name),
-            title = if title.is_empty() { String::new() } else { format!(", {}", esc(&title)) },
+            title = if title.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", esc(&title))
+            },
             broker = esc(&s.name),
             ticket = esc(&row.ticket),
             link = esc(&link),
@@ -152,13 +164,16 @@ async fn short_link(State(s): State<Arc<Shared>>, Path(code): Path<String>) -> R
         return invalid_link();
     }
     match s.store.session_by_short_code(&code) {
-        Ok(Some(row)) if row.used_at.is_none() && row.expires_at >= lifeline_core::time::now_millis() => {
+        Ok(Some(row))
+            if row.used_at.is_none() && row.expires_at >= lifeline_core::time::now_millis() =>
+        {
             let target = format!("{}/j/{}", s.public_url, row.link_token);
             let mut r = StatusCode::SEE_OTHER.into_response();
             if let Ok(v) = HeaderValue::from_str(&target) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         _ => invalid_link(),

@@ -126,6 +126,9 @@ mod tests {
         for _ in 0..20_000 {
             counts[(new_connection_id().as_bytes()[0] - b'0') as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (1_600..2_400).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (1_600..2_400).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

@@ -93,7 +93,10 @@ impl Shared {
         }
         let row = self.store.operator_by_name(username).map_err(|e| {
             tracing::error!("login: {e}");
-            (ErrorCode::Internal, "the broker's database failed".to_string())
+            (
+                ErrorCode::Internal,
+                "the broker's database failed".to_string(),
+            )
         })?;
         let hash = row
             .as_ref()
@@ -128,7 +131,10 @@ impl Shared {
     ) -> Result<InvitationInfo, (ErrorCode, String)> {
         let internal = |e: StoreError| {
             tracing::error!("invitation: {e}");
-            (ErrorCode::Internal, "the broker's database failed".to_string())
+            (
+                ErrorCode::Internal,
+                "the broker's database failed".to_string(),
+            )
         };
         let max = self.cfg.invitation_ttl.as_secs();
         let ttl = match ttl_secs {
@@ -137,7 +143,9 @@ impl Shared {
             Some(t) => {
                 return Err((
                     ErrorCode::Invalid,
-                    format!("an invitation lives between 1 and {max} seconds on this broker, not {t}"),
+                    format!(
+                        "an invitation lives between 1 and {max} seconds on this broker, not {t}"
+                    ),
                 ));
             }
         };
@@ -192,11 +200,19 @@ impl Shared {
 
     /// Marks unused invitations past their expiry as ended.
     pub fn sweep_expired(&self) {
-        match self.store.expired_invitations(lifeline_core::time::now_millis()) {
+        match self
+            .store
+            .expired_invitations(lifeline_core::time::now_millis())
+        {
             Ok(ids) => {
                 for id in ids {
                     if self.store.set_state(&id, SessionState::Ended).is_ok() {
-                        self.record(&id, "expired", Party::Broker, "the invitation expired unused");
+                        self.record(
+                            &id,
+                            "expired",
+                            Party::Broker,
+                            "the invitation expired unused",
+                        );
                     }
                 }
             }
@@ -233,21 +249,41 @@ impl Broker {
         let store = Store::open(&cfg.data_dir)?;
         for id in store.live_sessions()? {
             store.set_state(&id, SessionState::Ended)?;
-            store.record(&id, "end", Party::Broker, "the broker restarted; the session could not continue")?;
+            store.record(
+                &id,
+                "end",
+                Party::Broker,
+                "the broker restarted; the session could not continue",
+            )?;
         }
-        let files = cfg.tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let files = cfg
+            .tls_files
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()));
         let identity = tls::load_or_create_identity(&cfg.data_dir, files, &cfg.cert_names)?;
         let server_cfg = tls::server_config(&identity)?;
         let listener = TcpListener::bind(cfg.listen)
             .await
-            .map_err(|source| BrokerError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| BrokerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
         let https_listener = TcpListener::bind(cfg.https_listen)
             .await
-            .map_err(|source| BrokerError::Bind { addr: cfg.https_listen, source })?;
-        let addr = listener.local_addr().map_err(|source| BrokerError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| BrokerError::Bind {
+                addr: cfg.https_listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
         let https_addr = https_listener
             .local_addr()
-            .map_err(|source| BrokerError::Bind { addr: cfg.https_listen, source })?;
+            .map_err(|source| BrokerError::Bind {
+                addr: cfg.https_listen,
+                source,
+            })?;
         let public_url = cfg
             .public_url
             .clone()
@@ -259,14 +295,24 @@ impl Broker {
             registry: Registry::new(),
             join_limiter: invitations::join_limiter(cfg.invitation_ttl),
             login_limiter: GuessLimiter::new(
-                BucketSpec { capacity: LOGIN_BURST, refill_every: LOGIN_REFILL },
-                BucketSpec { capacity: LOGIN_BURST * 100.0, refill_every: LOGIN_REFILL / 100 },
+                BucketSpec {
+                    capacity: LOGIN_BURST,
+                    refill_every: LOGIN_REFILL,
+                },
+                BucketSpec {
+                    capacity: LOGIN_BURST * 100.0,
+                    refill_every: LOGIN_REFILL / 100,
+                },
             ),
             next_conn: AtomicU64::new(1),
             cfg,
         });
         let acceptor = TlsAcceptor::from(server_cfg);
-        let mut tasks = vec![tokio::spawn(server::serve(listener, acceptor, Arc::clone(&shared)))];
+        let mut tasks = vec![tokio::spawn(server::serve(
+            listener,
+            acceptor,
+            Arc::clone(&shared),
+        ))];
         let mut https_cfg = (*tls::server_config(&identity)?).clone();
         https_cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         tasks.push(tokio::spawn(https::serve(
@@ -308,7 +354,11 @@ impl Drop for Broker {
 }
 
 /// Admin: creates an operator account in the broker's database.
-pub fn add_operator(cfg: &BrokerConfig, profile: &OperatorProfile, password: &str) -> Result<(), BrokerError> {
+pub fn add_operator(
+    cfg: &BrokerConfig,
+    profile: &OperatorProfile,
+    password: &str,
+) -> Result<(), BrokerError> {
     if profile.username.is_empty()
         || !profile
             .username
@@ -321,7 +371,10 @@ pub fn add_operator(cfg: &BrokerConfig, profile: &OperatorProfile, password: &st
         )));
     }
     if !profile.email.is_empty() && !valid_email(&profile.email) {
-        return Err(BrokerError::Admin(format!("{:?} is not an e-mail address", profile.email)));
+        return Err(BrokerError::Admin(format!(
+            "{:?} is not an e-mail address",
+            profile.email
+        )));
     }
     let store = Store::open(&cfg.data_dir)?;
     let hash = accounts::hash_password(password).map_err(|e| BrokerError::Admin(e.to_string()))?;
@@ -330,7 +383,11 @@ pub fn add_operator(cfg: &BrokerConfig, profile: &OperatorProfile, password: &st
 }
 
 /// Admin: sets an operator's password.
-pub fn reset_password(cfg: &BrokerConfig, username: &str, password: &str) -> Result<(), BrokerError> {
+pub fn reset_password(
+    cfg: &BrokerConfig,
+    username: &str,
+    password: &str,
+) -> Result<(), BrokerError> {
     let store = Store::open(&cfg.data_dir)?;
     let row = store
         .operator_by_name(username)?

@@ -53,18 +53,30 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                     Ok(b) => b,
                     Err((code, message)) => ReplyBody::Error { code, message },
                 };
-                if link.tx.send(Frame::Control(Message::Reply { id, body })).await.is_err() {
+                if link
+                    .tx
+                    .send(Frame::Control(Message::Reply { id, body }))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
             Frame::Control(Message::Session { session_id, msg }) => {
                 if let Err((code, message)) = session_msg(&shared, &c, &session_id, msg).await {
-                    let _ = link.tx.send(Frame::Control(Message::Error { code, message })).await;
+                    let _ = link
+                        .tx
+                        .send(Frame::Control(Message::Error { code, message }))
+                        .await;
                 }
             }
             Frame::Data(_) => {
                 let target = (c.attached.len() == 1)
-                    .then(|| c.attached.first().and_then(|id| shared.registry.agent_tx(id)))
+                    .then(|| {
+                        c.attached
+                            .first()
+                            .and_then(|id| shared.registry.agent_tx(id))
+                    })
                     .flatten();
                 match target {
                     Some(tx) => {
@@ -74,7 +86,10 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                         let message = "data frames need exactly one attached session".to_string();
                         let _ = link
                             .tx
-                            .send(Frame::Control(Message::Error { code: ErrorCode::WrongState, message }))
+                            .send(Frame::Control(Message::Error {
+                                code: ErrorCode::WrongState,
+                                message,
+                            }))
                             .await;
                     }
                 }
@@ -83,7 +98,10 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                 let message = format!("unexpected {} from an operator client", kind_of(&other));
                 let _ = link
                     .tx
-                    .send(Frame::Control(Message::Error { code: ErrorCode::BadMessage, message }))
+                    .send(Frame::Control(Message::Error {
+                        code: ErrorCode::BadMessage,
+                        message,
+                    }))
                     .await;
             }
         }
@@ -98,32 +116,60 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
 }
 
 fn leave(shared: &Shared, c: &Conn, id: &str) {
-    let name = c.operator.as_ref().map(|(_, p)| p.name.as_str()).unwrap_or("?");
+    let name = c
+        .operator
+        .as_ref()
+        .map(|(_, p)| p.name.as_str())
+        .unwrap_or("?");
     let notice = format!("{name} left; the session stays open");
     if shared.registry.detach(&shared.store, id, c.id, &notice) {
-        shared.record(id, "disconnect", Party::Operator, &format!("{name} disconnected"));
+        shared.record(
+            id,
+            "disconnect",
+            Party::Operator,
+            &format!("{name} disconnected"),
+        );
     }
 }
 
 fn check_len(what: &str, s: &str, max: usize, required: bool) -> Result<(), Failure> {
     if required && s.trim().is_empty() {
-        return Err(fail(ErrorCode::Invalid, format!("{what} must not be empty")));
+        return Err(fail(
+            ErrorCode::Invalid,
+            format!("{what} must not be empty"),
+        ));
     }
     if s.chars().count() > max {
-        return Err(fail(ErrorCode::Invalid, format!("{what} is longer than {max} characters")));
+        return Err(fail(
+            ErrorCode::Invalid,
+            format!("{what} is longer than {max} characters"),
+        ));
     }
-    if s.chars().any(|ch| ch.is_control() && ch != '\n' && ch != '\t') {
-        return Err(fail(ErrorCode::Invalid, format!("{what} contains control characters")));
+    if s.chars()
+        .any(|ch| ch.is_control() && ch != '\n' && ch != '\t')
+    {
+        return Err(fail(
+            ErrorCode::Invalid,
+            format!("{what} contains control characters"),
+        ));
     }
     Ok(())
 }
 
 fn store_err(e: crate::store::StoreError) -> Failure {
     tracing::error!("store: {e}");
-    fail(ErrorCode::Internal, "the broker's database failed; see the broker log")
+    fail(
+        ErrorCode::Internal,
+        "the broker's database failed; see the broker log",
+    )
 }
 
-async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -> Result<ReplyBody, Failure> {
+async fn handle(
+    shared: &Arc<Shared>,
+    c: &mut Conn,
+    link: &Link,
+    req: Request,
+) -> Result<ReplyBody, Failure> {
     // Requests that need no login.
     match req {
         Request::Login { username, password } => {
@@ -131,10 +177,16 @@ async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -
             let token = accounts::new_token();
             let hash = accounts::token_hash(&token);
             let expires = lifeline_core::time::now_millis() + accounts::LOGIN_TOKEN_TTL_MS;
-            shared.store.add_token(&hash, id, expires).map_err(store_err)?;
+            shared
+                .store
+                .add_token(&hash, id, expires)
+                .map_err(store_err)?;
             set_operator(shared, c, link, id, profile.clone(), hash);
             tracing::info!(operator = %profile.username, peer = %c.peer, "operator logged in");
-            return Ok(ReplyBody::LoggedIn { token: Some(token), profile });
+            return Ok(ReplyBody::LoggedIn {
+                token: Some(token),
+                profile,
+            });
         }
         Request::Resume { token } => {
             let hash = accounts::token_hash(&token);
@@ -142,19 +194,35 @@ async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -
                 .store
                 .token_operator(&hash)
                 .map_err(store_err)?
-                .ok_or_else(|| fail(ErrorCode::NotLoggedIn, "the saved login has expired or was ended; log in again"))?;
+                .ok_or_else(|| {
+                    fail(
+                        ErrorCode::NotLoggedIn,
+                        "the saved login has expired or was ended; log in again",
+                    )
+                })?;
             let row = shared
                 .store
                 .operator_by_id(id)
                 .map_err(store_err)?
-                .ok_or_else(|| fail(ErrorCode::NotLoggedIn, "this operator account no longer exists"))?;
+                .ok_or_else(|| {
+                    fail(
+                        ErrorCode::NotLoggedIn,
+                        "this operator account no longer exists",
+                    )
+                })?;
             set_operator(shared, c, link, id, row.profile.clone(), hash);
-            return Ok(ReplyBody::LoggedIn { token: None, profile: row.profile });
+            return Ok(ReplyBody::LoggedIn {
+                token: None,
+                profile: row.profile,
+            });
         }
         _ => {}
     }
     let Some((op_id, profile)) = c.operator.clone() else {
-        return Err(fail(ErrorCode::NotLoggedIn, "log in first (lifeline operator login)"));
+        return Err(fail(
+            ErrorCode::NotLoggedIn,
+            "log in first (lifeline operator login)",
+        ));
     };
     match req {
         Request::Login { .. } | Request::Resume { .. } => unreachable!("handled above"),
@@ -175,7 +243,10 @@ async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -
                 .await
                 .map_err(|_| fail(ErrorCode::Internal, "password hashing failed"))?
                 .map_err(|e| fail(ErrorCode::Invalid, e.to_string()))?;
-            shared.store.set_password_hash(op_id, &hash).map_err(store_err)?;
+            shared
+                .store
+                .set_password_hash(op_id, &hash)
+                .map_err(store_err)?;
             tracing::info!(operator = %profile.username, "password changed");
             Ok(ReplyBody::Ok)
         }
@@ -189,7 +260,10 @@ async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -
             if let Some(e) = email {
                 check_len("e-mail", &e, MAX_NAME_CHARS, false)?;
                 if !e.is_empty() && !crate::valid_email(&e) {
-                    return Err(fail(ErrorCode::Invalid, format!("{e:?} is not an e-mail address like name@example.com")));
+                    return Err(fail(
+                        ErrorCode::Invalid,
+                        format!("{e:?} is not an e-mail address like name@example.com"),
+                    ));
                 }
                 p.email = e;
             }
@@ -206,29 +280,61 @@ async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -
                 .store
                 .list_sessions(if all { None } else { Some(op_id) })
                 .map_err(store_err)?;
-            Ok(ReplyBody::Sessions { sessions: rows.iter().map(|r| r.summary()).collect() })
+            Ok(ReplyBody::Sessions {
+                sessions: rows.iter().map(|r| r.summary()).collect(),
+            })
         }
-        Request::CreateInvitation { ticket, end_user, ttl_secs } => {
+        Request::CreateInvitation {
+            ticket,
+            end_user,
+            ttl_secs,
+        } => {
             check_len("ticket number", &ticket, MAX_TICKET_CHARS, true)?;
             check_len("end-user name", &end_user, MAX_NAME_CHARS, true)?;
-            let inv = shared.create_invitation(op_id, &profile, ticket.trim(), end_user.trim(), ttl_secs)?;
+            let inv = shared.create_invitation(
+                op_id,
+                &profile,
+                ticket.trim(),
+                end_user.trim(),
+                ttl_secs,
+            )?;
             Ok(ReplyBody::Invitation(inv))
         }
         Request::Attach { session_id } => {
             let row = own_session(shared, op_id, &session_id)?;
             if row.state == SessionState::Invited {
-                return Err(fail(ErrorCode::WrongState, "the customer has not joined yet; the session is not ready"));
+                return Err(fail(
+                    ErrorCode::WrongState,
+                    "the customer has not joined yet; the session is not ready",
+                ));
             }
-            let who = if profile.title.is_empty() { profile.name.clone() } else { format!("{} ({})", profile.name, profile.title) };
+            let who = if profile.title.is_empty() {
+                profile.name.clone()
+            } else {
+                format!("{} ({})", profile.name, profile.title)
+            };
             shared
                 .registry
-                .attach(&shared.store, &session_id, c.id, link.tx.clone(), &format!("{who} is connected"))
+                .attach(
+                    &shared.store,
+                    &session_id,
+                    c.id,
+                    link.tx.clone(),
+                    &format!("{who} is connected"),
+                )
                 .map_err(|e| fail(ErrorCode::WrongState, e))?;
             if c.attached.insert(session_id.clone()) {
-                shared.record(&session_id, "connect", Party::Operator, &format!("{who} connected"));
+                shared.record(
+                    &session_id,
+                    "connect",
+                    Party::Operator,
+                    &format!("{who} connected"),
+                );
             }
             let row = own_session(shared, op_id, &session_id)?;
-            Ok(ReplyBody::Attached { session: row.summary() })
+            Ok(ReplyBody::Attached {
+                session: row.summary(),
+            })
         }
         Request::Detach { session_id } => {
             if c.attached.remove(&session_id) {
@@ -239,29 +345,59 @@ async fn handle(shared: &Arc<Shared>, c: &mut Conn, link: &Link, req: Request) -
         Request::EndSession { session_id, reason } => {
             check_len("reason", &reason, MAX_TEXT_CHARS, false)?;
             let row = own_session(shared, op_id, &session_id)?;
-            let reason = if reason.trim().is_empty() { "ended by the operator".to_string() } else { reason };
+            let reason = if reason.trim().is_empty() {
+                "ended by the operator".to_string()
+            } else {
+                reason
+            };
             match row.state {
-                SessionState::Ended => return Err(fail(ErrorCode::WrongState, "the session has already ended")),
+                SessionState::Ended => {
+                    return Err(fail(ErrorCode::WrongState, "the session has already ended"));
+                }
                 SessionState::Invited => {
-                    shared.store.set_state(&session_id, SessionState::Ended).map_err(store_err)?;
+                    shared
+                        .store
+                        .set_state(&session_id, SessionState::Ended)
+                        .map_err(store_err)?;
                 }
                 _ => {
-                    shared.registry.end(&shared.store, &session_id, SessionEvent::Ended, Party::Operator, &reason);
+                    shared.registry.end(
+                        &shared.store,
+                        &session_id,
+                        SessionEvent::Ended,
+                        Party::Operator,
+                        &reason,
+                    );
                 }
             }
-            shared.record(&session_id, "end", Party::Operator, &format!("ended by {}: {reason}", profile.name));
+            shared.record(
+                &session_id,
+                "end",
+                Party::Operator,
+                &format!("ended by {}: {reason}", profile.name),
+            );
             c.attached.remove(&session_id);
             Ok(ReplyBody::Ok)
         }
         Request::Report { session_id } => {
             let row = own_session(shared, op_id, &session_id)?;
             let events = shared.store.events(&session_id).map_err(store_err)?;
-            Ok(ReplyBody::Report { session: row.summary(), events })
+            Ok(ReplyBody::Report {
+                session: row.summary(),
+                events,
+            })
         }
     }
 }
 
-fn set_operator(shared: &Shared, c: &mut Conn, link: &Link, id: i64, p: OperatorProfile, token_hash: String) {
+fn set_operator(
+    shared: &Shared,
+    c: &mut Conn,
+    link: &Link,
+    id: i64,
+    p: OperatorProfile,
+    token_hash: String,
+) {
     if let Some((old, _)) = c.operator.take() {
         shared.registry.operator_offline(old, c.id);
     }
@@ -273,40 +409,77 @@ fn set_operator(shared: &Shared, c: &mut Conn, link: &Link, id: i64, p: Operator
 fn own_session(shared: &Shared, op_id: i64, id: &str) -> Result<crate::store::SessionRow, Failure> {
     match shared.store.session(id).map_err(store_err)? {
         Some(r) if r.operator_id == op_id => Ok(r),
-        _ => Err(fail(ErrorCode::NoSuchSession, format!("no session {id:?} of yours"))),
+        _ => Err(fail(
+            ErrorCode::NoSuchSession,
+            format!("no session {id:?} of yours"),
+        )),
     }
 }
 
 /// Records and relays one session message from the operator.
-async fn session_msg(shared: &Shared, c: &Conn, id: &str, msg: SessionMessage) -> Result<(), Failure> {
+async fn session_msg(
+    shared: &Shared,
+    c: &Conn,
+    id: &str,
+    msg: SessionMessage,
+) -> Result<(), Failure> {
     let Some((_, profile)) = &c.operator else {
         return Err(fail(ErrorCode::NotLoggedIn, "log in first"));
     };
     if !c.attached.contains(id) || !shared.registry.is_attached(id, c.id) {
-        return Err(fail(ErrorCode::WrongState, format!("not connected to session {id}; connect first")));
+        return Err(fail(
+            ErrorCode::WrongState,
+            format!("not connected to session {id}; connect first"),
+        ));
     }
     let msg = match msg {
         SessionMessage::Chat { text, .. } => {
             check_len("chat message", &text, MAX_TEXT_CHARS, true)?;
             shared.record(id, "chat", Party::Operator, &text);
-            SessionMessage::Chat { from: Party::Operator, text }
+            SessionMessage::Chat {
+                from: Party::Operator,
+                text,
+            }
         }
-        SessionMessage::ConsentRequest { request_id, plugin, action, detail, .. } => {
+        SessionMessage::ConsentRequest {
+            request_id,
+            plugin,
+            action,
+            detail,
+            ..
+        } => {
             check_len("detail", &detail, MAX_TEXT_CHARS, false)?;
             check_len("plugin", &plugin, MAX_NAME_CHARS, true)?;
             if !lifeline_core::consent::is_capability_name(&action) {
-                return Err(fail(ErrorCode::Invalid, format!("{action:?} is not a capability name like \"system.info\"")));
+                return Err(fail(
+                    ErrorCode::Invalid,
+                    format!("{action:?} is not a capability name like \"system.info\""),
+                ));
             }
             shared.record(
                 id,
                 "consent_request",
                 Party::Operator,
-                &format!("request {request_id}: {} asks to use {action} of plugin {plugin}: {detail}", profile.name),
+                &format!(
+                    "request {request_id}: {} asks to use {action} of plugin {plugin}: {detail}",
+                    profile.name
+                ),
             );
-            SessionMessage::ConsentRequest { request_id, operator: profile.name.clone(), plugin, action, detail }
+            SessionMessage::ConsentRequest {
+                request_id,
+                operator: profile.name.clone(),
+                plugin,
+                action,
+                detail,
+            }
         }
-        SessionMessage::End { .. } | SessionMessage::ConsentAnswer { .. } | SessionMessage::State { .. } => {
-            return Err(fail(ErrorCode::BadMessage, "operators end sessions with the end request"));
+        SessionMessage::End { .. }
+        | SessionMessage::ConsentAnswer { .. }
+        | SessionMessage::State { .. } => {
+            return Err(fail(
+                ErrorCode::BadMessage,
+                "operators end sessions with the end request",
+            ));
         }
     };
     if let Some(tx) = shared.registry.agent_tx(id) {

@@ -40,7 +40,8 @@ impl Bucket {
     }
 
     fn refill(&mut self, spec: &BucketSpec, now: Instant) {
-        let earned = now.duration_since(self.updated).as_secs_f64() / spec.refill_every.as_secs_f64();
+        let earned =
+            now.duration_since(self.updated).as_secs_f64() / spec.refill_every.as_secs_f64();
         self.tokens = (self.tokens + earned).min(spec.capacity);
         self.updated = now;
     }

@@ -129,9 +129,9 @@ impl Registry {
         notice: &str,
     ) -> Result<(), String> {
         let mut live = self.live();
-        let s = live
-            .get_mut(id)
-            .ok_or_else(|| "the customer is not in this session (not joined yet, or it ended)".to_string())?;
+        let s = live.get_mut(id).ok_or_else(|| {
+            "the customer is not in this session (not joined yet, or it ended)".to_string()
+        })?;
         Self::apply(store, id, s, SessionEvent::OperatorAttached).map_err(|e| e.to_string())?;
         if !s.operators.iter().any(|(c, _)| *c == conn) {
             s.operators.push((conn, tx));
@@ -177,7 +177,14 @@ impl Registry {
 
     /// Ends a live session: persists, tells both sides, releases the agent.
     /// Returns false when it was not live.
-    pub fn end(&self, store: &Store, id: &str, event: SessionEvent, by: Party, reason: &str) -> bool {
+    pub fn end(
+        &self,
+        store: &Store,
+        id: &str,
+        event: SessionEvent,
+        by: Party,
+        reason: &str,
+    ) -> bool {
         let Some(mut s) = self.live().remove(id) else {
             return false;
         };

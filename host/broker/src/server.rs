@@ -122,7 +122,10 @@ pub fn kind_of(f: &Frame) -> String {
         Frame::Data(d) => format!("{} data bytes", d.len()),
         Frame::Control(m) => {
             let v = serde_json::to_value(m).unwrap_or_default();
-            format!("{} message", v.get("type").and_then(|t| t.as_str()).unwrap_or("?"))
+            format!(
+                "{} message",
+                v.get("type").and_then(|t| t.as_str()).unwrap_or("?")
+            )
         }
     }
 }

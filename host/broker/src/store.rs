@@ -68,8 +68,13 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("database {path} has schema version {found}, this broker knows version {SCHEMA_VERSION}")]
-    Schema { path: std::path::PathBuf, found: i64 },
+    #[error(
+        "database {path} has schema version {found}, this broker knows version {SCHEMA_VERSION}"
+    )]
+    Schema {
+        path: std::path::PathBuf,
+        found: i64,
+    },
     #[error("an operator named {0:?} already exists")]
     DuplicateOperator(String),
 }
@@ -188,7 +193,10 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Schema { path, found: version });
+            return Err(StoreError::Schema {
+                path,
+                found: version,
+            });
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -198,7 +206,9 @@ impl Store {
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().expect("store lock is never poisoned: no panics while held")
+        self.conn
+            .lock()
+            .expect("store lock is never poisoned: no panics while held")
     }
 
     // ------------------------------------------------------------ operators
@@ -220,7 +230,11 @@ impl Store {
         }
     }
 
-    fn operator_where(&self, clause: &str, arg: &dyn rusqlite::ToSql) -> Result<Option<OperatorRow>, StoreError> {
+    fn operator_where(
+        &self,
+        clause: &str,
+        arg: &dyn rusqlite::ToSql,
+    ) -> Result<Option<OperatorRow>, StoreError> {
         let db = self.db();
         let sql = format!(
             "SELECT id, password_hash, username, name, email, title FROM operators WHERE {clause}"
@@ -251,7 +265,8 @@ impl Store {
 
     pub fn list_operators(&self) -> Result<Vec<OperatorProfile>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare("SELECT username, name, email, title FROM operators ORDER BY username")?;
+        let mut st =
+            db.prepare("SELECT username, name, email, title FROM operators ORDER BY username")?;
         let rows = st.query_map([], |r| {
             Ok(OperatorProfile {
                 username: r.get(0)?,
@@ -281,7 +296,12 @@ impl Store {
 
     // ------------------------------------------------------------ login tokens
 
-    pub fn add_token(&self, token_hash: &str, operator_id: i64, expires_at: i64) -> Result<(), StoreError> {
+    pub fn add_token(
+        &self,
+        token_hash: &str,
+        operator_id: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         let db = self.db();
         db.execute(
             "DELETE FROM login_tokens WHERE expires_at < ?1",
@@ -307,8 +327,10 @@ impl Store {
     }
 
     pub fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
-        self.db()
-            .execute("DELETE FROM login_tokens WHERE token_hash = ?1", [token_hash])?;
+        self.db().execute(
+            "DELETE FROM login_tokens WHERE token_hash = ?1",
+            [token_hash],
+        )?;
         Ok(())
     }
 
@@ -333,7 +355,11 @@ impl Store {
         Ok(())
     }
 
-    fn session_where(&self, clause: &str, arg: &dyn rusqlite::ToSql) -> Result<Option<SessionRow>, StoreError> {
+    fn session_where(
+        &self,
+        clause: &str,
+        arg: &dyn rusqlite::ToSql,
+    ) -> Result<Option<SessionRow>, StoreError> {
         let sql = format!(
             "SELECT {SESSION_COLS} FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE {clause} \
              ORDER BY (s.state = 'invited') DESC, s.created_at DESC LIMIT 1"
@@ -393,7 +419,8 @@ impl Store {
     /// Invitations past their expiry that nobody used.
     pub fn expired_invitations(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare("SELECT id FROM sessions WHERE state = 'invited' AND expires_at < ?1")?;
+        let mut st =
+            db.prepare("SELECT id FROM sessions WHERE state = 'invited' AND expires_at < ?1")?;
         let ids = st.query_map([now], |r| r.get(0))?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
@@ -401,7 +428,8 @@ impl Store {
     /// Sessions left live by a broker that stopped: they cannot resume.
     pub fn live_sessions(&self) -> Result<Vec<String>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare("SELECT id FROM sessions WHERE state NOT IN ('invited', 'ended')")?;
+        let mut st =
+            db.prepare("SELECT id FROM sessions WHERE state NOT IN ('invited', 'ended')")?;
         let ids = st.query_map([], |r| r.get(0))?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
@@ -421,7 +449,13 @@ impl Store {
     // ------------------------------------------------------------ report events
 
     /// Appends an event to a session's report; returns its sequence number.
-    pub fn record(&self, session: &str, kind: &str, actor: Party, text: &str) -> Result<u64, StoreError> {
+    pub fn record(
+        &self,
+        session: &str,
+        kind: &str,
+        actor: Party,
+        text: &str,
+    ) -> Result<u64, StoreError> {
         let db = self.db();
         let seq: i64 = db.query_row(
             "INSERT INTO session_events (session_id, seq, at, kind, actor, text) \
@@ -472,7 +506,10 @@ mod tests {
         let id = {
             let s = Store::open(dir.path()).unwrap();
             let id = s.add_operator("h", &profile("alice")).unwrap();
-            assert!(matches!(s.add_operator("h", &profile("alice")), Err(StoreError::DuplicateOperator(_))));
+            assert!(matches!(
+                s.add_operator("h", &profile("alice")),
+                Err(StoreError::DuplicateOperator(_))
+            ));
             s.insert_session(&NewSession {
                 id: "s1",
                 operator_id: id,
@@ -484,8 +521,15 @@ mod tests {
                 expires_at: i64::MAX,
             })
             .unwrap();
-            assert_eq!(s.record("s1", "invitation", Party::Operator, "created").unwrap(), 1);
-            assert_eq!(s.record("s1", "join", Party::Customer, "joined").unwrap(), 2);
+            assert_eq!(
+                s.record("s1", "invitation", Party::Operator, "created")
+                    .unwrap(),
+                1
+            );
+            assert_eq!(
+                s.record("s1", "join", Party::Customer, "joined").unwrap(),
+                2
+            );
             assert!(s.claim_invitation("s1", "pc", 1).unwrap());
             assert!(!s.claim_invitation("s1", "pc", 2).unwrap());
             id

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "lifeline", version, about = "Remote support under the customer's consent")]
+#[command(
+    name = "lifeline",
+    version,
+    about = "Remote support under the customer's consent"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

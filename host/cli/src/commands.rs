@@ -39,22 +39,43 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
             if b.generated_certificate {
                 println!("Created a self-signed certificate.");
             }
-            println!("Broker listening on {} (sessions) and https://{} (links)", b.addr, b.https_addr);
+            println!(
+                "Broker listening on {} (sessions) and https://{} (links)",
+                b.addr, b.https_addr
+            );
             println!("Certificate fingerprint: {}", b.fingerprint);
             println!("Put it in agents' and operators' [connection] fingerprint. Ctrl-C stops.");
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
             b.shutdown();
             Ok(ExitCode::SUCCESS)
         }
-        BrokerCmd::AddOperator { cfg, username, name, email, title, password_stdin } => {
+        BrokerCmd::AddOperator {
+            cfg,
+            username,
+            name,
+            email,
+            title,
+            password_stdin,
+        } => {
             let cfg = BrokerConfig::load(&cfg.config)?;
             let pw = input::password("New operator's password: ", password_stdin)?;
-            let p = OperatorProfile { username: username.clone(), name, email, title };
+            let p = OperatorProfile {
+                username: username.clone(),
+                name,
+                email,
+                title,
+            };
             lifeline_broker::add_operator(&cfg, &p, &pw)?;
             println!("Operator {username} created.");
             Ok(ExitCode::SUCCESS)
         }
-        BrokerCmd::ResetPassword { cfg, username, password_stdin } => {
+        BrokerCmd::ResetPassword {
+            cfg,
+            username,
+            password_stdin,
+        } => {
             let cfg = BrokerConfig::load(&cfg.config)?;
             let pw = input::password("New password: ", password_stdin)?;
             lifeline_broker::reset_password(&cfg, &username, &pw)?;
@@ -72,8 +93,12 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
             let cfg = BrokerConfig::load(&c.config)?;
             std::fs::create_dir_all(&cfg.data_dir)
                 .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-            let files = cfg.tls_files.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-            let id = lifeline_core::tls::load_or_create_identity(&cfg.data_dir, files, &cfg.cert_names)?;
+            let files = cfg
+                .tls_files
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path()));
+            let id =
+                lifeline_core::tls::load_or_create_identity(&cfg.data_dir, files, &cfg.cert_names)?;
             println!("{}", id.fingerprint);
             Ok(ExitCode::SUCCESS)
         }
@@ -91,7 +116,10 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
                 input::stdin_lines(),
             )
             .await?;
-            println!("Session {} is over ({}).", outcome.session.session_id, outcome.reason);
+            println!(
+                "Session {} is over ({}).",
+                outcome.session.session_id, outcome.reason
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -103,7 +131,11 @@ async fn logged_in(cfg: &OperatorConfig) -> Result<Client> {
 
 async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
     match cmd {
-        OperatorCmd::Login { cfg, username, password_stdin } => {
+        OperatorCmd::Login {
+            cfg,
+            username,
+            password_stdin,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let username = username
                 .or_else(|| cfg.username.clone())
@@ -115,8 +147,14 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             let mut c = Client::connect(&cfg.endpoint).await?;
             let tok = c.login(&username, &pw).await?;
             token::save(&cfg.data_dir, &username, &tok)?;
-            let p = c.profile.clone().unwrap_or_else(|| unreachable_profile(&username));
-            println!("Logged in to {} as {} ({}).", c.broker_name, p.name, p.username);
+            let p = c
+                .profile
+                .clone()
+                .unwrap_or_else(|| unreachable_profile(&username));
+            println!(
+                "Logged in to {} as {} ({}).",
+                c.broker_name, p.name, p.username
+            );
             Ok(ExitCode::SUCCESS)
         }
         OperatorCmd::Logout(c) => {
@@ -128,7 +166,12 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             println!("Logged out.");
             Ok(ExitCode::SUCCESS)
         }
-        OperatorCmd::Profile { cfg, name, email, title } => {
+        OperatorCmd::Profile {
+            cfg,
+            name,
+            email,
+            title,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
             let req = if name.is_none() && email.is_none() && title.is_none() {
@@ -137,11 +180,17 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
                 Request::UpdateProfile { name, email, title }
             };
             if let ReplyBody::Profile(p) = c.request(req).await? {
-                println!("Username: {}\nName:     {}\nE-mail:   {}\nTitle:    {}", p.username, p.name, p.email, p.title);
+                println!(
+                    "Username: {}\nName:     {}\nE-mail:   {}\nTitle:    {}",
+                    p.username, p.name, p.email, p.title
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        OperatorCmd::Passwd { cfg, password_stdin } => {
+        OperatorCmd::Passwd {
+            cfg,
+            password_stdin,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
             let old = input::password("Current password: ", password_stdin)?;
@@ -156,22 +205,41 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<13} {:<10} {:<12} {:<20} {:<20} CREATED", "SESSION", "STATE", "OPERATOR", "TICKET", "CUSTOMER");
+                println!(
+                    "{:<13} {:<10} {:<12} {:<20} {:<20} CREATED",
+                    "SESSION", "STATE", "OPERATOR", "TICKET", "CUSTOMER"
+                );
                 for s in list {
-                    let state = if s.state == lifeline_protocol::SessionState::Waiting { "ready".to_string() } else { s.state.to_string() };
-                    println!("{:<13} {:<10} {:<12} {:<20} {:<20} {}", s.session_id, state, s.operator, s.ticket, s.end_user, s.created_at);
+                    let state = if s.state == lifeline_protocol::SessionState::Waiting {
+                        "ready".to_string()
+                    } else {
+                        s.state.to_string()
+                    };
+                    println!(
+                        "{:<13} {:<10} {:<12} {:<20} {:<20} {}",
+                        s.session_id, state, s.operator, s.ticket, s.end_user, s.created_at
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        OperatorCmd::Invite { cfg, ticket, end_user, ttl, json } => {
+        OperatorCmd::Invite {
+            cfg,
+            ticket,
+            end_user,
+            ttl,
+            json,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
             let inv = c.invite(&ticket, &end_user, ttl).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&inv)?);
             } else {
-                let p = c.profile.clone().unwrap_or_else(|| unreachable_profile("?"));
+                let p = c
+                    .profile
+                    .clone()
+                    .unwrap_or_else(|| unreachable_profile("?"));
                 println!("Session:        {}", inv.session_id);
                 println!("Ticket:         {}  ({})", inv.ticket, inv.end_user);
                 println!("Connection ID:  {}", inv.connection_id);
@@ -182,17 +250,33 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        OperatorCmd::Wait { cfg, session, timeout } => {
+        OperatorCmd::Wait {
+            cfg,
+            session,
+            timeout,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
-            let s = logged_in(&cfg).await?.wait_ready(&session, Duration::from_secs(timeout)).await?;
-            println!("Session {} is ready: {} joined from {}.", s.session_id, s.end_user, s.customer_host.unwrap_or_default());
+            let s = logged_in(&cfg)
+                .await?
+                .wait_ready(&session, Duration::from_secs(timeout))
+                .await?;
+            println!(
+                "Session {} is ready: {} joined from {}.",
+                s.session_id,
+                s.end_user,
+                s.customer_host.unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         OperatorCmd::Connect { cfg, session } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             console(logged_in(&cfg).await?, &session).await
         }
-        OperatorCmd::Chat { cfg, session, message } => {
+        OperatorCmd::Chat {
+            cfg,
+            session,
+            message,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
             c.attach(&session).await?;
@@ -201,23 +285,51 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             c.detach(&session).await?;
             Ok(ExitCode::SUCCESS)
         }
-        OperatorCmd::Ask { cfg, session, plugin, action, detail, timeout } => {
+        OperatorCmd::Ask {
+            cfg,
+            session,
+            plugin,
+            action,
+            detail,
+            timeout,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
             c.attach(&session).await?;
-            let res = c.ask_consent(&session, &plugin, &action, &detail, Duration::from_secs(timeout)).await;
+            let res = c
+                .ask_consent(
+                    &session,
+                    &plugin,
+                    &action,
+                    &detail,
+                    Duration::from_secs(timeout),
+                )
+                .await;
             let _ = c.detach(&session).await;
             let (decision, by) = res?;
             println!("{} ({by})", decision.as_str());
-            Ok(if decision == ConsentDecision::Deny { ExitCode::from(crate::EXIT_DENIED) } else { ExitCode::SUCCESS })
+            Ok(if decision == ConsentDecision::Deny {
+                ExitCode::from(crate::EXIT_DENIED)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        OperatorCmd::End { cfg, session, reason } => {
+        OperatorCmd::End {
+            cfg,
+            session,
+            reason,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             logged_in(&cfg).await?.end(&session, &reason).await?;
             println!("Session {session} ended.");
             Ok(ExitCode::SUCCESS)
         }
-        OperatorCmd::Report { cfg, session, format, output } => {
+        OperatorCmd::Report {
+            cfg,
+            session,
+            format,
+            output,
+        } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let (s, events) = logged_in(&cfg).await?.report(&session).await?;
             let text = match format {
@@ -226,7 +338,8 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             };
             match output {
                 Some(path) => {
-                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
                     println!("Report written to {}", path.display());
                 }
                 None => print!("{text}"),
@@ -237,13 +350,24 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
 }
 
 fn unreachable_profile(username: &str) -> OperatorProfile {
-    OperatorProfile { username: username.into(), name: username.into(), email: String::new(), title: String::new() }
+    OperatorProfile {
+        username: username.into(),
+        name: username.into(),
+        email: String::new(),
+        title: String::new(),
+    }
 }
 
 /// The interactive session console.
 async fn console(c: Client, session: &str) -> Result<ExitCode> {
     let s = c.attach(session).await?;
-    println!("Connected to session {} — {} ({}), ticket {}.", s.session_id, s.end_user, s.customer_host.unwrap_or_default(), s.ticket);
+    println!(
+        "Connected to session {} — {} ({}), ticket {}.",
+        s.session_id,
+        s.end_user,
+        s.customer_host.unwrap_or_default(),
+        s.ticket
+    );
     println!("Type to chat. Commands: /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit");
     let mut lines = input::stdin_lines();
     let mut next_ask = 0u64;

@@ -44,7 +44,10 @@ fn say(who: &str, what: &str) {
 }
 
 pub async fn run(keep: bool) -> Result<DemoResult> {
-    let data = tempfile::Builder::new().prefix("lifeline-demo-").tempdir().context("creating a temporary folder")?;
+    let data = tempfile::Builder::new()
+        .prefix("lifeline-demo-")
+        .tempdir()
+        .context("creating a temporary folder")?;
     let root = data.path().to_owned();
     let reports = std::env::temp_dir().join("lifeline-demo-reports");
     std::fs::create_dir_all(&reports).with_context(|| format!("creating {}", reports.display()))?;
@@ -70,7 +73,13 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     lifeline_broker::add_operator(&cfg, &profile, &password)?;
     let broker = lifeline_broker::Broker::start(cfg).await?;
-    say("broker", &format!("listening on {} with a self-signed certificate {}", broker.addr, broker.fingerprint));
+    say(
+        "broker",
+        &format!(
+            "listening on {} with a self-signed certificate {}",
+            broker.addr, broker.fingerprint
+        ),
+    );
 
     let endpoint = Endpoint {
         address: broker.addr.to_string(),
@@ -80,10 +89,22 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     };
     let mut op = Client::connect(&endpoint).await?;
     op.login(&profile.username, &password).await?;
-    say("operator", &format!("logged in as {} ({})", profile.name, profile.title));
+    say(
+        "operator",
+        &format!("logged in as {} ({})", profile.name, profile.title),
+    );
     let inv = op.invite("DEMO-1001", "Demo Customer", None).await?;
-    say("operator", &format!("invitation for ticket {}: connection ID {}", inv.ticket, inv.connection_id));
-    say("operator", &format!("link {}  short link {}", inv.link, inv.short_link));
+    say(
+        "operator",
+        &format!(
+            "invitation for ticket {}: connection ID {}",
+            inv.ticket, inv.connection_id
+        ),
+    );
+    say(
+        "operator",
+        &format!("link {}  short link {}", inv.link, inv.short_link),
+    );
 
     let agent_cfg = AgentConfig {
         endpoint,
@@ -107,12 +128,28 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     op.wait_ready(&sid, STEP_TIMEOUT).await?;
     say("operator", "the session is ready; connecting");
     op.attach(&sid).await?;
-    op.chat(&sid, "Hello, I'm Dana from support. I'll have a look at your printer problem.").await?;
+    op.chat(
+        &sid,
+        "Hello, I'm Dana from support. I'll have a look at your printer problem.",
+    )
+    .await?;
     wait_for(&mut ui_rx, "[Dana Operator]").await?;
-    input_tx.send("Thank you! It stopped printing this morning.".into()).await?;
+    input_tx
+        .send("Thank you! It stopped printing this morning.".into())
+        .await?;
     loop {
-        match tokio::time::timeout(STEP_TIMEOUT, op.next_event()).await.context("waiting for the customer's chat")? {
-            Some(Event::Session { msg: SessionMessage::Chat { from: Party::Customer, text }, .. }) => {
+        match tokio::time::timeout(STEP_TIMEOUT, op.next_event())
+            .await
+            .context("waiting for the customer's chat")?
+        {
+            Some(Event::Session {
+                msg:
+                    SessionMessage::Chat {
+                        from: Party::Customer,
+                        text,
+                    },
+                ..
+            }) => {
                 say("operator", &format!("[customer] {text}"));
                 break;
             }
@@ -122,9 +159,18 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     }
     say("operator", "asks consent to read system information");
     let (decision, by) = op
-        .ask_consent(&sid, "sysinfo", "system.info", "Read the operating system, CPU, memory and disk information", STEP_TIMEOUT)
+        .ask_consent(
+            &sid,
+            "sysinfo",
+            "system.info",
+            "Read the operating system, CPU, memory and disk information",
+            STEP_TIMEOUT,
+        )
         .await?;
-    say("operator", &format!("consent: {} (by {by})", decision.as_str()));
+    say(
+        "operator",
+        &format!("consent: {} (by {by})", decision.as_str()),
+    );
     op.end(&sid, "problem solved").await?;
     say("operator", "ended the session");
     let outcome = tokio::time::timeout(STEP_TIMEOUT, agent)
@@ -139,8 +185,15 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     let (audit_entries, _) = lifeline_core::audit::verify(&audit_log)?;
 
     println!();
-    println!("Demo finished: session {sid} ended by the {} ({}).", outcome.ended_by, outcome.reason);
-    println!("Report ({} events): {}", events.len(), report_text.display());
+    println!(
+        "Demo finished: session {sid} ended by the {} ({}).",
+        outcome.ended_by, outcome.reason
+    );
+    println!(
+        "Report ({} events): {}",
+        events.len(),
+        report_text.display()
+    );
     println!("JSON report:        {}", report_json.display());
     for e in &events {
         println!("  {:>2} {:<16} {:<8} {}", e.seq, e.kind, e.actor, e.text);

@@ -9,10 +9,13 @@ use tokio::sync::mpsc;
 pub fn password(prompt: &str, from_stdin: bool) -> Result<String> {
     let pw = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
-        rpassword::prompt_password(prompt).context("reading the password (use --password-stdin when not on a terminal)")?
+        rpassword::prompt_password(prompt)
+            .context("reading the password (use --password-stdin when not on a terminal)")?
     };
     if pw.is_empty() {
         bail!("empty password");

@@ -33,7 +33,10 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::run(args.command)) {
+    let result = rt.block_on(commands::run(args.command));
+    // A blocking read of the terminal may still be pending: do not wait for it.
+    rt.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

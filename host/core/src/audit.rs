@@ -119,9 +119,11 @@ impl AuditLog {
             hash: self.last_hash.clone(),
         })
         .expect("head always serialises");
-        crate::secrets::write_private(&head_path(&self.path), &head).map_err(|e| AuditError::Io {
-            path: head_path(&self.path),
-            source: std::io::Error::other(e.to_string()),
+        crate::secrets::write_private(&head_path(&self.path), &head).map_err(|e| {
+            AuditError::Io {
+                path: head_path(&self.path),
+                source: std::io::Error::other(e.to_string()),
+            }
         })?;
         Ok(entry.hash)
     }
@@ -166,7 +168,10 @@ pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
             ));
         }
         if hash_of(&entry.body) != entry.hash {
-            return Err(bad(n, "content does not match its hash: the entry was edited".into()));
+            return Err(bad(
+                n,
+                "content does not match its hash: the entry was edited".into(),
+            ));
         }
         seq = entry.body.seq;
         prev = entry.hash;
@@ -174,7 +179,10 @@ pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
     let head_file = head_path(path);
     if let Ok(text) = std::fs::read_to_string(&head_file) {
         let head: Head = serde_json::from_str(&text).map_err(|e| {
-            bad(0, format!("head file {} is unreadable ({e})", head_file.display()))
+            bad(
+                0,
+                format!("head file {} is unreadable ({e})", head_file.display()),
+            )
         })?;
         if head.seq != seq || head.hash != prev {
             return Err(bad(
@@ -205,7 +213,11 @@ mod tests {
     }
 
     fn lines(p: &Path) -> Vec<String> {
-        std::fs::read_to_string(p).unwrap().lines().map(String::from).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     fn write(p: &Path, l: &[String]) {
@@ -242,7 +254,12 @@ mod tests {
         assert!(verify(&p).unwrap_err().to_string().contains("line 2"));
 
         write(&p, &orig[..3]);
-        assert!(verify(&p).unwrap_err().to_string().contains("removed from the end"));
+        assert!(
+            verify(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("removed from the end")
+        );
 
         write(&p, &orig);
         verify(&p).unwrap();

@@ -99,14 +99,17 @@ impl Doc<'_> {
         if raw.is_absolute() {
             raw.to_owned()
         } else {
-            self.file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(raw)
+            self.file.parent().unwrap_or(Path::new(".")).join(raw)
         }
     }
 
-    fn secs(&self, v: &Option<Spanned<u64>>, key: &str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+    fn secs(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
         match v {
             None => Ok(Duration::from_secs(default)),
             Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => Err(self.invalid(
@@ -241,7 +244,12 @@ impl BrokerConfig {
                 DEFAULT_INVITATION_TTL_SECS,
                 MAX_INVITATION_TTL_SECS,
             )?,
-            heartbeat: doc.secs(&b.heartbeat_secs, "broker.heartbeat_secs", DEFAULT_HEARTBEAT_SECS, 3600)?,
+            heartbeat: doc.secs(
+                &b.heartbeat_secs,
+                "broker.heartbeat_secs",
+                DEFAULT_HEARTBEAT_SECS,
+                3600,
+            )?,
         })
     }
 }
@@ -263,7 +271,9 @@ impl RawConnection {
         let address = self.broker.get_ref().clone();
         let host = address.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
         let host = match host {
-            Some((h, Ok(_))) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            Some((h, Ok(_))) if !h.is_empty() => {
+                h.trim_start_matches('[').trim_end_matches(']').to_string()
+            }
             _ => {
                 return Err(doc.invalid(
                     &self.broker.span(),
@@ -280,9 +290,11 @@ impl RawConnection {
                     "set either fingerprint (pin the broker's certificate) or ca_file, not both",
                 ));
             }
-            (Some(fp), None) => Trust::Pinned(Fingerprint::parse(fp.get_ref()).map_err(|e| {
-                doc.invalid(&fp.span(), "connection.fingerprint", e.to_string())
-            })?),
+            (Some(fp), None) => {
+                Trust::Pinned(Fingerprint::parse(fp.get_ref()).map_err(|e| {
+                    doc.invalid(&fp.span(), "connection.fingerprint", e.to_string())
+                })?)
+            }
             (None, Some(ca)) => Trust::CaFile(doc.path(ca)),
             (None, None) => Trust::WebPki,
         };
@@ -438,7 +450,10 @@ fn rule(doc: &Doc<'_>, v: &Spanned<String>, key: &str) -> Result<Rule, ConfigErr
         doc.invalid(
             &v.span(),
             key,
-            format!("{:?} is not a rule; use \"allow\", \"deny\" or \"ask\"", v.get_ref()),
+            format!(
+                "{:?} is not a rule; use \"allow\", \"deny\" or \"ask\"",
+                v.get_ref()
+            ),
         )
     })
 }
@@ -533,19 +548,28 @@ data_dir = "data"
     #[test]
     fn unknown_key_names_file_line_and_valid_keys() {
         let text = BROKER.replace("\nlisten = ", "\nlisen = ");
-        let err = BrokerConfig::parse(Path::new("b.toml"), &text).unwrap_err().to_string();
+        let err = BrokerConfig::parse(Path::new("b.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("b.toml:3:"), "{err}");
-        assert!(err.contains("lisen") && err.contains("expected one of"), "{err}");
+        assert!(
+            err.contains("lisen") && err.contains("expected one of"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_and_bad_value_are_located() {
         let text = format!("{BROKER}invitation_ttl_secs = \"ten\"\n");
-        let err = BrokerConfig::parse(Path::new("b.toml"), &text).unwrap_err().to_string();
+        let err = BrokerConfig::parse(Path::new("b.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("b.toml:7:"), "{err}");
         assert!(err.contains("invitation_ttl_secs"), "{err}");
         let text = BROKER.replace("127.0.0.1:7443", "localhost");
-        let err = BrokerConfig::parse(Path::new("b.toml"), &text).unwrap_err().to_string();
+        let err = BrokerConfig::parse(Path::new("b.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("b.toml:3: `broker.listen`"), "{err}");
     }
 
@@ -564,7 +588,10 @@ data_dir = "data"
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("p.toml:3") && err.contains("\"allow\", \"deny\" or \"ask\""), "{err}");
+        assert!(
+            err.contains("p.toml:3") && err.contains("\"allow\", \"deny\" or \"ask\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -142,7 +142,11 @@ impl ConsentEngine {
         req: &ConsentRequest,
         prompter: &dyn Prompter,
     ) -> Result<Decision, AuditError> {
-        let key = (req.session_id.clone(), req.plugin.clone(), req.action.clone());
+        let key = (
+            req.session_id.clone(),
+            req.plugin.clone(),
+            req.action.clone(),
+        );
         let (decision, decided_by) = if self.grants.contains(&key) {
             (ConsentDecision::AllowSession, DecidedBy::SessionGrant)
         } else {
@@ -216,14 +220,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(&dir.path().join("audit.log")).unwrap();
         let mut e = ConsentEngine::new(None, Duration::from_secs(1), log);
-        let d = e.decide(&req("system.info"), &Fixed(Some(ConsentDecision::AllowSession))).await.unwrap();
+        let d = e
+            .decide(
+                &req("system.info"),
+                &Fixed(Some(ConsentDecision::AllowSession)),
+            )
+            .await
+            .unwrap();
         assert_eq!(d.decided_by, DecidedBy::Customer);
         let d = e.decide(&req("system.info"), &Fixed(None)).await.unwrap();
-        assert_eq!((d.decision, d.decided_by), (ConsentDecision::AllowSession, DecidedBy::SessionGrant));
+        assert_eq!(
+            (d.decision, d.decided_by),
+            (ConsentDecision::AllowSession, DecidedBy::SessionGrant)
+        );
         let d = e.decide(&req("power.reboot"), &Fixed(None)).await.unwrap();
-        assert_eq!((d.decision, d.decided_by), (ConsentDecision::Deny, DecidedBy::Timeout));
+        assert_eq!(
+            (d.decision, d.decided_by),
+            (ConsentDecision::Deny, DecidedBy::Timeout)
+        );
         e.end_session("S1");
-        let d = e.decide(&req("system.info"), &Fixed(Some(ConsentDecision::Deny))).await.unwrap();
+        let d = e
+            .decide(&req("system.info"), &Fixed(Some(ConsentDecision::Deny)))
+            .await
+            .unwrap();
         assert_eq!(d.decision, ConsentDecision::Deny);
 
         let policy = Policy {
@@ -233,9 +252,21 @@ mod tests {
         let log = AuditLog::open(&dir.path().join("audit2.log")).unwrap();
         let mut e = ConsentEngine::new(Some(policy), Duration::from_secs(1), log);
         let d = e.decide(&req("system.info"), &Fixed(None)).await.unwrap();
-        assert_eq!((d.decision, d.decided_by), (ConsentDecision::AllowOnce, DecidedBy::Policy));
-        let d = e.decide(&req("power.reboot"), &Fixed(Some(ConsentDecision::AllowOnce))).await.unwrap();
-        assert_eq!((d.decision, d.decided_by), (ConsentDecision::Deny, DecidedBy::Policy));
+        assert_eq!(
+            (d.decision, d.decided_by),
+            (ConsentDecision::AllowOnce, DecidedBy::Policy)
+        );
+        let d = e
+            .decide(
+                &req("power.reboot"),
+                &Fixed(Some(ConsentDecision::AllowOnce)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.decision, d.decided_by),
+            (ConsentDecision::Deny, DecidedBy::Policy)
+        );
         crate::audit::verify(&dir.path().join("audit.log")).unwrap();
     }
 

@@ -22,7 +22,7 @@ pub const RECV_QUEUE_FRAMES: usize = 32;
 pub const MISSED_HEARTBEATS: u32 = 3;
 
 /// Why a link closed; shared between its tasks and its owner.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct CloseReason(Arc<Mutex<Option<String>>>);
 
 impl CloseReason {
@@ -43,6 +43,7 @@ impl CloseReason {
 }
 
 /// The owner's end of a link.
+#[derive(Debug)]
 pub struct Link {
     pub tx: mpsc::Sender<Frame>,
     pub rx: mpsc::Receiver<Frame>,

@@ -68,7 +68,10 @@ mod tests {
         check_private(&p).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = check_private(&p).unwrap_err().to_string();
-        assert!(err.contains("readable by others") && err.contains("chmod 600"), "{err}");
+        assert!(
+            err.contains("readable by others") && err.contains("chmod 600"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&p).unwrap(), b"secret");
     }
 }

@@ -41,7 +41,10 @@ pub struct TransitionError {
 }
 
 /// The next state after `event`, or why the event is not allowed now.
-pub fn transition(from: SessionState, event: SessionEvent) -> Result<SessionState, TransitionError> {
+pub fn transition(
+    from: SessionState,
+    event: SessionEvent,
+) -> Result<SessionState, TransitionError> {
     use SessionEvent as E;
     use SessionState as S;
     let to = match (from, event) {
@@ -52,10 +55,9 @@ pub fn transition(from: SessionState, event: SessionEvent) -> Result<SessionStat
         (S::Waiting | S::Connected | S::Suspended | S::Rebooting, E::Ended | E::CustomerLost) => {
             S::Ended
         }
-        (
-            S::Invited | S::Waiting | S::Connected | S::Suspended | S::Rebooting | S::Ended,
-            _,
-        ) => return Err(TransitionError { from, event }),
+        (S::Invited | S::Waiting | S::Connected | S::Suspended | S::Rebooting | S::Ended, _) => {
+            return Err(TransitionError { from, event });
+        }
     };
     Ok(to)
 }

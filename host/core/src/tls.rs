@@ -38,7 +38,9 @@ pub enum TlsError {
     Generate(String),
     #[error("TLS configuration error: {0}")]
     Config(#[from] rustls::Error),
-    #[error("invalid certificate fingerprint {0:?}: expected 64 hex digits (colons optional), e.g. SHA256:AB:CD:…")]
+    #[error(
+        "invalid certificate fingerprint {0:?}: expected 64 hex digits (colons optional), e.g. SHA256:AB:CD:…"
+    )]
     BadFingerprint(String),
 }
 

@@ -77,13 +77,18 @@ impl Client {
             while let Some(frame) = link.rx.recv().await {
                 let ev = match frame {
                     Frame::Control(Message::Reply { id, body }) => {
-                        let waiter = p.lock().expect("pending lock is never poisoned").remove(&id);
+                        let waiter = p
+                            .lock()
+                            .expect("pending lock is never poisoned")
+                            .remove(&id);
                         if let Some(w) = waiter {
                             let _ = w.send(body);
                         }
                         continue;
                     }
-                    Frame::Control(Message::Session { session_id, msg }) => Event::Session { session_id, msg },
+                    Frame::Control(Message::Session { session_id, msg }) => {
+                        Event::Session { session_id, msg }
+                    }
                     Frame::Control(Message::Error { message, .. }) => Event::Error(message),
                     Frame::Control(_) => continue,
                     Frame::Data(d) => Event::Data(d),
@@ -116,7 +121,10 @@ impl Client {
                     c.profile = Some(profile);
                     return Ok(c);
                 }
-                Err(OperatorError::Broker { code: ErrorCode::NotLoggedIn, .. }) => {}
+                Err(OperatorError::Broker {
+                    code: ErrorCode::NotLoggedIn,
+                    ..
+                }) => {}
                 Ok(other) => return Err(OperatorError::Unexpected(format!("{other:?}"))),
                 Err(e) => return Err(e),
             }
@@ -134,7 +142,10 @@ impl Client {
     pub async fn request(&self, body: Request) -> Result<ReplyBody, OperatorError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending lock is never poisoned").insert(id, tx);
+        self.pending
+            .lock()
+            .expect("pending lock is never poisoned")
+            .insert(id, tx);
         self.tx
             .send(Frame::Control(Message::Request { id, body }))
             .await
@@ -142,7 +153,9 @@ impl Client {
         match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
             Err(_) => Err(OperatorError::Timeout(REQUEST_TIMEOUT)),
             Ok(Err(_)) => Err(OperatorError::Lost(self.closed.get())),
-            Ok(Ok(ReplyBody::Error { code, message })) => Err(OperatorError::Broker { code, message }),
+            Ok(Ok(ReplyBody::Error { code, message })) => {
+                Err(OperatorError::Broker { code, message })
+            }
             Ok(Ok(body)) => Ok(body),
         }
     }
@@ -150,10 +163,16 @@ impl Client {
     /// Logs in; returns the token to save.
     pub async fn login(&mut self, username: &str, password: &str) -> Result<String, OperatorError> {
         match self
-            .request(Request::Login { username: username.into(), password: password.into() })
+            .request(Request::Login {
+                username: username.into(),
+                password: password.into(),
+            })
             .await?
         {
-            ReplyBody::LoggedIn { token: Some(t), profile } => {
+            ReplyBody::LoggedIn {
+                token: Some(t),
+                profile,
+            } => {
                 self.profile = Some(profile);
                 Ok(t)
             }
@@ -168,9 +187,18 @@ impl Client {
         }
     }
 
-    pub async fn invite(&self, ticket: &str, end_user: &str, ttl_secs: Option<u64>) -> Result<InvitationInfo, OperatorError> {
+    pub async fn invite(
+        &self,
+        ticket: &str,
+        end_user: &str,
+        ttl_secs: Option<u64>,
+    ) -> Result<InvitationInfo, OperatorError> {
         match self
-            .request(Request::CreateInvitation { ticket: ticket.into(), end_user: end_user.into(), ttl_secs })
+            .request(Request::CreateInvitation {
+                ticket: ticket.into(),
+                end_user: end_user.into(),
+                ttl_secs,
+            })
             .await?
         {
             ReplyBody::Invitation(i) => Ok(i),
@@ -179,24 +207,44 @@ impl Client {
     }
 
     pub async fn attach(&self, session_id: &str) -> Result<SessionSummary, OperatorError> {
-        match self.request(Request::Attach { session_id: session_id.into() }).await? {
+        match self
+            .request(Request::Attach {
+                session_id: session_id.into(),
+            })
+            .await?
+        {
             ReplyBody::Attached { session } => Ok(session),
             other => Err(OperatorError::Unexpected(format!("{other:?}"))),
         }
     }
 
     pub async fn detach(&self, session_id: &str) -> Result<(), OperatorError> {
-        self.request(Request::Detach { session_id: session_id.into() }).await.map(|_| ())
+        self.request(Request::Detach {
+            session_id: session_id.into(),
+        })
+        .await
+        .map(|_| ())
     }
 
     pub async fn end(&self, session_id: &str, reason: &str) -> Result<(), OperatorError> {
-        self.request(Request::EndSession { session_id: session_id.into(), reason: reason.into() })
-            .await
-            .map(|_| ())
+        self.request(Request::EndSession {
+            session_id: session_id.into(),
+            reason: reason.into(),
+        })
+        .await
+        .map(|_| ())
     }
 
-    pub async fn report(&self, session_id: &str) -> Result<(SessionSummary, Vec<ReportEvent>), OperatorError> {
-        match self.request(Request::Report { session_id: session_id.into() }).await? {
+    pub async fn report(
+        &self,
+        session_id: &str,
+    ) -> Result<(SessionSummary, Vec<ReportEvent>), OperatorError> {
+        match self
+            .request(Request::Report {
+                session_id: session_id.into(),
+            })
+            .await?
+        {
             ReplyBody::Report { session, events } => Ok((session, events)),
             other => Err(OperatorError::Unexpected(format!("{other:?}"))),
         }
@@ -205,7 +253,10 @@ impl Client {
     /// Sends a session message on an attached session.
     pub async fn send(&self, session_id: &str, msg: SessionMessage) -> Result<(), OperatorError> {
         self.tx
-            .send(Frame::Control(Message::Session { session_id: session_id.into(), msg }))
+            .send(Frame::Control(Message::Session {
+                session_id: session_id.into(),
+                msg,
+            }))
             .await
             .map_err(|_| OperatorError::Lost(self.closed.get()))
     }
@@ -219,8 +270,14 @@ impl Client {
     }
 
     pub async fn chat(&self, session_id: &str, text: &str) -> Result<(), OperatorError> {
-        self.send(session_id, SessionMessage::Chat { from: lifeline_protocol::Party::Operator, text: text.into() })
-            .await
+        self.send(
+            session_id,
+            SessionMessage::Chat {
+                from: lifeline_protocol::Party::Operator,
+                text: text.into(),
+            },
+        )
+        .await
     }
 
     /// The next pushed event; `None` when the connection is gone.
@@ -257,16 +314,32 @@ impl Client {
                 .map_err(|_| OperatorError::Waited(wait, "the customer's consent"))?;
             match ev {
                 None => return Err(OperatorError::Lost(self.closed.get())),
-                Some(Event::Session { msg: SessionMessage::ConsentAnswer { request_id: r, decision, decided_by, .. }, .. })
-                    if r == request_id =>
-                {
+                Some(Event::Session {
+                    msg:
+                        SessionMessage::ConsentAnswer {
+                            request_id: r,
+                            decision,
+                            decided_by,
+                            ..
+                        },
+                    ..
+                }) if r == request_id => {
                     return Ok((decision, decided_by));
                 }
-                Some(Event::Session { msg: SessionMessage::End { reason, .. }, session_id: s }) if s == session_id => {
-                    return Err(OperatorError::Broker { code: ErrorCode::WrongState, message: format!("the session ended: {reason}") });
+                Some(Event::Session {
+                    msg: SessionMessage::End { reason, .. },
+                    session_id: s,
+                }) if s == session_id => {
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::WrongState,
+                        message: format!("the session ended: {reason}"),
+                    });
                 }
                 Some(Event::Error(message)) => {
-                    return Err(OperatorError::Broker { code: ErrorCode::BadMessage, message });
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::BadMessage,
+                        message,
+                    });
                 }
                 Some(_) => {}
             }
@@ -275,7 +348,11 @@ impl Client {
 
     /// Waits until the session is ready (customer joined), polling the list
     /// and listening for notices; bounded by `wait`.
-    pub async fn wait_ready(&self, session_id: &str, wait: Duration) -> Result<SessionSummary, OperatorError> {
+    pub async fn wait_ready(
+        &self,
+        session_id: &str,
+        wait: Duration,
+    ) -> Result<SessionSummary, OperatorError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let s = self
@@ -283,11 +360,17 @@ impl Client {
                 .await?
                 .into_iter()
                 .find(|s| s.session_id == session_id)
-                .ok_or_else(|| OperatorError::Broker { code: ErrorCode::NoSuchSession, message: format!("no session {session_id:?} of yours") })?;
+                .ok_or_else(|| OperatorError::Broker {
+                    code: ErrorCode::NoSuchSession,
+                    message: format!("no session {session_id:?} of yours"),
+                })?;
             match s.state {
                 SessionState::Waiting | SessionState::Connected => return Ok(s),
                 SessionState::Ended => {
-                    return Err(OperatorError::Broker { code: ErrorCode::WrongState, message: "the session has ended".into() });
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::WrongState,
+                        message: "the session has ended".into(),
+                    });
                 }
                 _ => {}
             }
@@ -308,7 +391,14 @@ pub fn mailto(inv: &InvitationInfo, operator: &OperatorProfile) -> String {
         "Hello {},\n\nto start the remote-support session for ticket {}, open this link:\n{}\n\n\
          or run `lifeline agent join {}` and, if asked, give the connection ID {}.\n\
          The invitation expires at {} (UTC).\n\n{}\n{}",
-        inv.end_user, inv.ticket, inv.short_link, inv.link, inv.connection_id, inv.expires_at, operator.name, operator.title
+        inv.end_user,
+        inv.ticket,
+        inv.short_link,
+        inv.link,
+        inv.connection_id,
+        inv.expires_at,
+        operator.name,
+        operator.title
     );
     format!("mailto:?subject={}&body={}", pct(&subject), pct(&body))
 }
@@ -341,7 +431,12 @@ mod tests {
             short_link: "https://x/s/abc".into(),
             expires_at: "2026".into(),
         };
-        let p = OperatorProfile { username: "a".into(), name: "Alice".into(), email: String::new(), title: String::new() };
+        let p = OperatorProfile {
+            username: "a".into(),
+            name: "Alice".into(),
+            email: String::new(),
+            title: String::new(),
+        };
         let m = mailto(&inv, &p);
         assert!(m.starts_with("mailto:?subject=Remote%20support%20for%20ticket%20T%201%262&body="));
         assert!(!m.contains(' ') && !m.contains('\n'));

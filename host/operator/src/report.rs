@@ -19,7 +19,14 @@ pub fn to_text(s: &SessionSummary, events: &[ReportEvent]) -> String {
     let mut out = String::new();
     out.push_str(&format!("Lifeline session report {}\n", s.session_id));
     out.push_str(&format!("Ticket:    {}\n", s.ticket));
-    out.push_str(&format!("Customer:  {}{}\n", s.end_user, s.customer_host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default()));
+    out.push_str(&format!(
+        "Customer:  {}{}\n",
+        s.end_user,
+        s.customer_host
+            .as_deref()
+            .map(|h| format!(" on {h}"))
+            .unwrap_or_default()
+    ));
     out.push_str(&format!("Operator:  {}\n", s.operator));
     out.push_str(&format!("State:     {}\n", s.state));
     out.push_str(&format!("Created:   {}\n", s.created_at));
@@ -28,8 +35,13 @@ pub fn to_text(s: &SessionSummary, events: &[ReportEvent]) -> String {
     }
     out.push_str(&format!("\n{} events:\n", events.len()));
     for e in events {
-        let text = e.text.replace('\n', "\n                                            ");
-        out.push_str(&format!("{:>4}  {}  {:<8}  {:<15}  {}\n", e.seq, e.at, e.actor, e.kind, text));
+        let text = e
+            .text
+            .replace('\n', "\n                                            ");
+        out.push_str(&format!(
+            "{:>4}  {}  {:<8}  {:<15}  {}\n",
+            e.seq, e.at, e.actor, e.kind, text
+        ));
     }
     out
 }

@@ -13,7 +13,10 @@ pub enum TokenError {
     #[error(transparent)]
     Secret(#[from] lifeline_core::secrets::SecretFileError),
     #[error("cannot use {path}: {reason}")]
-    File { path: std::path::PathBuf, reason: String },
+    File {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -23,9 +26,15 @@ pub struct SavedLogin {
 }
 
 pub fn save(data_dir: &Path, username: &str, token: &str) -> Result<(), TokenError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| TokenError::File { path: data_dir.to_owned(), reason: e.to_string() })?;
-    let json = serde_json::to_vec(&SavedLogin { username: username.into(), token: token.into() })
-        .expect("saved login always serialises");
+    std::fs::create_dir_all(data_dir).map_err(|e| TokenError::File {
+        path: data_dir.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let json = serde_json::to_vec(&SavedLogin {
+        username: username.into(),
+        token: token.into(),
+    })
+    .expect("saved login always serialises");
     lifeline_core::secrets::write_private(&data_dir.join(TOKEN_FILE), &json)?;
     Ok(())
 }
@@ -37,10 +46,16 @@ pub fn load(data_dir: &Path) -> Result<Option<SavedLogin>, TokenError> {
         return Ok(None);
     }
     lifeline_core::secrets::check_private(&path)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| TokenError::File { path: path.clone(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| TokenError::File {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|e| TokenError::File { path, reason: format!("not a saved login ({e}); run `lifeline operator login` again") })
+        .map_err(|e| TokenError::File {
+            path,
+            reason: format!("not a saved login ({e}); run `lifeline operator login` again"),
+        })
 }
 
 pub fn remove(data_dir: &Path) {

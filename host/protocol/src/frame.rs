@@ -137,14 +137,19 @@ mod tests {
         for f in &frames {
             assert_eq!(&read_frame(&mut r, MAX_FRAME_BYTES).await.unwrap(), f);
         }
-        assert!(matches!(read_frame(&mut r, MAX_FRAME_BYTES).await, Err(FrameError::Closed)));
+        assert!(matches!(
+            read_frame(&mut r, MAX_FRAME_BYTES).await,
+            Err(FrameError::Closed)
+        ));
     }
 
     #[tokio::test]
     async fn oversized_frame_is_refused_before_reading_payload() {
         let mut buf = ((MAX_FRAME_BYTES + 2) as u32).to_be_bytes().to_vec();
         buf.push(KIND_DATA);
-        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES).await.unwrap_err();
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES)
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains("exceeds the maximum"));
     }
@@ -153,11 +158,15 @@ mod tests {
     async fn garbage_is_malformed_or_unknown() {
         let mut buf = 5u32.to_be_bytes().to_vec();
         buf.extend_from_slice(b"\x01abcd");
-        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES).await.unwrap_err();
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES)
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
         let mut buf = 2u32.to_be_bytes().to_vec();
         buf.extend_from_slice(b"\x09x");
-        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES).await.unwrap_err();
+        let err = read_frame(&mut buf.as_slice(), MAX_FRAME_BYTES)
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::UnknownKind(9)));
     }
 }

@@ -43,16 +43,32 @@ pub enum Message {
         software: String,
     },
     /// The broker's answer to an accepted `Hello`.
-    Welcome { version: u16, broker: String },
+    Welcome {
+        version: u16,
+        broker: String,
+    },
     /// Liveness probe; the peer answers `Pong` with the same nonce.
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// A connection-level error; the sender closes the connection after it
     /// when the error is fatal.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
     /// Operator request; answered by one `Reply` with the same id.
-    Request { id: u64, body: Request },
-    Reply { id: u64, body: ReplyBody },
+    Request {
+        id: u64,
+        body: Request,
+    },
+    Reply {
+        id: u64,
+        body: ReplyBody,
+    },
     /// Agent: join a session by connection ID or link.
     Join {
         credential: JoinCredential,
@@ -97,28 +113,35 @@ pub enum SessionMessage {
     /// Either side ends the session.
     End { by: Party, reason: String },
     /// Broker → both: the session changed state.
-    State {
-        state: SessionState,
-        detail: String,
-    },
+    State { state: SessionState, detail: String },
 }
 
 /// Operator requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    Login { username: String, password: String },
+    Login {
+        username: String,
+        password: String,
+    },
     /// Authenticate this connection with a token from an earlier `Login`.
-    Resume { token: String },
+    Resume {
+        token: String,
+    },
     Logout,
-    ChangePassword { old: String, new: String },
+    ChangePassword {
+        old: String,
+        new: String,
+    },
     Profile,
     UpdateProfile {
         name: Option<String>,
         email: Option<String>,
         title: Option<String>,
     },
-    ListSessions { all: bool },
+    ListSessions {
+        all: bool,
+    },
     CreateInvitation {
         ticket: String,
         end_user: String,
@@ -127,10 +150,19 @@ pub enum Request {
     },
     /// Connect to a ready session: from now on its traffic reaches this
     /// connection.
-    Attach { session_id: String },
-    Detach { session_id: String },
-    EndSession { session_id: String, reason: String },
-    Report { session_id: String },
+    Attach {
+        session_id: String,
+    },
+    Detach {
+        session_id: String,
+    },
+    EndSession {
+        session_id: String,
+        reason: String,
+    },
+    Report {
+        session_id: String,
+    },
 }
 
 /// Reply to a [`Request`].
@@ -143,12 +175,19 @@ pub enum ReplyBody {
     },
     Ok,
     Profile(OperatorProfile),
-    Sessions { sessions: Vec<SessionSummary> },
+    Sessions {
+        sessions: Vec<SessionSummary>,
+    },
     Invitation(InvitationInfo),
-    Attached { session: SessionSummary },
+    Attached {
+        session: SessionSummary,
+    },
     Report {
         session: SessionSummary,
         events: Vec<ReportEvent>,
     },
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }

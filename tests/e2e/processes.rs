@@ -1,0 +1,537 @@
+//! The built `lifeline` binary, with broker, agent and operator as separate
+//! processes, and the file-level commands (config check, audit verify, demo).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{PASSWORD, WAIT};
+
+fn lifeline() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeline"));
+    c.env_remove("LIFELINE_CONFIG").env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = lifeline()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        pipe.write_all(s.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = run(args, stdin);
+    assert!(
+        out.status.success(),
+        "lifeline {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = run(args, None);
+    assert!(!out.status.success(), "lifeline {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Kills a child process when dropped (tests never leave processes behind).
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = lifeline()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines: rx }
+    }
+
+    fn wait_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("process never printed {needle:?}"),
+            }
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "process did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Starts `lifeline broker run` on port 0; returns it with its address and fingerprint.
+fn start_broker(dir: &Path) -> (Proc, String, String) {
+    let cfg = dir.join("broker.toml");
+    write(
+        &cfg,
+        "[broker]\nname = \"Process broker\"\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\ndata_dir = \"broker-data\"\n",
+    );
+    ok(
+        &[
+            "broker",
+            "add-operator",
+            "--config",
+            p(&cfg),
+            "--username",
+            "alice",
+            "--name",
+            "Alice Smith",
+            "--title",
+            "Support Engineer",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let broker = Proc::spawn(&["broker", "run", "--config", p(&cfg)]);
+    let listening = broker.wait_line("Broker listening on");
+    let addr = listening.split_whitespace().nth(3).unwrap().to_string();
+    let fp = broker
+        .wait_line("Certificate fingerprint:")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    (broker, addr, fp)
+}
+
+fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {
+    let conn = format!(
+        "[connection]\nbroker = \"{addr}\"\nserver_name = \"localhost\"\nfingerprint = \"{fp}\"\n"
+    );
+    let op = dir.join("operator.toml");
+    write(
+        &op,
+        &format!("[operator]\ndata_dir = \"op-data\"\nusername = \"alice\"\n{conn}"),
+    );
+    let agent = dir.join("agent.toml");
+    write(
+        &agent,
+        &format!("[agent]\ndata_dir = \"agent-data\"\nconsent_timeout_secs = 30\n{conn}"),
+    );
+    (p(&op).to_string(), p(&agent).to_string())
+}
+
+#[test]
+fn session_across_separate_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr, fp) = start_broker(dir.path());
+    let (op, agent_cfg) = client_configs(dir.path(), &addr, &fp);
+
+    let out = ok(
+        &["operator", "login", "--config", &op, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(
+        out.contains("Logged in to Process broker as Alice Smith"),
+        "{out}"
+    );
+    // The saved login is private.
+    lifeline_core::secrets::check_private(&dir.path().join("op-data/login.json")).unwrap();
+
+    let text = ok(
+        &[
+            "operator",
+            "invite",
+            "--config",
+            &op,
+            "--ticket",
+            "T-9",
+            "--name",
+            "Mario Rossi",
+        ],
+        None,
+    );
+    for label in ["Connection ID:", "Link:", "Short link:", "mailto:?subject="] {
+        assert!(text.contains(label), "{label} in {text}");
+    }
+    let inv: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator",
+            "invite",
+            "--config",
+            &op,
+            "--ticket",
+            "T-10",
+            "--name",
+            "Mario Rossi",
+            "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let sid = inv["session_id"].as_str().unwrap().to_string();
+    let code = inv["connection_id"].as_str().unwrap();
+
+    let mut agent = Proc::spawn(&["agent", "join", "--config", &agent_cfg, code]);
+    let banner = agent.wait_line("will help you");
+    assert!(
+        banner.contains("Alice Smith (Support Engineer)") && banner.contains("T-10"),
+        "{banner}"
+    );
+    assert!(
+        ok(
+            &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
+            None
+        )
+        .contains("is ready")
+    );
+    let list = ok(&["operator", "sessions", "--config", &op], None);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&sid) && l.contains("ready")),
+        "{list}"
+    );
+
+    ok(
+        &[
+            "operator",
+            "chat",
+            "--config",
+            &op,
+            &sid,
+            "Hello from the operator",
+        ],
+        None,
+    );
+    agent.wait_line("[Alice Smith] Hello from the operator");
+    agent.type_line("Thanks, the printer is offline");
+
+    let mut ask = Proc::spawn(&[
+        "operator",
+        "ask",
+        "--config",
+        &op,
+        &sid,
+        "--plugin",
+        "sysinfo",
+        "--action",
+        "system.info",
+        "--detail",
+        "Read system information",
+        "--timeout",
+        "20",
+    ]);
+    agent.wait_line("Consent needed");
+    agent.wait_line("[o] allow once");
+    agent.type_line("o");
+    ask.wait_line("allow once (customer)");
+    assert!(ask.wait_exit().success());
+
+    let mut ask = Proc::spawn(&[
+        "operator",
+        "ask",
+        "--config",
+        &op,
+        &sid,
+        "--plugin",
+        "power",
+        "--action",
+        "power.reboot",
+        "--detail",
+        "Reboot",
+        "--timeout",
+        "20",
+    ]);
+    agent.wait_line("[o] allow once");
+    agent.type_line("d");
+    assert_eq!(ask.wait_exit().code(), Some(lifeline::EXIT_DENIED as i32));
+
+    ok(
+        &[
+            "operator",
+            "end",
+            "--config",
+            &op,
+            &sid,
+            "--reason",
+            "printer fixed",
+        ],
+        None,
+    );
+    agent.wait_line("ended by the operator: printer fixed");
+    assert!(agent.wait_exit().success());
+
+    let report: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "report", "--config", &op, &sid, "--format", "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let kinds: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"invitation"));
+    assert_eq!(kinds.last(), Some(&"end"));
+    for k in [
+        "join",
+        "connect",
+        "chat",
+        "consent_request",
+        "consent",
+        "disconnect",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    assert_eq!(report["session"]["state"], "ended");
+    let texts: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.contains(&"Thanks, the printer is offline"));
+    let file = dir.path().join("report.txt");
+    ok(
+        &[
+            "operator",
+            "report",
+            "--config",
+            &op,
+            &sid,
+            "--format",
+            "text",
+            "--output",
+            p(&file),
+        ],
+        None,
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("Ticket:    T-10") && text.contains("Hello from the operator"));
+
+    // The agent's audit log verifies; an edit is detected.
+    let audit = dir.path().join("agent-data/audit.log");
+    assert!(ok(&["audit", "verify", p(&audit)], None).contains("4 entries"));
+    let tampered = std::fs::read_to_string(&audit).unwrap().replacen(
+        "allow once",
+        "allow for this session",
+        1,
+    );
+    write(&audit, &tampered);
+    assert!(fails(&["audit", "verify", p(&audit)]).contains("edited"));
+
+    // No secret reaches a report, a log line or the audit log.
+    assert!(!text.contains(PASSWORD) && !tampered.contains(PASSWORD));
+}
+
+#[test]
+fn killed_agent_process_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr, fp) = start_broker(dir.path());
+    let (op, agent_cfg) = client_configs(dir.path(), &addr, &fp);
+    ok(
+        &["operator", "login", "--config", &op, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let inv: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "invite", "--config", &op, "--ticket", "T-1", "--name", "M", "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let sid = inv["session_id"].as_str().unwrap().to_string();
+    let mut agent = Proc::spawn(&[
+        "agent",
+        "join",
+        "--config",
+        &agent_cfg,
+        inv["link"].as_str().unwrap(),
+    ]);
+    ok(
+        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
+        None,
+    );
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    let mut ended = false;
+    for _ in 0..100 {
+        let list: serde_json::Value = serde_json::from_str(&ok(
+            &["operator", "sessions", "--config", &op, "--json"],
+            None,
+        ))
+        .unwrap();
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["session_id"] == sid.as_str() && s["state"] == "ended")
+        {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ended, "the broker noticed the lost agent");
+    let report = ok(&["operator", "report", "--config", &op, &sid], None);
+    assert!(report.contains("customer connection lost"), "{report}");
+}
+
+#[test]
+fn example_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    for f in ["broker.toml", "agent.toml", "operator.toml", "policy.toml"] {
+        let out = ok(&["config", "check", p(&root.join(f))], None);
+        assert!(out.contains("valid"), "{out}");
+    }
+}
+
+#[test]
+fn bad_config_files_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("broker.toml");
+    write(
+        &f,
+        "[broker]\nlisten = \"127.0.0.1:7443\"\nhttps_lisen = \"127.0.0.1:7444\"\ndata_dir = \"d\"\n",
+    );
+    let err = fails(&["config", "check", p(&f)]);
+    assert!(
+        err.contains("broker.toml:3:")
+            && err.contains("https_lisen")
+            && err.contains("expected one of"),
+        "{err}"
+    );
+
+    write(
+        &f,
+        "[broker]\nlisten = \"127.0.0.1:7443\"\nhttps_listen = \"127.0.0.1:7444\"\ndata_dir = \"d\"\nheartbeat_secs = \"often\"\n",
+    );
+    let err = fails(&["config", "check", p(&f)]);
+    assert!(
+        err.contains("broker.toml:5:") && err.contains("heartbeat_secs"),
+        "{err}"
+    );
+
+    let a = dir.path().join("agent.toml");
+    write(
+        &a,
+        "[agent]\ndata_dir = \"d\"\n[connection]\nbroker = \"localhost:7443\"\nfingerprint = \"SHA256:12\"\n",
+    );
+    let err = fails(&["config", "check", p(&a)]);
+    assert!(
+        err.contains("agent.toml:5: `connection.fingerprint`") && err.contains("64 hex digits"),
+        "{err}"
+    );
+
+    write(
+        &a,
+        "[agent]\ndata_dir = \"d\"\npolicy = \"missing-policy.toml\"\n[connection]\nbroker = \"localhost:7443\"\n",
+    );
+    let err = fails(&["config", "check", p(&a)]);
+    assert!(
+        err.contains("cannot read config file") && err.contains("missing-policy.toml"),
+        "{err}"
+    );
+
+    let err = fails(&["config", "check", p(&dir.path().join("nope.toml"))]);
+    assert!(
+        err.contains("nope.toml") && err.contains("No such file"),
+        "{err}"
+    );
+
+    write(&f, "[something]\nx = 1\n");
+    assert!(fails(&["config", "check", p(&f)]).contains("cannot tell which role"));
+
+    // A secret in a file others can read is refused, and the file is kept.
+    use std::os::unix::fs::PermissionsExt;
+    let o = dir.path().join("operator.toml");
+    let secret = "[operator]\ndata_dir = \"d\"\npassword = \"hunter2hunter2\"\n[connection]\nbroker = \"localhost:7443\"\n";
+    write(&o, secret);
+    std::fs::set_permissions(&o, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = fails(&["config", "check", p(&o)]);
+    assert!(
+        err.contains("readable by others") && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "the secret is not echoed");
+    assert_eq!(std::fs::read_to_string(&o).unwrap(), secret);
+    std::fs::set_permissions(&o, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(&["config", "check", p(&o)], None);
+}
+
+#[test]
+fn demo_runs_a_session_end_to_end() {
+    let out = ok(&["demo"], None);
+    let report = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Report ("))
+        .expect("report line");
+    let path = report.split(": ").nth(1).unwrap().trim();
+    let text = std::fs::read_to_string(path).unwrap();
+    for kind in [
+        "invitation",
+        "join",
+        "connect",
+        "chat",
+        "consent_request",
+        "consent",
+        "end",
+    ] {
+        assert!(text.contains(kind), "{kind} in {text}");
+    }
+    assert!(out.contains("hash chain verified"));
+}
