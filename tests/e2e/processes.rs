@@ -434,7 +434,13 @@ fn killed_agent_process_is_reported() {
 #[test]
 fn example_configs_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    for f in ["broker.toml", "agent.toml", "operator.toml", "policy.toml", "../examples/unattended-policy.toml"] {
+    for f in [
+        "broker.toml",
+        "agent.toml",
+        "operator.toml",
+        "policy.toml",
+        "../examples/unattended-policy.toml",
+    ] {
         let out = ok(&["config", "check", p(&root.join(f))], None);
         assert!(out.contains("valid"), "{out}");
     }
