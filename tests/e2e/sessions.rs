@@ -382,3 +382,32 @@ async fn profile_and_password_change() {
     fresh.login("alice", "another good one").await.unwrap();
     assert_eq!(fresh.profile.as_ref().unwrap().name, "Alice S.");
 }
+
+#[tokio::test]
+async fn ending_while_a_consent_prompt_is_open_ends_the_agent() {
+    let tb = TestBroker::start().await;
+    let op = tb.operator("alice").await;
+    // A prompt that would wait far longer than the test's bound.
+    let cfg = tb.agent_config("a", None, Duration::from_secs(3600));
+    let (sid, mut agent) = connected_session(&tb, &op, cfg).await;
+    op.send(
+        &sid,
+        SessionMessage::ConsentRequest {
+            request_id: 9,
+            operator: String::new(),
+            plugin: "sysinfo".into(),
+            action: "system.info".into(),
+            detail: "Read".into(),
+        },
+    )
+    .await
+    .unwrap();
+    agent.sees("Consent needed").await;
+    op.end(&sid, "no longer needed").await.unwrap();
+    let outcome = tokio::time::timeout(WAIT, agent.task)
+        .await
+        .expect("agent ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.reason, "no longer needed");
+}

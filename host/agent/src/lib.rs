@@ -131,6 +131,8 @@ pub async fn run(
 
     let prompter = Arc::new(InputPrompter::new(Arc::clone(&ui)));
     let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
+    // Consent decisions in progress; dropped (aborted) when the session ends.
+    let mut deciding = tokio::task::JoinSet::new();
     let outcome = |ended_by, reason: String| Outcome {
         session: session.clone(),
         operator: operator.clone(),
@@ -162,7 +164,7 @@ pub async fn run(
                             let engine = Arc::clone(&engine);
                             let prompter = Arc::clone(&prompter);
                             let answer_tx = answer_tx.clone();
-                            tokio::spawn(async move {
+                            deciding.spawn(async move {
                                 let decided = engine.lock().await.decide(&req, prompter.as_ref()).await;
                                 match decided {
                                     Ok(d) => {
@@ -183,6 +185,7 @@ pub async fn run(
                     _ => {}
                 }
             }
+            Some(_) = deciding.join_next(), if !deciding.is_empty() => {}
             Some(answer) = answer_rx.recv() => {
                 if let SessionMessage::ConsentAnswer { decision, decided_by, .. } = &answer {
                     ui.show(&format!("* Consent: {} ({decided_by})", decision.as_str()));
@@ -215,6 +218,8 @@ pub async fn run(
             }
         }
     };
+    deciding.abort_all();
+    while deciding.join_next().await.is_some() {}
     let mut engine = engine.lock().await;
     engine.end_session(&sid);
     let (by, reason) = match &result {
