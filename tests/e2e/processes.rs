@@ -56,11 +56,17 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Proc {
+        Self::spawn_with(args, Stdio::inherit(), "warn")
+    }
+
+    /// Spawns with standard error going to `stderr` and `RUST_LOG=log`.
+    fn spawn_with(args: &[&str], stderr: Stdio, log: &str) -> Proc {
         let mut child = lifeline()
             .args(args)
+            .env("RUST_LOG", log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();
@@ -143,7 +149,9 @@ fn start_broker(dir: &Path) -> (Proc, String, String) {
         ],
         Some(&format!("{PASSWORD}\n")),
     );
-    let broker = Proc::spawn(&["broker", "run", "--config", p(&cfg)]);
+    // The broker logs everything (debug) to a file the tests search for secrets.
+    let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+    let broker = Proc::spawn_with(&["broker", "run", "--config", p(&cfg)], log.into(), "debug");
     let listening = broker.wait_line("Broker listening on");
     let addr = listening.split_whitespace().nth(3).unwrap().to_string();
     let fp = broker
@@ -374,8 +382,17 @@ fn session_across_separate_processes() {
     write(&audit, &tampered);
     assert!(fails(&["audit", "verify", p(&audit)]).contains("edited"));
 
-    // No secret reaches a report, a log line or the audit log.
-    assert!(!text.contains(PASSWORD) && !tampered.contains(PASSWORD));
+    // No secret reaches a report, a log line, the audit log or the database.
+    let token = std::fs::read_to_string(dir.path().join("op-data/login.json")).unwrap();
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let token = token["token"].as_str().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("broker.log")).unwrap();
+    assert!(log.contains("operator logged in"), "the log is real: {log}");
+    let db = std::fs::read(dir.path().join("broker-data/broker.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    for place in [text.as_str(), tampered.as_str(), log.as_str(), &db] {
+        assert!(!place.contains(PASSWORD) && !place.contains(token));
+    }
 }
 
 #[test]
@@ -540,4 +557,51 @@ fn demo_runs_a_session_end_to_end() {
         assert!(text.contains(kind), "{kind} in {text}");
     }
     assert!(out.contains("hash chain verified"));
+}
+
+#[test]
+fn interactive_console_chats_asks_reports_and_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, addr, fp) = start_broker(dir.path());
+    let (op, agent_cfg) = client_configs(dir.path(), &addr, &fp);
+    ok(
+        &["operator", "login", "--config", &op, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let inv: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "invite", "--config", &op, "--ticket", "T-5", "--name", "Mario", "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let sid = inv["session_id"].as_str().unwrap().to_string();
+    let mut agent = Proc::spawn(&[
+        "agent",
+        "join",
+        "--config",
+        &agent_cfg,
+        inv["short_link"].as_str().unwrap(),
+    ]);
+    ok(
+        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
+        None,
+    );
+    let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
+    console.wait_line("Connected to session");
+    agent.wait_line("is connected");
+    console.type_line("Can you see this?");
+    agent.wait_line("[Alice Smith] Can you see this?");
+    agent.type_line("Yes I can");
+    console.wait_line("[customer] Yes I can");
+    console.type_line("/ask sysinfo system.info Read system information");
+    agent.wait_line("[o] allow once");
+    agent.type_line("s");
+    console.wait_line("allow for this session (customer)");
+    console.type_line("/report");
+    console.wait_line("consent_request");
+    console.type_line("/end all done");
+    agent.wait_line("ended by the operator: all done");
+    assert!(console.wait_exit().success());
+    assert!(agent.wait_exit().success());
 }

@@ -106,7 +106,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             }
         }
     }
-    tracing::debug!(peer = %c.peer, "operator connection closed: {}", link.close_reason.get());
+    tracing::info!(peer = %c.peer, "operator connection closed: {}", link.close_reason.get());
     for id in std::mem::take(&mut c.attached) {
         leave(&shared, &c, &id);
     }
