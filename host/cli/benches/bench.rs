@@ -1,5 +1,6 @@
-//! `cargo bench -p lifeline --bench lifeline-bench`: three loopback
-//! benchmarks of the broker, each beside a baseline measured in the same run.
+//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle]`:
+//! three loopback benchmarks of the broker, each beside a baseline measured
+//! in the same run.
 //!
 //! 1. join latency: connection ID entered → operator connected;
 //! 2. relay throughput operator → agent through the broker;
@@ -18,7 +19,7 @@ mod throughput;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use lifeline_core::client::{self, Endpoint};
@@ -44,27 +45,22 @@ pub struct Opts {
     pub agents: usize,
 }
 
-/// One line of the final table.
-#[derive(Debug, Clone)]
-pub struct Row {
-    pub bench: &'static str,
-    pub metric: String,
-    pub value: String,
-    pub baseline: String,
-    pub target: String,
-    /// `None`: no target for this line.
-    pub met: Option<bool>,
-}
+/// One line of the final table: benchmark, metric, Lifeline, baseline,
+/// target and whether it was met (`None`: no target on this line).
+pub type Row = [String; 6];
 
-impl Row {
-    pub fn new(bench: &'static str, metric: impl Into<String>, value: impl Into<String>, baseline: impl Into<String>) -> Row {
-        Row { bench, metric: metric.into(), value: value.into(), baseline: baseline.into(), target: String::new(), met: None }
-    }
-    pub fn target(mut self, target: impl Into<String>, met: bool) -> Row {
-        self.target = target.into();
-        self.met = Some(met);
-        self
-    }
+pub fn row(
+    bench: &str,
+    metric: &str,
+    value: String,
+    base: &str,
+    target: Option<(&str, bool)>,
+) -> Row {
+    let (target, met) = match target {
+        Some((t, ok)) => (t, if ok { "yes" } else { "NO" }),
+        None => ("", ""),
+    };
+    [bench, metric, &value, base, target, met].map(String::from)
 }
 
 /// Awaits `fut` for at most [`STEP`], naming what timed out.
@@ -79,22 +75,18 @@ where
     }
 }
 
-pub fn endpoint(address: String, fingerprint: Fingerprint) -> Endpoint {
-    Endpoint { address, server_name: "localhost".into(), trust: Trust::Pinned(fingerprint), heartbeat: HEARTBEAT }
-}
-
-pub fn profile() -> OperatorProfile {
-    OperatorProfile {
-        username: USERNAME.into(),
-        name: "Bench Operator".into(),
-        email: String::new(),
-        title: String::new(),
+pub fn endpoint(address: String, fp: Fingerprint) -> Endpoint {
+    let trust = Trust::Pinned(fp);
+    let server_name = "localhost".into();
+    Endpoint {
+        address,
+        server_name,
+        trust,
+        heartbeat: HEARTBEAT,
     }
 }
 
-/// An in-process broker on loopback with a logged-in operator client whose
-/// pushed events are drained (else "session ready" notices would pile up and
-/// stall its connection).
+/// An in-process broker on loopback with a logged-in operator client.
 pub struct Harness {
     pub broker: lifeline_broker::Broker,
     pub ep: Endpoint,
@@ -104,7 +96,7 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Result<Harness> {
-        let dir = tempfile::Builder::new().prefix("lifeline-bench-").tempdir().context("temporary folder")?;
+        let dir = tempfile::tempdir().context("temporary folder")?;
         let cfg = BrokerConfig {
             name: "Lifeline bench broker".into(),
             listen: "127.0.0.1:0".parse().expect("literal address"),
@@ -116,15 +108,27 @@ impl Harness {
             invitation_ttl: Duration::from_secs(600),
             heartbeat: HEARTBEAT,
         };
-        lifeline_broker::add_operator(&cfg, &profile(), PASSWORD)?;
+        let profile = OperatorProfile {
+            username: USERNAME.into(),
+            name: "Bench Operator".into(),
+            email: String::new(),
+            title: String::new(),
+        };
+        lifeline_broker::add_operator(&cfg, &profile, PASSWORD)?;
         let broker = lifeline_broker::Broker::start(cfg).await?;
         let ep = endpoint(broker.addr.to_string(), broker.fingerprint);
         let op = login(&ep).await?;
-        Ok(Harness { broker, ep, op, _dir: dir })
+        Ok(Harness {
+            broker,
+            ep,
+            op,
+            _dir: dir,
+        })
     }
 }
 
-/// Connects and logs in the bench operator; drains its events in a task.
+/// Connects and logs in the bench operator. Its pushed events are drained
+/// by a task: unread "session ready" notices would stall its connection.
 pub async fn login(ep: &Endpoint) -> Result<Arc<Client>> {
     let mut op = step("operator connect", Client::connect(ep)).await?;
     step("operator login", op.login(USERNAME, PASSWORD)).await?;
@@ -134,92 +138,90 @@ pub async fn login(ep: &Endpoint) -> Result<Arc<Client>> {
     Ok(op)
 }
 
-/// An agent: TLS + handshake, `Join`, and wait for `Joined`.
-pub async fn join(ep: &Endpoint, credential: JoinCredential) -> Result<Link> {
-    Ok(join_timed(ep, credential).await?.0)
-}
-
-/// [`join`], also returning the time the connect phase (TCP, TLS,
-/// `Hello`/`Welcome`) took.
-pub async fn join_timed(ep: &Endpoint, credential: JoinCredential) -> Result<(Link, Duration)> {
-    let t0 = std::time::Instant::now();
-    let (mut link, _) = client::connect(ep, ClientRole::Agent).await.context("agent connect")?;
+/// An agent: TLS + handshake, `Join`, and wait for `Joined`; also returns
+/// the time the connect phase (TCP, TLS, `Hello`/`Welcome`) took.
+pub async fn join(ep: &Endpoint, credential: JoinCredential) -> Result<(Link, Duration)> {
+    let t0 = Instant::now();
+    let (mut link, _) = client::connect(ep, ClientRole::Agent).await?;
     let connected = t0.elapsed();
-    let join = Frame::Control(Message::Join { credential, host: "bench-pc".into() });
-    link.tx.send(join).await.map_err(|_| anyhow!("agent link closed: {}", link.close_reason.get()))?;
+    let host = "bench-pc".into();
+    let join = Frame::Control(Message::Join { credential, host });
+    let closed = |l: &Link| anyhow!("agent link closed: {}", l.close_reason.get());
+    link.tx.send(join).await.map_err(|_| closed(&link))?;
     loop {
-        match tokio::time::timeout(STEP, link.rx.recv()).await.context("waiting for joined")? {
-            Some(Frame::Control(Message::Joined { .. })) => return Ok((link, connected)),
-            Some(Frame::Control(Message::Error { message, .. })) => bail!("join refused: {message}"),
-            Some(_) => {}
-            None => bail!("agent link closed before joined: {}", link.close_reason.get()),
+        match tokio::time::timeout(STEP, link.rx.recv()).await {
+            Err(_) => bail!("no joined within {STEP:?}"),
+            Ok(Some(Frame::Control(Message::Joined { .. }))) => return Ok((link, connected)),
+            Ok(Some(Frame::Control(Message::Error { message, .. }))) => bail!("refused: {message}"),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(closed(&link)),
         }
     }
 }
 
 /// Nearest-rank percentile of sorted samples.
 pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.max(1) - 1).copied().unwrap_or_default()
 }
 
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-fn env_usize(name: &str) -> Result<Option<usize>> {
-    match std::env::var(name) {
-        Ok(v) => Ok(Some(v.trim().replace(['_', ','], "").parse().with_context(|| format!("{name}={v:?} is not a count"))?)),
-        Err(_) => Ok(None),
-    }
-}
-
 fn print_table(rows: &[Row]) {
-    let head = ["benchmark", "metric", "Lifeline", "baseline (same run)", "target", "met"];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            let met = match r.met {
-                Some(true) => "yes",
-                Some(false) => "NO",
-                None => "",
-            };
-            [r.bench.into(), r.metric.clone(), r.value.clone(), r.baseline.clone(), r.target.clone(), met.into()]
-        })
-        .collect();
-    let mut width = head.map(str::len);
-    for c in &cells {
-        for (w, s) in width.iter_mut().zip(c) {
+    let head = [
+        "benchmark",
+        "metric",
+        "Lifeline",
+        "baseline (same run)",
+        "target",
+        "met",
+    ];
+    let head = head.map(String::from);
+    let mut width = [0; 6];
+    for r in rows.iter().chain([&head]) {
+        for (w, s) in width.iter_mut().zip(r) {
             *w = (*w).max(s.chars().count());
         }
     }
-    let line = |c: &[String]| {
-        let parts: Vec<String> = c.iter().zip(&width).map(|(s, w)| format!("{s:<w$}")).collect();
-        println!("| {} |", parts.join(" | "));
+    let line = |r: &Row| {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(width)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect();
+        println!("| {} |", cells.join(" | "));
     };
-    line(&head.map(String::from));
+    line(&head);
     line(&width.map(|w| "-".repeat(w)));
-    for c in &cells {
-        line(c);
-    }
+    rows.iter().for_each(line);
 }
 
 fn main() -> Result<()> {
-    // `cargo bench` passes `--bench`; a filter argument picks benchmarks.
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let opts = Opts {
-        quick: std::env::var("LIFELINE_BENCH_QUICK").is_ok_and(|v| v == "1"),
-        agents: env_usize("LIFELINE_BENCH_AGENTS")?.unwrap_or(10_000),
+    // `cargo bench` passes `--bench`; other arguments pick benchmarks.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
+    let agents = match std::env::var("LIFELINE_BENCH_AGENTS") {
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .context("LIFELINE_BENCH_AGENTS")?,
+        Err(_) => 10_000,
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    println!("Lifeline benchmarks ({} mode, {cores} cores, release={})", if opts.quick { "quick" } else { "full" }, !cfg!(debug_assertions));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    let quick = std::env::var("LIFELINE_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let opts = Opts { quick, agents };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mode = if quick { "quick" } else { "full" };
+    let release = !cfg!(debug_assertions);
+    println!("Lifeline benchmarks ({mode} mode, {cores} cores, optimised={release})");
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    let started = Instant::now();
     let mut rows = Vec::new();
-    let started = std::time::Instant::now();
     if wants("latency") {
         rows.extend(rt.block_on(latency::run(opts))?);
     }
@@ -229,10 +231,11 @@ fn main() -> Result<()> {
     if wants("idle") {
         rows.extend(rt.block_on(idle::run(opts))?);
     }
-    // Idle agents' links are dropped with the runtime.
     rt.shutdown_timeout(Duration::from_secs(5));
-    println!();
-    println!("Summary ({:.0} s in all):", started.elapsed().as_secs_f64());
+    println!(
+        "\nSummary ({:.0} s in all):",
+        started.elapsed().as_secs_f64()
+    );
     print_table(&rows);
     Ok(())
 }
