@@ -326,6 +326,13 @@ impl Broker {
             loop {
                 tick.tick().await;
                 sweeper.sweep_expired();
+                let s = Arc::clone(&sweeper);
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = s.store.checkpoint() {
+                        tracing::warn!("WAL checkpoint: {e}");
+                    }
+                })
+                .await;
             }
         }));
         tracing::info!(%addr, %https_addr, fingerprint = %identity.fingerprint, "broker listening");

@@ -136,6 +136,9 @@ pub struct NewSession<'a> {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection that only checkpoints the WAL, so the fsync of a
+    /// checkpoint never runs inside a request while holding `conn`.
+    checkpointer: Mutex<Connection>,
 }
 
 const SESSION_COLS: &str = "s.id, s.operator_id, o.username, s.ticket, s.end_user, s.state, \
@@ -200,9 +203,25 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        // Checkpoints happen in `checkpoint`, off the request path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = Connection::open(&path)?;
+        checkpointer.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Store {
             conn: Mutex::new(conn),
+            checkpointer: Mutex::new(checkpointer),
         })
+    }
+
+    /// Copies the WAL into the database (PASSIVE: never blocks writers).
+    /// Call periodically from a blocking thread.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let c = self
+            .checkpointer
+            .lock()
+            .expect("checkpointer lock is never poisoned");
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -215,8 +234,10 @@ impl Store {
 
     pub fn add_operator(&self, hash: &str, p: &OperatorProfile) -> Result<i64, StoreError> {
         let db = self.db();
-        let res = db.execute(
+        let res = db.prepare_cached(
             "INSERT INTO operators (username, password_hash, name, email, title, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(
             params![p.username, hash, p.name, p.email, p.title, lifeline_core::time::now_millis()],
         );
         match res {
@@ -240,7 +261,8 @@ impl Store {
             "SELECT id, password_hash, username, name, email, title FROM operators WHERE {clause}"
         );
         Ok(db
-            .query_row(&sql, [arg], |r| {
+            .prepare_cached(&sql)?
+            .query_row([arg], |r| {
                 Ok(OperatorRow {
                     id: r.get(0)?,
                     password_hash: r.get(1)?,
@@ -265,8 +287,9 @@ impl Store {
 
     pub fn list_operators(&self) -> Result<Vec<OperatorProfile>, StoreError> {
         let db = self.db();
-        let mut st =
-            db.prepare("SELECT username, name, email, title FROM operators ORDER BY username")?;
+        let mut st = db.prepare_cached(
+            "SELECT username, name, email, title FROM operators ORDER BY username",
+        )?;
         let rows = st.query_map([], |r| {
             Ok(OperatorProfile {
                 username: r.get(0)?,
@@ -279,18 +302,16 @@ impl Store {
     }
 
     pub fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE operators SET password_hash = ?2 WHERE id = ?1",
-            params![id, hash],
-        )?;
+        self.db()
+            .prepare_cached("UPDATE operators SET password_hash = ?2 WHERE id = ?1")?
+            .execute(params![id, hash])?;
         Ok(())
     }
 
     pub fn update_profile(&self, id: i64, p: &OperatorProfile) -> Result<(), StoreError> {
-        self.db().execute(
-            "UPDATE operators SET name = ?2, email = ?3, title = ?4 WHERE id = ?1",
-            params![id, p.name, p.email, p.title],
-        )?;
+        self.db()
+            .prepare_cached("UPDATE operators SET name = ?2, email = ?3, title = ?4 WHERE id = ?1")?
+            .execute(params![id, p.name, p.email, p.title])?;
         Ok(())
     }
 
@@ -303,14 +324,12 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let db = self.db();
-        db.execute(
-            "DELETE FROM login_tokens WHERE expires_at < ?1",
-            [lifeline_core::time::now_millis()],
-        )?;
-        db.execute(
+        db.prepare_cached("DELETE FROM login_tokens WHERE expires_at < ?1")?
+            .execute([lifeline_core::time::now_millis()])?;
+        db.prepare_cached(
             "INSERT INTO login_tokens (token_hash, operator_id, expires_at) VALUES (?1, ?2, ?3)",
-            params![token_hash, operator_id, expires_at],
-        )?;
+        )?
+        .execute(params![token_hash, operator_id, expires_at])?;
         Ok(())
     }
 
@@ -318,8 +337,10 @@ impl Store {
     pub fn token_operator(&self, token_hash: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .db()
-            .query_row(
+            .prepare_cached(
                 "SELECT operator_id FROM login_tokens WHERE token_hash = ?1 AND expires_at >= ?2",
+            )?
+            .query_row(
                 params![token_hash, lifeline_core::time::now_millis()],
                 |r| r.get(0),
             )
@@ -327,19 +348,20 @@ impl Store {
     }
 
     pub fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
-        self.db().execute(
-            "DELETE FROM login_tokens WHERE token_hash = ?1",
-            [token_hash],
-        )?;
+        self.db()
+            .prepare_cached("DELETE FROM login_tokens WHERE token_hash = ?1")?
+            .execute([token_hash])?;
         Ok(())
     }
 
     // ------------------------------------------------------------ sessions
 
     pub fn insert_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
-        self.db().execute(
+        self.db().prepare_cached(
             "INSERT INTO sessions (id, operator_id, ticket, end_user, state, connection_id, link_token, short_code, expires_at, created_at) \
              VALUES (?1, ?2, ?3, ?4, 'invited', ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(
             params![
                 s.id,
                 s.operator_id,
@@ -364,7 +386,11 @@ impl Store {
             "SELECT {SESSION_COLS} FROM sessions s JOIN operators o ON o.id = s.operator_id WHERE {clause} \
              ORDER BY (s.state = 'invited') DESC, s.created_at DESC LIMIT 1"
         );
-        Ok(self.db().query_row(&sql, [arg], session_row).optional()?)
+        Ok(self
+            .db()
+            .prepare_cached(&sql)?
+            .query_row([arg], session_row)
+            .optional()?)
     }
 
     pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
@@ -388,8 +414,10 @@ impl Store {
     pub fn connection_id_in_use(&self, code: &str, now: i64) -> Result<bool, StoreError> {
         Ok(self
             .db()
-            .query_row(
+            .prepare_cached(
                 "SELECT 1 FROM sessions WHERE connection_id = ?1 AND state = 'invited' AND expires_at >= ?2",
+            )?
+            .query_row(
                 params![code, now],
                 |_| Ok(()),
             )
@@ -399,28 +427,32 @@ impl Store {
 
     /// Marks the invitation used, atomically: false when it already was.
     pub fn claim_invitation(&self, id: &str, host: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self.db().execute(
-            "UPDATE sessions SET used_at = ?2, customer_host = ?3, state = 'waiting' \
+        let n = self
+            .db()
+            .prepare_cached(
+                "UPDATE sessions SET used_at = ?2, customer_host = ?3, state = 'waiting' \
              WHERE id = ?1 AND used_at IS NULL AND state = 'invited' AND expires_at >= ?2",
-            params![id, now, host],
-        )?;
+            )?
+            .execute(params![id, now, host])?;
         Ok(n == 1)
     }
 
     pub fn set_state(&self, id: &str, state: SessionState) -> Result<(), StoreError> {
         let ended = (state == SessionState::Ended).then(lifeline_core::time::now_millis);
-        self.db().execute(
-            "UPDATE sessions SET state = ?2, ended_at = COALESCE(ended_at, ?3) WHERE id = ?1",
-            params![id, state.as_str(), ended],
-        )?;
+        self.db()
+            .prepare_cached(
+                "UPDATE sessions SET state = ?2, ended_at = COALESCE(ended_at, ?3) WHERE id = ?1",
+            )?
+            .execute(params![id, state.as_str(), ended])?;
         Ok(())
     }
 
     /// Invitations past their expiry that nobody used.
     pub fn expired_invitations(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let db = self.db();
-        let mut st =
-            db.prepare("SELECT id FROM sessions WHERE state = 'invited' AND expires_at < ?1")?;
+        let mut st = db.prepare_cached(
+            "SELECT id FROM sessions WHERE state = 'invited' AND expires_at < ?1",
+        )?;
         let ids = st.query_map([now], |r| r.get(0))?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
@@ -429,7 +461,7 @@ impl Store {
     pub fn live_sessions(&self) -> Result<Vec<String>, StoreError> {
         let db = self.db();
         let mut st =
-            db.prepare("SELECT id FROM sessions WHERE state NOT IN ('invited', 'ended')")?;
+            db.prepare_cached("SELECT id FROM sessions WHERE state NOT IN ('invited', 'ended')")?;
         let ids = st.query_map([], |r| r.get(0))?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
@@ -441,7 +473,7 @@ impl Store {
             "SELECT {SESSION_COLS} FROM sessions s JOIN operators o ON o.id = s.operator_id \
              WHERE (?1 IS NULL OR s.operator_id = ?1) ORDER BY s.created_at DESC, s.id"
         );
-        let mut st = db.prepare(&sql)?;
+        let mut st = db.prepare_cached(&sql)?;
         let rows = st.query_map([operator_id], session_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -457,10 +489,12 @@ impl Store {
         text: &str,
     ) -> Result<u64, StoreError> {
         let db = self.db();
-        let seq: i64 = db.query_row(
+        let seq: i64 = db.prepare_cached(
             "INSERT INTO session_events (session_id, seq, at, kind, actor, text) \
              SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5 FROM session_events WHERE session_id = ?1 \
              RETURNING seq",
+        )?
+        .query_row(
             params![session, lifeline_core::time::now_millis(), kind, party_str(actor), text],
             |r| r.get(0),
         )?;
@@ -469,7 +503,7 @@ impl Store {
 
     pub fn events(&self, session: &str) -> Result<Vec<ReportEvent>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare(
+        let mut st = db.prepare_cached(
             "SELECT seq, at, kind, actor, text FROM session_events WHERE session_id = ?1 ORDER BY seq",
         )?;
         let rows = st.query_map([session], |r| {
@@ -535,6 +569,7 @@ mod tests {
             id
         };
         let s = Store::open(dir.path()).unwrap();
+        s.checkpoint().unwrap();
         let row = s.session_by_connection_id("123456").unwrap().unwrap();
         assert_eq!((row.operator_id, row.state), (id, SessionState::Waiting));
         let ev = s.events("s1").unwrap();

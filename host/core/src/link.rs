@@ -132,7 +132,17 @@ async fn writer<W: AsyncWrite>(
             }
         };
         let res = async {
-            wr.write_all(&frame.encode()).await?;
+            match &frame {
+                Frame::Data(payload) => {
+                    wr.write_all(&lifeline_protocol::frame::header(
+                        lifeline_protocol::frame::KIND_DATA,
+                        payload.len(),
+                    ))
+                    .await?;
+                    wr.write_all(payload).await?;
+                }
+                Frame::Control(_) => wr.write_all(&frame.encode()).await?,
+            }
             if out_rx.is_empty() {
                 wr.flush().await?;
             }

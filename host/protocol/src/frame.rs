@@ -70,6 +70,14 @@ impl Frame {
     }
 }
 
+/// The 5 header bytes of a frame whose payload has `payload_len` bytes, so
+/// a large payload can be written without copying it behind its header.
+pub fn header(kind: u8, payload_len: usize) -> [u8; 5] {
+    let len = u32::try_from(payload_len + 1).expect("frame length fits in u32");
+    let b = len.to_be_bytes();
+    [b[0], b[1], b[2], b[3], kind]
+}
+
 fn with_header(kind: u8, payload: &[u8]) -> Vec<u8> {
     let len = u32::try_from(payload.len() + 1).expect("frame length fits in u32");
     let mut buf = Vec::with_capacity(payload.len() + 5);
