@@ -57,13 +57,19 @@ pub enum ConfigError {
 }
 
 /// A TOML document being validated: its path and text, for error positions.
-struct Doc<'a> {
+/// Shared with other raw → typed parsers (plugin manifests).
+pub struct Doc<'a> {
     file: &'a Path,
     text: &'a str,
 }
 
-impl Doc<'_> {
-    fn line_of(&self, span: &Range<usize>) -> (usize, usize) {
+impl<'a> Doc<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Doc { file, text }
+    }
+
+    /// Line and column (from 1) of a byte span's start.
+    pub fn line_of(&self, span: &Range<usize>) -> (usize, usize) {
         let start = span.start.min(self.text.len());
         let before = &self.text[..start];
         let line = before.matches('\n').count() + 1;
@@ -71,7 +77,13 @@ impl Doc<'_> {
         (line, column)
     }
 
-    fn invalid(&self, span: &Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+    /// An error at `span` about `key`.
+    pub fn invalid(
+        &self,
+        span: &Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_owned(),
             line: self.line_of(span).0,
@@ -80,7 +92,8 @@ impl Doc<'_> {
         }
     }
 
-    fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+    /// Deserialises the raw form; unknown keys and wrong types are located.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
         toml::from_str(self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let (line, column) = self.line_of(&span);
@@ -94,7 +107,8 @@ impl Doc<'_> {
         })
     }
 
-    fn path(&self, p: &Spanned<String>) -> PathBuf {
+    /// A path from the file, resolved against the file's folder.
+    pub fn path(&self, p: &Spanned<String>) -> PathBuf {
         let raw = Path::new(p.get_ref());
         if raw.is_absolute() {
             raw.to_owned()
@@ -135,7 +149,8 @@ impl Doc<'_> {
     }
 }
 
-fn read(file: &Path) -> Result<String, ConfigError> {
+/// Reads a TOML file, naming it in the error.
+pub fn read(file: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
         file: file.to_owned(),
         reason: e.to_string(),

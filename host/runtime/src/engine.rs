@@ -1,0 +1,100 @@
+//! One loaded plugin, whichever engine runs it, and how a call can fail.
+
+use std::sync::Arc;
+
+use crate::host::CallContext;
+use crate::lua::LuaPlugin;
+use crate::manifest::{Manifest, Runtime};
+use crate::wasm::{WasmEngine, WasmPlugin};
+
+/// Why a plugin call did not return a result. Each ends only that call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin {0:?} is not installed")]
+    NoSuchPlugin(String),
+    #[error("plugin {plugin} has no command {command:?}; it has: {known}")]
+    NoSuchCommand {
+        plugin: String,
+        command: String,
+        known: String,
+    },
+    /// The plugin returned an error of its own.
+    #[error("the plugin reported an error: {0}")]
+    Plugin(String),
+    /// The plugin trapped or panicked.
+    #[error("the plugin crashed: {0}")]
+    Crashed(String),
+    /// Time, memory or output limit.
+    #[error("the plugin was stopped: {0}")]
+    Limit(String),
+    /// The plugin is being restarted after repeated crashes.
+    #[error("the plugin is restarting after repeated crashes; try again in {0} ms")]
+    Restarting(u64),
+    #[error("cannot load the plugin: {0}")]
+    Load(String),
+}
+
+/// The code of a plugin, ready to be called.
+pub enum Code {
+    Wasm(WasmPlugin),
+    Lua(LuaPlugin),
+}
+
+/// A manifest with its loaded code.
+pub struct Loaded {
+    pub manifest: Arc<Manifest>,
+    pub code: Code,
+}
+
+impl Loaded {
+    /// Loads the entry file named by the manifest.
+    pub fn load(manifest: Manifest, wasm: &WasmEngine) -> Result<Loaded, CallError> {
+        let bytes = std::fs::read(&manifest.entry).map_err(|e| {
+            CallError::Load(format!("cannot read {}: {e}", manifest.entry.display()))
+        })?;
+        let code = match manifest.runtime {
+            Runtime::Wasm => Code::Wasm(wasm.load(&bytes, &manifest).map_err(CallError::Load)?),
+            Runtime::Lua => {
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    CallError::Load(format!("{} is not UTF-8 text", manifest.entry.display()))
+                })?;
+                Code::Lua(
+                    LuaPlugin::load(&manifest.id, &text, manifest.limits.memory_bytes)
+                        .map_err(CallError::Load)?,
+                )
+            }
+        };
+        Ok(Loaded {
+            manifest: Arc::new(manifest),
+            code,
+        })
+    }
+
+    /// Runs one command. Blocking: call from a blocking thread.
+    pub fn call(
+        &self,
+        ctx: CallContext,
+        command: &str,
+        args: &[String],
+    ) -> (CallContext, Result<String, CallError>) {
+        if self.manifest.command(command).is_none() {
+            let known = self
+                .manifest
+                .commands
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let err = CallError::NoSuchCommand {
+                plugin: self.manifest.id.clone(),
+                command: command.into(),
+                known,
+            };
+            return (ctx, Err(err));
+        }
+        match &self.code {
+            Code::Wasm(w) => w.run(ctx, command, args),
+            Code::Lua(l) => l.run(ctx, command, args),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The host API, implemented once natively and exposed to WASM and Lua alike.
+//!
+//! A [`CallContext`] lives for one plugin call. Each method first passes
+//! [`CallContext::check`]: the manifest must declare the call's capability
+//! (see [`HostCall::capability`]), and a capability that needs consent is
+//! asked for through the [`SessionPort`] before its first use in the call.
+
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::capability::{Capability, HostCall};
+use crate::kv::KvStore;
+use crate::manifest::Manifest;
+use crate::process;
+
+/// Largest file a plugin may read or write in its temporary folder.
+pub const MAX_FILE_BYTES: usize = 16 << 20;
+/// Longest chat line or report line a plugin may send.
+pub const MAX_LINE_CHARS: usize = 8 * 1024;
+
+/// Why a host call was refused or failed (mirrors the WIT `host-error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("capability not declared: {0}")]
+    NotDeclared(String),
+    #[error("permission denied: {0}")]
+    Denied(String),
+    #[error("limit reached: {0}")]
+    Limit(String),
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+/// Log levels (mirrors the WIT `level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where a plugin call meets its session: consent, output, chat, report.
+/// Implemented by the agent; the test suite has its own.
+pub trait SessionPort: Send + Sync {
+    /// Asks consent for `cap` of `plugin` (blocking). `Err` carries the
+    /// reason shown to the plugin and the operator.
+    fn consent(&self, plugin: &Manifest, cap: Capability) -> Result<(), String>;
+    /// Output streamed to the operator.
+    fn output(&self, plugin: &str, text: &str);
+    fn chat(&self, plugin: &str, text: &str);
+    fn report(&self, plugin: &str, text: &str);
+}
+
+/// Result of a spawned process (mirrors the WIT `process-output`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+}
+
+/// What the agent provides to every plugin call.
+#[derive(Debug, Clone)]
+pub struct HostEnv {
+    /// Parent of the per-call temporary folders (leftovers are removed at start).
+    pub temp_root: PathBuf,
+    /// Proxy for `http.request`, e.g. `http://proxy.example:3128`.
+    pub proxy: Option<String>,
+}
+
+/// Everything one call of one plugin may touch.
+pub struct CallContext {
+    pub manifest: Arc<Manifest>,
+    port: Arc<dyn SessionPort>,
+    kv: Arc<KvStore>,
+    env: Arc<HostEnv>,
+    temp: Option<tempfile::TempDir>,
+    output_used: u64,
+    granted: HashSet<Capability>,
+    /// Time spent waiting for the customer; not counted against the call's
+    /// time limit.
+    pub consent_wait: Duration,
+    /// Set when the output limit was hit: the call ends with that error.
+    pub flooded: bool,
+}
+
+impl CallContext {
+    pub fn new(
+        manifest: Arc<Manifest>,
+        port: Arc<dyn SessionPort>,
+        kv: Arc<KvStore>,
+        env: Arc<HostEnv>,
+    ) -> Self {
+        CallContext {
+            manifest,
+            port,
+            kv,
+            env,
+            temp: None,
+            output_used: 0,
+            granted: HashSet::new(),
+            consent_wait: Duration::ZERO,
+            flooded: false,
+        }
+    }
+
+    /// The permission gate every host call passes first.
+    pub fn check(&mut self, call: HostCall) -> Result<(), HostError> {
+        let cap = call.capability();
+        if !self.manifest.grants(cap) {
+            return Err(HostError::NotDeclared(format!(
+                "{} needs the capability \"{cap}\", which plugin.toml of {} does not declare",
+                call.name(),
+                self.manifest.id
+            )));
+        }
+        if cap.needs_consent() && !self.granted.contains(&cap) {
+            let t0 = Instant::now();
+            let answer = self.port.consent(&self.manifest, cap);
+            self.consent_wait += t0.elapsed();
+            answer.map_err(|why| HostError::Denied(format!("\"{cap}\" was not allowed: {why}")))?;
+            self.granted.insert(cap);
+        }
+        Ok(())
+    }
+
+    pub fn log(&mut self, level: Level, message: &str) {
+        if self.check(HostCall::Log).is_err() {
+            return;
+        }
+        let id = &self.manifest.id;
+        match level {
+            Level::Trace => tracing::trace!(plugin = %id, "{message}"),
+            Level::Debug => tracing::debug!(plugin = %id, "{message}"),
+            Level::Info => tracing::info!(plugin = %id, "{message}"),
+            Level::Warn => tracing::warn!(plugin = %id, "{message}"),
+            Level::Error => tracing::error!(plugin = %id, "{message}"),
+        }
+    }
+
+    pub fn send_output(&mut self, text: &str) -> Result<(), HostError> {
+        self.check(HostCall::SendOutput)?;
+        let limit = self.manifest.limits.output_bytes;
+        if self.output_used + text.len() as u64 > limit {
+            self.flooded = true;
+            return Err(HostError::Limit(format!(
+                "output of one call is limited to {} KiB",
+                limit >> 10
+            )));
+        }
+        self.output_used += text.len() as u64;
+        self.port.output(&self.manifest.id, text);
+        Ok(())
+    }
+
+    fn line(text: &str) -> Result<(), HostError> {
+        if text.chars().count() > MAX_LINE_CHARS {
+            return Err(HostError::Limit(format!(
+                "a line is limited to {MAX_LINE_CHARS} characters"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn send_chat(&mut self, text: &str) -> Result<(), HostError> {
+        self.check(HostCall::SendChat)?;
+        Self::line(text)?;
+        self.port.chat(&self.manifest.id, text);
+        Ok(())
+    }
+
+    pub fn report_line(&mut self, text: &str) -> Result<(), HostError> {
+        self.check(HostCall::ReportLine)?;
+        Self::line(text)?;
+        self.port.report(&self.manifest.id, text);
+        Ok(())
+    }
+
+    pub fn kv_get(&mut self, key: &str) -> Result<Option<String>, HostError> {
+        self.check(HostCall::KvGet)?;
+        self.kv.get(key).map_err(HostError::Failed)
+    }
+
+    pub fn kv_set(&mut self, key: &str, value: &str) -> Result<(), HostError> {
+        self.check(HostCall::KvSet)?;
+        self.kv.set(key, value)
+    }
+
+    pub fn kv_delete(&mut self, key: &str) -> Result<(), HostError> {
+        self.check(HostCall::KvDelete)?;
+        self.kv.delete(key).map_err(HostError::Failed)
+    }
+
+    pub fn system_info(&mut self, category: &str) -> Result<String, HostError> {
+        self.check(HostCall::SystemInfo)?;
+        crate::sysinfo::category(category)
+            .map(|v| v.to_string())
+            .map_err(HostError::Failed)
+    }
+
+    fn temp(&mut self) -> Result<&Path, HostError> {
+        if self.temp.is_none() {
+            let root = &self.env.temp_root;
+            std::fs::create_dir_all(root)
+                .map_err(|e| HostError::Failed(format!("cannot create {}: {e}", root.display())))?;
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("{}-", self.manifest.id))
+                .tempdir_in(&self.env.temp_root)
+                .map_err(|e| HostError::Failed(format!("cannot create a temporary folder: {e}")))?;
+            self.temp = Some(dir);
+        }
+        Ok(self
+            .temp
+            .as_ref()
+            .map(|t| t.path())
+            .expect("created just above"))
+    }
+
+    pub fn temp_dir(&mut self) -> Result<String, HostError> {
+        self.check(HostCall::TempDir)?;
+        Ok(self.temp()?.display().to_string())
+    }
+
+    /// Resolves a relative path inside the temporary folder; anything that
+    /// could leave it (absolute, `..`) is refused.
+    fn inside(&mut self, rel: &str) -> Result<PathBuf, HostError> {
+        let p = Path::new(rel);
+        if rel.is_empty()
+            || p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(HostError::Denied(format!(
+                "{rel:?} is outside the plugin's temporary folder"
+            )));
+        }
+        Ok(self.temp()?.join(p))
+    }
+
+    pub fn fs_read(&mut self, rel: &str) -> Result<Vec<u8>, HostError> {
+        self.check(HostCall::FsRead)?;
+        let path = self.inside(rel)?;
+        // Refuse symlinks that point out of the folder.
+        let real = path
+            .canonicalize()
+            .map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
+        let root = self
+            .temp()?
+            .canonicalize()
+            .map_err(|e| HostError::Failed(e.to_string()))?;
+        if !real.starts_with(&root) {
+            return Err(HostError::Denied(format!(
+                "{rel:?} leads outside the plugin's temporary folder"
+            )));
+        }
+        let meta =
+            std::fs::metadata(&real).map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
+        if meta.len() > MAX_FILE_BYTES as u64 {
+            return Err(HostError::Limit(format!(
+                "{rel} is larger than {} MiB",
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        std::fs::read(&real).map_err(|e| HostError::Failed(format!("{rel}: {e}")))
+    }
+
+    pub fn fs_write(&mut self, rel: &str, data: &[u8]) -> Result<(), HostError> {
+        self.check(HostCall::FsWrite)?;
+        if data.len() > MAX_FILE_BYTES {
+            return Err(HostError::Limit(format!(
+                "a file is limited to {} MiB",
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        let path = self.inside(rel)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
+        }
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(HostError::Denied(format!("{rel:?} is a symbolic link")));
+        }
+        std::fs::write(&path, data).map_err(|e| HostError::Failed(format!("{rel}: {e}")))
+    }
+
+    pub fn spawn(
+        &mut self,
+        program: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Result<ProcessOutput, HostError> {
+        self.check(HostCall::Spawn)?;
+        let limit = self.manifest.limits.output_bytes as usize;
+        let cwd = self.temp()?.to_owned();
+        process::run(
+            program,
+            args,
+            &cwd,
+            timeout.min(self.manifest.limits.time_per_call),
+            limit,
+        )
+        .map_err(HostError::Failed)
+    }
+
+    pub fn http_request(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<crate::http::Response, HostError> {
+        self.check(HostCall::HttpRequest)?;
+        let limit = self.manifest.limits.output_bytes as usize;
+        crate::http::request(
+            &self.manifest.http_hosts,
+            self.env.proxy.as_deref(),
+            method,
+            url,
+            headers,
+            body,
+            limit,
+        )
+    }
+}

@@ -1,0 +1,26 @@
+//! The Lifeline plugin runtime: manifests, capabilities, the host API
+//! implemented once for WASM (wasmtime) and Lua (mlua/Luau), limits,
+//! isolation, hot reload and signed bundles.
+
+pub mod bundle;
+pub mod capability;
+pub mod engine;
+pub mod host;
+pub mod http;
+pub mod kv;
+pub mod lua;
+pub mod manifest;
+pub mod plugins;
+pub mod process;
+pub mod sysinfo;
+pub mod wasm;
+pub mod watch;
+
+pub use capability::{Capability, HostCall};
+pub use engine::CallError;
+pub use host::{CallContext, HostEnv, HostError, SessionPort};
+pub use manifest::Manifest;
+pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,377 @@
+//! WASM plugins: wasmtime component model with one shared engine, the
+//! pooling instance allocator, `InstancePre` per plugin, a compiled-artifact
+//! cache, epoch interruption for time limits and `StoreLimits` for memory.
+//! WASI has no preopened folders, environment, network or inherited stdio:
+//! everything a plugin does goes through the host API and its capabilities.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::engine::CallError;
+use crate::host::{CallContext, HostError, Level};
+use crate::manifest::{MAX_MEMORY_MB, Manifest};
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../../sdk/wit",
+});
+
+use lifeline::plugin::{host, types};
+
+/// Interval of the engine's epoch ticker; time limits are checked this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Bytes of a guest's stderr kept for the crash message (panics print there).
+pub const STDERR_KEPT: usize = 4096;
+/// Plugin instances alive at once (pooling allocator slots).
+pub const POOL_INSTANCES: u32 = 256;
+/// WASM stack per instance.
+pub const MAX_WASM_STACK: usize = 1 << 20;
+
+/// The store data of one call.
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    ctx: CallContext,
+    started: Instant,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn wit_err(e: HostError) -> types::HostError {
+    match e {
+        HostError::NotDeclared(m) => types::HostError::NotDeclared(m),
+        HostError::Denied(m) => types::HostError::Denied(m),
+        HostError::Limit(m) => types::HostError::Limit(m),
+        HostError::Failed(m) => types::HostError::Failed(m),
+    }
+}
+
+impl types::Host for State {}
+
+impl host::Host for State {
+    fn log(&mut self, level: types::Level, message: String) {
+        let level = match level {
+            types::Level::Trace => Level::Trace,
+            types::Level::Debug => Level::Debug,
+            types::Level::Info => Level::Info,
+            types::Level::Warn => Level::Warn,
+            types::Level::Error => Level::Error,
+        };
+        self.ctx.log(level, &message);
+    }
+    fn send_output(&mut self, text: String) -> Result<(), types::HostError> {
+        self.ctx.send_output(&text).map_err(wit_err)
+    }
+    fn send_chat(&mut self, text: String) -> Result<(), types::HostError> {
+        self.ctx.send_chat(&text).map_err(wit_err)
+    }
+    fn report_line(&mut self, text: String) -> Result<(), types::HostError> {
+        self.ctx.report_line(&text).map_err(wit_err)
+    }
+    fn kv_get(&mut self, key: String) -> Result<Option<String>, types::HostError> {
+        self.ctx.kv_get(&key).map_err(wit_err)
+    }
+    fn kv_set(&mut self, key: String, value: String) -> Result<(), types::HostError> {
+        self.ctx.kv_set(&key, &value).map_err(wit_err)
+    }
+    fn kv_delete(&mut self, key: String) -> Result<(), types::HostError> {
+        self.ctx.kv_delete(&key).map_err(wit_err)
+    }
+    fn system_info(&mut self, category: String) -> Result<String, types::HostError> {
+        self.ctx.system_info(&category).map_err(wit_err)
+    }
+    fn temp_dir(&mut self) -> Result<String, types::HostError> {
+        self.ctx.temp_dir().map_err(wit_err)
+    }
+    fn fs_read(&mut self, path: String) -> Result<Vec<u8>, types::HostError> {
+        self.ctx.fs_read(&path).map_err(wit_err)
+    }
+    fn fs_write(&mut self, path: String, data: Vec<u8>) -> Result<(), types::HostError> {
+        self.ctx.fs_write(&path, &data).map_err(wit_err)
+    }
+    fn spawn(
+        &mut self,
+        program: String,
+        args: Vec<String>,
+        timeout_ms: u32,
+    ) -> Result<types::ProcessOutput, types::HostError> {
+        self.ctx
+            .spawn(
+                &program,
+                &args,
+                Duration::from_millis(u64::from(timeout_ms)),
+            )
+            .map(|o| types::ProcessOutput {
+                exit_code: o.exit_code,
+                stdout: o.stdout,
+                stderr: o.stderr,
+                timed_out: o.timed_out,
+            })
+            .map_err(wit_err)
+    }
+    fn http_request(
+        &mut self,
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<types::HttpResponse, types::HostError> {
+        self.ctx
+            .http_request(&method, &url, &headers, &body)
+            .map(|r| types::HttpResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(wit_err)
+    }
+}
+
+/// The one wasmtime engine of the agent, with its epoch ticker and linker.
+pub struct WasmEngine {
+    engine: Engine,
+    linker: Linker<State>,
+    cache_dir: PathBuf,
+}
+
+/// A compiled plugin, ready to instantiate.
+pub struct WasmPlugin {
+    engine: Engine,
+    pre: PluginPre<State>,
+}
+
+struct ShaHasher<'a>(&'a mut Sha256);
+
+impl Hasher for ShaHasher<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+impl WasmEngine {
+    pub fn new(cache_dir: &Path) -> Result<Self, String> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size((MAX_MEMORY_MB as usize) << 20)
+            .max_unused_warm_slots(32);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(MAX_WASM_STACK)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            Engine::new(&config).map_err(|e| format!("cannot start the WASM engine: {e}"))?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| e.to_string())?;
+        Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| e.to_string())?;
+        Ok(WasmEngine {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_owned(),
+        })
+    }
+
+    fn cache_path(&self, wasm: &[u8]) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(Sha256::digest(wasm));
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut ShaHasher(&mut h));
+        self.cache_dir
+            .join(format!("{}.cwasm", hex::encode(h.finalize())))
+    }
+
+    /// Compiles (or takes from the cache) and links a component.
+    #[allow(unsafe_code)]
+    pub fn load(&self, wasm: &[u8], manifest: &Manifest) -> Result<WasmPlugin, String> {
+        let path = self.cache_path(wasm);
+        let mut component = None;
+        if path.exists() {
+            // SAFETY: cache files are written only by `Component::serialize`
+            // below, named by the SHA-256 of the source and of this engine's
+            // compatibility hash, and published by an atomic rename.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => component = Some(c),
+                Err(e) => {
+                    tracing::warn!("unusable cache entry {}, recompiling: {e}", path.display())
+                }
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, wasm).map_err(|e| {
+                    format!(
+                        "{} is not a valid WASM component: {e:#}",
+                        manifest.entry.display()
+                    )
+                })?;
+                if let Ok(bytes) = c.serialize() {
+                    let _ = std::fs::create_dir_all(&self.cache_dir);
+                    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+                    if std::fs::write(&tmp, bytes).is_ok() {
+                        let _ = std::fs::rename(&tmp, &path);
+                    }
+                }
+                c
+            }
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            format!(
+                "{} does not fit the Lifeline host API: {e:#}",
+                manifest.entry.display()
+            )
+        })?;
+        let pre =
+            PluginPre::new(pre).map_err(|e| format!("{}: {e:#}", manifest.entry.display()))?;
+        Ok(WasmPlugin {
+            engine: self.engine.clone(),
+            pre,
+        })
+    }
+}
+
+impl WasmPlugin {
+    /// Instantiates a fresh instance and calls `run` under the limits.
+    pub fn run(
+        &self,
+        ctx: CallContext,
+        command: &str,
+        args: &[String],
+    ) -> (CallContext, Result<String, CallError>) {
+        let limits_m = ctx.manifest.limits;
+        let stderr = MemoryOutputPipe::new(STDERR_KEPT);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(limits_m.memory_bytes as usize)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            State {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                ctx,
+                started: Instant::now(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let limit = limits_m.time_per_call;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |cx| {
+            let s = cx.data();
+            if s.started.elapsed().saturating_sub(s.ctx.consent_wait) > limit {
+                return Err(wasmtime::Error::msg(format!(
+                    "time limit of {} ms exceeded",
+                    limit.as_millis()
+                )));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.call_run(&mut store, command, args));
+        let state = store.into_data();
+        let ctx = state.ctx;
+        let result = match result {
+            _ if ctx.flooded => Err(CallError::Limit(format!(
+                "output limit of {} KiB reached",
+                limits_m.output_bytes >> 10
+            ))),
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(msg)) => Err(CallError::Plugin(msg)),
+            Err(e) => Err(classify(&e, &ctx, &stderr)),
+        };
+        (ctx, result)
+    }
+}
+
+fn classify(e: &wasmtime::Error, ctx: &CallContext, stderr: &MemoryOutputPipe) -> CallError {
+    let text = format!("{e:#}");
+    let limits = ctx.manifest.limits;
+    if text.contains("time limit of") {
+        return CallError::Limit(format!(
+            "time limit of {} ms exceeded",
+            limits.time_per_call.as_millis()
+        ));
+    }
+    if text.contains("forcing trap when growing memory")
+        || text.contains("memory") && text.contains("limit")
+    {
+        return CallError::Limit(format!(
+            "memory limit of {} MiB reached",
+            limits.memory_bytes >> 20
+        ));
+    }
+    let out = String::from_utf8_lossy(&stderr.contents())
+        .trim()
+        .to_string();
+    // A Rust guest prints "thread … panicked at FILE:LINE:COL:" then the message.
+    let mut lines = out.lines();
+    let detail = lines
+        .by_ref()
+        .find(|l| l.contains("panicked"))
+        .map(|l| match lines.next() {
+            Some(msg) => format!("{} {}", l.trim_end(), msg.trim()),
+            None => l.to_string(),
+        });
+    let trap = e
+        .downcast_ref::<wasmtime::Trap>()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| text.lines().next().unwrap_or("").to_string());
+    CallError::Crashed(match detail {
+        Some(p) => format!("{p} ({trap})"),
+        None => trap,
+    })
+}
+
+/// Shared handle type for callers that keep a plugin around.
+pub type SharedWasm = Arc<WasmPlugin>;
