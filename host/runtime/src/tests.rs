@@ -216,3 +216,112 @@ fn repeated_crashes_pause_then_restart_the_plugin() {
     assert!(matches!(r, Err(CallError::Restarting(_))), "{r:?}");
     assert_eq!(call(&host, &port, "hostile-lua", "ok").unwrap(), "fine");
 }
+
+/// Writes a file the way editors save: a temporary file, then a rename.
+fn save(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn wait_version(host: &PluginHost, id: &str, version: &str) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if host.list().iter().any(|p| p.id == id && p.version == version) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("{id} {version} never went live");
+}
+
+#[test]
+fn hot_reload_under_load_fails_no_call() {
+    let (dir, host) = host_with(&["plugins/hello-lua"]);
+    let pdir = dir.path().join("plugins/hello-lua");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = Arc::clone(&events);
+    let _watch = crate::watch::start(Arc::clone(&host), vec![dir.path().join("plugins")], move |e| ev.lock().unwrap().push(e)).unwrap();
+    let manifest = std::fs::read_to_string(pdir.join("plugin.toml")).unwrap();
+    let code = std::fs::read_to_string(pdir.join("main.lua")).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (host, stop, calls, failures) = (Arc::clone(&host), Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&failures));
+            std::thread::spawn(move || {
+                let port: Arc<dyn SessionPort> = Arc::new(Port::default());
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match host.call("hello-lua", "greet", &[], Arc::clone(&port)) {
+                        Ok(_) => {}
+                        Err(e) => failures.lock().unwrap().push(e.to_string()),
+                    }
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    for i in 1..=15 {
+        let v = format!("0.1.{i}");
+        save(&pdir.join("main.lua"), &code.replace("Hello, ", &format!("Hello v{i}, ")));
+        save(&pdir.join("plugin.toml"), &manifest.replace("version = \"0.1.0\"", &format!("version = \"{v}\"")));
+        wait_version(&host, "hello-lua", &v);
+    }
+    // A broken save: the running version stays and the error is reported.
+    save(&pdir.join("main.lua"), "return {{{ this is not lua");
+    save(&pdir.join("plugin.toml"), &manifest.replace("version = \"0.1.0\"", "version = \"0.2.0\""));
+    let deadline = Instant::now() + WAIT;
+    while !events.lock().unwrap().iter().any(|e| matches!(e, crate::watch::ReloadEvent::Failed { .. })) {
+        assert!(Instant::now() < deadline, "the failed reload was not reported");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(host.list().iter().any(|p| p.version == "0.1.15"));
+    // The next good save is still picked up.
+    save(&pdir.join("main.lua"), &code);
+    save(&pdir.join("plugin.toml"), &manifest.replace("version = \"0.1.0\"", "version = \"0.2.1\""));
+    wait_version(&host, "hello-lua", "0.2.1");
+
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let failures = failures.lock().unwrap();
+    assert!(calls.load(Ordering::Relaxed) > 0);
+    assert!(failures.is_empty(), "{} failed calls: {:?}", failures.len(), &failures[..failures.len().min(3)]);
+}
+
+#[test]
+fn signatures_are_required_unless_the_development_switch_is_set() {
+    use crate::bundle;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("plugins");
+    let pdir = root.join("hello-lua");
+    copy_dir(&repo().join("plugins/hello-lua"), &pdir);
+    let key_file = dir.path().join("publisher.key");
+    let public = bundle::keygen(&key_file).unwrap();
+    let make = |trusted: Vec<ed25519_dalek::VerifyingKey>| {
+        PluginHost::new(RuntimeConfig {
+            plugin_dirs: vec![root.clone()],
+            state_dir: dir.path().join("state"),
+            env: HostEnv { temp_root: dir.path().join("tmp"), proxy: None },
+            trusted_keys: trusted,
+            allow_unsigned: false,
+        })
+        .unwrap()
+    };
+    let errors = make(vec![public]).load_all();
+    assert!(errors[0].1.contains("not signed"), "{errors:?}");
+    let mut files = bundle::read_dir_files(&pdir).unwrap();
+    bundle::sign(&mut files, &bundle::load_signing_key(&key_file).unwrap());
+    std::fs::write(pdir.join(bundle::SIGNATURE_FILE), &files[bundle::SIGNATURE_FILE]).unwrap();
+    let host = make(vec![public]);
+    assert!(host.load_all().is_empty());
+    assert_eq!(host.list()[0].id, "hello-lua");
+    let other = bundle::keygen(&dir.path().join("other.key")).unwrap();
+    assert!(make(vec![other]).load_all()[0].1.contains("not among the agent's trusted"));
+    std::fs::write(pdir.join("main.lua"), "return { run = function() return 'evil' end }").unwrap();
+    assert!(make(vec![public]).load_all()[0].1.contains("modified after signing"));
+}
