@@ -85,6 +85,7 @@ impl TestBroker {
             data_dir: self.dir.path().join(name),
             consent_timeout,
             policy,
+            plugins: None,
         }
     }
 }

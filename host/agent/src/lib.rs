@@ -2,6 +2,7 @@
 //! helping, chat, answer consent requests, and keep the audit log.
 
 pub mod credential;
+pub mod plugins;
 pub mod prompt;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub enum AgentError {
     ConnectionLost(String),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("cannot start the plugins: {0}")]
+    Plugins(String),
     #[error("cannot create the agent data folder {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -85,6 +88,22 @@ pub async fn run(
         cfg.consent_timeout,
         audit,
     )));
+    let (plug_tx, mut plug_rx) = mpsc::unbounded_channel::<SessionMessage>();
+    let mut plugin_host = None;
+    let mut _hot_reload = None;
+    if let Some(pc) = &cfg.plugins {
+        match plugins::start(pc, &cfg.data_dir) {
+            Ok((host, errors)) => {
+                for e in errors {
+                    tracing::warn!("{e}");
+                    let _ = plug_tx.send(SessionMessage::PluginNotice { text: e });
+                }
+                _hot_reload = plugins::watch(&host, pc, plug_tx.clone());
+                plugin_host = Some(host);
+            }
+            Err(e) => return Err(AgentError::Plugins(e)),
+        }
+    }
     let (mut link, welcome) = client::connect(&cfg.endpoint, ClientRole::Agent).await?;
     let host = hostname();
     link.tx
@@ -179,13 +198,58 @@ pub async fn run(
                                 }
                             });
                         }
-                        SessionMessage::ConsentAnswer { .. } => {}
+                        SessionMessage::ListPlugins { request_id } => {
+                            let list = plugin_host.as_deref().map(plugins::summaries).unwrap_or_default();
+                            let _ = plug_tx.send(SessionMessage::Plugins { request_id, plugins: list });
+                        }
+                        SessionMessage::RunPlugin { call_id, plugin, command, args } => {
+                            ui.show(&format!("* {} runs {plugin} {command} {}", operator.name, args.join(" ")));
+                            let tx = plug_tx.clone();
+                            let Some(host) = plugin_host.clone() else {
+                                let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok: false, text: "this agent runs no plugins".into() });
+                                continue;
+                            };
+                            let port = Arc::new(plugins::AgentPort {
+                                session_id: sid.clone(),
+                                operator: operator.name.clone(),
+                                call_id,
+                                engine: Arc::clone(&engine),
+                                prompter: Arc::clone(&prompter),
+                                tx: tx.clone(),
+                                rt: tokio::runtime::Handle::current(),
+                            });
+                            tokio::task::spawn_blocking(move || {
+                                let (ok, text) = match host.call(&plugin, &command, &args, port) {
+                                    Ok(t) => (true, t),
+                                    Err(e) => (false, e.to_string()),
+                                };
+                                let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok, text });
+                            });
+                        }
+                        SessionMessage::ConsentAnswer { .. }
+                        | SessionMessage::Plugins { .. }
+                        | SessionMessage::PluginOutput { .. }
+                        | SessionMessage::PluginDone { .. }
+                        | SessionMessage::ConsentDecided { .. }
+                        | SessionMessage::PluginNotice { .. } => {}
                     },
                     Message::Error { message, .. } => ui.show(&format!("! {message}")),
                     _ => {}
                 }
             }
             Some(_) = deciding.join_next(), if !deciding.is_empty() => {}
+            Some(msg) = plug_rx.recv() => {
+                match &msg {
+                    SessionMessage::PluginNotice { text } => ui.show(&format!("* {text}")),
+                    SessionMessage::PluginDone { plugin, ok, text, .. } => {
+                        let how = if *ok { "finished" } else { "failed" };
+                        let first = text.lines().next().unwrap_or("");
+                        ui.show(&format!("* {plugin} {how}{}", if *ok { String::new() } else { format!(": {first}") }));
+                    }
+                    _ => {}
+                }
+                let _ = link.tx.send(Frame::Control(Message::Session { session_id: sid.clone(), msg })).await;
+            }
             Some(answer) = answer_rx.recv() => {
                 if let SessionMessage::ConsentAnswer { decision, decided_by, .. } = &answer {
                     ui.show(&format!("* Consent: {} ({decided_by})", decision.as_str()));

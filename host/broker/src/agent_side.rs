@@ -147,7 +147,75 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             );
             return false;
         }
-        other @ (SessionMessage::ConsentRequest { .. } | SessionMessage::State { .. }) => {
+        SessionMessage::PluginOutput {
+            call_id,
+            plugin,
+            stream,
+            text,
+        } => {
+            shared.record(
+                id,
+                "plugin_output",
+                Party::Customer,
+                &format!("[{plugin} #{call_id} {stream}] {text}"),
+            );
+            SessionMessage::PluginOutput {
+                call_id,
+                plugin,
+                stream,
+                text,
+            }
+        }
+        SessionMessage::PluginDone {
+            call_id,
+            plugin,
+            ok,
+            text,
+        } => {
+            let outcome = if ok { "finished" } else { "failed" };
+            shared.record(
+                id,
+                "plugin_done",
+                Party::Customer,
+                &format!("[{plugin} #{call_id}] {outcome}: {text}"),
+            );
+            SessionMessage::PluginDone {
+                call_id,
+                plugin,
+                ok,
+                text,
+            }
+        }
+        SessionMessage::ConsentDecided {
+            plugin,
+            action,
+            decision,
+            decided_by,
+            audit_hash,
+        } => {
+            shared.record(
+                id,
+                "consent",
+                Party::Customer,
+                &format!("{action} for plugin {plugin}: {} (decided by {decided_by}; agent audit entry {audit_hash})", decision.as_str()),
+            );
+            SessionMessage::ConsentDecided {
+                plugin,
+                action,
+                decision,
+                decided_by,
+                audit_hash,
+            }
+        }
+        SessionMessage::PluginNotice { text } => {
+            shared.record(id, "plugin", Party::Customer, &text);
+            SessionMessage::PluginNotice { text }
+        }
+        msg @ SessionMessage::Plugins { .. } => msg,
+        other @ (SessionMessage::ConsentRequest { .. }
+        | SessionMessage::State { .. }
+        | SessionMessage::ListPlugins { .. }
+        | SessionMessage::RunPlugin { .. }) => {
             let reason = format!("an agent may not send {other:?}");
             send_error(link, ErrorCode::BadMessage, reason).await;
             return true;

@@ -473,12 +473,47 @@ async fn session_msg(
                 detail,
             }
         }
-        SessionMessage::End { .. }
-        | SessionMessage::ConsentAnswer { .. }
-        | SessionMessage::State { .. } => {
+        msg @ SessionMessage::ListPlugins { .. } => msg,
+        SessionMessage::RunPlugin {
+            call_id,
+            plugin,
+            command,
+            args,
+        } => {
+            check_len("plugin", &plugin, MAX_NAME_CHARS, true)?;
+            check_len("command", &command, MAX_NAME_CHARS, true)?;
+            let joined = args.join(" ");
+            check_len("arguments", &joined, MAX_TEXT_CHARS, false)?;
+            let line = format!("{} runs {plugin} {command} {joined}", profile.name);
+            shared.record(
+                id,
+                "plugin_run",
+                Party::Operator,
+                &format!("{} (#{call_id})", line.trim_end()),
+            );
+            SessionMessage::RunPlugin {
+                call_id,
+                plugin,
+                command,
+                args,
+            }
+        }
+        SessionMessage::End { .. } => {
             return Err(fail(
                 ErrorCode::BadMessage,
                 "operators end sessions with the end request",
+            ));
+        }
+        other @ (SessionMessage::ConsentAnswer { .. }
+        | SessionMessage::State { .. }
+        | SessionMessage::Plugins { .. }
+        | SessionMessage::PluginOutput { .. }
+        | SessionMessage::PluginDone { .. }
+        | SessionMessage::ConsentDecided { .. }
+        | SessionMessage::PluginNotice { .. }) => {
+            return Err(fail(
+                ErrorCode::BadMessage,
+                format!("an operator may not send {other:?}"),
             ));
         }
     };

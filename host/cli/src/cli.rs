@@ -38,6 +38,47 @@ pub enum Command {
     /// The agent's audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Plugin bundles: keys, packing, signing, verifying, installing.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCmd {
+    /// Create a publisher key pair: the secret goes to FILE (mode 0600), the
+    /// public key (for agents' trusted_keys) is printed.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Pack a plugin folder into a bundle (unsigned).
+    Pack {
+        dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a bundle in place with a publisher's secret key.
+    Sign {
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Verify a bundle against publisher keys (`ed25519:…`) or an agent config's trusted keys.
+    Verify {
+        bundle: PathBuf,
+        #[arg(long = "trusted-key")]
+        trusted: Vec<String>,
+        /// Use the trusted keys of this agent configuration.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Verify and install a bundle into the agent's first plugin folder.
+    Install {
+        bundle: PathBuf,
+        /// The agent configuration (its [plugins] section).
+        #[arg(short, long, env = "LIFELINE_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -189,6 +230,26 @@ pub enum OperatorCmd {
         detail: String,
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// List the plugins of a session's agent.
+    Plugins {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a plugin command in a session; output streams as it comes.
+    Run {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        plugin: String,
+        command: String,
+        args: Vec<String>,
+        /// Seconds to wait for the result (consent prompts included).
+        #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
     /// End a session.

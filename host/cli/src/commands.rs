@@ -4,10 +4,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use lifeline_core::config::{self, AgentConfig, BrokerConfig, OperatorConfig};
-use lifeline_operator::{Client, Event, OperatorError, report, token};
-use lifeline_protocol::{ConsentDecision, OperatorProfile, ReplyBody, Request, SessionMessage};
+use lifeline_operator::{Client, report, token};
+use lifeline_protocol::{ConsentDecision, OperatorProfile, ReplyBody, Request};
 
 use crate::cli::{AgentCmd, AuditCmd, BrokerCmd, Command, ConfigCmd, OperatorCmd, ReportFormat};
 use crate::input;
@@ -23,6 +23,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             println!("{}: valid {role:?} configuration", file.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plugin(p) => crate::plugin_cmd::bundle(p),
         Command::Audit(AuditCmd::Verify { file }) => {
             let (n, hash) = lifeline_core::audit::verify(&file)?;
             println!("{}: {n} entries, chain intact, head {hash}", file.display());
@@ -125,7 +126,7 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
     }
 }
 
-async fn logged_in(cfg: &OperatorConfig) -> Result<Client> {
+pub(crate) async fn logged_in(cfg: &OperatorConfig) -> Result<Client> {
     Client::connect_logged_in(cfg).await.map_err(Into::into)
 }
 
@@ -270,7 +271,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
         }
         OperatorCmd::Connect { cfg, session } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
-            console(logged_in(&cfg).await?, &session).await
+            crate::console::run(logged_in(&cfg).await?, &session).await
         }
         OperatorCmd::Chat {
             cfg,
@@ -314,6 +315,30 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        OperatorCmd::Plugins { cfg, session, json } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            crate::plugin_cmd::list(&logged_in(&cfg).await?, &session, json).await
+        }
+        OperatorCmd::Run {
+            cfg,
+            session,
+            plugin,
+            command,
+            args,
+            timeout,
+        } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            crate::plugin_cmd::run(
+                &c,
+                &session,
+                &plugin,
+                &command,
+                &args,
+                Duration::from_secs(timeout),
+            )
+            .await
+        }
         OperatorCmd::End {
             cfg,
             session,
@@ -355,78 +380,5 @@ fn unreachable_profile(username: &str) -> OperatorProfile {
         name: username.into(),
         email: String::new(),
         title: String::new(),
-    }
-}
-
-/// The interactive session console.
-async fn console(c: Client, session: &str) -> Result<ExitCode> {
-    let s = c.attach(session).await?;
-    println!(
-        "Connected to session {} — {} ({}), ticket {}.",
-        s.session_id,
-        s.end_user,
-        s.customer_host.unwrap_or_default(),
-        s.ticket
-    );
-    println!("Type to chat. Commands: /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit");
-    let mut lines = input::stdin_lines();
-    let mut next_ask = 0u64;
-    loop {
-        tokio::select! {
-            ev = c.next_event() => match ev {
-                None => bail!("the connection to the broker was lost"),
-                Some(Event::Session { msg, .. }) => match msg {
-                    SessionMessage::Chat { text, .. } => println!("[customer] {text}"),
-                    SessionMessage::State { detail, .. } => println!("* {detail}"),
-                    SessionMessage::ConsentAnswer { request_id, decision, decided_by, .. } => {
-                        println!("* consent {request_id}: {} ({decided_by})", decision.as_str());
-                    }
-                    SessionMessage::End { by, reason } => {
-                        println!("* session ended by the {by}: {reason}");
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    SessionMessage::ConsentRequest { .. } => {}
-                },
-                Some(Event::Error(m)) => println!("! {m}"),
-                Some(Event::Data(_)) => {}
-            },
-            line = lines.recv() => {
-                let Some(line) = line else {
-                    let _ = c.detach(session).await;
-                    return Ok(ExitCode::SUCCESS);
-                };
-                let line = line.trim();
-                if line.is_empty() { continue; }
-                if let Some(rest) = line.strip_prefix('/') {
-                    let (cmd, arg) = rest.split_once(' ').unwrap_or((rest, ""));
-                    match cmd {
-                        "quit" => { c.detach(session).await?; return Ok(ExitCode::SUCCESS); }
-                        "end" => { c.end(session, arg).await?; println!("* session ended"); return Ok(ExitCode::SUCCESS); }
-                        "report" => {
-                            let (s, ev) = c.report(session).await?;
-                            print!("{}", report::to_text(&s, &ev));
-                        }
-                        "ask" => {
-                            let mut parts = arg.splitn(3, ' ');
-                            match (parts.next(), parts.next(), parts.next()) {
-                                (Some(plugin), Some(action), Some(detail)) if !plugin.is_empty() => {
-                                    next_ask += 1;
-                                    c.send(session, SessionMessage::ConsentRequest {
-                                        request_id: next_ask, operator: String::new(),
-                                        plugin: plugin.into(), action: action.into(), detail: detail.into(),
-                                    }).await?;
-                                    println!("* consent {next_ask} asked; waiting for the customer");
-                                }
-                                _ => println!("usage: /ask PLUGIN ACTION DETAIL…"),
-                            }
-                        }
-                        other => println!("unknown command /{other}"),
-                    }
-                } else if let Err(e) = c.chat(session, line).await {
-                    if matches!(e, OperatorError::Lost(_)) { return Err(e.into()); }
-                    println!("! {e}");
-                }
-            }
-        }
     }
 }

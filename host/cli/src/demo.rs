@@ -114,6 +114,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             default: Rule::Ask,
             rules: [("system.info".to_string(), Rule::Allow)].into(),
         }),
+        plugins: None,
     };
     let audit_log = agent_cfg.data_dir.join(lifeline_agent::AUDIT_FILE);
     let (ui_tx, mut ui_rx) = mpsc::unbounded_channel();

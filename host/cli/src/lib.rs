@@ -3,8 +3,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod console;
 pub mod demo;
 pub mod input;
+pub mod plugin_cmd;
 
 use std::process::ExitCode;
 

@@ -334,6 +334,77 @@ impl RawConnection {
 struct RawAgentFile {
     agent: RawAgent,
     connection: RawConnection,
+    plugins: Option<RawPlugins>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugins {
+    dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    trusted_keys: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow_unsigned: bool,
+    #[serde(default = "yes")]
+    hot_reload: bool,
+    http_proxy: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The agent's plugins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginsConfig {
+    /// Folders holding one sub-folder per plugin.
+    pub dirs: Vec<PathBuf>,
+    /// Publisher keys (`ed25519:BASE64`) whose signed plugins load.
+    pub trusted_keys: Vec<String>,
+    /// Development switch: load unsigned plugins. Never in production.
+    pub allow_unsigned: bool,
+    /// Reload plugins when their files change.
+    pub hot_reload: bool,
+    /// Proxy for plugins' `http.request`, e.g. `http://proxy.example:3128`.
+    pub http_proxy: Option<String>,
+}
+
+fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, ConfigError> {
+    use base64::Engine;
+    let mut trusted_keys = Vec::new();
+    for k in &raw.trusted_keys {
+        let ok = k
+            .get_ref()
+            .strip_prefix("ed25519:")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .is_some_and(|b| b.len() == 32);
+        if !ok {
+            return Err(doc.invalid(
+                &k.span(),
+                "plugins.trusted_keys",
+                "a publisher key is \"ed25519:\" and 44 base64 characters, as printed by `lifeline plugin keygen`",
+            ));
+        }
+        trusted_keys.push(k.get_ref().clone());
+    }
+    let http_proxy = match &raw.http_proxy {
+        Some(p) if !(p.get_ref().starts_with("http://") || p.get_ref().starts_with("https://")) => {
+            return Err(doc.invalid(
+                &p.span(),
+                "plugins.http_proxy",
+                "a proxy URL like \"http://proxy.example:3128\"",
+            ));
+        }
+        Some(p) => Some(p.get_ref().clone()),
+        None => None,
+    };
+    Ok(PluginsConfig {
+        dirs: raw.dirs.iter().map(|d| doc.path(d)).collect(),
+        trusted_keys,
+        allow_unsigned: raw.allow_unsigned,
+        hot_reload: raw.hot_reload,
+        http_proxy,
+    })
 }
 
 #[derive(Deserialize)]
@@ -354,6 +425,8 @@ pub struct AgentConfig {
     pub consent_timeout: Duration,
     /// Unattended policy; `None` means always ask the customer.
     pub policy: Option<Policy>,
+    /// Feature plugins; `None`: the agent runs none.
+    pub plugins: Option<PluginsConfig>,
 }
 
 impl AgentConfig {
@@ -379,6 +452,11 @@ impl AgentConfig {
                 3600,
             )?,
             policy,
+            plugins: raw
+                .plugins
+                .as_ref()
+                .map(|p| validate_plugins(&doc, p))
+                .transpose()?,
         })
     }
 }

@@ -346,6 +346,132 @@ impl Client {
         }
     }
 
+    /// The plugins the session's agent has.
+    pub async fn plugins(
+        &self,
+        session_id: &str,
+        wait: Duration,
+    ) -> Result<Vec<lifeline_protocol::PluginSummary>, OperatorError> {
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(session_id, SessionMessage::ListPlugins { request_id })
+            .await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.next_event())
+                .await
+                .map_err(|_| OperatorError::Waited(wait, "the agent's plugin list"))?;
+            match ev {
+                None => return Err(OperatorError::Lost(self.closed.get())),
+                Some(Event::Session {
+                    msg:
+                        SessionMessage::Plugins {
+                            request_id: r,
+                            plugins,
+                        },
+                    ..
+                }) if r == request_id => {
+                    return Ok(plugins);
+                }
+                Some(Event::Error(message)) => {
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::BadMessage,
+                        message,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Runs a plugin command on the agent; `on_output(stream, text)` sees
+    /// the output as it streams. `Ok` is the plugin's result, `Err` says why
+    /// the call failed (denied capability, crash, limit…).
+    pub async fn run_plugin(
+        &self,
+        session_id: &str,
+        plugin: &str,
+        command: &str,
+        args: &[String],
+        wait: Duration,
+        mut on_output: impl FnMut(&str, &str),
+    ) -> Result<Result<String, String>, OperatorError> {
+        let call_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.send(
+            session_id,
+            SessionMessage::RunPlugin {
+                call_id,
+                plugin: plugin.into(),
+                command: command.into(),
+                args: args.to_vec(),
+            },
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.next_event())
+                .await
+                .map_err(|_| OperatorError::Waited(wait, "the plugin to finish"))?;
+            match ev {
+                None => return Err(OperatorError::Lost(self.closed.get())),
+                Some(Event::Session {
+                    msg:
+                        SessionMessage::PluginOutput {
+                            call_id: c,
+                            stream,
+                            text,
+                            ..
+                        },
+                    ..
+                }) if c == call_id => {
+                    on_output(&stream, &text);
+                }
+                Some(Event::Session {
+                    msg:
+                        SessionMessage::ConsentDecided {
+                            action,
+                            decision,
+                            decided_by,
+                            ..
+                        },
+                    ..
+                }) => {
+                    on_output(
+                        "consent",
+                        &format!("{action}: {} ({decided_by})", decision.as_str()),
+                    );
+                }
+                Some(Event::Session {
+                    msg:
+                        SessionMessage::PluginDone {
+                            call_id: c,
+                            ok,
+                            text,
+                            ..
+                        },
+                    ..
+                }) if c == call_id => {
+                    return Ok(if ok { Ok(text) } else { Err(text) });
+                }
+                Some(Event::Session {
+                    msg: SessionMessage::End { reason, .. },
+                    session_id: s,
+                }) if s == session_id => {
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::WrongState,
+                        message: format!("the session ended: {reason}"),
+                    });
+                }
+                Some(Event::Error(message)) => {
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::BadMessage,
+                        message,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Waits until the session is ready (customer joined), polling the list
     /// and listening for notices; bounded by `wait`.
     pub async fn wait_ready(

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     ConsentDecision, ErrorCode, InvitationInfo, JoinCredential, OperatorProfile, Party,
-    ReportEvent, SessionInfo, SessionState, SessionSummary,
+    PluginSummary, ReportEvent, SessionInfo, SessionState, SessionSummary,
 };
 
 /// Name carried in every `Hello` so a stray client of another protocol is
@@ -112,6 +112,45 @@ pub enum SessionMessage {
     },
     /// Either side ends the session.
     End { by: Party, reason: String },
+    /// Operator → agent: which plugins does the agent have?
+    ListPlugins { request_id: u64 },
+    /// Agent → operator: the answer to `ListPlugins`.
+    Plugins {
+        request_id: u64,
+        plugins: Vec<PluginSummary>,
+    },
+    /// Operator → agent: run a plugin command.
+    RunPlugin {
+        call_id: u64,
+        plugin: String,
+        command: String,
+        args: Vec<String>,
+    },
+    /// Agent → operator: a plugin's output while it runs. `stream` is
+    /// "output", "chat" or "report".
+    PluginOutput {
+        call_id: u64,
+        plugin: String,
+        stream: String,
+        text: String,
+    },
+    /// Agent → operator: the call ended; `ok` false means `text` says why.
+    PluginDone {
+        call_id: u64,
+        plugin: String,
+        ok: bool,
+        text: String,
+    },
+    /// Agent → operator: a consent decision taken for a plugin's capability.
+    ConsentDecided {
+        plugin: String,
+        action: String,
+        decision: ConsentDecision,
+        decided_by: String,
+        audit_hash: String,
+    },
+    /// Agent → operator: plugin housekeeping (reloaded, reload failed).
+    PluginNotice { text: String },
     /// Broker → both: the session changed state.
     State { state: SessionState, detail: String },
 }

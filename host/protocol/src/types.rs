@@ -190,3 +190,23 @@ pub struct ReportEvent {
     /// Human-readable text.
     pub text: String,
 }
+
+/// A plugin command as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginCommandInfo {
+    pub name: String,
+    pub description: String,
+    /// Argument names; a trailing `?` marks an optional one.
+    pub args: Vec<String>,
+}
+
+/// A plugin an agent has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginSummary {
+    pub id: String,
+    pub version: String,
+    pub runtime: String,
+    pub description: String,
+    pub commands: Vec<PluginCommandInfo>,
+    pub capabilities: Vec<String>,
+}

@@ -1,0 +1,175 @@
+//! The agent's side of plugins: starting the runtime from the config, the
+//! session port through which a plugin call asks consent and streams output,
+//! and the summaries the operator sees.
+
+use std::sync::Arc;
+
+use lifeline_core::config::PluginsConfig;
+use lifeline_core::consent::{ConsentEngine, ConsentRequest};
+use lifeline_protocol::{PluginCommandInfo, PluginSummary, SessionMessage};
+use lifeline_runtime::host::HostEnv;
+use lifeline_runtime::watch::{self, HotReload, ReloadEvent};
+use lifeline_runtime::{Capability, Manifest, PluginHost, RuntimeConfig, SessionPort};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::prompt::InputPrompter;
+
+/// Starts the plugin runtime and loads every plugin; load errors are
+/// returned for the customer's log, not fatal.
+pub fn start(
+    cfg: &PluginsConfig,
+    data_dir: &std::path::Path,
+) -> Result<(Arc<PluginHost>, Vec<String>), String> {
+    let trusted_keys = cfg
+        .trusted_keys
+        .iter()
+        .map(|k| lifeline_runtime::bundle::parse_public_key(k).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let host = PluginHost::new(RuntimeConfig {
+        plugin_dirs: cfg.dirs.clone(),
+        state_dir: data_dir.join("plugin-state"),
+        env: HostEnv {
+            temp_root: data_dir.join("plugin-tmp"),
+            proxy: cfg.http_proxy.clone(),
+        },
+        trusted_keys,
+        allow_unsigned: cfg.allow_unsigned,
+    })?;
+    let errors = host
+        .load_all()
+        .into_iter()
+        .map(|(dir, e)| format!("plugin {} not loaded: {e}", dir.display()))
+        .collect();
+    Ok((Arc::new(host), errors))
+}
+
+/// Watches the plugin folders; reload reports go to `tx`.
+pub fn watch(
+    host: &Arc<PluginHost>,
+    cfg: &PluginsConfig,
+    tx: mpsc::UnboundedSender<SessionMessage>,
+) -> Option<HotReload> {
+    if !cfg.hot_reload {
+        return None;
+    }
+    let report = move |ev: ReloadEvent| {
+        let text = match ev {
+            ReloadEvent::Reloaded { id, version } => {
+                format!("plugin {id} reloaded: version {version} is live")
+            }
+            ReloadEvent::Failed { dir, error } => {
+                format!(
+                    "plugin in {} failed to reload, the running version stays: {error}",
+                    dir.display()
+                )
+            }
+        };
+        let _ = tx.send(SessionMessage::PluginNotice { text });
+    };
+    match watch::start(Arc::clone(host), cfg.dirs.clone(), report) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("hot reload is off: {e}");
+            None
+        }
+    }
+}
+
+pub fn summaries(host: &PluginHost) -> Vec<PluginSummary> {
+    host.list()
+        .into_iter()
+        .map(|p| PluginSummary {
+            id: p.id,
+            version: p.version,
+            runtime: match p.runtime {
+                lifeline_runtime::manifest::Runtime::Wasm => "wasm".into(),
+                lifeline_runtime::manifest::Runtime::Lua => "lua".into(),
+            },
+            description: p.description,
+            commands: p
+                .commands
+                .into_iter()
+                .map(|c| PluginCommandInfo {
+                    name: c.name,
+                    description: c.description,
+                    args: c
+                        .args
+                        .into_iter()
+                        .map(|a| {
+                            if a.required {
+                                a.name
+                            } else {
+                                format!("{}?", a.name)
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+            capabilities: p.capabilities,
+        })
+        .collect()
+}
+
+/// One plugin call's connection to the session.
+pub struct AgentPort {
+    pub session_id: String,
+    pub operator: String,
+    pub call_id: u64,
+    pub engine: Arc<Mutex<ConsentEngine>>,
+    pub prompter: Arc<InputPrompter>,
+    pub tx: mpsc::UnboundedSender<SessionMessage>,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl AgentPort {
+    fn send(&self, plugin: &str, stream: &str, text: &str) {
+        let _ = self.tx.send(SessionMessage::PluginOutput {
+            call_id: self.call_id,
+            plugin: plugin.to_string(),
+            stream: stream.to_string(),
+            text: text.to_string(),
+        });
+    }
+}
+
+impl SessionPort for AgentPort {
+    fn consent(&self, plugin: &Manifest, cap: Capability) -> Result<(), String> {
+        let req = ConsentRequest {
+            session_id: self.session_id.clone(),
+            operator: self.operator.clone(),
+            plugin: plugin.id.clone(),
+            action: cap.name().to_string(),
+            detail: plugin.capabilities.get(&cap).cloned().unwrap_or_default(),
+        };
+        let decided = self.rt.block_on(async {
+            self.engine
+                .lock()
+                .await
+                .decide(&req, self.prompter.as_ref())
+                .await
+        });
+        let d = decided.map_err(|e| format!("the decision could not be recorded: {e}"))?;
+        let _ = self.tx.send(SessionMessage::ConsentDecided {
+            plugin: plugin.id.clone(),
+            action: cap.name().to_string(),
+            decision: d.decision,
+            decided_by: d.decided_by.as_str().to_string(),
+            audit_hash: d.audit_hash,
+        });
+        if d.decision.is_allowed() {
+            Ok(())
+        } else {
+            Err(format!("denied ({})", d.decided_by.as_str()))
+        }
+    }
+
+    fn output(&self, plugin: &str, text: &str) {
+        self.send(plugin, "output", text);
+    }
+    fn chat(&self, plugin: &str, text: &str) {
+        self.send(plugin, "chat", text);
+    }
+    fn report(&self, plugin: &str, text: &str) {
+        self.send(plugin, "report", text);
+    }
+}

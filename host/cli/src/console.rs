@@ -1,0 +1,126 @@
+//! The operator's interactive session console.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use lifeline_operator::{Client, Event, OperatorError, report};
+use lifeline_protocol::{PluginSummary, SessionMessage};
+
+use crate::input;
+
+/// Prints a plugin list: id, version, runtime, commands, capabilities.
+pub fn print_plugins(plugins: &[PluginSummary]) {
+    if plugins.is_empty() {
+        println!("The agent has no plugins.");
+    }
+    for p in plugins {
+        println!("{} {} ({}) — {}", p.id, p.version, p.runtime, p.description);
+        for c in &p.commands {
+            let args: Vec<String> = c.args.iter().map(|a| format!("<{a}>")).collect();
+            println!("    {} {} — {}", c.name, args.join(" "), c.description);
+        }
+        if !p.capabilities.is_empty() {
+            println!("    capabilities: {}", p.capabilities.join(", "));
+        }
+    }
+}
+
+/// The interactive session console.
+pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
+    let s = c.attach(session).await?;
+    println!(
+        "Connected to session {} — {} ({}), ticket {}.",
+        s.session_id,
+        s.end_user,
+        s.customer_host.unwrap_or_default(),
+        s.ticket
+    );
+    println!(
+        "Type to chat. Commands: /plugins  /run PLUGIN COMMAND [ARGS…]  /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit"
+    );
+    let mut lines = input::stdin_lines();
+    let mut next_ask = 0u64;
+    loop {
+        tokio::select! {
+            ev = c.next_event() => match ev {
+                None => bail!("the connection to the broker was lost"),
+                Some(Event::Session { msg, .. }) => match msg {
+                    SessionMessage::Chat { text, .. } => println!("[customer] {text}"),
+                    SessionMessage::State { detail, .. } => println!("* {detail}"),
+                    SessionMessage::ConsentAnswer { request_id, decision, decided_by, .. } => {
+                        println!("* consent {request_id}: {} ({decided_by})", decision.as_str());
+                    }
+                    SessionMessage::End { by, reason } => {
+                        println!("* session ended by the {by}: {reason}");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    SessionMessage::Plugins { plugins, .. } => print_plugins(&plugins),
+                    SessionMessage::PluginOutput { plugin, stream, text, .. } => println!("[{plugin} {stream}] {text}"),
+                    SessionMessage::PluginDone { plugin, ok, text, call_id } => {
+                        if ok { println!("* {plugin} #{call_id} finished: {text}") } else { println!("! {plugin} #{call_id} failed: {text}") }
+                    }
+                    SessionMessage::ConsentDecided { plugin, action, decision, decided_by, .. } => {
+                        println!("* consent for {plugin} {action}: {} ({decided_by})", decision.as_str());
+                    }
+                    SessionMessage::PluginNotice { text } => println!("* {text}"),
+                    SessionMessage::ConsentRequest { .. } | SessionMessage::ListPlugins { .. } | SessionMessage::RunPlugin { .. } => {}
+                },
+                Some(Event::Error(m)) => println!("! {m}"),
+                Some(Event::Data(_)) => {}
+            },
+            line = lines.recv() => {
+                let Some(line) = line else {
+                    let _ = c.detach(session).await;
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let line = line.trim();
+                if line.is_empty() { continue; }
+                if let Some(rest) = line.strip_prefix('/') {
+                    let (cmd, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+                    match cmd {
+                        "quit" => { c.detach(session).await?; return Ok(ExitCode::SUCCESS); }
+                        "end" => { c.end(session, arg).await?; println!("* session ended"); return Ok(ExitCode::SUCCESS); }
+                        "plugins" => {
+                            next_ask += 1;
+                            c.send(session, SessionMessage::ListPlugins { request_id: next_ask }).await?;
+                        }
+                        "run" => {
+                            let mut parts = arg.split_whitespace();
+                            match (parts.next(), parts.next()) {
+                                (Some(plugin), Some(command)) => {
+                                    next_ask += 1;
+                                    let args = parts.map(String::from).collect();
+                                    c.send(session, SessionMessage::RunPlugin { call_id: next_ask, plugin: plugin.into(), command: command.into(), args }).await?;
+                                    println!("* {plugin} {command} started as #{next_ask}");
+                                }
+                                _ => println!("usage: /run PLUGIN COMMAND [ARGS…]"),
+                            }
+                        }
+                        "report" => {
+                            let (s, ev) = c.report(session).await?;
+                            print!("{}", report::to_text(&s, &ev));
+                        }
+                        "ask" => {
+                            let mut parts = arg.splitn(3, ' ');
+                            match (parts.next(), parts.next(), parts.next()) {
+                                (Some(plugin), Some(action), Some(detail)) if !plugin.is_empty() => {
+                                    next_ask += 1;
+                                    c.send(session, SessionMessage::ConsentRequest {
+                                        request_id: next_ask, operator: String::new(),
+                                        plugin: plugin.into(), action: action.into(), detail: detail.into(),
+                                    }).await?;
+                                    println!("* consent {next_ask} asked; waiting for the customer");
+                                }
+                                _ => println!("usage: /ask PLUGIN ACTION DETAIL…"),
+                            }
+                        }
+                        other => println!("unknown command /{other}"),
+                    }
+                } else if let Err(e) = c.chat(session, line).await {
+                    if matches!(e, OperatorError::Lost(_)) { return Err(e.into()); }
+                    println!("! {e}");
+                }
+            }
+        }
+    }
+}

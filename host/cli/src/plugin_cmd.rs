@@ -1,0 +1,170 @@
+//! `lifeline plugin …` (bundles) and the operator's plugin commands.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use lifeline_core::config::AgentConfig;
+use lifeline_operator::Client;
+use lifeline_runtime::bundle;
+use lifeline_runtime::manifest::{MANIFEST_FILE, Manifest};
+
+use crate::cli::PluginCmd;
+
+/// Time to wait for the agent's plugin list.
+pub const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn bundle(cmd: PluginCmd) -> Result<ExitCode> {
+    match cmd {
+        PluginCmd::Keygen { out } => {
+            let public = bundle::keygen(&out)?;
+            println!("Secret key written to {} (keep it private).", out.display());
+            println!("Public key for agents' [plugins] trusted_keys:");
+            println!("{}", bundle::public_key_string(&public));
+        }
+        PluginCmd::Pack { dir, out } => {
+            let manifest = Manifest::load_dir(&dir)?;
+            if !manifest.entry.is_file() {
+                bail!(
+                    "{}: the entry file {} is missing (build the plugin first)",
+                    dir.display(),
+                    manifest.entry.display()
+                );
+            }
+            let mut files = bundle::read_dir_files(&dir)?;
+            files.remove(bundle::SIGNATURE_FILE);
+            bundle::write_bundle(&out, &files)?;
+            println!(
+                "Packed {} {} ({} files) into {} (unsigned).",
+                manifest.id,
+                manifest.version,
+                files.len(),
+                out.display()
+            );
+        }
+        PluginCmd::Sign { bundle: path, key } => {
+            let key = bundle::load_signing_key(&key)?;
+            let mut files = bundle::read_bundle(&path)?;
+            bundle::sign(&mut files, &key);
+            let tmp = path.with_extension("signing");
+            bundle::write_bundle(&tmp, &files)?;
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("replacing {}", path.display()))?;
+            println!(
+                "Signed {} with {}.",
+                path.display(),
+                bundle::public_key_string(&key.verifying_key())
+            );
+        }
+        PluginCmd::Verify {
+            bundle: path,
+            trusted,
+            config,
+        } => {
+            let mut keys = trusted;
+            if let Some(c) = config {
+                let cfg = AgentConfig::load(&c)?;
+                keys.extend(cfg.plugins.map(|p| p.trusted_keys).unwrap_or_default());
+            }
+            let keys = keys
+                .iter()
+                .map(|k| bundle::parse_public_key(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let files = bundle::read_bundle(&path)?;
+            let who = bundle::verify(&files, &path, &keys)?;
+            println!(
+                "{}: signature valid, signed by trusted key {}.",
+                path.display(),
+                bundle::public_key_string(&who)
+            );
+        }
+        PluginCmd::Install {
+            bundle: path,
+            config,
+        } => {
+            let cfg = AgentConfig::load(&config)?;
+            let Some(pc) = cfg.plugins else {
+                bail!(
+                    "{}: no [plugins] section, so the agent runs no plugins",
+                    config.display()
+                );
+            };
+            let root = pc.dirs.first().context("[plugins] dirs is empty")?;
+            let files = bundle::read_bundle(&path)?;
+            if pc.allow_unsigned {
+                eprintln!(
+                    "warning: allow_unsigned is set (development only): the signature is not required"
+                );
+            } else {
+                let keys = pc
+                    .trusted_keys
+                    .iter()
+                    .map(|k| bundle::parse_public_key(k))
+                    .collect::<Result<Vec<_>, _>>()?;
+                bundle::verify(&files, &path, &keys)?;
+            }
+            let text = String::from_utf8_lossy(&files[MANIFEST_FILE]).to_string();
+            let manifest = Manifest::parse(&path.join(MANIFEST_FILE), &text)?;
+            std::fs::create_dir_all(root)
+                .with_context(|| format!("creating {}", root.display()))?;
+            let dir = bundle::install(&files, root, &manifest.id)?;
+            println!(
+                "Installed {} {} into {}.",
+                manifest.id,
+                manifest.version,
+                dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(c: &Client, session: &str, json: bool) -> Result<ExitCode> {
+    c.attach(session).await?;
+    let res = c.plugins(session, LIST_TIMEOUT).await;
+    let _ = c.detach(session).await;
+    let plugins = res?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plugins)?);
+    } else {
+        crate::console::print_plugins(&plugins);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(
+    c: &Client,
+    session: &str,
+    plugin: &str,
+    command: &str,
+    args: &[String],
+    wait: Duration,
+) -> Result<ExitCode> {
+    c.attach(session).await?;
+    let res = c
+        .run_plugin(
+            session,
+            plugin,
+            command,
+            args,
+            wait,
+            |stream, text| match stream {
+                "output" => println!("{text}"),
+                other => eprintln!("[{other}] {text}"),
+            },
+        )
+        .await;
+    let _ = c.detach(session).await;
+    match res? {
+        Ok(result) => {
+            if !result.is_empty() {
+                println!("{result}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            eprintln!("error: {plugin} {command}: {why}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
