@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod https;
+mod plugins;
 mod processes;
 mod sessions;
 mod support;

@@ -605,3 +605,168 @@ fn interactive_console_chats_asks_reports_and_ends() {
     assert!(console.wait_exit().success());
     assert!(agent.wait_exit().success());
 }
+
+#[test]
+fn signed_bundle_installs_and_runs_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = ok(
+        &["plugin", "keygen", "--out", p(&d.join("publisher.key"))],
+        None,
+    );
+    let public = out.lines().last().unwrap().trim().to_string();
+    assert!(public.starts_with("ed25519:"), "{out}");
+    let bundle = d.join("hello-lua.llpkg");
+    ok(
+        &[
+            "plugin",
+            "pack",
+            p(&repo.join("plugins/hello-lua")),
+            "--out",
+            p(&bundle),
+        ],
+        None,
+    );
+    // Unsigned: refused by verify and by install.
+    let err = fails(&["plugin", "verify", p(&bundle), "--trusted-key", &public]);
+    assert!(err.contains("not signed"), "{err}");
+    ok(
+        &[
+            "plugin",
+            "sign",
+            p(&bundle),
+            "--key",
+            p(&d.join("publisher.key")),
+        ],
+        None,
+    );
+    assert!(
+        ok(
+            &["plugin", "verify", p(&bundle), "--trusted-key", &public],
+            None
+        )
+        .contains("signature valid")
+    );
+    // Another publisher's key is not trusted.
+    let other = ok(
+        &["plugin", "keygen", "--out", p(&d.join("other.key"))],
+        None,
+    );
+    let other = other.lines().last().unwrap().trim().to_string();
+    assert!(
+        fails(&["plugin", "verify", p(&bundle), "--trusted-key", &other])
+            .contains("not among the agent's trusted")
+    );
+    // A tampered bundle: one byte of the code changed after signing.
+    let tampered = d.join("tampered.llpkg");
+    let mut files = lifeline_runtime::bundle::read_bundle(&bundle).unwrap();
+    files
+        .get_mut("main.lua")
+        .unwrap()
+        .extend_from_slice(b"\n-- evil");
+    lifeline_runtime::bundle::write_bundle(&tampered, &files).unwrap();
+    assert!(
+        fails(&["plugin", "verify", p(&tampered), "--trusted-key", &public])
+            .contains("modified after signing")
+    );
+
+    let (_broker, addr, fp) = start_broker(d);
+    let (op, agent_cfg) = client_configs(d, &addr, &fp);
+    let mut text = std::fs::read_to_string(&agent_cfg).unwrap();
+    text.push_str(&format!(
+        "[plugins]\ndirs = [\"agent-plugins\"]\ntrusted_keys = [\"{public}\"]\n"
+    ));
+    write(Path::new(&agent_cfg), &text);
+    assert!(
+        fails(&["plugin", "install", p(&tampered), "--config", &agent_cfg])
+            .contains("modified after signing")
+    );
+    assert!(
+        ok(
+            &["plugin", "install", p(&bundle), "--config", &agent_cfg],
+            None
+        )
+        .contains("Installed hello-lua 0.1.0")
+    );
+
+    ok(
+        &["operator", "login", "--config", &op, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let inv: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "invite", "--config", &op, "--ticket", "T-7", "--name", "M", "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let sid = inv["session_id"].as_str().unwrap().to_string();
+    let mut agent = Proc::spawn(&[
+        "agent",
+        "join",
+        "--config",
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+    ]);
+    ok(
+        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
+        None,
+    );
+    let list = ok(&["operator", "plugins", "--config", &op, &sid], None);
+    assert!(
+        list.contains("hello-lua 0.1.0 (lua)") && list.contains("greet <name?>"),
+        "{list}"
+    );
+    let out = ok(
+        &[
+            "operator",
+            "run",
+            "--config",
+            &op,
+            &sid,
+            "hello-lua",
+            "greet",
+            "Mario",
+        ],
+        None,
+    );
+    assert_eq!(out, "Hello, Mario!\ngreeted 1 times\n");
+    // A capability the customer denies: the plugin handles it, the operator reads why.
+    let mut run = Proc::spawn(&[
+        "operator",
+        "run",
+        "--config",
+        &op,
+        &sid,
+        "hello-lua",
+        "memory",
+    ]);
+    agent.wait_line("[o] allow once");
+    agent.type_line("d");
+    run.wait_line("did not allow");
+    assert!(run.wait_exit().success());
+    let out = run_cmd_fails(&[
+        "operator",
+        "run",
+        "--config",
+        &op,
+        &sid,
+        "hello-lua",
+        "nope",
+    ]);
+    assert!(out.contains("no command \"nope\""), "{out}");
+    let report = ok(&["operator", "report", "--config", &op, &sid], None);
+    assert!(
+        report.contains("plugin_run")
+            && report.contains("Hello, Mario!")
+            && report.contains("system.info for plugin hello-lua: deny"),
+        "{report}"
+    );
+}
+
+fn run_cmd_fails(args: &[&str]) -> String {
+    let out = run(args, None);
+    assert!(!out.status.success(), "lifeline {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}

@@ -49,6 +49,10 @@ pub fn start(
     let roots_w = roots.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
+            // Reading files (our own loads included) is not a change.
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
             for p in ev.paths {
                 if let Some(d) = plugin_dir_of(&roots_w, &p) {
                     let _ = tx.send(d);
