@@ -253,13 +253,13 @@ impl LuaPlugin {
             limit,
         });
         lua.set_interrupt(|lua| {
-            if let Some(cur) = lua.try_app_data_ref::<Current>().ok().flatten() {
-                if cur.started.elapsed().saturating_sub(cur.ctx.consent_wait) > cur.limit {
-                    return Err(mlua::Error::runtime(format!(
-                        "time limit of {} ms exceeded",
-                        cur.limit.as_millis()
-                    )));
-                }
+            if let Some(cur) = lua.try_app_data_ref::<Current>().ok().flatten()
+                && cur.started.elapsed().saturating_sub(cur.ctx.consent_wait) > cur.limit
+            {
+                return Err(mlua::Error::runtime(format!(
+                    "time limit of {} ms exceeded",
+                    cur.limit.as_millis()
+                )));
             }
             Ok(VmState::Continue)
         });

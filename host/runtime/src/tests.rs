@@ -12,6 +12,9 @@ use crate::host::{HostEnv, SessionPort};
 use crate::manifest::Manifest;
 use crate::plugins::{PluginHost, RuntimeConfig};
 
+/// A hostile command, how its call must fail, and a word of the message.
+type Case = (&'static str, fn(&CallError) -> bool, &'static str);
+
 /// Bound on every wait in these tests.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -138,7 +141,7 @@ fn hostile_plugins_are_contained_and_the_host_goes_on() {
     let (dir, host) = host_with(&["tests/plugins/hostile-wasm", "tests/plugins/hostile-lua"]);
     let port = Arc::new(Port::default());
     for id in ["hostile-wasm", "hostile-lua"] {
-        let cases: [(&str, fn(&CallError) -> bool, &str); 6] = [
+        let cases: [Case; 6] = [
             ("loop", |e| matches!(e, CallError::Limit(_)), "time limit"),
             (
                 "alloc",
