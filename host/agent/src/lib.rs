@@ -203,7 +203,7 @@ pub async fn run(
                             let _ = plug_tx.send(SessionMessage::Plugins { request_id, plugins: list });
                         }
                         SessionMessage::RunPlugin { call_id, plugin, command, args } => {
-                            ui.show(&format!("* {} runs {plugin} {command} {}", operator.name, args.join(" ")));
+                            ui.show(format!("* {} runs {plugin} {command} {}", operator.name, args.join(" ")).trim_end());
                             let tx = plug_tx.clone();
                             let Some(host) = plugin_host.clone() else {
                                 let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok: false, text: "this agent runs no plugins".into() });

@@ -114,7 +114,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             default: Rule::Ask,
             rules: [("system.info".to_string(), Rule::Allow)].into(),
         }),
-        plugins: None,
+        plugins: Some(demo_plugins(&root)?),
     };
     let audit_log = agent_cfg.data_dir.join(lifeline_agent::AUDIT_FILE);
     let (ui_tx, mut ui_rx) = mpsc::unbounded_channel();
@@ -172,6 +172,37 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         "operator",
         &format!("consent: {} (by {by})", decision.as_str()),
     );
+    let plugins = op.plugins(&sid, STEP_TIMEOUT).await?;
+    let names: Vec<String> = plugins
+        .iter()
+        .map(|p| format!("{} {} ({})", p.id, p.version, p.runtime))
+        .collect();
+    say(
+        "operator",
+        &format!("the agent's plugins: {}", names.join(", ")),
+    );
+    for (command, args) in [
+        ("greet", vec!["Demo Customer".to_string()]),
+        ("memory", vec![]),
+    ] {
+        let r = op
+            .run_plugin(
+                &sid,
+                "hello-lua",
+                command,
+                &args,
+                STEP_TIMEOUT,
+                |stream, text| say("operator", &format!("[hello-lua {stream}] {text}")),
+            )
+            .await?;
+        match r {
+            Ok(text) => say(
+                "operator",
+                &format!("hello-lua {command} → {}", first_line(&text, 100)),
+            ),
+            Err(why) => bail!("hello-lua {command} failed: {why}"),
+        }
+    }
     op.end(&sid, "problem solved").await?;
     say("operator", "ended the session");
     let outcome = tokio::time::timeout(STEP_TIMEOUT, agent)
@@ -228,4 +259,44 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, needle: &str) -> Res
             Err(_) => bail!("timed out waiting for the customer to see {needle:?}"),
         }
     }
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// The example Lua plugin, embedded in the binary, signed with a fresh demo
+/// publisher key that the demo agent trusts: the real signed-plugin path.
+fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::PluginsConfig> {
+    use lifeline_runtime::bundle;
+    let dir = root.join("plugins").join("hello-lua");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("plugin.toml"),
+        include_str!("../../../plugins/hello-lua/plugin.toml"),
+    )?;
+    std::fs::write(
+        dir.join("main.lua"),
+        include_str!("../../../plugins/hello-lua/main.lua"),
+    )?;
+    let key_file = root.join("demo-publisher.key");
+    let public = bundle::keygen(&key_file)?;
+    let mut files = bundle::read_dir_files(&dir)?;
+    bundle::sign(&mut files, &bundle::load_signing_key(&key_file)?);
+    std::fs::write(
+        dir.join(bundle::SIGNATURE_FILE),
+        &files[bundle::SIGNATURE_FILE],
+    )?;
+    Ok(lifeline_core::config::PluginsConfig {
+        dirs: vec![root.join("plugins")],
+        trusted_keys: vec![bundle::public_key_string(&public)],
+        allow_unsigned: false,
+        hot_reload: false,
+        http_proxy: None,
+    })
 }
