@@ -230,7 +230,11 @@ fn save(path: &Path, text: &str) {
 fn wait_version(host: &PluginHost, id: &str, version: &str) {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
-        if host.list().iter().any(|p| p.id == id && p.version == version) {
+        if host
+            .list()
+            .iter()
+            .any(|p| p.id == id && p.version == version)
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -244,15 +248,28 @@ fn hot_reload_under_load_fails_no_call() {
     let pdir = dir.path().join("plugins/hello-lua");
     let events = Arc::new(Mutex::new(Vec::new()));
     let ev = Arc::clone(&events);
-    let _watch = crate::watch::start(Arc::clone(&host), vec![dir.path().join("plugins")], move |e| ev.lock().unwrap().push(e)).unwrap();
+    let _watch = crate::watch::start(
+        Arc::clone(&host),
+        vec![dir.path().join("plugins")],
+        move |e| ev.lock().unwrap().push(e),
+    )
+    .unwrap();
     let manifest = std::fs::read_to_string(pdir.join("plugin.toml")).unwrap();
     let code = std::fs::read_to_string(pdir.join("main.lua")).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (calls, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let (calls, failures) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
     let workers: Vec<_> = (0..2)
         .map(|_| {
-            let (host, stop, calls, failures) = (Arc::clone(&host), Arc::clone(&stop), Arc::clone(&calls), Arc::clone(&failures));
+            let (host, stop, calls, failures) = (
+                Arc::clone(&host),
+                Arc::clone(&stop),
+                Arc::clone(&calls),
+                Arc::clone(&failures),
+            );
             std::thread::spawn(move || {
                 let port: Arc<dyn SessionPort> = Arc::new(Port::default());
                 let deadline = Instant::now() + Duration::from_secs(60);
@@ -269,22 +286,42 @@ fn hot_reload_under_load_fails_no_call() {
 
     for i in 1..=15 {
         let v = format!("0.1.{i}");
-        save(&pdir.join("main.lua"), &code.replace("Hello, ", &format!("Hello v{i}, ")));
-        save(&pdir.join("plugin.toml"), &manifest.replace("version = \"0.1.0\"", &format!("version = \"{v}\"")));
+        save(
+            &pdir.join("main.lua"),
+            &code.replace("Hello, ", &format!("Hello v{i}, ")),
+        );
+        save(
+            &pdir.join("plugin.toml"),
+            &manifest.replace("version = \"0.1.0\"", &format!("version = \"{v}\"")),
+        );
         wait_version(&host, "hello-lua", &v);
     }
     // A broken save: the running version stays and the error is reported.
     save(&pdir.join("main.lua"), "return {{{ this is not lua");
-    save(&pdir.join("plugin.toml"), &manifest.replace("version = \"0.1.0\"", "version = \"0.2.0\""));
+    save(
+        &pdir.join("plugin.toml"),
+        &manifest.replace("version = \"0.1.0\"", "version = \"0.2.0\""),
+    );
     let deadline = Instant::now() + WAIT;
-    while !events.lock().unwrap().iter().any(|e| matches!(e, crate::watch::ReloadEvent::Failed { .. })) {
-        assert!(Instant::now() < deadline, "the failed reload was not reported");
+    while !events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, crate::watch::ReloadEvent::Failed { .. }))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the failed reload was not reported"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(host.list().iter().any(|p| p.version == "0.1.15"));
     // The next good save is still picked up.
     save(&pdir.join("main.lua"), &code);
-    save(&pdir.join("plugin.toml"), &manifest.replace("version = \"0.1.0\"", "version = \"0.2.1\""));
+    save(
+        &pdir.join("plugin.toml"),
+        &manifest.replace("version = \"0.1.0\"", "version = \"0.2.1\""),
+    );
     wait_version(&host, "hello-lua", "0.2.1");
 
     stop.store(true, Ordering::Relaxed);
@@ -293,7 +330,12 @@ fn hot_reload_under_load_fails_no_call() {
     }
     let failures = failures.lock().unwrap();
     assert!(calls.load(Ordering::Relaxed) > 0);
-    assert!(failures.is_empty(), "{} failed calls: {:?}", failures.len(), &failures[..failures.len().min(3)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed calls: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
 }
 
 #[test]
@@ -309,7 +351,10 @@ fn signatures_are_required_unless_the_development_switch_is_set() {
         PluginHost::new(RuntimeConfig {
             plugin_dirs: vec![root.clone()],
             state_dir: dir.path().join("state"),
-            env: HostEnv { temp_root: dir.path().join("tmp"), proxy: None },
+            env: HostEnv {
+                temp_root: dir.path().join("tmp"),
+                proxy: None,
+            },
             trusted_keys: trusted,
             allow_unsigned: false,
         })
@@ -319,12 +364,143 @@ fn signatures_are_required_unless_the_development_switch_is_set() {
     assert!(errors[0].1.contains("not signed"), "{errors:?}");
     let mut files = bundle::read_dir_files(&pdir).unwrap();
     bundle::sign(&mut files, &bundle::load_signing_key(&key_file).unwrap());
-    std::fs::write(pdir.join(bundle::SIGNATURE_FILE), &files[bundle::SIGNATURE_FILE]).unwrap();
+    std::fs::write(
+        pdir.join(bundle::SIGNATURE_FILE),
+        &files[bundle::SIGNATURE_FILE],
+    )
+    .unwrap();
     let host = make(vec![public]);
     assert!(host.load_all().is_empty());
     assert_eq!(host.list()[0].id, "hello-lua");
     let other = bundle::keygen(&dir.path().join("other.key")).unwrap();
-    assert!(make(vec![other]).load_all()[0].1.contains("not among the agent's trusted"));
-    std::fs::write(pdir.join("main.lua"), "return { run = function() return 'evil' end }").unwrap();
-    assert!(make(vec![public]).load_all()[0].1.contains("modified after signing"));
+    assert!(
+        make(vec![other]).load_all()[0]
+            .1
+            .contains("not among the agent's trusted")
+    );
+    std::fs::write(
+        pdir.join("main.lua"),
+        "return { run = function() return 'evil' end }",
+    )
+    .unwrap();
+    assert!(
+        make(vec![public]).load_all()[0]
+            .1
+            .contains("modified after signing")
+    );
+}
+
+/// A one-request-at-a-time HTTP server on loopback that answers with the
+/// request head it saw (bounded: serves `n` requests, then stops).
+fn echo_server(n: usize) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((s, _)) = l.accept() else { return };
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let body = head.replace("\r\n", "|");
+            let mut s = s;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, h)
+}
+
+/// Starts tinyproxy (installed by scripts/setup) on a free loopback port.
+struct Tinyproxy(std::process::Child, u16, tempfile::TempDir);
+
+impl Tinyproxy {
+    fn start() -> Tinyproxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(&conf, format!("Port {port}\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 30\nMaxClients 10\nLogLevel Info\nLogFile \"{}\"\n", dir.path().join("proxy.log").display())).unwrap();
+        let child = std::process::Command::new("tinyproxy")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tinyproxy is installed by scripts/setup");
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tinyproxy did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Tinyproxy(child, port, dir)
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn http_goes_to_allowed_hosts_through_the_real_proxy() {
+    let proxy = Tinyproxy::start();
+    let (addr, server) = echo_server(1);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("plugins");
+    copy_dir(&repo().join("tests/plugins/net-lua"), &root.join("net-lua"));
+    let host = PluginHost::new(RuntimeConfig {
+        plugin_dirs: vec![root],
+        state_dir: dir.path().join("state"),
+        env: HostEnv {
+            temp_root: dir.path().join("tmp"),
+            proxy: Some(format!("http://127.0.0.1:{}", proxy.1)),
+        },
+        trusted_keys: vec![],
+        allow_unsigned: true,
+    })
+    .unwrap();
+    assert!(host.load_all().is_empty());
+    let port: Arc<dyn SessionPort> = Arc::new(Port::default());
+    let out = host
+        .call(
+            "net-lua",
+            "get",
+            &[format!("http://{addr}/hello")],
+            Arc::clone(&port),
+        )
+        .unwrap();
+    assert!(out.starts_with("200 get /hello"), "{out}");
+    assert!(out.contains("x-plugin: net-lua"), "{out}");
+    // ureq tunnels through the proxy with CONNECT; the proxy's log shows it.
+    let log = std::fs::read_to_string(proxy.2.path().join("proxy.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("CONNECT {addr}")),
+        "went through the proxy: {log}"
+    );
+    server.join().unwrap();
+    // A host the manifest does not allow is refused before any connection.
+    let err = host
+        .call("net-lua", "get", &["http://localhost:1/".into()], port)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not in the plugin's [http] allow_hosts"),
+        "{err}"
+    );
 }
