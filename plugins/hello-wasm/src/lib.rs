@@ -27,13 +27,19 @@ impl Guest for Hello {
                 let who = args.first().map(String::as_str).unwrap_or("operator");
                 host::log(Level::Info, &format!("greeting {who}"));
                 host::send_output(&format!("Hello, {who}!")).map_err(describe)?;
-                let n: u64 = host::kv_get("greetings").map_err(describe)?.and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
+                let n: u64 = host::kv_get("greetings")
+                    .map_err(describe)?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+                    + 1;
                 host::kv_set("greetings", &n.to_string()).map_err(describe)?;
                 Ok(format!("greeted {n} times"))
             }
             "os" => match host::system_info("os") {
                 Ok(json) => Ok(json),
-                Err(HostError::Denied(m)) => Ok(format!("The customer did not allow reading system information ({m}).")),
+                Err(HostError::Denied(m)) => Ok(format!(
+                    "The customer did not allow reading system information ({m})."
+                )),
                 Err(e) => Err(describe(e)),
             },
             other => Err(format!("unknown command {other:?}")),

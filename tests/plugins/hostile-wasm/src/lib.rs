@@ -40,9 +40,13 @@ impl Guest for Hostile {
             }
             "read-outside" => {
                 // WASI has no preopened folder: the file system is not there.
-                let direct = std::fs::read_to_string("/etc/passwd").map(|_| "READ".to_string()).map_err(|e| e.to_string());
+                let direct = std::fs::read_to_string("/etc/passwd")
+                    .map(|_| "READ".to_string())
+                    .map_err(|e| e.to_string());
                 // Through the host, only the temporary folder is reachable.
-                let via_host = host::fs_read("../../../../etc/passwd").map(|_| "READ".to_string()).map_err(describe);
+                let via_host = host::fs_read("../../../../etc/passwd")
+                    .map(|_| "READ".to_string())
+                    .map_err(describe);
                 Err(format!("direct: {direct:?}; via host: {via_host:?}"))
             }
             "spawn" => host::spawn("sh", &["-c".to_string(), "id".to_string()], 1000)
