@@ -180,6 +180,32 @@ fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {
     (p(&op).to_string(), p(&agent).to_string())
 }
 
+fn login(op: &str) {
+    ok(
+        &["operator", "login", "--config", op, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+}
+
+/// Creates an invitation; returns its session ID and the whole JSON.
+fn invite(op: &str, ticket: &str) -> (String, serde_json::Value) {
+    let args = [
+        "operator", "invite", "--config", op, "--ticket", ticket, "--name", "Mario", "--json",
+    ];
+    let inv: serde_json::Value = serde_json::from_str(&ok(&args, None)).unwrap();
+    (inv["session_id"].as_str().unwrap().to_string(), inv)
+}
+
+/// Starts `lifeline agent join` with `credential` and waits until the session is ready.
+fn join_ready(op: &str, agent_cfg: &str, credential: &str, sid: &str) -> Proc {
+    let agent = Proc::spawn(&["agent", "join", "--config", agent_cfg, credential]);
+    ok(
+        &["operator", "wait", "--config", op, sid, "--timeout", "20"],
+        None,
+    );
+    agent
+}
+
 #[test]
 fn session_across_separate_processes() {
     let dir = tempfile::tempdir().unwrap();
@@ -400,29 +426,9 @@ fn killed_agent_process_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, addr, fp) = start_broker(dir.path());
     let (op, agent_cfg) = client_configs(dir.path(), &addr, &fp);
-    ok(
-        &["operator", "login", "--config", &op, "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    let inv: serde_json::Value = serde_json::from_str(&ok(
-        &[
-            "operator", "invite", "--config", &op, "--ticket", "T-1", "--name", "M", "--json",
-        ],
-        None,
-    ))
-    .unwrap();
-    let sid = inv["session_id"].as_str().unwrap().to_string();
-    let mut agent = Proc::spawn(&[
-        "agent",
-        "join",
-        "--config",
-        &agent_cfg,
-        inv["link"].as_str().unwrap(),
-    ]);
-    ok(
-        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
-        None,
-    );
+    login(&op);
+    let (sid, inv) = invite(&op, "T-1");
+    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
     agent.child.kill().unwrap();
     agent.child.wait().unwrap();
     let mut ended = false;
@@ -564,29 +570,9 @@ fn interactive_console_chats_asks_reports_and_ends() {
     let dir = tempfile::tempdir().unwrap();
     let (_broker, addr, fp) = start_broker(dir.path());
     let (op, agent_cfg) = client_configs(dir.path(), &addr, &fp);
-    ok(
-        &["operator", "login", "--config", &op, "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    let inv: serde_json::Value = serde_json::from_str(&ok(
-        &[
-            "operator", "invite", "--config", &op, "--ticket", "T-5", "--name", "Mario", "--json",
-        ],
-        None,
-    ))
-    .unwrap();
-    let sid = inv["session_id"].as_str().unwrap().to_string();
-    let mut agent = Proc::spawn(&[
-        "agent",
-        "join",
-        "--config",
-        &agent_cfg,
-        inv["short_link"].as_str().unwrap(),
-    ]);
-    ok(
-        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
-        None,
-    );
+    login(&op);
+    let (sid, inv) = invite(&op, "T-5");
+    let mut agent = join_ready(&op, &agent_cfg, inv["short_link"].as_str().unwrap(), &sid);
     let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
     console.wait_line("Connected to session");
     agent.wait_line("is connected");
@@ -690,28 +676,13 @@ fn signed_bundle_installs_and_runs_through_the_binary() {
         .contains("Installed hello-lua 0.1.0")
     );
 
-    ok(
-        &["operator", "login", "--config", &op, "--password-stdin"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    let inv: serde_json::Value = serde_json::from_str(&ok(
-        &[
-            "operator", "invite", "--config", &op, "--ticket", "T-7", "--name", "M", "--json",
-        ],
-        None,
-    ))
-    .unwrap();
-    let sid = inv["session_id"].as_str().unwrap().to_string();
-    let mut agent = Proc::spawn(&[
-        "agent",
-        "join",
-        "--config",
+    login(&op);
+    let (sid, inv) = invite(&op, "T-7");
+    let mut agent = join_ready(
+        &op,
         &agent_cfg,
         inv["connection_id"].as_str().unwrap(),
-    ]);
-    ok(
-        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
-        None,
+        &sid,
     );
     let list = ok(&["operator", "plugins", "--config", &op, &sid], None);
     assert!(

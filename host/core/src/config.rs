@@ -117,6 +117,26 @@ impl<'a> Doc<'a> {
         }
     }
 
+    /// An optional number between 1 and `max` (`unit` names it in errors).
+    pub fn bounded(
+        &self,
+        v: &Option<Spanned<u64>>,
+        key: &str,
+        default: u64,
+        max: u64,
+        unit: &str,
+    ) -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => Err(self.invalid(
+                &s.span(),
+                key,
+                format!("must be between 1 and {max}{unit}, got {}", s.get_ref()),
+            )),
+            Some(s) => Ok(*s.get_ref()),
+        }
+    }
+
     fn secs(
         &self,
         v: &Option<Spanned<u64>>,
@@ -124,15 +144,8 @@ impl<'a> Doc<'a> {
         default: u64,
         max: u64,
     ) -> Result<Duration, ConfigError> {
-        match v {
-            None => Ok(Duration::from_secs(default)),
-            Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => Err(self.invalid(
-                &s.span(),
-                key,
-                format!("must be between 1 and {max} seconds, got {}", s.get_ref()),
-            )),
-            Some(s) => Ok(Duration::from_secs(*s.get_ref())),
-        }
+        self.bounded(v, key, default, max, " seconds")
+            .map(Duration::from_secs)
     }
 
     fn addr(&self, v: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {

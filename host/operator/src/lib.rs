@@ -285,6 +285,46 @@ impl Client {
         self.events.lock().await.recv().await
     }
 
+    /// Waits (bounded by `wait`) for the event `pick` accepts. The end of
+    /// `session_id`, a broker error or a lost connection end the wait too.
+    async fn await_event<T>(
+        &self,
+        session_id: &str,
+        wait: Duration,
+        what: &'static str,
+        mut pick: impl FnMut(Event) -> Option<T>,
+    ) -> Result<T, OperatorError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.next_event())
+                .await
+                .map_err(|_| OperatorError::Waited(wait, what))?
+                .ok_or_else(|| OperatorError::Lost(self.closed.get()))?;
+            match ev {
+                Event::Session {
+                    msg: SessionMessage::End { reason, .. },
+                    session_id: s,
+                } if s == session_id => {
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::WrongState,
+                        message: format!("the session ended: {reason}"),
+                    });
+                }
+                Event::Error(message) => {
+                    return Err(OperatorError::Broker {
+                        code: ErrorCode::BadMessage,
+                        message,
+                    });
+                }
+                ev => {
+                    if let Some(v) = pick(ev) {
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+    }
+
     /// Asks the customer's consent and waits for the answer (the customer's
     /// own prompt timeout applies on the agent; `wait` bounds this side).
     pub async fn ask_consent(
@@ -296,54 +336,28 @@ impl Client {
         wait: Duration,
     ) -> Result<(ConsentDecision, String), OperatorError> {
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.send(
-            session_id,
-            SessionMessage::ConsentRequest {
-                request_id,
-                operator: String::new(),
-                plugin: plugin.into(),
-                action: action.into(),
-                detail: detail.into(),
-            },
-        )
-        .await?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let ev = tokio::time::timeout_at(deadline, self.next_event())
-                .await
-                .map_err(|_| OperatorError::Waited(wait, "the customer's consent"))?;
-            match ev {
-                None => return Err(OperatorError::Lost(self.closed.get())),
-                Some(Event::Session {
-                    msg:
-                        SessionMessage::ConsentAnswer {
-                            request_id: r,
-                            decision,
-                            decided_by,
-                            ..
-                        },
-                    ..
-                }) if r == request_id => {
-                    return Ok((decision, decided_by));
-                }
-                Some(Event::Session {
-                    msg: SessionMessage::End { reason, .. },
-                    session_id: s,
-                }) if s == session_id => {
-                    return Err(OperatorError::Broker {
-                        code: ErrorCode::WrongState,
-                        message: format!("the session ended: {reason}"),
-                    });
-                }
-                Some(Event::Error(message)) => {
-                    return Err(OperatorError::Broker {
-                        code: ErrorCode::BadMessage,
-                        message,
-                    });
-                }
-                Some(_) => {}
-            }
-        }
+        let msg = SessionMessage::ConsentRequest {
+            request_id,
+            operator: String::new(),
+            plugin: plugin.into(),
+            action: action.into(),
+            detail: detail.into(),
+        };
+        self.send(session_id, msg).await?;
+        self.await_event(session_id, wait, "the customer's consent", |ev| match ev {
+            Event::Session {
+                msg:
+                    SessionMessage::ConsentAnswer {
+                        request_id: r,
+                        decision,
+                        decided_by,
+                        ..
+                    },
+                ..
+            } if r == request_id => Some((decision, decided_by)),
+            _ => None,
+        })
+        .await
     }
 
     /// The plugins the session's agent has.
@@ -355,32 +369,18 @@ impl Client {
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.send(session_id, SessionMessage::ListPlugins { request_id })
             .await?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let ev = tokio::time::timeout_at(deadline, self.next_event())
-                .await
-                .map_err(|_| OperatorError::Waited(wait, "the agent's plugin list"))?;
-            match ev {
-                None => return Err(OperatorError::Lost(self.closed.get())),
-                Some(Event::Session {
-                    msg:
-                        SessionMessage::Plugins {
-                            request_id: r,
-                            plugins,
-                        },
-                    ..
-                }) if r == request_id => {
-                    return Ok(plugins);
-                }
-                Some(Event::Error(message)) => {
-                    return Err(OperatorError::Broker {
-                        code: ErrorCode::BadMessage,
-                        message,
-                    });
-                }
-                Some(_) => {}
-            }
-        }
+        self.await_event(session_id, wait, "the agent's plugin list", |ev| match ev {
+            Event::Session {
+                msg:
+                    SessionMessage::Plugins {
+                        request_id: r,
+                        plugins,
+                    },
+                ..
+            } if r == request_id => Some(plugins),
+            _ => None,
+        })
+        .await
     }
 
     /// Runs a plugin command on the agent; `on_output(stream, text)` sees
@@ -396,80 +396,56 @@ impl Client {
         mut on_output: impl FnMut(&str, &str),
     ) -> Result<Result<String, String>, OperatorError> {
         let call_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.send(
-            session_id,
-            SessionMessage::RunPlugin {
-                call_id,
-                plugin: plugin.into(),
-                command: command.into(),
-                args: args.to_vec(),
-            },
-        )
-        .await?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let ev = tokio::time::timeout_at(deadline, self.next_event())
-                .await
-                .map_err(|_| OperatorError::Waited(wait, "the plugin to finish"))?;
-            match ev {
-                None => return Err(OperatorError::Lost(self.closed.get())),
-                Some(Event::Session {
-                    msg:
-                        SessionMessage::PluginOutput {
-                            call_id: c,
-                            stream,
-                            text,
-                            ..
-                        },
-                    ..
-                }) if c == call_id => {
-                    on_output(&stream, &text);
-                }
-                Some(Event::Session {
-                    msg:
-                        SessionMessage::ConsentDecided {
-                            action,
-                            decision,
-                            decided_by,
-                            ..
-                        },
-                    ..
-                }) => {
-                    on_output(
-                        "consent",
-                        &format!("{action}: {} ({decided_by})", decision.as_str()),
-                    );
-                }
-                Some(Event::Session {
-                    msg:
-                        SessionMessage::PluginDone {
-                            call_id: c,
-                            ok,
-                            text,
-                            ..
-                        },
-                    ..
-                }) if c == call_id => {
-                    return Ok(if ok { Ok(text) } else { Err(text) });
-                }
-                Some(Event::Session {
-                    msg: SessionMessage::End { reason, .. },
-                    session_id: s,
-                }) if s == session_id => {
-                    return Err(OperatorError::Broker {
-                        code: ErrorCode::WrongState,
-                        message: format!("the session ended: {reason}"),
-                    });
-                }
-                Some(Event::Error(message)) => {
-                    return Err(OperatorError::Broker {
-                        code: ErrorCode::BadMessage,
-                        message,
-                    });
-                }
-                Some(_) => {}
+        let msg = SessionMessage::RunPlugin {
+            call_id,
+            plugin: plugin.into(),
+            command: command.into(),
+            args: args.to_vec(),
+        };
+        self.send(session_id, msg).await?;
+        self.await_event(session_id, wait, "the plugin to finish", |ev| match ev {
+            Event::Session {
+                msg:
+                    SessionMessage::PluginOutput {
+                        call_id: c,
+                        stream,
+                        text,
+                        ..
+                    },
+                ..
+            } if c == call_id => {
+                on_output(&stream, &text);
+                None
             }
-        }
+            Event::Session {
+                msg:
+                    SessionMessage::ConsentDecided {
+                        action,
+                        decision,
+                        decided_by,
+                        ..
+                    },
+                ..
+            } => {
+                on_output(
+                    "consent",
+                    &format!("{action}: {} ({decided_by})", decision.as_str()),
+                );
+                None
+            }
+            Event::Session {
+                msg:
+                    SessionMessage::PluginDone {
+                        call_id: c,
+                        ok,
+                        text,
+                        ..
+                    },
+                ..
+            } if c == call_id => Some(if ok { Ok(text) } else { Err(text) }),
+            _ => None,
+        })
+        .await
     }
 
     /// Waits until the session is ready (customer joined), polling the list

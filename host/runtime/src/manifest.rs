@@ -150,15 +150,7 @@ fn limit(
     default: u64,
     max: u64,
 ) -> Result<u64, ConfigError> {
-    match v {
-        None => Ok(default),
-        Some(s) if *s.get_ref() == 0 || *s.get_ref() > max => Err(doc.invalid(
-            &s.span(),
-            key,
-            format!("must be between 1 and {max}, got {}", s.get_ref()),
-        )),
-        Some(s) => Ok(*s.get_ref()),
-    }
+    doc.bounded(v, key, default, max, "")
 }
 
 impl Manifest {
