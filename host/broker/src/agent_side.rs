@@ -243,7 +243,7 @@ impl Shared {
         credential: &JoinCredential,
         source: std::net::IpAddr,
         host: &str,
-        agent: tokio::sync::mpsc::Sender<Frame>,
+        agent: lifeline_core::link::FrameSender,
         ended: Arc<Notify>,
     ) -> Result<
         (

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
+use lifeline_core::link::FrameSender;
 use lifeline_core::session::{SessionEvent, TransitionError, transition};
 use lifeline_protocol::{Frame, Message, Party, SessionMessage, SessionState};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::store::Store;
 
@@ -23,14 +24,14 @@ pub struct LiveSession {
     pub operator_id: i64,
     /// Display name of the inviting operator, for notices.
     pub operator_name: String,
-    pub agent: mpsc::Sender<Frame>,
+    pub agent: FrameSender,
     /// Woken when the session ends so the agent's handler closes.
     pub ended: Arc<Notify>,
-    pub operators: Vec<(ConnId, mpsc::Sender<Frame>)>,
+    pub operators: Vec<(ConnId, FrameSender)>,
 }
 
 /// Online operator connections by operator id, for "session ready" notices.
-type Online = HashMap<i64, Vec<(ConnId, mpsc::Sender<Frame>)>>;
+type Online = HashMap<i64, Vec<(ConnId, FrameSender)>>;
 
 pub struct Registry {
     live: Mutex<HashMap<String, LiveSession>>,
@@ -46,7 +47,7 @@ fn session_frame(session_id: &str, msg: SessionMessage) -> Frame {
 
 /// Sends without waiting; a full or closed queue drops the notice (the
 /// receiving side is then being closed for being too slow or gone).
-fn notify(tx: &mpsc::Sender<Frame>, frame: Frame) {
+fn notify(tx: &FrameSender, frame: Frame) {
     let _ = tx.try_send(frame);
 }
 
@@ -67,7 +68,7 @@ impl Registry {
         self.live().len()
     }
 
-    pub fn operator_online(&self, operator_id: i64, conn: ConnId, tx: mpsc::Sender<Frame>) {
+    pub fn operator_online(&self, operator_id: i64, conn: ConnId, tx: FrameSender) {
         let mut on = self.online.lock().expect("registry lock is never poisoned");
         on.entry(operator_id).or_default().push((conn, tx));
     }
@@ -125,7 +126,7 @@ impl Registry {
         store: &Store,
         id: &str,
         conn: ConnId,
-        tx: mpsc::Sender<Frame>,
+        tx: FrameSender,
         notice: &str,
     ) -> Result<(), String> {
         let mut live = self.live();
@@ -209,12 +210,12 @@ impl Registry {
     }
 
     /// The agent's queue of a live session.
-    pub fn agent_tx(&self, id: &str) -> Option<mpsc::Sender<Frame>> {
+    pub fn agent_tx(&self, id: &str) -> Option<FrameSender> {
         self.live().get(id).map(|s| s.agent.clone())
     }
 
     /// The attached operators' queues of a live session.
-    pub fn operator_txs(&self, id: &str) -> Vec<mpsc::Sender<Frame>> {
+    pub fn operator_txs(&self, id: &str) -> Vec<FrameSender> {
         self.live()
             .get(id)
             .map(|s| s.operators.iter().map(|(_, tx)| tx.clone()).collect())

@@ -42,11 +42,44 @@ impl CloseReason {
     }
 }
 
+/// Queue of frames towards a peer. Frames travel boxed: a queue slot is
+/// then one pointer, not the size of the largest message, which keeps an
+/// idle connection's queues small (tokio allocates slots in blocks of 32).
+#[derive(Debug, Clone)]
+pub struct FrameSender(mpsc::Sender<Box<Frame>>);
+
+/// The queue is closed: the link is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection is closed")]
+pub struct Closed;
+
+impl FrameSender {
+    /// Queues a frame, waiting while the queue is full.
+    pub async fn send(&self, frame: Frame) -> Result<(), Closed> {
+        self.0.send(Box::new(frame)).await.map_err(|_| Closed)
+    }
+
+    /// Queues a frame if there is room now.
+    pub fn try_send(&self, frame: Frame) -> Result<(), Closed> {
+        self.0.try_send(Box::new(frame)).map_err(|_| Closed)
+    }
+}
+
+/// Frames read from a peer.
+#[derive(Debug)]
+pub struct FrameReceiver(mpsc::Receiver<Box<Frame>>);
+
+impl FrameReceiver {
+    pub async fn recv(&mut self) -> Option<Frame> {
+        self.0.recv().await.map(|b| *b)
+    }
+}
+
 /// The owner's end of a link.
 #[derive(Debug)]
 pub struct Link {
-    pub tx: mpsc::Sender<Frame>,
-    pub rx: mpsc::Receiver<Frame>,
+    pub tx: FrameSender,
+    pub rx: FrameReceiver,
     pub close_reason: CloseReason,
 }
 
@@ -56,8 +89,8 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (out_tx, out_rx) = mpsc::channel::<Frame>(SEND_QUEUE_FRAMES);
-    let (in_tx, in_rx) = mpsc::channel::<Frame>(RECV_QUEUE_FRAMES);
+    let (out_tx, out_rx) = mpsc::channel::<Box<Frame>>(SEND_QUEUE_FRAMES);
+    let (in_tx, in_rx) = mpsc::channel::<Box<Frame>>(RECV_QUEUE_FRAMES);
     let reason = CloseReason::default();
 
     let r_reason = reason.clone();
@@ -86,12 +119,14 @@ where
             match frame {
                 Frame::Control(Message::Ping { nonce }) => {
                     if let Some(tx) = pong_tx.upgrade() {
-                        let _ = tx.send(Frame::Control(Message::Pong { nonce })).await;
+                        let _ = tx
+                            .send(Box::new(Frame::Control(Message::Pong { nonce })))
+                            .await;
                     }
                 }
                 Frame::Control(Message::Pong { .. }) => {}
                 other => {
-                    if in_tx.send(other).await.is_err() {
+                    if in_tx.send(Box::new(other)).await.is_err() {
                         r_reason.set("closed locally".into());
                         break;
                     }
@@ -105,15 +140,15 @@ where
     tokio::spawn(writer(wr, out_rx, heartbeat, w_reason));
 
     Link {
-        tx: out_tx,
-        rx: in_rx,
+        tx: FrameSender(out_tx),
+        rx: FrameReceiver(in_rx),
         close_reason: reason,
     }
 }
 
 async fn writer<W: AsyncWrite>(
     wr: W,
-    mut out_rx: mpsc::Receiver<Frame>,
+    mut out_rx: mpsc::Receiver<Box<Frame>>,
     heartbeat: Duration,
     reason: CloseReason,
 ) {
@@ -128,11 +163,11 @@ async fn writer<W: AsyncWrite>(
             },
             _ = tick.tick() => {
                 nonce += 1;
-                Frame::Control(Message::Ping { nonce })
+                Box::new(Frame::Control(Message::Ping { nonce }))
             }
         };
         let res = async {
-            match &frame {
+            match &*frame {
                 Frame::Data(payload) => {
                     wr.write_all(&lifeline_protocol::frame::header(
                         lifeline_protocol::frame::KIND_DATA,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use lifeline_core::client::{self, ConnectError, Endpoint};
 use lifeline_core::config::OperatorConfig;
+use lifeline_core::link::FrameSender;
 use lifeline_protocol::{
     ClientRole, ConsentDecision, ErrorCode, Frame, InvitationInfo, Message, OperatorProfile,
     ReplyBody, ReportEvent, Request, SessionMessage, SessionState, SessionSummary,
@@ -57,7 +58,7 @@ pub enum Event {
 
 /// A connection of the operator client.
 pub struct Client {
-    tx: mpsc::Sender<Frame>,
+    tx: FrameSender,
     pending: Pending,
     next_id: AtomicU64,
     events: Mutex<mpsc::Receiver<Event>>,

@@ -30,7 +30,10 @@ const TARGET_GBPS: f64 = 1.0;
 
 /// Counts data bytes arriving on `rx`; sends the instant each cumulative
 /// mark is reached, and stops after the last.
-fn spawn_counter(mut rx: mpsc::Receiver<Frame>, marks: [u64; 2]) -> mpsc::Receiver<Instant> {
+fn spawn_counter(
+    mut rx: lifeline_core::link::FrameReceiver,
+    marks: [u64; 2],
+) -> mpsc::Receiver<Instant> {
     let (tx, out) = mpsc::channel(2);
     tokio::spawn(async move {
         let (mut got, mut next) = (0, 0);
@@ -52,7 +55,7 @@ fn spawn_counter(mut rx: mpsc::Receiver<Frame>, marks: [u64; 2]) -> mpsc::Receiv
 /// Sends a warm-up, then `total` bytes in `chunk`-byte frames through
 /// `send` while the receiver counts on `rx`; returns the timed seconds.
 async fn transfer<F, Fut>(
-    rx: mpsc::Receiver<Frame>,
+    rx: lifeline_core::link::FrameReceiver,
     chunk: usize,
     total: u64,
     send: F,
