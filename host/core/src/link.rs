@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use lifeline_protocol::{Frame, FrameError, Message, read_frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Frames queued towards a peer before senders wait (backpressure).
 pub const SEND_QUEUE_FRAMES: usize = 32;
 /// Frames read from a peer and not yet handled before the reader waits.
 pub const RECV_QUEUE_FRAMES: usize = 32;
+/// Data-frame bytes one queue (each direction of a link) may hold: bounds
+/// what a fast sender can make the broker keep for a slow receiver.
+pub const MAX_QUEUED_DATA_BYTES: usize = 4 << 20;
 /// A peer silent for this many heartbeat intervals is considered gone.
 pub const MISSED_HEARTBEATS: u32 = 3;
 
@@ -46,7 +49,33 @@ impl CloseReason {
 /// then one pointer, not the size of the largest message, which keeps an
 /// idle connection's queues small (tokio allocates slots in blocks of 32).
 #[derive(Debug, Clone)]
-pub struct FrameSender(mpsc::Sender<Box<Frame>>);
+pub struct FrameSender {
+    queue: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
+}
+
+/// A queued frame and, for data, the share of the byte budget it holds
+/// until it has been written (or received).
+type Queued = Box<(Frame, Option<OwnedSemaphorePermit>)>;
+
+/// Permits a data frame of `len` bytes needs (a frame larger than the whole
+/// budget takes all of it).
+fn permits(len: usize) -> u32 {
+    u32::try_from(len.clamp(1, MAX_QUEUED_DATA_BYTES)).expect("budget fits in u32")
+}
+
+async fn queued(budget: &Arc<Semaphore>, frame: Frame) -> Result<Queued, Closed> {
+    let permit = match &frame {
+        Frame::Data(d) => Some(
+            Arc::clone(budget)
+                .acquire_many_owned(permits(d.len()))
+                .await
+                .map_err(|_| Closed)?,
+        ),
+        Frame::Control(_) => None,
+    };
+    Ok(Box::new((frame, permit)))
+}
 
 /// The queue is closed: the link is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -56,22 +85,33 @@ pub struct Closed;
 impl FrameSender {
     /// Queues a frame, waiting while the queue is full.
     pub async fn send(&self, frame: Frame) -> Result<(), Closed> {
-        self.0.send(Box::new(frame)).await.map_err(|_| Closed)
+        let q = queued(&self.budget, frame).await?;
+        self.queue.send(q).await.map_err(|_| Closed)
     }
 
     /// Queues a frame if there is room now.
     pub fn try_send(&self, frame: Frame) -> Result<(), Closed> {
-        self.0.try_send(Box::new(frame)).map_err(|_| Closed)
+        let permit = match &frame {
+            Frame::Data(d) => Some(
+                Arc::clone(&self.budget)
+                    .try_acquire_many_owned(permits(d.len()))
+                    .map_err(|_| Closed)?,
+            ),
+            Frame::Control(_) => None,
+        };
+        self.queue
+            .try_send(Box::new((frame, permit)))
+            .map_err(|_| Closed)
     }
 }
 
 /// Frames read from a peer.
 #[derive(Debug)]
-pub struct FrameReceiver(mpsc::Receiver<Box<Frame>>);
+pub struct FrameReceiver(mpsc::Receiver<Queued>);
 
 impl FrameReceiver {
     pub async fn recv(&mut self) -> Option<Frame> {
-        self.0.recv().await.map(|b| *b)
+        self.0.recv().await.map(|b| b.0)
     }
 }
 
@@ -89,8 +129,10 @@ where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (out_tx, out_rx) = mpsc::channel::<Box<Frame>>(SEND_QUEUE_FRAMES);
-    let (in_tx, in_rx) = mpsc::channel::<Box<Frame>>(RECV_QUEUE_FRAMES);
+    let (out_tx, out_rx) = mpsc::channel::<Queued>(SEND_QUEUE_FRAMES);
+    let (in_tx, in_rx) = mpsc::channel::<Queued>(RECV_QUEUE_FRAMES);
+    let out_budget = Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES));
+    let in_budget = Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES));
     let reason = CloseReason::default();
 
     let r_reason = reason.clone();
@@ -120,13 +162,17 @@ where
                 Frame::Control(Message::Ping { nonce }) => {
                     if let Some(tx) = pong_tx.upgrade() {
                         let _ = tx
-                            .send(Box::new(Frame::Control(Message::Pong { nonce })))
+                            .send(Box::new((Frame::Control(Message::Pong { nonce }), None)))
                             .await;
                     }
                 }
                 Frame::Control(Message::Pong { .. }) => {}
                 other => {
-                    if in_tx.send(Box::new(other)).await.is_err() {
+                    let sent = match queued(&in_budget, other).await {
+                        Ok(q) => in_tx.send(q).await.is_ok(),
+                        Err(Closed) => false,
+                    };
+                    if !sent {
                         r_reason.set("closed locally".into());
                         break;
                     }
@@ -140,7 +186,10 @@ where
     tokio::spawn(writer(wr, out_rx, heartbeat, w_reason));
 
     Link {
-        tx: FrameSender(out_tx),
+        tx: FrameSender {
+            queue: out_tx,
+            budget: out_budget,
+        },
         rx: FrameReceiver(in_rx),
         close_reason: reason,
     }
@@ -148,7 +197,7 @@ where
 
 async fn writer<W: AsyncWrite>(
     wr: W,
-    mut out_rx: mpsc::Receiver<Box<Frame>>,
+    mut out_rx: mpsc::Receiver<Queued>,
     heartbeat: Duration,
     reason: CloseReason,
 ) {
@@ -163,11 +212,11 @@ async fn writer<W: AsyncWrite>(
             },
             _ = tick.tick() => {
                 nonce += 1;
-                Box::new(Frame::Control(Message::Ping { nonce }))
+                Box::new((Frame::Control(Message::Ping { nonce }), None))
             }
         };
         let res = async {
-            match &*frame {
+            match &frame.0 {
                 Frame::Data(payload) => {
                     wr.write_all(&lifeline_protocol::frame::header(
                         lifeline_protocol::frame::KIND_DATA,
@@ -176,7 +225,7 @@ async fn writer<W: AsyncWrite>(
                     .await?;
                     wr.write_all(payload).await?;
                 }
-                Frame::Control(_) => wr.write_all(&frame.encode()).await?,
+                Frame::Control(_) => wr.write_all(&frame.0.encode()).await?,
             }
             if out_rx.is_empty() {
                 wr.flush().await?;
@@ -190,4 +239,34 @@ async fn writer<W: AsyncWrite>(
         }
     }
     let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queued_data_is_bounded_in_bytes() {
+        // The peer never reads: frames pile up in the queue.
+        let (ours, _theirs) = tokio::io::duplex(64 * 1024);
+        let link = spawn_link(
+            ours,
+            Duration::from_secs(60),
+            lifeline_protocol::MAX_FRAME_BYTES,
+        );
+        let mib = vec![0u8; 1 << 20];
+        let accepted = (0..SEND_QUEUE_FRAMES)
+            .filter(|_| link.tx.try_send(Frame::Data(mib.clone())).is_ok())
+            .count();
+        assert!(
+            (1..=MAX_QUEUED_DATA_BYTES >> 20).contains(&accepted),
+            "{accepted} MiB queued"
+        );
+        // Control frames are not held back by the data budget.
+        assert!(
+            link.tx
+                .try_send(Frame::Control(Message::Ping { nonce: 1 }))
+                .is_ok()
+        );
+    }
 }
