@@ -42,6 +42,7 @@ async fn operator_lists_and_runs_plugins_under_consent() {
             "plugins/hello-lua",
             "tests/plugins/hostile-wasm",
             "tests/plugins/hostile-lua",
+            "plugins/sysinfo",
         ],
     );
     let mut cfg = tb.agent_config("agent", None, Duration::from_secs(20));
@@ -58,7 +59,13 @@ async fn operator_lists_and_runs_plugins_under_consent() {
     let ids: Vec<_> = list.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["hello-lua", "hello-wasm", "hostile-lua", "hostile-wasm"]
+        [
+            "hello-lua",
+            "hello-wasm",
+            "hostile-lua",
+            "hostile-wasm",
+            "sysinfo"
+        ]
     );
     let wasm = list.iter().find(|p| p.id == "hello-wasm").unwrap();
     assert_eq!(wasm.runtime, "wasm");
@@ -115,6 +122,22 @@ async fn operator_lists_and_runs_plugins_under_consent() {
         .await
         .unwrap();
     assert!(r.unwrap().contains("\"kernel\""));
+
+    // Without consent nothing is gathered: the call fails and shows nothing.
+    let mut shown = Vec::new();
+    let all = ["all".to_string()];
+    let run = op.run_plugin(&sid, "sysinfo", "show", &all, WAIT_RUN, |s, t| {
+        if s == "output" {
+            shown.push(t.to_string())
+        }
+    });
+    let answer = async {
+        agent.sees("Consent needed").await;
+        agent.input.send("d".into()).await.unwrap();
+    };
+    let (r, ()) = tokio::join!(run, answer);
+    assert!(r.unwrap().unwrap_err().contains("did not allow"));
+    assert!(shown.is_empty(), "{shown:?}");
 
     // Misbehaving plugins end their call with a reason the operator reads.
     let r = op

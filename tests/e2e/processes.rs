@@ -741,3 +741,95 @@ fn run_cmd_fails(args: &[&str]) -> String {
     assert!(!out.status.success(), "lifeline {args:?} should fail");
     String::from_utf8(out.stderr).unwrap()
 }
+
+#[test]
+fn sysinfo_shows_a_category_and_saves_all_to_a_text_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_broker, addr, fp) = start_broker(d);
+    let (op, agent_cfg) = client_configs(d, &addr, &fp);
+    crate::plugins::install_plugins(&d.join("agent-plugins"), &["plugins/sysinfo"]);
+    write(
+        &d.join("policy.toml"),
+        "[policy]\ndefault = \"deny\"\n[policy.capabilities]\n\"system.info\" = \"allow\"\n",
+    );
+    let text = std::fs::read_to_string(&agent_cfg)
+        .unwrap()
+        .replace("[agent]\n", "[agent]\npolicy = \"policy.toml\"\n")
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n";
+    write(Path::new(&agent_cfg), &text);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-9");
+    let _agent = join_ready(
+        &op,
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+        &sid,
+    );
+    let file = d.join("sysinfo.txt");
+    let shown = ok(
+        &[
+            "operator",
+            "sysinfo",
+            "--config",
+            &op,
+            &sid,
+            "--category",
+            "memory",
+            "--save",
+            p(&file),
+        ],
+        None,
+    );
+    assert!(
+        shown.contains("== Memory ==") && shown.contains("Total"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("== Operating system =="),
+        "only the chosen category is shown: {shown}"
+    );
+    let saved = std::fs::read_to_string(&file).unwrap();
+    for title in [
+        "Operating system",
+        "Hardware and CPU",
+        "Memory",
+        "Disks and file systems",
+        "Network interfaces",
+        "Running processes",
+        "Logged-in users",
+        "Installed software",
+    ] {
+        assert!(
+            saved.contains(&format!("== {title} ==")),
+            "{title} in the saved file"
+        );
+    }
+    assert!(saved.contains("Package manager") && saved.contains("Top by CPU:"));
+    // A filter narrows the lines; the report says what was viewed and when.
+    let pkgs = ok(
+        &[
+            "operator",
+            "sysinfo",
+            "--config",
+            &op,
+            &sid,
+            "--category",
+            "software",
+            "--filter",
+            "libc",
+        ],
+        None,
+    );
+    let lines: Vec<&str> = pkgs.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    assert!(
+        lines.iter().all(|l| l.to_lowercase().contains("libc")),
+        "{pkgs}"
+    );
+    assert!(pkgs.contains("libc6"), "{pkgs}");
+    let report = ok(&["operator", "report", "--config", &op, &sid], None);
+    assert!(
+        report.contains("runs sysinfo show memory") && report.contains("runs sysinfo show all"),
+        "{report}"
+    );
+}

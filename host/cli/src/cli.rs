@@ -252,6 +252,22 @@ pub enum OperatorCmd {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// Show the customer's system information (the sysinfo plugin), one
+    /// category or all; run again to refresh.
+    Sysinfo {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        /// os, cpu, memory, disks, network, processes, users, software, or all.
+        #[arg(long, default_value = "all")]
+        category: String,
+        /// Only lines containing this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also save all categories to this text file.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
     /// End a session.
     End {
         #[command(flatten)]

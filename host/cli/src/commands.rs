@@ -339,6 +339,18 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             )
             .await
         }
+        OperatorCmd::Sysinfo {
+            cfg,
+            session,
+            category,
+            filter,
+            save,
+        } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            crate::plugin_cmd::sysinfo(&c, &session, &category, filter.as_deref(), save.as_deref())
+                .await
+        }
         OperatorCmd::End {
             cfg,
             session,

@@ -168,3 +168,70 @@ pub async fn run(
         }
     }
 }
+
+/// Runs `sysinfo show CATEGORY [FILTER]` and returns the panels' text.
+async fn sysinfo_text(
+    c: &Client,
+    session: &str,
+    category: &str,
+    filter: Option<&str>,
+) -> Result<String> {
+    let mut args = vec![category.to_string()];
+    args.extend(filter.map(str::to_string));
+    let mut text = String::new();
+    let r = c
+        .run_plugin(
+            session,
+            "sysinfo",
+            "show",
+            &args,
+            Duration::from_secs(600),
+            |stream, t| {
+                if stream == "output" {
+                    text.push_str(t);
+                    text.push('\n');
+                } else {
+                    eprintln!("[{stream}] {t}");
+                }
+            },
+        )
+        .await?;
+    match r {
+        Ok(_) => Ok(text),
+        Err(why) => bail!("system information: {why}"),
+    }
+}
+
+/// `lifeline operator sysinfo`: show a category (or all) and optionally
+/// save all categories to a text file.
+pub async fn sysinfo(
+    c: &Client,
+    session: &str,
+    category: &str,
+    filter: Option<&str>,
+    save: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    c.attach(session).await?;
+    let res = async {
+        let shown = sysinfo_text(c, session, category, filter).await?;
+        print!("{shown}");
+        if let Some(path) = save {
+            let all = if category == "all" {
+                shown
+            } else {
+                sysinfo_text(c, session, "all", filter).await?
+            };
+            let header = format!(
+                "Lifeline system information — session {session}, saved {}\n\n",
+                lifeline_core::time::now_rfc3339()
+            );
+            std::fs::write(path, header + &all)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("Saved all categories to {}", path.display());
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = c.detach(session).await;
+    res.map(|()| ExitCode::SUCCESS)
+}

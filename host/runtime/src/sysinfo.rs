@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sysinfo::{Disks, Networks, ProcessesToUpdate, System, Users};
 
 /// The categories `system-info` answers.
-pub const CATEGORIES: [&str; 7] = [
+pub const CATEGORIES: [&str; 8] = [
     "os",
     "cpu",
     "memory",
@@ -13,7 +13,76 @@ pub const CATEGORIES: [&str; 7] = [
     "network",
     "processes",
     "users",
+    "software",
 ];
+/// Installed packages listed at most (the count is always complete).
+pub const MAX_PACKAGES: usize = 5000;
+/// Time a platform tool (`who`, `dpkg-query`, `rpm`) may take.
+pub const TOOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a platform tool; `None` when it is missing or fails.
+fn tool(program: &str, args: &[&str]) -> Option<String> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let dir = std::env::temp_dir();
+    let out = crate::process::run(program, &args, &dir, TOOL_TIMEOUT, 64 << 20).ok()?;
+    (out.exit_code == 0).then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Logged-in users from `who`: user, terminal, since, from.
+fn logged_in() -> Vec<Value> {
+    tool("who", &[])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let user = f.next()?;
+            let tty = f.next()?;
+            let rest: Vec<&str> = f.collect();
+            let from = rest
+                .iter()
+                .find(|s| s.starts_with('('))
+                .map(|s| s.trim_matches(|c| c == '(' || c == ')').to_string());
+            let since = rest
+                .iter()
+                .filter(|s| !s.starts_with('('))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            Some(json!({"user": user, "terminal": tty, "since": since, "from": from}))
+        })
+        .collect()
+}
+
+/// Installed software from the platform's package manager.
+fn software() -> Value {
+    let (manager, list) = if let Some(out) =
+        tool("dpkg-query", &["-W", "-f", "${Package}\t${Version}\n"])
+    {
+        ("dpkg", out)
+    } else if let Some(out) = tool(
+        "rpm",
+        &["-qa", "--queryformat", "%{NAME}\t%{VERSION}-%{RELEASE}\n"],
+    ) {
+        ("rpm", out)
+    } else {
+        return json!({"manager": null, "count": 0, "packages": [], "note": "this platform does not tell (no dpkg or rpm)"});
+    };
+    let mut pkgs: Vec<(String, String)> = list
+        .lines()
+        .filter_map(|l| {
+            l.split_once('\t')
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+        })
+        .collect();
+    pkgs.sort();
+    let count = pkgs.len();
+    let packages: Vec<Value> = pkgs
+        .into_iter()
+        .take(MAX_PACKAGES)
+        .map(|(n, v)| json!({"name": n, "version": v}))
+        .collect();
+    json!({"manager": manager, "count": count, "packages": packages})
+}
 /// Processes listed per ordering (by CPU and by memory).
 pub const TOP_PROCESSES: usize = 10;
 
@@ -38,7 +107,10 @@ pub fn category(name: &str) -> Result<Value, String> {
                 .iter()
                 .map(|c| json!({"name": c.name(), "brand": c.brand(), "frequency_mhz": c.frequency(), "usage_percent": c.cpu_usage()}))
                 .collect();
-            Ok(json!({"count": cpus.len(), "arch": System::cpu_arch(), "cpus": cpus}))
+            let physical = System::physical_core_count();
+            Ok(
+                json!({"count": cpus.len(), "physical_cores": physical, "arch": System::cpu_arch(), "cpus": cpus}),
+            )
         }
         "memory" => {
             let mut s = System::new();
@@ -108,8 +180,9 @@ pub fn category(name: &str) -> Result<Value, String> {
             let users = Users::new_with_refreshed_list();
             let mut names: Vec<String> = users.iter().map(|u| u.name().to_string()).collect();
             names.sort();
-            Ok(json!({"accounts": names}))
+            Ok(json!({"logged_in": logged_in(), "accounts": names}))
         }
+        "software" => Ok(software()),
         other => Err(format!(
             "unknown category {other:?}; use one of {}",
             CATEGORIES.join(", ")
