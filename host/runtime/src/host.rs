@@ -53,6 +53,12 @@ pub trait SessionPort: Send + Sync {
     fn output(&self, plugin: &str, text: &str);
     fn chat(&self, plugin: &str, text: &str);
     fn report(&self, plugin: &str, text: &str);
+    /// A line a spawned process wrote (`stream`: "stdout" or "stderr"),
+    /// streamed while the process runs.
+    fn process_line(&self, plugin: &str, stream: &str, line: &str) {
+        let _ = stream;
+        self.output(plugin, line);
+    }
 }
 
 /// Result of a spawned process (mirrors the WIT `process-output`).
@@ -82,9 +88,10 @@ pub struct CallContext {
     temp: Option<tempfile::TempDir>,
     output_used: u64,
     granted: HashSet<Capability>,
-    /// Time spent waiting for the customer; not counted against the call's
-    /// time limit.
-    pub consent_wait: Duration,
+    /// Time spent outside the plugin's code — waiting for the customer's
+    /// consent, or for a spawned process (bounded by its own timeout) — not
+    /// counted against the call's time limit.
+    pub host_wait: Duration,
     /// Set when the output limit was hit: the call ends with that error.
     pub flooded: bool,
 }
@@ -104,7 +111,7 @@ impl CallContext {
             temp: None,
             output_used: 0,
             granted: HashSet::new(),
-            consent_wait: Duration::ZERO,
+            host_wait: Duration::ZERO,
             flooded: false,
         }
     }
@@ -122,7 +129,7 @@ impl CallContext {
         if cap.needs_consent() && !self.granted.contains(&cap) {
             let t0 = Instant::now();
             let answer = self.port.consent(&self.manifest, cap);
-            self.consent_wait += t0.elapsed();
+            self.host_wait += t0.elapsed();
             answer.map_err(|why| HostError::Denied(format!("\"{cap}\" was not allowed: {why}")))?;
             self.granted.insert(cap);
         }
@@ -300,14 +307,23 @@ impl CallContext {
         self.check(HostCall::Spawn)?;
         let limit = self.manifest.limits.output_bytes as usize;
         let cwd = self.temp()?.to_owned();
-        process::run(
-            program,
-            args,
-            &cwd,
-            timeout.min(self.manifest.limits.time_per_call),
-            limit,
-        )
-        .map_err(HostError::Failed)
+        let timeout = timeout.min(self.manifest.limits.time_per_call);
+        let (port, id) = (Arc::clone(&self.port), self.manifest.id.clone());
+        let mut streamed = 0usize;
+        let mut on_line = |stream: &str, line: &str| {
+            // Lines stream to the session within the call's output limit.
+            streamed += line.len() + 1;
+            if streamed <= limit {
+                port.process_line(&id, stream, line);
+            }
+        };
+        let started = Instant::now();
+        let out = process::run_streaming(program, args, &cwd, timeout, limit, &mut on_line)
+            .map_err(HostError::Failed)?;
+        // The process ran on this thread: its time is the call's own work,
+        // not time the plugin's code spent; keep the time limit fair.
+        self.host_wait += started.elapsed();
+        Ok(out)
     }
 
     pub fn http_request(

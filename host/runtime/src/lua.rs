@@ -254,7 +254,7 @@ impl LuaPlugin {
         });
         lua.set_interrupt(|lua| {
             if let Some(cur) = lua.try_app_data_ref::<Current>().ok().flatten()
-                && cur.started.elapsed().saturating_sub(cur.ctx.consent_wait) > cur.limit
+                && cur.started.elapsed().saturating_sub(cur.ctx.host_wait) > cur.limit
             {
                 return Err(mlua::Error::runtime(format!(
                     "time limit of {} ms exceeded",

@@ -1,9 +1,10 @@
 //! Spawning a process for a plugin: inside its temporary folder, with a
 //! minimal environment, no standard input, bounded output and a timeout.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::host::ProcessOutput;
@@ -13,11 +14,27 @@ pub const POLL_EVERY: Duration = Duration::from_millis(5);
 /// `PATH` given to spawned processes.
 pub const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-fn capture(r: impl Read + Send + 'static, limit: usize) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads a pipe line by line: each line goes to `lines` as it arrives, and
+/// the whole (up to `limit` bytes) is returned at the end.
+fn capture(
+    r: impl Read + Send + 'static,
+    limit: usize,
+    stream: &'static str,
+    lines: mpsc::Sender<(&'static str, String)>,
+) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.take(limit as u64).read_to_end(&mut buf);
-        buf
+        let mut all = Vec::new();
+        let mut reader = BufReader::new(r.take(limit as u64));
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            all.extend_from_slice(&line);
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\n', '\r'])
+                .to_string();
+            let _ = lines.send((stream, text));
+            line.clear();
+        }
+        all
     })
 }
 
@@ -28,6 +45,19 @@ pub fn run(
     cwd: &Path,
     timeout: Duration,
     output_limit: usize,
+) -> Result<ProcessOutput, String> {
+    run_streaming(program, args, cwd, timeout, output_limit, &mut |_, _| {})
+}
+
+/// Like [`run`], handing each output line to `on_line(stream, line)` as
+/// it arrives (`stream` is "stdout" or "stderr").
+pub fn run_streaming(
+    program: &str,
+    args: &[String],
+    cwd: &Path,
+    timeout: Duration,
+    output_limit: usize,
+    on_line: &mut dyn FnMut(&str, &str),
 ) -> Result<ProcessOutput, String> {
     let mut child = Command::new(program)
         .args(args)
@@ -41,8 +71,19 @@ pub fn run(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {program:?}: {e}"))?;
-    let out = capture(child.stdout.take().expect("stdout is piped"), output_limit);
-    let err = capture(child.stderr.take().expect("stderr is piped"), output_limit);
+    let (tx, rx) = mpsc::channel();
+    let out = capture(
+        child.stdout.take().expect("stdout is piped"),
+        output_limit,
+        "stdout",
+        tx.clone(),
+    );
+    let err = capture(
+        child.stderr.take().expect("stderr is piped"),
+        output_limit,
+        "stderr",
+        tx,
+    );
     let deadline = Instant::now() + timeout;
     let mut timed_out = false;
     let status = loop {
@@ -53,14 +94,23 @@ pub fn run(
                 let _ = child.kill();
                 break child.wait().map_err(|e| e.to_string())?;
             }
-            Ok(None) => std::thread::sleep(POLL_EVERY),
+            Ok(None) => {
+                if let Ok((stream, line)) = rx.recv_timeout(POLL_EVERY) {
+                    on_line(stream, &line);
+                }
+            }
             Err(e) => return Err(format!("waiting for {program:?}: {e}")),
         }
     };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    for (stream, line) in rx.try_iter() {
+        on_line(stream, &line);
+    }
     Ok(ProcessOutput {
         exit_code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout,
+        stderr,
         timed_out,
     })
 }

@@ -307,7 +307,7 @@ impl WasmPlugin {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |cx| {
             let s = cx.data();
-            if s.started.elapsed().saturating_sub(s.ctx.consent_wait) > limit {
+            if s.started.elapsed().saturating_sub(s.ctx.host_wait) > limit {
                 return Err(wasmtime::Error::msg(format!(
                     "time limit of {} ms exceeded",
                     limit.as_millis()
