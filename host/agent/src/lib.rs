@@ -4,6 +4,7 @@
 pub mod credential;
 pub mod plugins;
 pub mod prompt;
+pub mod scripts;
 
 use std::sync::Arc;
 
@@ -152,6 +153,7 @@ pub async fn run(
     let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
     // Consent decisions in progress; dropped (aborted) when the session ends.
     let mut deciding = tokio::task::JoinSet::new();
+    let mut batches = scripts::Batches::default();
     let outcome = |ended_by, reason: String| Outcome {
         session: session.clone(),
         operator: operator.clone(),
@@ -226,7 +228,36 @@ pub async fn run(
                                 let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok, text });
                             });
                         }
+                        SessionMessage::ScriptBatch { batch_id, operator: op_name, scripts, stop_on_failure, timeout_secs } => {
+                            let names: Vec<&str> = scripts.iter().map(|s| s.name.as_str()).collect();
+                            ui.show(&format!("* {op_name} wants to run {} script(s): {}", names.len(), names.join(", ")));
+                            if let Err(e) = batches.begin(batch_id, op_name, scripts, stop_on_failure, timeout_secs) {
+                                let _ = plug_tx.send(SessionMessage::BatchDone { batch_id, ok: false, summary: e });
+                            }
+                        }
+                        SessionMessage::ScriptFiles { batch_id, index, exec_b64, input_b64 } => {
+                            match batches.add(batch_id, index, exec_b64, input_b64) {
+                                Ok(None) => {}
+                                Ok(Some(pending)) => {
+                                    let ctx = scripts::Ctx {
+                                        session_id: sid.clone(),
+                                        engine: Arc::clone(&engine),
+                                        prompter: Arc::clone(&prompter),
+                                        host: plugin_host.clone(),
+                                        tx: plug_tx.clone(),
+                                    };
+                                    let rt = tokio::runtime::Handle::current();
+                                    tokio::task::spawn_blocking(move || scripts::run(batch_id, pending, ctx, rt));
+                                }
+                                Err(e) => {
+                                    let _ = plug_tx.send(SessionMessage::BatchDone { batch_id, ok: false, summary: e });
+                                }
+                            }
+                        }
                         SessionMessage::ConsentAnswer { .. }
+                        | SessionMessage::ScriptOutput { .. }
+                        | SessionMessage::ScriptDone { .. }
+                        | SessionMessage::BatchDone { .. }
                         | SessionMessage::Plugins { .. }
                         | SessionMessage::PluginOutput { .. }
                         | SessionMessage::PluginDone { .. }
@@ -241,6 +272,17 @@ pub async fn run(
             Some(msg) = plug_rx.recv() => {
                 match &msg {
                     SessionMessage::PluginNotice { text } => ui.show(&format!("* {text}")),
+                    SessionMessage::ScriptOutput { script, line, .. } => ui.show(&format!("[{script}] {line}")),
+                    SessionMessage::ScriptDone { script, exit_code, duration_ms, timed_out, error, .. } => {
+                        let how = match (error, exit_code, timed_out) {
+                            (Some(e), _, _) => format!("failed: {e}"),
+                            (None, _, true) => "timed out".into(),
+                            (None, Some(c), false) => format!("exit code {c}"),
+                            (None, None, false) => "ended by a signal".into(),
+                        };
+                        ui.show(&format!("* script {script}: {how} ({duration_ms} ms)"));
+                    }
+                    SessionMessage::BatchDone { summary, .. } => ui.show(&format!("* scripts: {summary}")),
                     SessionMessage::PluginDone { plugin, ok, text, .. } => {
                         let how = if *ok { "finished" } else { "failed" };
                         let first = text.lines().next().unwrap_or("");

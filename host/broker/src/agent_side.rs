@@ -212,10 +212,77 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             SessionMessage::PluginNotice { text }
         }
         msg @ SessionMessage::Plugins { .. } => msg,
+        SessionMessage::ScriptOutput {
+            batch_id,
+            script,
+            stream,
+            line,
+        } => {
+            shared.record(
+                id,
+                "script_output",
+                Party::Customer,
+                &format!("[{script} {stream}] {line}"),
+            );
+            SessionMessage::ScriptOutput {
+                batch_id,
+                script,
+                stream,
+                line,
+            }
+        }
+        SessionMessage::ScriptDone {
+            batch_id,
+            script,
+            exit_code,
+            duration_ms,
+            timed_out,
+            error,
+        } => {
+            let how = match (&error, exit_code, timed_out) {
+                (Some(e), _, _) => format!("failed: {e}"),
+                (None, _, true) => "timed out".to_string(),
+                (None, Some(c), false) => format!("exit code {c}"),
+                (None, None, false) => "ended by a signal".to_string(),
+            };
+            shared.record(
+                id,
+                "script_done",
+                Party::Customer,
+                &format!("{script}: {how}, {duration_ms} ms (batch {batch_id})"),
+            );
+            SessionMessage::ScriptDone {
+                batch_id,
+                script,
+                exit_code,
+                duration_ms,
+                timed_out,
+                error,
+            }
+        }
+        SessionMessage::BatchDone {
+            batch_id,
+            ok,
+            summary,
+        } => {
+            shared.record(
+                id,
+                "scripts_done",
+                Party::Customer,
+                &format!("batch {batch_id}: {summary}"),
+            );
+            SessionMessage::BatchDone {
+                batch_id,
+                ok,
+                summary,
+            }
+        }
         other @ (SessionMessage::ConsentRequest { .. }
         | SessionMessage::State { .. }
         | SessionMessage::ListPlugins { .. }
-        | SessionMessage::RunPlugin { .. }) => {
+        | SessionMessage::RunPlugin { .. }
+        | SessionMessage::ScriptBatch { .. }
+        | SessionMessage::ScriptFiles { .. }) => {
             let reason = format!("an agent may not send {other:?}");
             send_error(link, ErrorCode::BadMessage, reason).await;
             return true;

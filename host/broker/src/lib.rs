@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod agent_side;
 pub mod https;
 pub mod invitations;
+pub mod library;
 pub mod operator_side;
 pub mod ratelimit;
 pub mod registry;

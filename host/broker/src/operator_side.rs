@@ -379,6 +379,70 @@ async fn handle(
             c.attached.remove(&session_id);
             Ok(ReplyBody::Ok)
         }
+        Request::ScriptCreate {
+            name,
+            category,
+            description,
+            exec,
+            input,
+        } => shared
+            .script_create(op_id, &name, &category, &description, &exec, input.as_ref())
+            .map(ReplyBody::Script),
+        Request::ScriptUpdate {
+            name,
+            category,
+            description,
+            exec,
+            input,
+            remove_input,
+        } => shared
+            .script_update(
+                op_id,
+                &name,
+                category.as_deref(),
+                description.as_deref(),
+                exec.as_ref(),
+                input.as_ref(),
+                remove_input,
+            )
+            .map(ReplyBody::Script),
+        Request::ScriptDelete { name } => {
+            shared.script_delete(op_id, &name).map(|()| ReplyBody::Ok)
+        }
+        Request::ScriptPublish { name, published } => shared
+            .script_publish(op_id, &name, published)
+            .map(ReplyBody::Script),
+        Request::ScriptList { sort, descending } => shared
+            .script_list(op_id, &sort, descending)
+            .map(|scripts| ReplyBody::Scripts { scripts }),
+        Request::ScriptCategories => Ok(ReplyBody::Categories {
+            categories: shared.script_categories(),
+        }),
+        Request::RunScripts {
+            session_id,
+            names,
+            stop_on_failure,
+            timeout_secs,
+        } => {
+            own_session(shared, op_id, &session_id)?;
+            if !c.attached.contains(&session_id) {
+                return Err(fail(
+                    ErrorCode::WrongState,
+                    format!("not connected to session {session_id}; connect first"),
+                ));
+            }
+            shared
+                .run_scripts(
+                    op_id,
+                    &profile.name,
+                    &session_id,
+                    &names,
+                    stop_on_failure,
+                    timeout_secs,
+                )
+                .await
+                .map(|batch_id| ReplyBody::ScriptBatch { batch_id })
+        }
         Request::Report { session_id } => {
             let row = own_session(shared, op_id, &session_id)?;
             let events = shared.store.events(&session_id).map_err(store_err)?;
@@ -510,7 +574,12 @@ async fn session_msg(
         | SessionMessage::PluginOutput { .. }
         | SessionMessage::PluginDone { .. }
         | SessionMessage::ConsentDecided { .. }
-        | SessionMessage::PluginNotice { .. }) => {
+        | SessionMessage::PluginNotice { .. }
+        | SessionMessage::ScriptBatch { .. }
+        | SessionMessage::ScriptFiles { .. }
+        | SessionMessage::ScriptOutput { .. }
+        | SessionMessage::ScriptDone { .. }
+        | SessionMessage::BatchDone { .. }) => {
             return Err(fail(
                 ErrorCode::BadMessage,
                 format!("an operator may not send {other:?}"),

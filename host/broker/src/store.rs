@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub const DB_FILE: &str = "broker.db";
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS operators (
@@ -48,6 +48,20 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_code ON sessions(connection_id);
 CREATE INDEX IF NOT EXISTS sessions_by_operator ON sessions(operator_id);
+CREATE TABLE IF NOT EXISTS scripts (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    category    TEXT NOT NULL,
+    description TEXT NOT NULL,
+    exec_name   TEXT NOT NULL,
+    exec_data   BLOB NOT NULL,
+    input_name  TEXT,
+    input_data  BLOB,
+    owner_id    INTEGER NOT NULL REFERENCES operators(id),
+    published   INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS session_events (
     session_id TEXT NOT NULL REFERENCES sessions(id),
     seq        INTEGER NOT NULL,
@@ -224,7 +238,7 @@ impl Store {
         Ok(())
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn
             .lock()
             .expect("store lock is never poisoned: no panics while held")

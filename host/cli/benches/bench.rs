@@ -107,6 +107,7 @@ impl Harness {
             tls_files: None,
             invitation_ttl: Duration::from_secs(600),
             heartbeat: HEARTBEAT,
+            script_categories: vec!["Other".into()],
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),

@@ -268,6 +268,9 @@ pub enum OperatorCmd {
         #[arg(long)]
         save: Option<PathBuf>,
     },
+    /// The script library, and running scripts in a session.
+    #[command(subcommand)]
+    Scripts(ScriptsCmd),
     /// End a session.
     End {
         #[command(flatten)]
@@ -299,4 +302,88 @@ pub enum ConfigCmd {
 pub enum AuditCmd {
     /// Check that no entry was edited, removed or reordered.
     Verify { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScriptsCmd {
+    /// Add a script to the library (yours until you publish it).
+    Add {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        name: String,
+        /// One of the site's categories (`scripts categories`).
+        #[arg(long)]
+        category: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The execution file (at most 1 MB).
+        #[arg(long)]
+        exec: PathBuf,
+        /// An input file the execution file reads (at most 1 MB).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Change one of your scripts.
+    Edit {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        name: String,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        exec: Option<PathBuf>,
+        #[arg(long)]
+        input: Option<PathBuf>,
+        #[arg(long)]
+        remove_input: bool,
+    },
+    /// Delete one of your scripts.
+    Delete {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        name: String,
+    },
+    /// Share one of your scripts with every operator.
+    Publish {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        name: String,
+    },
+    /// Stop sharing one of your scripts.
+    Unpublish {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        name: String,
+    },
+    /// List your scripts and the shared ones.
+    List {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// name, category, owner, published or updated.
+        #[arg(long, default_value = "name")]
+        sort: String,
+        #[arg(long)]
+        desc: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The site's script categories.
+    Categories(ConfigArg),
+    /// Run scripts, in the order given, on the customer's machine.
+    Run {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Go on with the next script when one fails (default: stop).
+        #[arg(long = "continue")]
+        keep_going: bool,
+        /// Seconds each script may run.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
 }

@@ -351,6 +351,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             crate::plugin_cmd::sysinfo(&c, &session, &category, filter.as_deref(), save.as_deref())
                 .await
         }
+        OperatorCmd::Scripts(cmd) => crate::scripts_cmd::run(cmd).await,
         OperatorCmd::End {
             cfg,
             session,

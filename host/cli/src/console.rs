@@ -63,7 +63,16 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                         println!("* consent for {plugin} {action}: {} ({decided_by})", decision.as_str());
                     }
                     SessionMessage::PluginNotice { text } => println!("* {text}"),
-                    SessionMessage::ConsentRequest { .. } | SessionMessage::ListPlugins { .. } | SessionMessage::RunPlugin { .. } => {}
+                    SessionMessage::ScriptOutput { script, line, .. } => println!("[{script}] {line}"),
+                    SessionMessage::ScriptDone { script, exit_code, duration_ms, timed_out, error, .. } => {
+                        println!("* script {script}: exit {exit_code:?}, {duration_ms} ms{}{}", if timed_out { ", timed out" } else { "" }, error.map(|e| format!(", {e}")).unwrap_or_default());
+                    }
+                    SessionMessage::BatchDone { summary, .. } => println!("* scripts: {summary}"),
+                    SessionMessage::ConsentRequest { .. }
+                    | SessionMessage::ListPlugins { .. }
+                    | SessionMessage::RunPlugin { .. }
+                    | SessionMessage::ScriptBatch { .. }
+                    | SessionMessage::ScriptFiles { .. } => {}
                 },
                 Some(Event::Error(m)) => println!("! {m}"),
                 Some(Event::Data(_)) => {}

@@ -62,6 +62,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         tls_files: None,
         invitation_ttl: Duration::from_secs(600),
         heartbeat: Duration::from_secs(15),
+        script_categories: vec!["Diagnostics".into(), "Network".into()],
     };
     let password = lifeline_broker::accounts::new_token();
     let profile = OperatorProfile {

@@ -7,6 +7,7 @@ pub mod console;
 pub mod demo;
 pub mod input;
 pub mod plugin_cmd;
+pub mod scripts_cmd;
 
 use std::process::ExitCode;
 

@@ -191,7 +191,11 @@ struct RawBroker {
     tls_key: Option<Spanned<String>>,
     invitation_ttl_secs: Option<Spanned<u64>>,
     heartbeat_secs: Option<Spanned<u64>>,
+    script_categories: Option<Spanned<Vec<String>>>,
 }
+
+/// Script categories when the admin defines none.
+pub const DEFAULT_SCRIPT_CATEGORIES: [&str; 4] = ["Diagnostics", "Maintenance", "Network", "Other"];
 
 /// Validated broker configuration.
 #[derive(Debug, Clone)]
@@ -213,6 +217,8 @@ pub struct BrokerConfig {
     pub tls_files: Option<(PathBuf, PathBuf)>,
     pub invitation_ttl: Duration,
     pub heartbeat: Duration,
+    /// Categories a library script must belong to (defined by the admin).
+    pub script_categories: Vec<String>,
 }
 
 impl BrokerConfig {
@@ -256,7 +262,23 @@ impl BrokerConfig {
                 ));
             }
         };
+        let script_categories = match &b.script_categories {
+            None => DEFAULT_SCRIPT_CATEGORIES.iter().map(|c| c.to_string()).collect(),
+            Some(list) => {
+                let cats: Vec<String> = list.get_ref().iter().map(|c| c.trim().to_string()).collect();
+                let mut seen = std::collections::BTreeSet::new();
+                if cats.is_empty() || cats.iter().any(|c| c.is_empty() || c.len() > 64 || !seen.insert(c.to_lowercase())) {
+                    return Err(doc.invalid(
+                        &list.span(),
+                        "broker.script_categories",
+                        "a non-empty list of distinct names of 1 to 64 characters, e.g. [\"Diagnostics\", \"Network\"]",
+                    ));
+                }
+                cats
+            }
+        };
         Ok(BrokerConfig {
+            script_categories,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
             listen: doc.addr(&b.listen, "broker.listen")?,
             https_listen: doc.addr(&b.https_listen, "broker.https_listen")?,

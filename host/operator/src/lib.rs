@@ -449,6 +449,52 @@ impl Client {
         .await
     }
 
+    /// Runs library scripts in a session; `on_event` sees each output line
+    /// and each script's end. Returns the batch's (ok, summary).
+    pub async fn run_scripts(
+        &self,
+        session_id: &str,
+        names: &[String],
+        stop_on_failure: bool,
+        timeout_secs: Option<u64>,
+        wait: Duration,
+        mut on_event: impl FnMut(&SessionMessage),
+    ) -> Result<(bool, String), OperatorError> {
+        let req = Request::RunScripts {
+            session_id: session_id.into(),
+            names: names.to_vec(),
+            stop_on_failure,
+            timeout_secs,
+        };
+        let batch = match self.request(req).await? {
+            ReplyBody::ScriptBatch { batch_id } => batch_id,
+            other => return Err(OperatorError::Unexpected(format!("{other:?}"))),
+        };
+        self.await_event(session_id, wait, "the scripts to finish", |ev| match ev {
+            Event::Session {
+                msg:
+                    SessionMessage::BatchDone {
+                        batch_id,
+                        ok,
+                        summary,
+                    },
+                ..
+            } if batch_id == batch => Some((ok, summary)),
+            Event::Session {
+                msg:
+                    msg @ (SessionMessage::ScriptOutput { .. }
+                    | SessionMessage::ScriptDone { .. }
+                    | SessionMessage::ConsentDecided { .. }),
+                ..
+            } => {
+                on_event(&msg);
+                None
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits until the session is ready (customer joined), polling the list
     /// and listening for notices; bounded by `wait`.
     pub async fn wait_ready(

@@ -19,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::message::Message;
 
 /// Largest frame (kind byte + payload) any peer accepts once the handshake is
-/// done: 1 MiB. Bulk transfers are split into frames of at most this size.
-pub const MAX_FRAME_BYTES: usize = 1 << 20;
+/// done: 4 MiB (a script of 1 MiB with its 1 MiB input file, base64, fits).
+/// Bulk transfers are split into frames of at most this size.
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
 
 /// Largest frame accepted before the handshake has completed: 16 KiB. A
 /// `Hello` is a few hundred bytes; anything bigger is not a Lifeline client.

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     ConsentDecision, ErrorCode, InvitationInfo, JoinCredential, OperatorProfile, Party,
-    PluginSummary, ReportEvent, SessionInfo, SessionState, SessionSummary,
+    FileUpload, PluginSummary, ReportEvent, ScriptInfo, ScriptMeta, SessionInfo, SessionState,
+    SessionSummary,
 };
 
 /// Name carried in every `Hello` so a stray client of another protocol is
@@ -151,6 +152,44 @@ pub enum SessionMessage {
     },
     /// Agent → operator: plugin housekeeping (reloaded, reload failed).
     PluginNotice { text: String },
+    /// Broker → agent: run these scripts in this order (files follow in
+    /// `ScriptFiles`, one message per script).
+    ScriptBatch {
+        batch_id: u64,
+        operator: String,
+        scripts: Vec<ScriptMeta>,
+        stop_on_failure: bool,
+        timeout_secs: u64,
+    },
+    /// Broker → agent: the files of script `index` of a batch (base64).
+    ScriptFiles {
+        batch_id: u64,
+        index: usize,
+        exec_b64: String,
+        input_b64: Option<String>,
+    },
+    /// Agent → operator: a line a running script wrote.
+    ScriptOutput {
+        batch_id: u64,
+        script: String,
+        stream: String,
+        line: String,
+    },
+    /// Agent → operator: one script finished.
+    ScriptDone {
+        batch_id: u64,
+        script: String,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        timed_out: bool,
+        error: Option<String>,
+    },
+    /// Agent → operator: the batch is over.
+    BatchDone {
+        batch_id: u64,
+        ok: bool,
+        summary: String,
+    },
     /// Broker → both: the session changed state.
     State { state: SessionState, detail: String },
 }
@@ -202,6 +241,44 @@ pub enum Request {
     Report {
         session_id: String,
     },
+    /// Script library: create a script (owner: the logged-in operator).
+    ScriptCreate {
+        name: String,
+        category: String,
+        description: String,
+        exec: FileUpload,
+        input: Option<FileUpload>,
+    },
+    /// Change one's own script; absent fields stay.
+    ScriptUpdate {
+        name: String,
+        category: Option<String>,
+        description: Option<String>,
+        exec: Option<FileUpload>,
+        input: Option<FileUpload>,
+        remove_input: bool,
+    },
+    ScriptDelete {
+        name: String,
+    },
+    ScriptPublish {
+        name: String,
+        published: bool,
+    },
+    /// Mine and the published ones, sorted by name, category, owner,
+    /// published or updated.
+    ScriptList {
+        sort: String,
+        descending: bool,
+    },
+    ScriptCategories,
+    /// Run library scripts, in this order, in an attached session.
+    RunScripts {
+        session_id: String,
+        names: Vec<String>,
+        stop_on_failure: bool,
+        timeout_secs: Option<u64>,
+    },
 }
 
 /// Reply to a [`Request`].
@@ -228,5 +305,15 @@ pub enum ReplyBody {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    Scripts {
+        scripts: Vec<ScriptInfo>,
+    },
+    Script(ScriptInfo),
+    Categories {
+        categories: Vec<String>,
+    },
+    ScriptBatch {
+        batch_id: u64,
     },
 }

@@ -210,3 +210,39 @@ pub struct PluginSummary {
     pub commands: Vec<PluginCommandInfo>,
     pub capabilities: Vec<String>,
 }
+
+/// A file of a script, as uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileUpload {
+    /// File name (letters, digits, `.`, `_`, `-`).
+    pub name: String,
+    /// Content, base64.
+    pub data_b64: String,
+}
+
+/// A script of the library, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptInfo {
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub owner: String,
+    pub published: bool,
+    pub exec_name: String,
+    pub exec_bytes: u64,
+    pub input_name: Option<String>,
+    /// SHA-256 of the execution file, hex.
+    pub sha256: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What the customer is shown of each script of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptMeta {
+    pub name: String,
+    pub description: String,
+    pub sha256: String,
+    pub exec_name: String,
+    pub input_name: Option<String>,
+}

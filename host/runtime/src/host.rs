@@ -17,6 +17,9 @@ use crate::process;
 
 /// Largest file a plugin may read or write in its temporary folder.
 pub const MAX_FILE_BYTES: usize = 16 << 20;
+/// Longest time a spawned process may run (its own timeout, asked by the
+/// plugin, is capped at this).
+pub const MAX_SPAWN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest chat line or report line a plugin may send.
 pub const MAX_LINE_CHARS: usize = 8 * 1024;
 
@@ -307,7 +310,7 @@ impl CallContext {
         self.check(HostCall::Spawn)?;
         let limit = self.manifest.limits.output_bytes as usize;
         let cwd = self.temp()?.to_owned();
-        let timeout = timeout.min(self.manifest.limits.time_per_call);
+        let timeout = timeout.min(MAX_SPAWN_TIMEOUT);
         let (port, id) = (Arc::clone(&self.port), self.manifest.id.clone());
         let mut streamed = 0usize;
         let mut on_line = |stream: &str, line: &str| {

@@ -14,6 +14,8 @@ pub mod plugins;
 pub mod process;
 pub mod sysinfo;
 pub mod wasm;
+#[doc(hidden)]
+pub mod wasm_bench;
 pub mod watch;
 
 pub use capability::{Capability, HostCall};

@@ -39,12 +39,12 @@ pub const POOL_INSTANCES: u32 = 256;
 pub const MAX_WASM_STACK: usize = 1 << 20;
 
 /// The store data of one call.
-struct State {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    ctx: CallContext,
-    started: Instant,
+pub(crate) struct State {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    pub(crate) ctx: CallContext,
+    pub(crate) started: Instant,
 }
 
 impl WasiView for State {
@@ -155,8 +155,8 @@ pub struct WasmEngine {
 
 /// A compiled plugin, ready to instantiate.
 pub struct WasmPlugin {
-    engine: Engine,
-    pre: PluginPre<State>,
+    pub(crate) engine: Engine,
+    pub(crate) pre: PluginPre<State>,
 }
 
 struct ShaHasher<'a>(&'a mut Sha256);

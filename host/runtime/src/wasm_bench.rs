@@ -1,0 +1,127 @@
+//! Hooks for the runtime benchmark (host/runtime/benches/runtime.rs); not an
+//! API. The `bench-plugin` world is the plugin world plus `echo`; its imports
+//! are bound to the runtime's own host implementation on [`State`], and its
+//! stores are set up exactly as [`WasmPlugin::run`] sets up the store of a
+//! call, so what is measured here is what a plugin call pays.
+
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::host::CallContext;
+use crate::wasm::{STDERR_KEPT, State, WasmPlugin};
+
+wasmtime::component::bindgen!({
+    world: "bench-plugin",
+    path: "../../sdk/wit",
+    with: {
+        "lifeline:plugin/host": crate::wasm::lifeline::plugin::host,
+        "lifeline:plugin/types": crate::wasm::lifeline::plugin::types,
+    },
+});
+
+/// A loaded `bench-plugin` component (from [`crate::wasm::WasmEngine::load`],
+/// i.e. from the compiled-artifact cache when it is there).
+pub struct BenchWasm<'a> {
+    plugin: &'a WasmPlugin,
+    pre: BenchPluginPre<State>,
+}
+
+/// The store of one call, as `WasmPlugin::run` makes it, without an instance.
+pub struct BenchStore {
+    store: Store<State>,
+}
+
+/// An instance kept across calls (the runtime makes one per call).
+pub struct BenchInstance {
+    store: Store<State>,
+    plugin: BenchPlugin,
+}
+
+impl<'a> BenchWasm<'a> {
+    /// Fails unless the component exports the `bench-plugin` world.
+    pub fn new(plugin: &'a WasmPlugin) -> Result<Self, String> {
+        let pre = BenchPluginPre::new(plugin.pre.instance_pre().clone())
+            .map_err(|e| format!("not a bench-plugin component: {e:#}"))?;
+        Ok(BenchWasm { plugin, pre })
+    }
+
+    /// A store set up as `WasmPlugin::run` sets one up (WASI context, memory
+    /// limiter, epoch deadline and time-limit callback).
+    pub fn store(&self, ctx: CallContext) -> BenchStore {
+        let limits_m = ctx.manifest.limits;
+        let stderr = MemoryOutputPipe::new(STDERR_KEPT);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(limits_m.memory_bytes as usize)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &self.plugin.engine,
+            State {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                ctx,
+                started: Instant::now(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        let limit = limits_m.time_per_call;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |cx| {
+            let s = cx.data();
+            if s.started.elapsed().saturating_sub(s.ctx.host_wait) > limit {
+                return Err(wasmtime::Error::msg("time limit exceeded"));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        BenchStore { store }
+    }
+
+    /// `InstancePre::instantiate` of the runtime's own `PluginPre` into
+    /// `store`; the instance lives until the store is dropped.
+    pub fn instantiate(&self, store: &mut BenchStore) -> Result<(), String> {
+        self.plugin
+            .pre
+            .instance_pre()
+            .instantiate(&mut store.store)
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// A fresh store with an instance to call again and again.
+    pub fn instance(&self, ctx: CallContext) -> Result<BenchInstance, String> {
+        let BenchStore { mut store } = self.store(ctx);
+        let plugin = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(BenchInstance { store, plugin })
+    }
+}
+
+impl BenchInstance {
+    /// The guest's `echo`.
+    pub fn echo(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.plugin
+            .call_echo(&mut self.store, data)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// The guest's `run`, on this instance.
+    pub fn run(&mut self, command: &str, args: &[String]) -> Result<String, String> {
+        match self.plugin.call_run(&mut self.store, command, args) {
+            Ok(r) => r,
+            Err(e) => Err(format!("{e:#}")),
+        }
+    }
+}
