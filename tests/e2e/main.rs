@@ -7,6 +7,7 @@
 mod bad_input;
 mod https;
 mod plugins;
-mod processes;
+pub mod processes;
+mod scripts;
 mod sessions;
 mod support;

@@ -15,7 +15,7 @@ fn lifeline() -> Command {
     c
 }
 
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
+pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = lifeline()
         .args(args)
         .stdin(Stdio::piped())
@@ -31,7 +31,7 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn ok(args: &[&str], stdin: Option<&str>) -> String {
+pub fn ok(args: &[&str], stdin: Option<&str>) -> String {
     let out = run(args, stdin);
     assert!(
         out.status.success(),
@@ -42,20 +42,20 @@ fn ok(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn fails(args: &[&str]) -> String {
+pub fn fails(args: &[&str]) -> String {
     let out = run(args, None);
     assert!(!out.status.success(), "lifeline {args:?} should fail");
     String::from_utf8(out.stderr).unwrap()
 }
 
 /// Kills a child process when dropped (tests never leave processes behind).
-struct Proc {
-    child: Child,
+pub struct Proc {
+    pub child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
+    pub fn spawn(args: &[&str]) -> Proc {
         Self::spawn_with(args, Stdio::inherit(), "warn")
     }
 
@@ -81,7 +81,7 @@ impl Proc {
         Proc { child, lines: rx }
     }
 
-    fn wait_line(&self, needle: &str) -> String {
+    pub fn wait_line(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -93,13 +93,13 @@ impl Proc {
         }
     }
 
-    fn type_line(&mut self, line: &str) {
+    pub fn type_line(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
     }
 
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -118,16 +118,16 @@ impl Drop for Proc {
     }
 }
 
-fn write(path: &Path, text: &str) {
+pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn p(path: &Path) -> &str {
+pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
 /// Starts `lifeline broker run` on port 0; returns it with its address and fingerprint.
-fn start_broker(dir: &Path) -> (Proc, String, String) {
+pub fn start_broker(dir: &Path) -> (Proc, String, String) {
     let cfg = dir.join("broker.toml");
     write(
         &cfg,
@@ -163,7 +163,7 @@ fn start_broker(dir: &Path) -> (Proc, String, String) {
     (broker, addr, fp)
 }
 
-fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {
+pub fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {
     let conn = format!(
         "[connection]\nbroker = \"{addr}\"\nserver_name = \"localhost\"\nfingerprint = \"{fp}\"\n"
     );
@@ -180,7 +180,7 @@ fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {
     (p(&op).to_string(), p(&agent).to_string())
 }
 
-fn login(op: &str) {
+pub fn login(op: &str) {
     ok(
         &["operator", "login", "--config", op, "--password-stdin"],
         Some(&format!("{PASSWORD}\n")),
@@ -188,7 +188,7 @@ fn login(op: &str) {
 }
 
 /// Creates an invitation; returns its session ID and the whole JSON.
-fn invite(op: &str, ticket: &str) -> (String, serde_json::Value) {
+pub fn invite(op: &str, ticket: &str) -> (String, serde_json::Value) {
     let args = [
         "operator", "invite", "--config", op, "--ticket", ticket, "--name", "Mario", "--json",
     ];
@@ -197,7 +197,7 @@ fn invite(op: &str, ticket: &str) -> (String, serde_json::Value) {
 }
 
 /// Starts `lifeline agent join` with `credential` and waits until the session is ready.
-fn join_ready(op: &str, agent_cfg: &str, credential: &str, sid: &str) -> Proc {
+pub fn join_ready(op: &str, agent_cfg: &str, credential: &str, sid: &str) -> Proc {
     let agent = Proc::spawn(&["agent", "join", "--config", agent_cfg, credential]);
     ok(
         &["operator", "wait", "--config", op, sid, "--timeout", "20"],
@@ -736,7 +736,7 @@ fn signed_bundle_installs_and_runs_through_the_binary() {
     );
 }
 
-fn run_cmd_fails(args: &[&str]) -> String {
+pub fn run_cmd_fails(args: &[&str]) -> String {
     let out = run(args, None);
     assert!(!out.status.success(), "lifeline {args:?} should fail");
     String::from_utf8(out.stderr).unwrap()

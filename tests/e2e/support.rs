@@ -33,6 +33,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         tls_files: None,
         invitation_ttl: Duration::from_secs(600),
         heartbeat,
+        script_categories: vec!["Diagnostics".into(), "Network".into()],
     }
 }
 

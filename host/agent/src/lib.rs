@@ -23,6 +23,8 @@ pub use prompt::InputPrompter;
 
 /// File name of the agent's audit log inside its data folder.
 pub const AUDIT_FILE: &str = "audit.log";
+/// Lock file that keeps two agents off one data folder.
+pub const LOCK_FILE: &str = "agent.lock";
 /// What the customer types to end the session.
 pub const END_COMMAND: &str = "/end";
 
@@ -38,6 +40,8 @@ pub enum AgentError {
     ConnectionLost(String),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("another agent is running with the data folder {0}")]
+    Busy(std::path::PathBuf),
     #[error("cannot start the plugins: {0}")]
     Plugins(String),
     #[error("cannot create the agent data folder {path}: {source}")]
@@ -83,6 +87,21 @@ pub async fn run(
         path: cfg.data_dir.clone(),
         source,
     })?;
+    // One agent per data folder: its audit chain and temporary folders are
+    // not shared. The lock goes with the process, however it ends.
+    let lock_path = cfg.data_dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| AgentError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    if lock.try_lock().is_err() {
+        return Err(AgentError::Busy(cfg.data_dir.clone()));
+    }
     let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
     let engine = Arc::new(Mutex::new(ConsentEngine::new(
         cfg.policy.clone(),

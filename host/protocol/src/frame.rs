@@ -33,6 +33,9 @@ pub const KIND_CONTROL: u8 = 1;
 pub const KIND_DATA: u8 = 2;
 
 /// One unit on the wire.
+// Frames are moved boxed through the link queues (`lifeline_core::link`), so
+// the size of the largest message does not multiply by queue slots.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// A control message, JSON-encoded.

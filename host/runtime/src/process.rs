@@ -2,6 +2,7 @@
 //! minimal environment, no standard input, bounded output and a timeout.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -69,6 +70,8 @@ pub fn run_streaming(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that everything it starts can be ended.
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start {program:?}: {e}"))?;
     let (tx, rx) = mpsc::channel();
@@ -91,7 +94,7 @@ pub fn run_streaming(
             Ok(Some(s)) => break s,
             Ok(None) if Instant::now() >= deadline => {
                 timed_out = true;
-                let _ = child.kill();
+                kill_group(child.id());
                 break child.wait().map_err(|e| e.to_string())?;
             }
             Ok(None) => {
@@ -102,6 +105,9 @@ pub fn run_streaming(
             Err(e) => return Err(format!("waiting for {program:?}: {e}")),
         }
     };
+    // Whatever it left running (background jobs) ends with it: nothing stays
+    // behind, and its pipes close.
+    kill_group(child.id());
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     for (stream, line) in rx.try_iter() {
@@ -113,6 +119,16 @@ pub fn run_streaming(
         stderr,
         timed_out,
     })
+}
+
+/// Sends SIGKILL to the process group `pgid`.
+fn kill_group(pgid: u32) {
+    if let Ok(pid) = i32::try_from(pgid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 #[cfg(test)]
