@@ -4,12 +4,15 @@
 //!
 //! 1. join latency: connection ID entered → operator connected;
 //! 2. relay throughput operator → agent through the broker;
-//! 3. idle agents: broker memory per idle agent (broker in its own process).
+//! 3. idle agents: broker memory per idle agent (broker in its own process);
+//! 4. features: script-run overhead, system-information gathering.
 //!
 //! `LIFELINE_BENCH_QUICK=1` shrinks every size about tenfold;
 //! `LIFELINE_BENCH_AGENTS=N` sets the number of idle agents (default 10,000).
 //! Figures and how to read them: docs/benchmarks.md.
 
+#[path = "bench/features.rs"]
+mod features;
 #[path = "bench/idle.rs"]
 mod idle;
 #[path = "bench/latency.rs"]
@@ -231,6 +234,9 @@ fn main() -> Result<()> {
     }
     if wants("idle") {
         rows.extend(rt.block_on(idle::run(opts))?);
+    }
+    if wants("features") {
+        rows.extend(features::run(opts)?);
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     println!(
