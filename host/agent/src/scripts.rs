@@ -294,3 +294,47 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
         format!("{succeeded} of {total} script(s) succeeded"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(name: &str, data: &[u8]) -> ScriptMeta {
+        ScriptMeta {
+            name: name.into(),
+            description: String::new(),
+            sha256: hex::encode(Sha256::digest(data)),
+            exec_name: "x.sh".into(),
+            input_name: None,
+        }
+    }
+
+    #[test]
+    fn files_are_checked_before_anything_runs() {
+        let mut b = Batches::default();
+        let ok = b"#!/bin/sh\necho hi\n".to_vec();
+        let big = vec![b'x'; MAX_SCRIPT_FILE_BYTES + 1];
+        b.begin(
+            1,
+            "op".into(),
+            vec![meta("a", &ok), meta("big", &big)],
+            true,
+            10,
+        )
+        .unwrap();
+        assert!(b.add(1, 0, B64.encode(&ok), None).unwrap().is_none());
+        let err = b.add(1, 1, B64.encode(&big), None).unwrap_err();
+        assert!(err.contains("larger than 1 MB"), "{err}");
+        assert!(
+            b.add(1, 0, B64.encode(&ok), None).is_err(),
+            "the refused batch is gone"
+        );
+        b.begin(2, "op".into(), vec![meta("a", &ok)], true, 10)
+            .unwrap();
+        let err = b.add(2, 0, B64.encode(b"tampered"), None).unwrap_err();
+        assert!(err.contains("does not match its announced hash"), "{err}");
+        b.begin(3, "op".into(), vec![meta("a", &ok)], true, 10)
+            .unwrap();
+        assert!(b.add(3, 0, B64.encode(&ok), None).unwrap().is_some());
+    }
+}

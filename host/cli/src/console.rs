@@ -36,7 +36,7 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
         s.ticket
     );
     println!(
-        "Type to chat. Commands: /plugins  /run PLUGIN COMMAND [ARGS…]  /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit"
+        "Type to chat. Commands: /plugins  /run PLUGIN COMMAND [ARGS…]  /scripts NAME…  /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit"
     );
     let mut lines = input::stdin_lines();
     let mut next_ask = 0u64;
@@ -103,6 +103,18 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                                     println!("* {plugin} {command} started as #{next_ask}");
                                 }
                                 _ => println!("usage: /run PLUGIN COMMAND [ARGS…]"),
+                            }
+                        }
+                        "scripts" => {
+                            let names: Vec<String> = arg.split_whitespace().map(String::from).collect();
+                            if names.is_empty() {
+                                println!("usage: /scripts NAME… (run in this order; stops at the first failure)");
+                            } else {
+                                let req = lifeline_protocol::Request::RunScripts { session_id: session.into(), names, stop_on_failure: true, timeout_secs: None };
+                                match c.request(req).await {
+                                    Ok(_) => println!("* scripts sent; the customer is asked first"),
+                                    Err(e) => println!("! {e}"),
+                                }
                             }
                         }
                         "report" => {

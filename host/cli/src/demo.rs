@@ -1,7 +1,7 @@
 //! `lifeline demo`: a broker, an agent and an operator client in one process
 //! on loopback, walking one real session end to end over TLS.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,7 +113,11 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         consent_timeout: Duration::from_secs(30),
         policy: Some(Policy {
             default: Rule::Ask,
-            rules: [("system.info".to_string(), Rule::Allow)].into(),
+            rules: [
+                ("system.info".to_string(), Rule::Allow),
+                ("script.run".to_string(), Rule::Allow),
+            ]
+            .into(),
         }),
         plugins: Some(demo_plugins(&root)?),
     };
@@ -204,6 +208,82 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             Err(why) => bail!("hello-lua {command} failed: {why}"),
         }
     }
+    // System information (the WASM plugin), when built.
+    if plugins.iter().any(|p| p.id == "sysinfo") {
+        let r = op
+            .run_plugin(
+                &sid,
+                "sysinfo",
+                "show",
+                &["os".to_string()],
+                STEP_TIMEOUT,
+                |stream, text| {
+                    if stream == "output" {
+                        for l in text.lines() {
+                            say("operator", &format!("[sysinfo] {l}"));
+                        }
+                    }
+                },
+            )
+            .await?;
+        if let Err(why) = r {
+            bail!("sysinfo failed: {why}");
+        }
+    } else {
+        say(
+            "operator",
+            "(the sysinfo WASM plugin is not built; scripts/build-plugins builds it)",
+        );
+    }
+    // A script from the library, run on the customer's machine.
+    let script = "#!/bin/sh\necho \"printer queue: $(cat queue.txt)\"\necho \"cleared\"\n";
+    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
+    let file = |name: &str, data: &str| lifeline_protocol::FileUpload {
+        name: name.into(),
+        data_b64: b64(data),
+    };
+    op.request(lifeline_protocol::Request::ScriptCreate {
+        name: "clear-print-queue".into(),
+        category: "Diagnostics".into(),
+        description: "Show and clear the print queue".into(),
+        exec: file("clear.sh", script),
+        input: Some(file("queue.txt", "2 jobs stuck")),
+    })
+    .await?;
+    say(
+        "operator",
+        "added the script clear-print-queue to the library and runs it",
+    );
+    let (ok, summary) = op
+        .run_scripts(
+            &sid,
+            &["clear-print-queue".to_string()],
+            true,
+            Some(30),
+            STEP_TIMEOUT,
+            |ev| match ev {
+                SessionMessage::ScriptOutput { script, line, .. } => {
+                    say("operator", &format!("[{script}] {line}"))
+                }
+                SessionMessage::ScriptDone {
+                    script,
+                    exit_code,
+                    duration_ms,
+                    ..
+                } => say(
+                    "operator",
+                    &format!(
+                        "{script}: exit code {} in {duration_ms} ms",
+                        exit_code.map_or("-".to_string(), |c| c.to_string())
+                    ),
+                ),
+                _ => {}
+            },
+        )
+        .await?;
+    if !ok {
+        bail!("the demo script failed: {summary}");
+    }
     op.end(&sid, "problem solved").await?;
     say("operator", "ended the session");
     let outcome = tokio::time::timeout(STEP_TIMEOUT, agent)
@@ -275,26 +355,49 @@ fn first_line(s: &str, max: usize) -> String {
 /// publisher key that the demo agent trusts: the real signed-plugin path.
 fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::PluginsConfig> {
     use lifeline_runtime::bundle;
-    let dir = root.join("plugins").join("hello-lua");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("plugin.toml"),
-        include_str!("../../../plugins/hello-lua/plugin.toml"),
-    )?;
-    std::fs::write(
-        dir.join("main.lua"),
-        include_str!("../../../plugins/hello-lua/main.lua"),
-    )?;
+    let plugins = root.join("plugins");
+    let embedded: [(&str, &str, &str); 2] = [
+        (
+            "hello-lua",
+            include_str!("../../../plugins/hello-lua/plugin.toml"),
+            include_str!("../../../plugins/hello-lua/main.lua"),
+        ),
+        (
+            "scripts",
+            include_str!("../../../plugins/scripts/plugin.toml"),
+            include_str!("../../../plugins/scripts/main.lua"),
+        ),
+    ];
+    for (id, manifest, code) in embedded {
+        let dir = plugins.join(id);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("plugin.toml"), manifest)?;
+        std::fs::write(dir.join("main.lua"), code)?;
+    }
+    // The WASM system-information plugin, when it has been built
+    // (scripts/build-plugins; scripts/demo does it first).
+    let sysinfo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sysinfo");
+    if sysinfo.join("plugin.wasm").is_file() {
+        let dir = plugins.join("sysinfo");
+        std::fs::create_dir_all(&dir)?;
+        for f in ["plugin.toml", "plugin.wasm"] {
+            std::fs::copy(sysinfo.join(f), dir.join(f))?;
+        }
+    }
     let key_file = root.join("demo-publisher.key");
     let public = bundle::keygen(&key_file)?;
-    let mut files = bundle::read_dir_files(&dir)?;
-    bundle::sign(&mut files, &bundle::load_signing_key(&key_file)?);
-    std::fs::write(
-        dir.join(bundle::SIGNATURE_FILE),
-        &files[bundle::SIGNATURE_FILE],
-    )?;
+    let key = bundle::load_signing_key(&key_file)?;
+    for entry in std::fs::read_dir(&plugins)? {
+        let dir = entry?.path();
+        let mut files = bundle::read_dir_files(&dir)?;
+        bundle::sign(&mut files, &key);
+        std::fs::write(
+            dir.join(bundle::SIGNATURE_FILE),
+            &files[bundle::SIGNATURE_FILE],
+        )?;
+    }
     Ok(lifeline_core::config::PluginsConfig {
-        dirs: vec![root.join("plugins")],
+        dirs: vec![plugins],
         trusted_keys: vec![bundle::public_key_string(&public)],
         allow_unsigned: false,
         hot_reload: false,
