@@ -25,6 +25,7 @@ pub const SCRIPTS_PLUGIN: &str = "scripts";
 pub const MAX_PENDING_BATCHES: usize = 8;
 
 /// A batch whose files are still arriving.
+#[derive(Debug)]
 pub struct Pending {
     operator: String,
     scripts: Vec<ScriptMeta>,
