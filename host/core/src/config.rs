@@ -263,11 +263,22 @@ impl BrokerConfig {
             }
         };
         let script_categories = match &b.script_categories {
-            None => DEFAULT_SCRIPT_CATEGORIES.iter().map(|c| c.to_string()).collect(),
+            None => DEFAULT_SCRIPT_CATEGORIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
             Some(list) => {
-                let cats: Vec<String> = list.get_ref().iter().map(|c| c.trim().to_string()).collect();
+                let cats: Vec<String> = list
+                    .get_ref()
+                    .iter()
+                    .map(|c| c.trim().to_string())
+                    .collect();
                 let mut seen = std::collections::BTreeSet::new();
-                if cats.is_empty() || cats.iter().any(|c| c.is_empty() || c.len() > 64 || !seen.insert(c.to_lowercase())) {
+                if cats.is_empty()
+                    || cats
+                        .iter()
+                        .any(|c| c.is_empty() || c.len() > 64 || !seen.insert(c.to_lowercase()))
+                {
                     return Err(doc.invalid(
                         &list.span(),
                         "broker.script_categories",

@@ -12,9 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    ConsentDecision, ErrorCode, InvitationInfo, JoinCredential, OperatorProfile, Party,
-    FileUpload, PluginSummary, ReportEvent, ScriptInfo, ScriptMeta, SessionInfo, SessionState,
-    SessionSummary,
+    ConsentDecision, ErrorCode, FileUpload, InvitationInfo, JoinCredential, OperatorProfile, Party,
+    PluginSummary, ReportEvent, ScriptInfo, ScriptMeta, SessionInfo, SessionState, SessionSummary,
 };
 
 /// Name carried in every `Hello` so a stray client of another protocol is
