@@ -50,12 +50,25 @@ impl Opts {
 /// target and whether it was met (empty: no target on this line).
 pub type Row = [String; 6];
 
-pub fn row(bench: &str, metric: &str, value: String, base: String, target: Option<(&str, bool)>) -> Row {
+pub fn row(
+    bench: &str,
+    metric: &str,
+    value: String,
+    base: String,
+    target: Option<(&str, bool)>,
+) -> Row {
     let (target, met) = match target {
         Some((t, ok)) => (t, if ok { "yes" } else { "NO" }),
         None => ("", ""),
     };
-    [bench.into(), metric.into(), value, base, target.into(), met.into()]
+    [
+        bench.into(),
+        metric.into(),
+        value,
+        base,
+        target.into(),
+        met.into(),
+    ]
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -113,7 +126,11 @@ pub fn nanos(d: Duration) -> f64 {
 }
 
 /// Times `calls` runs of `f`, `batches` times; nanoseconds per call of each batch.
-pub fn batches(batches: usize, calls: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+pub fn batches(
+    batches: usize,
+    calls: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(batches);
     for _ in 0..batches {
         let t0 = Instant::now();
@@ -161,7 +178,9 @@ pub fn copy_dir(src: &Path, dst: &Path) -> Result<()> {
         let e = e?;
         let name = e.file_name();
         let s = name.to_string_lossy();
-        if e.file_type()?.is_file() && (s.ends_with(".toml") || s.ends_with(".lua") || s.ends_with(".wasm")) {
+        if e.file_type()?.is_file()
+            && (s.ends_with(".toml") || s.ends_with(".lua") || s.ends_with(".wasm"))
+        {
             std::fs::copy(e.path(), dst.join(&name))?;
         }
     }
@@ -217,7 +236,10 @@ fn main() -> Result<()> {
         extism: std::env::var_os("LIFELINE_BENCH_NO_EXTISM").is_none(),
     };
     // cargo bench passes --bench; anything else names the benchmarks to run.
-    let chosen: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let run = |name: &str| chosen.is_empty() || chosen.iter().any(|c| c == name);
     let started = Instant::now();
     println!("load average at start: {}", loadavg());

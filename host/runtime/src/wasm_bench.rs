@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Instance, ResourceTable};
 use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -30,9 +30,12 @@ pub struct BenchWasm<'a> {
     pre: BenchPluginPre<State>,
 }
 
-/// The store of one call, as `WasmPlugin::run` makes it, without an instance.
+/// The store of one call, as `WasmPlugin::run` makes it, and what was
+/// instantiated in it.
 pub struct BenchStore {
     store: Store<State>,
+    instance: Option<Instance>,
+    plugin: Option<BenchPlugin>,
 }
 
 /// An instance kept across calls (the runtime makes one per call).
@@ -84,23 +87,46 @@ impl<'a> BenchWasm<'a> {
             }
             Ok(UpdateDeadline::Continue(1))
         });
-        BenchStore { store }
+        BenchStore {
+            store,
+            instance: None,
+            plugin: None,
+        }
     }
 
     /// `InstancePre::instantiate` of the runtime's own `PluginPre` into
     /// `store`; the instance lives until the store is dropped.
     pub fn instantiate(&self, store: &mut BenchStore) -> Result<(), String> {
-        self.plugin
+        let instance = self
+            .plugin
             .pre
             .instance_pre()
             .instantiate(&mut store.store)
-            .map(drop)
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| format!("{e:#}"))?;
+        store.instance = Some(instance);
+        Ok(())
+    }
+
+    /// Looks up the exports of the instance made by [`Self::instantiate`].
+    pub fn bind(&self, store: &mut BenchStore) -> Result<(), String> {
+        let instance = store.instance.as_ref().ok_or("not instantiated")?;
+        let plugin = BenchPlugin::new(&mut store.store, instance).map_err(|e| format!("{e:#}"))?;
+        store.plugin = Some(plugin);
+        Ok(())
+    }
+
+    /// The guest's `run` on the instance bound by [`Self::bind`].
+    pub fn run(&self, store: &mut BenchStore, command: &str) -> Result<String, String> {
+        let plugin = store.plugin.as_ref().ok_or("not bound")?;
+        match plugin.call_run(&mut store.store, command, &[]) {
+            Ok(r) => r,
+            Err(e) => Err(format!("{e:#}")),
+        }
     }
 
     /// A fresh store with an instance to call again and again.
     pub fn instance(&self, ctx: CallContext) -> Result<BenchInstance, String> {
-        let BenchStore { mut store } = self.store(ctx);
+        let BenchStore { mut store, .. } = self.store(ctx);
         let plugin = self
             .pre
             .instantiate(&mut store)
@@ -110,6 +136,12 @@ impl<'a> BenchWasm<'a> {
 }
 
 impl BenchInstance {
+    /// Restarts the call's clock: the time limit of `WasmPlugin::run` counts
+    /// from the store's creation, and this instance outlives many calls.
+    pub fn restart_clock(&mut self) {
+        self.store.data_mut().started = Instant::now();
+    }
+
     /// The guest's `echo`.
     pub fn echo(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
         self.plugin

@@ -1,4 +1,4 @@
-//! 3. Lua call overhead: the runtime's call path, and raw Rust → Lua calls.
+//! Benchmark 3, Lua call overhead: the runtime's call path, and raw Rust → Lua calls.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -41,21 +41,32 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
     samples(100, call("bench-wasm", "ok"))?;
     let lua_call = stats(samples(n, call("hostile-lua", "fine"))?);
     let wasm_call = stats(samples(opts.n(3000), call("bench-wasm", "ok"))?);
-    println!("PluginHost::call Lua {} / WASM {}", t3(lua_call), t3(wasm_call));
+    println!(
+        "PluginHost::call Lua {} / WASM {}",
+        t3(lua_call),
+        t3(wasm_call)
+    );
 
     // LuaPlugin::run alone (no slot lookup, health accounting or context).
     let dir = tempfile::tempdir()?;
-    let manifest = Arc::new(Manifest::load_dir(&repo().join("tests/plugins/hostile-lua"))?);
+    let manifest = Arc::new(Manifest::load_dir(
+        &repo().join("tests/plugins/hostile-lua"),
+    )?);
     let code = std::fs::read_to_string(&manifest.entry)?;
-    let plugin =
-        LuaPlugin::load(&manifest.id, &code, manifest.limits.memory_bytes).map_err(anyhow::Error::msg)?;
+    let plugin = LuaPlugin::load(&manifest.id, &code, manifest.limits.memory_bytes)
+        .map_err(anyhow::Error::msg)?;
     let kv = Arc::new(KvStore::new(dir.path().join("kv.json")));
     let env = Arc::new(HostEnv {
         temp_root: dir.path().join("tmp"),
         proxy: None,
     });
     let direct = || -> Result<Duration> {
-        let ctx = CallContext::new(Arc::clone(&manifest), Arc::clone(&p), Arc::clone(&kv), Arc::clone(&env));
+        let ctx = CallContext::new(
+            Arc::clone(&manifest),
+            Arc::clone(&p),
+            Arc::clone(&kv),
+            Arc::clone(&env),
+        );
         let t0 = Instant::now();
         let (ctx, r) = plugin.run(ctx, "ok", &[]);
         drop(ctx);
@@ -110,7 +121,13 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
             format!("same call of bench-wasm (WASM): {}", t3(wasm_call)),
             None,
         ),
-        row("3", "`LuaPlugin::run(\"ok\")` alone", t3(direct), String::new(), None),
+        row(
+            "3",
+            "`LuaPlugin::run(\"ok\")` alone",
+            t3(direct),
+            String::new(),
+            None,
+        ),
         row(
             "3",
             "raw Rust → Lua call, `function(a, b) return a + b end`",
@@ -118,7 +135,13 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
             "~120 ns (WASM_TOOLCHAIN.md, a small function)".into(),
             None,
         ),
-        row("3", "same, with an interrupt callback installed", t(raw_add_int), String::new(), None),
+        row(
+            "3",
+            "same, with an interrupt callback installed",
+            t(raw_add_int),
+            String::new(),
+            None,
+        ),
         row(
             "3",
             "raw call shaped like `run`: (string, empty table) → string",
