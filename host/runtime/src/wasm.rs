@@ -273,17 +273,14 @@ impl WasmEngine {
 }
 
 impl WasmPlugin {
-    /// Instantiates a fresh instance and calls `run` under the limits.
-    pub fn run(
-        &self,
-        ctx: CallContext,
-        command: &str,
-        args: &[String],
-    ) -> (CallContext, Result<String, CallError>) {
+    /// The store of one call: WASI without ambient authority (stderr kept
+    /// for crash messages), the memory limiter, and the epoch deadline with
+    /// the time-limit callback (time spent outside the plugin's code is not
+    /// counted).
+    pub(crate) fn new_store(&self, ctx: CallContext, stderr: MemoryOutputPipe) -> Store<State> {
         let limits_m = ctx.manifest.limits;
-        let stderr = MemoryOutputPipe::new(STDERR_KEPT);
         let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
+            .stderr(stderr)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -292,16 +289,14 @@ impl WasmPlugin {
             .memory_size(limits_m.memory_bytes as usize)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            State {
-                wasi,
-                table: ResourceTable::new(),
-                limits,
-                ctx,
-                started: Instant::now(),
-            },
-        );
+        let state = State {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            ctx,
+            started: Instant::now(),
+        };
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let limit = limits_m.time_per_call;
         store.set_epoch_deadline(1);
@@ -315,6 +310,19 @@ impl WasmPlugin {
             }
             Ok(UpdateDeadline::Continue(1))
         });
+        store
+    }
+
+    /// Instantiates a fresh instance and calls `run` under the limits.
+    pub fn run(
+        &self,
+        ctx: CallContext,
+        command: &str,
+        args: &[String],
+    ) -> (CallContext, Result<String, CallError>) {
+        let limits_m = ctx.manifest.limits;
+        let stderr = MemoryOutputPipe::new(STDERR_KEPT);
+        let mut store = self.new_store(ctx, stderr.clone());
         let result = self
             .pre
             .instantiate(&mut store)

@@ -6,9 +6,8 @@
 
 use std::time::Instant;
 
-use wasmtime::component::{Instance, ResourceTable};
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::Store;
+use wasmtime::component::Instance;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::host::CallContext;
@@ -55,38 +54,9 @@ impl<'a> BenchWasm<'a> {
     /// A store set up as `WasmPlugin::run` sets one up (WASI context, memory
     /// limiter, epoch deadline and time-limit callback).
     pub fn store(&self, ctx: CallContext) -> BenchStore {
-        let limits_m = ctx.manifest.limits;
-        let stderr = MemoryOutputPipe::new(STDERR_KEPT);
-        let wasi = WasiCtxBuilder::new()
-            .stderr(stderr)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(limits_m.memory_bytes as usize)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut store = Store::new(
-            &self.plugin.engine,
-            State {
-                wasi,
-                table: ResourceTable::new(),
-                limits,
-                ctx,
-                started: Instant::now(),
-            },
-        );
-        store.limiter(|s| &mut s.limits);
-        let limit = limits_m.time_per_call;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |cx| {
-            let s = cx.data();
-            if s.started.elapsed().saturating_sub(s.ctx.host_wait) > limit {
-                return Err(wasmtime::Error::msg("time limit exceeded"));
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
+        let store = self
+            .plugin
+            .new_store(ctx, MemoryOutputPipe::new(STDERR_KEPT));
         BenchStore {
             store,
             instance: None,
