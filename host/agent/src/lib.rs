@@ -293,12 +293,7 @@ pub async fn run(
                     SessionMessage::PluginNotice { text } => ui.show(&format!("* {text}")),
                     SessionMessage::ScriptOutput { script, line, .. } => ui.show(&format!("[{script}] {line}")),
                     SessionMessage::ScriptDone { script, exit_code, duration_ms, timed_out, error, .. } => {
-                        let how = match (error, exit_code, timed_out) {
-                            (Some(e), _, _) => format!("failed: {e}"),
-                            (None, _, true) => "timed out".into(),
-                            (None, Some(c), false) => format!("exit code {c}"),
-                            (None, None, false) => "ended by a signal".into(),
-                        };
+                        let how = lifeline_protocol::script_outcome(*exit_code, *timed_out, error.as_deref());
                         ui.show(&format!("* script {script}: {how} ({duration_ms} ms)"));
                     }
                     SessionMessage::BatchDone { summary, .. } => ui.show(&format!("* scripts: {summary}")),

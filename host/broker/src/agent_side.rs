@@ -239,12 +239,7 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             timed_out,
             error,
         } => {
-            let how = match (&error, exit_code, timed_out) {
-                (Some(e), _, _) => format!("failed: {e}"),
-                (None, _, true) => "timed out".to_string(),
-                (None, Some(c), false) => format!("exit code {c}"),
-                (None, None, false) => "ended by a signal".to_string(),
-            };
+            let how = lifeline_protocol::script_outcome(exit_code, timed_out, error.as_deref());
             shared.record(
                 id,
                 "script_done",

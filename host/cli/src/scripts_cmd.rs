@@ -177,12 +177,11 @@ pub async fn run(cmd: ScriptsCmd) -> Result<ExitCode> {
                             error,
                             ..
                         } => {
-                            let how = match (error, exit_code, timed_out) {
-                                (Some(e), _, _) => format!("failed: {e}"),
-                                (None, _, true) => "timed out".into(),
-                                (None, Some(code), false) => format!("exit code {code}"),
-                                (None, None, false) => "ended by a signal".into(),
-                            };
+                            let how = lifeline_protocol::script_outcome(
+                                *exit_code,
+                                *timed_out,
+                                error.as_deref(),
+                            );
                             println!("* {script}: {how} in {duration_ms} ms");
                         }
                         SessionMessage::ConsentDecided {

@@ -246,3 +246,13 @@ pub struct ScriptMeta {
     pub exec_name: String,
     pub input_name: Option<String>,
 }
+
+/// How a script ended, in words: "exit code 0", "timed out", "failed: …".
+pub fn script_outcome(exit_code: Option<i32>, timed_out: bool, error: Option<&str>) -> String {
+    match (error, exit_code, timed_out) {
+        (Some(e), _, _) => format!("failed: {e}"),
+        (None, _, true) => "timed out".into(),
+        (None, Some(c), false) => format!("exit code {c}"),
+        (None, None, false) => "ended by a signal".into(),
+    }
+}
