@@ -98,40 +98,99 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     }
 }
 
-/// Records and relays one session message from the customer; false when the
-/// session is over.
-async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Link) -> bool {
-    let msg = match msg {
-        SessionMessage::Chat { text, .. } => {
-            shared.record(id, "chat", Party::Customer, &text);
-            SessionMessage::Chat {
-                from: Party::Customer,
-                text,
-            }
-        }
-        SessionMessage::ConsentAnswer {
+/// The report event (kind, text) a message from the customer adds, if any.
+fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
+    use SessionMessage as M;
+    let entry = match msg {
+        M::Chat { text, .. } => ("chat", text.clone()),
+        M::ConsentAnswer {
             request_id,
             decision,
             decided_by,
             audit_hash,
+        } => (
+            "consent",
+            format!(
+                "request {request_id}: {} (decided by {decided_by}; agent audit entry {audit_hash})",
+                decision.as_str()
+            ),
+        ),
+        M::ConsentDecided {
+            plugin,
+            action,
+            decision,
+            decided_by,
+            audit_hash,
+        } => (
+            "consent",
+            format!(
+                "{action} for plugin {plugin}: {} (decided by {decided_by}; agent audit entry {audit_hash})",
+                decision.as_str()
+            ),
+        ),
+        M::PluginOutput {
+            call_id,
+            plugin,
+            stream,
+            text,
+        } => (
+            "plugin_output",
+            format!("[{plugin} #{call_id} {stream}] {text}"),
+        ),
+        M::PluginDone {
+            call_id,
+            plugin,
+            ok,
+            text,
         } => {
-            shared.record(
-                id,
-                "consent",
-                Party::Customer,
-                &format!(
-                    "request {request_id}: {} (decided by {decided_by}; agent audit entry {audit_hash})",
-                    decision.as_str()
-                ),
-            );
-            SessionMessage::ConsentAnswer {
-                request_id,
-                decision,
-                decided_by,
-                audit_hash,
-            }
+            let outcome = if *ok { "finished" } else { "failed" };
+            (
+                "plugin_done",
+                format!("[{plugin} #{call_id}] {outcome}: {text}"),
+            )
         }
-        SessionMessage::End { reason, .. } => {
+        M::PluginNotice { text } => ("plugin", text.clone()),
+        M::ScriptOutput {
+            script,
+            stream,
+            line,
+            ..
+        } => ("script_output", format!("[{script} {stream}] {line}")),
+        M::ScriptDone {
+            batch_id,
+            script,
+            exit_code,
+            duration_ms,
+            timed_out,
+            error,
+        } => {
+            let how = lifeline_protocol::script_outcome(*exit_code, *timed_out, error.as_deref());
+            (
+                "script_done",
+                format!("{script}: {how}, {duration_ms} ms (batch {batch_id})"),
+            )
+        }
+        M::BatchDone {
+            batch_id, summary, ..
+        } => ("scripts_done", format!("batch {batch_id}: {summary}")),
+        M::Plugins { .. }
+        | M::End { .. }
+        | M::ConsentRequest { .. }
+        | M::State { .. }
+        | M::ListPlugins { .. }
+        | M::RunPlugin { .. }
+        | M::ScriptBatch { .. }
+        | M::ScriptFiles { .. } => return None,
+    };
+    Some(entry)
+}
+
+/// Records and relays one session message from the customer; false when the
+/// session is over.
+async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Link) -> bool {
+    use SessionMessage as M;
+    let msg = match msg {
+        M::End { reason, .. } => {
             shared.record(
                 id,
                 "end",
@@ -147,142 +206,26 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             );
             return false;
         }
-        SessionMessage::PluginOutput {
-            call_id,
-            plugin,
-            stream,
-            text,
-        } => {
-            shared.record(
-                id,
-                "plugin_output",
-                Party::Customer,
-                &format!("[{plugin} #{call_id} {stream}] {text}"),
-            );
-            SessionMessage::PluginOutput {
-                call_id,
-                plugin,
-                stream,
-                text,
-            }
-        }
-        SessionMessage::PluginDone {
-            call_id,
-            plugin,
-            ok,
-            text,
-        } => {
-            let outcome = if ok { "finished" } else { "failed" };
-            shared.record(
-                id,
-                "plugin_done",
-                Party::Customer,
-                &format!("[{plugin} #{call_id}] {outcome}: {text}"),
-            );
-            SessionMessage::PluginDone {
-                call_id,
-                plugin,
-                ok,
-                text,
-            }
-        }
-        SessionMessage::ConsentDecided {
-            plugin,
-            action,
-            decision,
-            decided_by,
-            audit_hash,
-        } => {
-            shared.record(
-                id,
-                "consent",
-                Party::Customer,
-                &format!("{action} for plugin {plugin}: {} (decided by {decided_by}; agent audit entry {audit_hash})", decision.as_str()),
-            );
-            SessionMessage::ConsentDecided {
-                plugin,
-                action,
-                decision,
-                decided_by,
-                audit_hash,
-            }
-        }
-        SessionMessage::PluginNotice { text } => {
-            shared.record(id, "plugin", Party::Customer, &text);
-            SessionMessage::PluginNotice { text }
-        }
-        msg @ SessionMessage::Plugins { .. } => msg,
-        SessionMessage::ScriptOutput {
-            batch_id,
-            script,
-            stream,
-            line,
-        } => {
-            shared.record(
-                id,
-                "script_output",
-                Party::Customer,
-                &format!("[{script} {stream}] {line}"),
-            );
-            SessionMessage::ScriptOutput {
-                batch_id,
-                script,
-                stream,
-                line,
-            }
-        }
-        SessionMessage::ScriptDone {
-            batch_id,
-            script,
-            exit_code,
-            duration_ms,
-            timed_out,
-            error,
-        } => {
-            let how = lifeline_protocol::script_outcome(exit_code, timed_out, error.as_deref());
-            shared.record(
-                id,
-                "script_done",
-                Party::Customer,
-                &format!("{script}: {how}, {duration_ms} ms (batch {batch_id})"),
-            );
-            SessionMessage::ScriptDone {
-                batch_id,
-                script,
-                exit_code,
-                duration_ms,
-                timed_out,
-                error,
-            }
-        }
-        SessionMessage::BatchDone {
-            batch_id,
-            ok,
-            summary,
-        } => {
-            shared.record(
-                id,
-                "scripts_done",
-                Party::Customer,
-                &format!("batch {batch_id}: {summary}"),
-            );
-            SessionMessage::BatchDone {
-                batch_id,
-                ok,
-                summary,
-            }
-        }
-        other @ (SessionMessage::ConsentRequest { .. }
-        | SessionMessage::State { .. }
-        | SessionMessage::ListPlugins { .. }
-        | SessionMessage::RunPlugin { .. }
-        | SessionMessage::ScriptBatch { .. }
-        | SessionMessage::ScriptFiles { .. }) => {
+        other @ (M::ConsentRequest { .. }
+        | M::State { .. }
+        | M::ListPlugins { .. }
+        | M::RunPlugin { .. }
+        | M::ScriptBatch { .. }
+        | M::ScriptFiles { .. }) => {
             let reason = format!("an agent may not send {other:?}");
             send_error(link, ErrorCode::BadMessage, reason).await;
             return true;
         }
+        // The broker, not the agent, says who is talking.
+        M::Chat { text, .. } => M::Chat {
+            from: Party::Customer,
+            text,
+        },
+        msg => msg,
     };
+    if let Some((kind, text)) = report_entry(&msg) {
+        shared.record(id, kind, Party::Customer, &text);
+    }
     let frame = crate::registry::frame(id, msg);
     for tx in shared.registry.operator_txs(id) {
         let _ = tx.send(frame.clone()).await;
