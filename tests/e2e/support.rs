@@ -32,6 +32,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         cert_names: vec!["localhost".into(), "127.0.0.1".into()],
         tls_files: None,
         invitation_ttl: Duration::from_secs(600),
+        rejoin_ttl: Duration::from_secs(900),
         heartbeat,
         script_categories: vec!["Diagnostics".into(), "Network".into()],
     }
@@ -87,6 +88,9 @@ impl TestBroker {
             consent_timeout,
             policy,
             plugins: None,
+            run_as: Default::default(),
+            power: Default::default(),
+            service: Default::default(),
         }
     }
 }

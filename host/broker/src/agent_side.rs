@@ -18,8 +18,36 @@ pub const MAX_HOST_CHARS: usize = 255;
 
 pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     let first = link.rx.recv().await;
-    let (credential, host) = match first {
-        Some(Frame::Control(Message::Join { credential, host })) => (credential, host),
+    let ended = Arc::new(Notify::new());
+    let joined = match first {
+        Some(Frame::Control(Message::Join { credential, host })) => {
+            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+            shared
+                .join(
+                    &credential,
+                    peer.ip(),
+                    &host,
+                    link.tx.clone(),
+                    Arc::clone(&ended),
+                )
+                .map(|(session, operator)| Message::Joined { session, operator })
+        }
+        Some(Frame::Control(Message::Rejoin { ticket, host })) => {
+            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+            shared
+                .rejoin(
+                    &ticket,
+                    peer.ip(),
+                    &host,
+                    link.tx.clone(),
+                    Arc::clone(&ended),
+                )
+                .map(|(session, operator, operator_present)| Message::Rejoined {
+                    session,
+                    operator,
+                    operator_present,
+                })
+        }
         Some(other) => {
             let reason = format!("expected join, got {}", kind_of(&other));
             tracing::info!(%peer, "agent refused: {reason}");
@@ -28,31 +56,22 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
         }
         None => return,
     };
-    let host: String = host.chars().take(MAX_HOST_CHARS).collect();
-    let ended = Arc::new(Notify::new());
-    let joined = shared.join(
-        &credential,
-        peer.ip(),
-        &host,
-        link.tx.clone(),
-        Arc::clone(&ended),
-    );
-    let (session, operator) = match joined {
-        Ok(x) => x,
+    let reply = match joined {
+        Ok(reply) => reply,
         Err((code, message)) => {
             tracing::info!(%peer, "join refused: {message}");
             send_error(&link, code, message).await;
             return;
         }
     };
-    let id = session.session_id.clone();
+    let id = match &reply {
+        Message::Joined { session, .. } | Message::Rejoined { session, .. } => {
+            session.session_id.clone()
+        }
+        _ => unreachable!("built just above as Joined or Rejoined"),
+    };
     tracing::info!(%peer, session = %id, "customer joined");
-    if link
-        .tx
-        .send(Frame::Control(Message::Joined { session, operator }))
-        .await
-        .is_err()
-    {
+    if link.tx.send(Frame::Control(reply)).await.is_err() {
         return;
     }
     loop {
@@ -62,6 +81,22 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
         };
         let Some(frame) = frame else {
             let reason = link.close_reason.get();
+            if shared.registry.state(&id) == Some(lifeline_protocol::SessionState::Rebooting) {
+                // The reboot itself: the session waits for the rejoin.
+                let _ = shared.registry.apply_event(
+                    &shared.store,
+                    &id,
+                    SessionEvent::CustomerLost,
+                    "the customer's agent stopped for the restart; it will rejoin by itself",
+                );
+                shared.record(
+                    &id,
+                    "reboot",
+                    Party::Customer,
+                    &format!("agent stopped for the reboot (connection closed: {reason})"),
+                );
+                return;
+            }
             if shared.registry.end(
                 &shared.store,
                 &id,
@@ -89,6 +124,32 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                 if !from_customer(&shared, &id, msg, &link).await {
                     return;
                 }
+            }
+            Frame::Control(Message::RejoinTicketRequest) => {
+                let reply = match shared.issue_rejoin_ticket(&id) {
+                    Ok((ticket, expires_at)) => Message::RejoinTicket { ticket, expires_at },
+                    Err(message) => Message::Error {
+                        code: ErrorCode::Internal,
+                        message,
+                    },
+                };
+                let _ = link.tx.send(Frame::Control(reply)).await;
+            }
+            Frame::Control(Message::Rebooting { detail }) => {
+                let detail: String = detail.chars().take(MAX_HOST_CHARS).collect();
+                shared.rebooting(&id, &detail);
+            }
+            Frame::Control(Message::RebootCancelled { reason }) => {
+                let reason: String = reason.chars().take(MAX_HOST_CHARS).collect();
+                let notice = format!("the restart did not happen: {reason}");
+                shared.record(&id, "reboot", Party::Customer, &notice);
+                let _ = shared.registry.customer_rejoined(
+                    &shared.store,
+                    &id,
+                    link.tx.clone(),
+                    Arc::clone(&ended),
+                    &notice,
+                );
             }
             other => {
                 let reason = format!("unexpected {} from the agent", kind_of(&other));
@@ -150,6 +211,23 @@ fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
             )
         }
         M::PluginNotice { text } => ("plugin", text.clone()),
+        M::CredentialRequest {
+            call_id,
+            request_id,
+            user,
+            ..
+        } => (
+            "run_as",
+            format!("plugin call #{call_id} asks the operator for the password of {user} (request {request_id})"),
+        ),
+        M::Access { suspended, user, detail } => (
+            "run_as",
+            if *suspended {
+                format!("logged in as {user}; the customer's access is suspended: {detail}")
+            } else {
+                format!("run-as login as {user} ended; the customer's access is restored: {detail}")
+            },
+        ),
         M::ScriptOutput {
             script,
             stream,
@@ -180,7 +258,8 @@ fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
         | M::ListPlugins { .. }
         | M::RunPlugin { .. }
         | M::ScriptBatch { .. }
-        | M::ScriptFiles { .. } => return None,
+        | M::ScriptFiles { .. }
+        | M::CredentialReply { .. } => return None,
     };
     Some(entry)
 }
@@ -211,7 +290,8 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
         | M::ListPlugins { .. }
         | M::RunPlugin { .. }
         | M::ScriptBatch { .. }
-        | M::ScriptFiles { .. }) => {
+        | M::ScriptFiles { .. }
+        | M::CredentialReply { .. }) => {
             let reason = format!("an agent may not send {other:?}");
             send_error(link, ErrorCode::BadMessage, reason).await;
             return true;
@@ -221,6 +301,30 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             from: Party::Customer,
             text,
         },
+        M::Access {
+            suspended,
+            user,
+            detail,
+        } => {
+            let event = if suspended {
+                SessionEvent::AccessSuspended
+            } else {
+                SessionEvent::AccessRestored
+            };
+            let notice = if suspended {
+                format!("the operator works as {user}; the customer's access is suspended")
+            } else {
+                "the customer's access is restored".to_string()
+            };
+            if let Err(e) = shared.registry.apply_event(&shared.store, id, event, &notice) {
+                tracing::info!(session = id, "access change not applied: {e}");
+            }
+            M::Access {
+                suspended,
+                user,
+                detail,
+            }
+        }
         msg => msg,
     };
     if let Some((kind, text)) = report_entry(&msg) {
@@ -359,6 +463,7 @@ impl Shared {
                 agent,
                 ended,
                 operators: Vec::new(),
+                rejoin_deadline: None,
             },
             &notice,
         );

@@ -8,6 +8,7 @@ pub mod invitations;
 pub mod library;
 pub mod operator_side;
 pub mod ratelimit;
+pub mod rejoin;
 pub mod registry;
 pub mod server;
 pub mod store;
@@ -327,6 +328,7 @@ impl Broker {
             loop {
                 tick.tick().await;
                 sweeper.sweep_expired();
+                sweeper.sweep_rebooting();
                 let s = Arc::clone(&sweeper);
                 let _ = tokio::task::spawn_blocking(move || {
                     if let Err(e) = s.store.checkpoint() {

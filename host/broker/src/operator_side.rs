@@ -496,6 +496,12 @@ async fn session_msg(
             format!("not connected to session {id}; connect first"),
         ));
     }
+    if shared.registry.state(id) == Some(lifeline_protocol::SessionState::Rebooting) {
+        return Err(fail(
+            ErrorCode::WrongState,
+            "the customer's computer is restarting; the agent rejoins by itself, try again then",
+        ));
+    }
     let msg = match msg {
         SessionMessage::Chat { text, .. } => {
             check_len("chat message", &text, MAX_TEXT_CHARS, true)?;
@@ -562,6 +568,22 @@ async fn session_msg(
                 args,
             }
         }
+        SessionMessage::CredentialReply { request_id, secret } => {
+            // The password is relayed inside the encrypted session, never
+            // recorded: the report says only whether one was given.
+            let what = if secret.is_some() {
+                "supplied the credentials"
+            } else {
+                "declined to supply credentials"
+            };
+            shared.record(
+                id,
+                "run_as",
+                Party::Operator,
+                &format!("{} {what} for request {request_id} (not recorded)", profile.name),
+            );
+            SessionMessage::CredentialReply { request_id, secret }
+        }
         SessionMessage::End { .. } => {
             return Err(fail(
                 ErrorCode::BadMessage,
@@ -579,7 +601,9 @@ async fn session_msg(
         | SessionMessage::ScriptFiles { .. }
         | SessionMessage::ScriptOutput { .. }
         | SessionMessage::ScriptDone { .. }
-        | SessionMessage::BatchDone { .. }) => {
+        | SessionMessage::BatchDone { .. }
+        | SessionMessage::CredentialRequest { .. }
+        | SessionMessage::Access { .. }) => {
             return Err(fail(
                 ErrorCode::BadMessage,
                 format!("an operator may not send {other:?}"),

@@ -28,6 +28,8 @@ pub struct LiveSession {
     /// Woken when the session ends so the agent's handler closes.
     pub ended: Arc<Notify>,
     pub operators: Vec<(ConnId, FrameSender)>,
+    /// While rebooting: when the rejoin ticket expires (Unix ms).
+    pub rejoin_deadline: Option<i64>,
 }
 
 /// Online operator connections by operator id, for "session ready" notices.
@@ -224,6 +226,92 @@ impl Registry {
 
     pub fn state(&self, id: &str) -> Option<SessionState> {
         self.live().get(id).map(|s| s.state)
+    }
+
+    /// Applies a feature's event (access suspended / restored, reboot) and
+    /// tells the attached operators the new state.
+    pub fn apply_event(
+        &self,
+        store: &Store,
+        id: &str,
+        event: SessionEvent,
+        notice: &str,
+    ) -> Result<SessionState, String> {
+        let mut live = self.live();
+        let s = live
+            .get_mut(id)
+            .ok_or_else(|| "the session is not live".to_string())?;
+        let to = Self::apply(store, id, s, event).map_err(|e| e.to_string())?;
+        for (_, tx) in &s.operators {
+            notify(
+                tx,
+                session_frame(
+                    id,
+                    SessionMessage::State {
+                        state: to,
+                        detail: notice.to_string(),
+                    },
+                ),
+            );
+        }
+        Ok(to)
+    }
+
+    pub fn set_rejoin_deadline(&self, id: &str, at: i64) {
+        if let Some(s) = self.live().get_mut(id) {
+            s.rejoin_deadline = Some(at);
+        }
+    }
+
+    /// Rebooting sessions whose rejoin ticket has expired.
+    pub fn overdue_rejoins(&self, now: i64) -> Vec<String> {
+        self.live()
+            .iter()
+            .filter(|(_, s)| {
+                s.state == SessionState::Rebooting && s.rejoin_deadline.is_some_and(|d| d < now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The rebooted agent is back: its new connection replaces the old one,
+    /// and operators still attached see the session connected again.
+    /// Returns whether an operator is attached.
+    pub fn customer_rejoined(
+        &self,
+        store: &Store,
+        id: &str,
+        agent: FrameSender,
+        ended: Arc<Notify>,
+        notice: &str,
+    ) -> Result<bool, String> {
+        let mut live = self.live();
+        let s = live
+            .get_mut(id)
+            .ok_or_else(|| "the session has ended".to_string())?;
+        Self::apply(store, id, s, SessionEvent::CustomerRejoined).map_err(|e| e.to_string())?;
+        s.agent = agent;
+        s.ended = ended;
+        s.rejoin_deadline = None;
+        let present = !s.operators.is_empty();
+        let state = if present {
+            Self::apply(store, id, s, SessionEvent::OperatorAttached).map_err(|e| e.to_string())?
+        } else {
+            s.state
+        };
+        for (_, tx) in &s.operators {
+            notify(
+                tx,
+                session_frame(
+                    id,
+                    SessionMessage::State {
+                        state,
+                        detail: notice.to_string(),
+                    },
+                ),
+            );
+        }
+        Ok(present)
     }
 }
 

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub const DB_FILE: &str = "broker.db";
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS operators (
@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS scripts (
     published   INTEGER NOT NULL DEFAULT 0,
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejoin_tickets (
+    ticket_hash TEXT PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions(id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
 );
 CREATE TABLE IF NOT EXISTS session_events (
     session_id TEXT NOT NULL REFERENCES sessions(id),

@@ -61,6 +61,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         cert_names: vec!["localhost".into(), "127.0.0.1".into()],
         tls_files: None,
         invitation_ttl: Duration::from_secs(600),
+        rejoin_ttl: Duration::from_secs(900),
         heartbeat: Duration::from_secs(15),
         script_categories: vec!["Diagnostics".into(), "Network".into()],
     };
@@ -120,6 +121,9 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             .into(),
         }),
         plugins: Some(demo_plugins(&root)?),
+        run_as: Default::default(),
+        power: Default::default(),
+        service: Default::default(),
     };
     let audit_log = agent_cfg.data_dir.join(lifeline_agent::AUDIT_FILE);
     let (ui_tx, mut ui_rx) = mpsc::unbounded_channel();

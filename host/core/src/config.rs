@@ -23,6 +23,8 @@ use crate::tls::{Fingerprint, Trust};
 pub const DEFAULT_INVITATION_TTL_SECS: u64 = 600;
 /// Longest lifetime an admin may configure for an invitation: 7 days.
 pub const MAX_INVITATION_TTL_SECS: u64 = 7 * 24 * 3600;
+/// Default lifetime of a rejoin ticket (remote reboot): 15 minutes.
+pub const DEFAULT_REJOIN_TTL_SECS: u64 = 900;
 /// Default heartbeat interval.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 15;
 /// Default time the customer has to answer a consent prompt.
@@ -190,6 +192,7 @@ struct RawBroker {
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
     invitation_ttl_secs: Option<Spanned<u64>>,
+    rejoin_ttl_secs: Option<Spanned<u64>>,
     heartbeat_secs: Option<Spanned<u64>>,
     script_categories: Option<Spanned<Vec<String>>>,
 }
@@ -216,6 +219,8 @@ pub struct BrokerConfig {
     /// A CA-issued certificate and key, instead of the self-signed one.
     pub tls_files: Option<(PathBuf, PathBuf)>,
     pub invitation_ttl: Duration,
+    /// Lifetime of a rejoin ticket: how long a rebooting customer has to come back.
+    pub rejoin_ttl: Duration,
     pub heartbeat: Duration,
     /// Categories a library script must belong to (defined by the admin).
     pub script_categories: Vec<String>,
@@ -305,6 +310,12 @@ impl BrokerConfig {
                 DEFAULT_INVITATION_TTL_SECS,
                 MAX_INVITATION_TTL_SECS,
             )?,
+            rejoin_ttl: doc.secs(
+                &b.rejoin_ttl_secs,
+                "broker.rejoin_ttl_secs",
+                DEFAULT_REJOIN_TTL_SECS,
+                24 * 3600,
+            )?,
             heartbeat: doc.secs(
                 &b.heartbeat_secs,
                 "broker.heartbeat_secs",
@@ -381,6 +392,9 @@ struct RawAgentFile {
     agent: RawAgent,
     connection: RawConnection,
     plugins: Option<RawPlugins>,
+    run_as: Option<crate::machine::RawRunAs>,
+    power: Option<crate::machine::RawPower>,
+    service: Option<crate::machine::RawService>,
 }
 
 #[derive(Deserialize)]
@@ -473,6 +487,9 @@ pub struct AgentConfig {
     pub policy: Option<Policy>,
     /// Feature plugins; `None`: the agent runs none.
     pub plugins: Option<PluginsConfig>,
+    pub run_as: crate::machine::RunAsConfig,
+    pub power: crate::machine::PowerConfig,
+    pub service: crate::machine::ServiceConfig,
 }
 
 impl AgentConfig {
@@ -503,6 +520,9 @@ impl AgentConfig {
                 .as_ref()
                 .map(|p| validate_plugins(&doc, p))
                 .transpose()?,
+            run_as: crate::machine::validate_run_as(&doc, raw.run_as.as_ref())?,
+            power: crate::machine::validate_power(&doc, raw.power.as_ref())?,
+            service: crate::machine::validate_service(&doc, raw.service.as_ref())?,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod consent;
 pub mod link;
+pub mod machine;
 pub mod secrets;
 pub mod session;
 pub mod time;

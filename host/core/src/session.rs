@@ -9,9 +9,17 @@
 //!    Ended ◀──── Ended / CustomerLost ────────────────────────┘
 //! ```
 //!
-//! `Waiting` is what the operator sees as "ready". `Suspended` (run-as
-//! login) and `Rebooting` (waiting for the agent to rejoin) are reserved for
-//! the features that need them; no event leads there yet. `Ended` is final.
+//! `Waiting` is what the operator sees as "ready". `Ended` is final.
+//!
+//! Two detours come from features:
+//! - run-as login: `Connected ─AccessSuspended▶ Suspended ─AccessRestored▶
+//!   Connected`; if the operator leaves meanwhile the session goes back to
+//!   `Waiting` (and the agent logs the other user out).
+//! - reboot: `Waiting | Connected | Suspended ─RebootStarted▶ Rebooting`. The
+//!   agent's connection dropping does not end a rebooting session;
+//!   `CustomerRejoined` (a valid rejoin ticket) brings it back to `Waiting`
+//!   (the registry re-attaches operators that are still there), and
+//!   `Expired` (the ticket ran out) ends it.
 
 use lifeline_protocol::SessionState;
 
@@ -28,8 +36,17 @@ pub enum SessionEvent {
     Ended,
     /// The agent's connection dropped or stopped answering heartbeats.
     CustomerLost,
-    /// The invitation expired before anyone joined.
+    /// The invitation expired before anyone joined, or a rebooting
+    /// customer did not rejoin before the ticket expired.
     Expired,
+    /// A run-as login began: the customer's own access is suspended.
+    AccessSuspended,
+    /// The run-as login ended: the customer's access is back.
+    AccessRestored,
+    /// The customer consented to a reboot; the agent is about to stop.
+    RebootStarted,
+    /// The agent came back with a valid rejoin ticket.
+    CustomerRejoined,
 }
 
 /// A transition that the lifecycle does not allow.
@@ -51,10 +68,19 @@ pub fn transition(
         (S::Invited, E::CustomerJoined) => S::Waiting,
         (S::Invited, E::Expired | E::Ended) => S::Ended,
         (S::Waiting | S::Connected, E::OperatorAttached) => S::Connected,
-        (S::Connected | S::Waiting, E::OperatorLeft) => S::Waiting,
-        (S::Waiting | S::Connected | S::Suspended | S::Rebooting, E::Ended | E::CustomerLost) => {
-            S::Ended
-        }
+        (S::Connected | S::Waiting | S::Suspended, E::OperatorLeft) => S::Waiting,
+        (S::Connected, E::AccessSuspended) => S::Suspended,
+        (S::Suspended, E::OperatorAttached) => S::Suspended,
+        (S::Suspended, E::AccessRestored) => S::Connected,
+        // The operator left first: nobody to hand access back from.
+        (S::Waiting, E::AccessRestored) => S::Waiting,
+        (S::Waiting | S::Connected | S::Suspended, E::RebootStarted) => S::Rebooting,
+        // The agent stopping is the reboot itself, and operators may come
+        // and go while the machine restarts.
+        (S::Rebooting, E::CustomerLost | E::OperatorAttached | E::OperatorLeft) => S::Rebooting,
+        (S::Rebooting, E::CustomerRejoined) => S::Waiting,
+        (S::Rebooting, E::Expired | E::Ended) => S::Ended,
+        (S::Waiting | S::Connected | S::Suspended, E::Ended | E::CustomerLost) => S::Ended,
         (S::Invited | S::Waiting | S::Connected | S::Suspended | S::Rebooting | S::Ended, _) => {
             return Err(TransitionError { from, event });
         }
@@ -90,5 +116,28 @@ mod tests {
         assert!(transition(S::Waiting, E::CustomerJoined).is_err());
         assert!(transition(S::Waiting, E::Expired).is_err());
         assert_eq!(transition(S::Connected, E::CustomerLost).unwrap(), S::Ended);
+        assert!(transition(S::Waiting, E::AccessSuspended).is_err());
+        assert!(transition(S::Connected, E::CustomerRejoined).is_err());
+        assert!(transition(S::Invited, E::RebootStarted).is_err());
+    }
+
+    #[test]
+    fn run_as_and_reboot_detours() {
+        let mut s = S::Connected;
+        for (e, want) in [
+            (E::AccessSuspended, S::Suspended),
+            (E::OperatorAttached, S::Suspended),
+            (E::AccessRestored, S::Connected),
+            (E::RebootStarted, S::Rebooting),
+            (E::CustomerLost, S::Rebooting),
+            (E::OperatorLeft, S::Rebooting),
+            (E::CustomerRejoined, S::Waiting),
+            (E::OperatorAttached, S::Connected),
+        ] {
+            s = transition(s, e).unwrap();
+            assert_eq!(s, want, "after {e:?}");
+        }
+        assert_eq!(transition(S::Rebooting, E::Expired).unwrap(), S::Ended);
+        assert_eq!(transition(S::Suspended, E::OperatorLeft).unwrap(), S::Waiting);
     }
 }

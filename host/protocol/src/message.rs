@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     ConsentDecision, ErrorCode, FileUpload, InvitationInfo, JoinCredential, OperatorProfile, Party,
-    PluginSummary, ReportEvent, ScriptInfo, ScriptMeta, SessionInfo, SessionState, SessionSummary,
+    PluginSummary, ReportEvent, ScriptInfo, ScriptMeta, Secret, SessionInfo, SessionState,
+    SessionSummary,
 };
 
 /// Name carried in every `Hello` so a stray client of another protocol is
@@ -84,6 +85,37 @@ pub enum Message {
     Session {
         session_id: String,
         msg: SessionMessage,
+    },
+    /// Agent → broker, before a consented reboot: issue a single-use rejoin
+    /// ticket bound to this session.
+    RejoinTicketRequest,
+    /// Broker → agent: the ticket (the broker keeps only its hash) and when
+    /// it expires (Unix milliseconds).
+    RejoinTicket {
+        ticket: Secret,
+        expires_at: i64,
+    },
+    /// Agent → broker: the machine restarts now; keep the session open for
+    /// the rejoin instead of ending it when the connection drops.
+    Rebooting {
+        detail: String,
+    },
+    /// Agent → broker: the power backend failed; the machine is not
+    /// restarting after all and the session goes on.
+    RebootCancelled {
+        reason: String,
+    },
+    /// Agent, after a restart: rejoin the session the ticket is bound to.
+    Rejoin {
+        ticket: Secret,
+        host: String,
+    },
+    /// Broker → agent: back in the session.
+    Rejoined {
+        session: SessionInfo,
+        operator: OperatorProfile,
+        /// True when the operator is attached right now.
+        operator_present: bool,
     },
 }
 
@@ -191,6 +223,27 @@ pub enum SessionMessage {
     },
     /// Broker → both: the session changed state.
     State { state: SessionState, detail: String },
+    /// Agent → operator: plugin call `call_id` needs the password of `user`
+    /// (asked only after the customer consented).
+    CredentialRequest {
+        call_id: u64,
+        request_id: u64,
+        user: String,
+        prompt: String,
+    },
+    /// Operator → agent: the answer to a `CredentialRequest`; `None`
+    /// declines. The broker relays it but records only that it was sent.
+    CredentialReply {
+        request_id: u64,
+        secret: Option<Secret>,
+    },
+    /// Agent → broker and operator: the customer's own access is suspended
+    /// while the operator works as `user` (run-as login), or restored.
+    Access {
+        suspended: bool,
+        user: String,
+        detail: String,
+    },
 }
 
 /// Operator requests.

@@ -256,3 +256,34 @@ pub fn script_outcome(exit_code: Option<i32>, timed_out: bool, error: Option<&st
         (None, None, false) => "ended by a signal".into(),
     }
 }
+
+/// A secret on the wire (a password the operator types for a run-as login):
+/// serialised as a plain string inside the encrypted session, but never
+/// shown by `Debug` or `Display`, so it cannot reach a log line by accident.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Overwrite the bytes before the allocation is freed.
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}

@@ -26,10 +26,15 @@ pub enum Capability {
     ProcessSpawn,
     /// HTTP requests to the manifest's allowed hosts, through the proxy.
     HttpRequest,
+    /// Log the operator in as another user (PAM); the customer's own access
+    /// is suspended meanwhile.
+    AccountRunAs,
+    /// Restart the customer's computer; the agent rejoins by itself.
+    PowerReboot,
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 9] = [
+pub const ALL: [Capability; 11] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -39,6 +44,8 @@ pub const ALL: [Capability; 9] = [
     Capability::FsTemp,
     Capability::ProcessSpawn,
     Capability::HttpRequest,
+    Capability::AccountRunAs,
+    Capability::PowerReboot,
 ];
 
 impl Capability {
@@ -54,6 +61,8 @@ impl Capability {
             Capability::FsTemp => "fs.temp",
             Capability::ProcessSpawn => "process.spawn",
             Capability::HttpRequest => "http.request",
+            Capability::AccountRunAs => "account.run-as",
+            Capability::PowerReboot => "power.reboot",
         }
     }
 
@@ -73,7 +82,9 @@ impl Capability {
             | Capability::SystemInfo
             | Capability::FsTemp
             | Capability::ProcessSpawn
-            | Capability::HttpRequest => true,
+            | Capability::HttpRequest
+            | Capability::AccountRunAs
+            | Capability::PowerReboot => true,
         }
     }
 
@@ -106,6 +117,10 @@ pub enum HostCall {
     FsWrite,
     Spawn,
     HttpRequest,
+    RunAsLogin,
+    RunAsLogout,
+    RunAsStatus,
+    Reboot,
 }
 
 impl HostCall {
@@ -126,7 +141,36 @@ impl HostCall {
             HostCall::FsWrite => Capability::FsTemp,
             HostCall::Spawn => Capability::ProcessSpawn,
             HostCall::HttpRequest => Capability::HttpRequest,
+            HostCall::RunAsLogin => Capability::AccountRunAs,
+            HostCall::RunAsLogout => Capability::AccountRunAs,
+            HostCall::RunAsStatus => Capability::AccountRunAs,
+            HostCall::Reboot => Capability::PowerReboot,
         }
+    }
+
+    /// True when this call asks the customer before its capability's first
+    /// use in a call. Ending a run-as login (which gives the customer's
+    /// access back) and asking whether one is active never ask.
+    pub fn asks_consent(self) -> bool {
+        let gives_back_or_looks = match self {
+            HostCall::RunAsLogout | HostCall::RunAsStatus => true,
+            HostCall::Log
+            | HostCall::SendOutput
+            | HostCall::SendChat
+            | HostCall::ReportLine
+            | HostCall::KvGet
+            | HostCall::KvSet
+            | HostCall::KvDelete
+            | HostCall::SystemInfo
+            | HostCall::TempDir
+            | HostCall::FsRead
+            | HostCall::FsWrite
+            | HostCall::Spawn
+            | HostCall::HttpRequest
+            | HostCall::RunAsLogin
+            | HostCall::Reboot => false,
+        };
+        self.capability().needs_consent() && !gives_back_or_looks
     }
 
     /// The function's name in the WIT interface and in the Lua table.
@@ -145,6 +189,10 @@ impl HostCall {
             HostCall::FsWrite => "fs_write",
             HostCall::Spawn => "spawn",
             HostCall::HttpRequest => "http_request",
+            HostCall::RunAsLogin => "run_as_login",
+            HostCall::RunAsLogout => "run_as_logout",
+            HostCall::RunAsStatus => "run_as_status",
+            HostCall::Reboot => "reboot",
         }
     }
 }
@@ -161,5 +209,8 @@ mod tests {
         }
         assert!(!Capability::Log.needs_consent());
         assert!(Capability::ProcessSpawn.needs_consent());
+        assert!(HostCall::RunAsLogin.asks_consent());
+        assert!(!HostCall::RunAsLogout.asks_consent());
+        assert!(HostCall::Reboot.asks_consent());
     }
 }

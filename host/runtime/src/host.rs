@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::capability::{Capability, HostCall};
 use crate::kv::KvStore;
 use crate::manifest::Manifest;
-use crate::process;
+use crate::process::{self, Identity};
 
 /// Largest file a plugin may read or write in its temporary folder.
 pub const MAX_FILE_BYTES: usize = 16 << 20;
@@ -62,7 +62,32 @@ pub trait SessionPort: Send + Sync {
         let _ = stream;
         self.output(plugin, line);
     }
+    /// The user the operator is logged in as (run-as), whose identity
+    /// spawned processes take; `None`: the agent's own.
+    fn identity(&self) -> Option<Arc<Identity>> {
+        None
+    }
+    /// Log the operator in as `user`: the agent asks the operator for the
+    /// password, checks it with the system (PAM) and suspends the
+    /// customer's own access. Returns what happened, for the operator.
+    fn run_as_login(&self, plugin: &str, user: &str) -> Result<String, String> {
+        let _ = (plugin, user);
+        Err(NOT_ON_THIS_HOST.to_string())
+    }
+    /// End the run-as login and give the customer's access back.
+    fn run_as_logout(&self, plugin: &str) -> Result<String, String> {
+        let _ = plugin;
+        Err(NOT_ON_THIS_HOST.to_string())
+    }
+    /// Restart the computer; the agent rejoins the session afterwards.
+    fn reboot(&self, plugin: &str, reason: &str) -> Result<String, String> {
+        let _ = (plugin, reason);
+        Err(NOT_ON_THIS_HOST.to_string())
+    }
 }
+
+/// What a host without the agent's native features answers.
+pub const NOT_ON_THIS_HOST: &str = "this host does not provide that feature";
 
 /// Result of a spawned process (mirrors the WIT `process-output`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +154,7 @@ impl CallContext {
                 self.manifest.id
             )));
         }
-        if cap.needs_consent() && !self.granted.contains(&cap) {
+        if call.asks_consent() && !self.granted.contains(&cap) {
             let t0 = Instant::now();
             let answer = self.port.consent(&self.manifest, cap);
             self.host_wait += t0.elapsed();
@@ -222,6 +247,12 @@ impl CallContext {
                 .prefix(&format!("{}-", self.manifest.id))
                 .tempdir_in(&self.env.temp_root)
                 .map_err(|e| HostError::Failed(format!("cannot create a temporary folder: {e}")))?;
+            if let Some(id) = self.port.identity() {
+                // The run-as user's processes work in it.
+                std::os::unix::fs::chown(dir.path(), Some(id.uid), Some(id.gid)).map_err(|e| {
+                    HostError::Failed(format!("cannot hand the temporary folder to {}: {e}", id.user))
+                })?;
+            }
             self.temp = Some(dir);
         }
         Ok(self
@@ -298,7 +329,12 @@ impl CallContext {
         {
             return Err(HostError::Denied(format!("{rel:?} is a symbolic link")));
         }
-        std::fs::write(&path, data).map_err(|e| HostError::Failed(format!("{rel}: {e}")))
+        std::fs::write(&path, data).map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
+        if let Some(id) = self.port.identity() {
+            std::os::unix::fs::chown(&path, Some(id.uid), Some(id.gid))
+                .map_err(|e| HostError::Failed(format!("{rel}: cannot hand to {}: {e}", id.user)))?;
+        }
+        Ok(())
     }
 
     pub fn spawn(
@@ -321,8 +357,17 @@ impl CallContext {
             }
         };
         let started = Instant::now();
-        let out = process::run_streaming(program, args, &cwd, timeout, limit, &mut on_line)
-            .map_err(HostError::Failed)?;
+        let identity = self.port.identity();
+        let out = process::run_streaming_as(
+            program,
+            args,
+            &cwd,
+            timeout,
+            limit,
+            identity.as_deref(),
+            &mut on_line,
+        )
+        .map_err(HostError::Failed)?;
         // The process ran on this thread: its time is the call's own work,
         // not time the plugin's code spent; keep the time limit fair.
         self.host_wait += started.elapsed();
@@ -347,5 +392,42 @@ impl CallContext {
             body,
             limit,
         )
+    }
+
+    /// Waits on the agent (and the operator typing a password) outside the
+    /// plugin's own time.
+    fn native<T>(&mut self, f: impl FnOnce(&dyn SessionPort) -> T) -> T {
+        let t0 = Instant::now();
+        let port = Arc::clone(&self.port);
+        let r = f(port.as_ref());
+        self.host_wait += t0.elapsed();
+        r
+    }
+
+    pub fn run_as_login(&mut self, user: &str) -> Result<String, HostError> {
+        self.check(HostCall::RunAsLogin)?;
+        let id = self.manifest.id.clone();
+        self.native(|p| p.run_as_login(&id, user))
+            .map_err(HostError::Failed)
+    }
+
+    pub fn run_as_logout(&mut self) -> Result<String, HostError> {
+        self.check(HostCall::RunAsLogout)?;
+        let id = self.manifest.id.clone();
+        self.native(|p| p.run_as_logout(&id))
+            .map_err(HostError::Failed)
+    }
+
+    pub fn run_as_status(&mut self) -> Result<Option<String>, HostError> {
+        self.check(HostCall::RunAsStatus)?;
+        Ok(self.port.identity().map(|i| i.user.clone()))
+    }
+
+    pub fn reboot(&mut self, reason: &str) -> Result<String, HostError> {
+        self.check(HostCall::Reboot)?;
+        Self::line(reason)?;
+        let id = self.manifest.id.clone();
+        self.native(|p| p.reboot(&id, reason))
+            .map_err(HostError::Failed)
     }
 }

@@ -196,6 +196,31 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
             },
         )?,
     )?;
+    t.set(
+        "run_as_login",
+        lua.create_function(|lua, user: String| {
+            with_ctx(lua, |c| host_result(c.run_as_login(&user)))
+        })?,
+    )?;
+    t.set(
+        "run_as_logout",
+        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.run_as_logout())))?,
+    )?;
+    t.set(
+        "run_as_status",
+        lua.create_function(|lua, ()| {
+            with_ctx(lua, |c| match c.run_as_status() {
+                Ok(user) => (user, None),
+                Err(e) => (None, Some(e.to_string())),
+            })
+        })?,
+    )?;
+    t.set(
+        "reboot",
+        lua.create_function(|lua, reason: Option<String>| {
+            with_ctx(lua, |c| host_result(c.reboot(reason.as_deref().unwrap_or(""))))
+        })?,
+    )?;
     lua.globals().set("lifeline", t)?;
     Ok(())
 }

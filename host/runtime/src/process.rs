@@ -50,6 +50,21 @@ pub fn run(
     run_streaming(program, args, cwd, timeout, output_limit, &mut |_, _| {})
 }
 
+/// Another account's identity that spawned processes take (run-as login):
+/// user and group IDs, supplementary groups, home, shell and the
+/// environment its PAM session set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub home: std::path::PathBuf,
+    pub shell: std::path::PathBuf,
+    /// From the PAM session (`pam_getenvlist`), e.g. `LANG`, `MAIL`.
+    pub env: Vec<(String, String)>,
+}
+
 /// Like [`run`], handing each output line to `on_line(stream, line)` as
 /// it arrives (`stream` is "stdout" or "stderr").
 pub fn run_streaming(
@@ -60,20 +75,77 @@ pub fn run_streaming(
     output_limit: usize,
     on_line: &mut dyn FnMut(&str, &str),
 ) -> Result<ProcessOutput, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", SAFE_PATH)
-        .env("HOME", cwd)
-        .env("TMPDIR", cwd)
+    run_streaming_as(program, args, cwd, timeout, output_limit, None, on_line)
+}
+
+/// Sets the child's environment: minimal for the agent's own identity; the
+/// user's home, names, shell and PAM environment for a run-as identity.
+fn environment(cmd: &mut Command, cwd: &Path, identity: Option<&Identity>) {
+    cmd.env_clear();
+    match identity {
+        None => {
+            cmd.env("HOME", cwd).env("TMPDIR", cwd);
+        }
+        Some(id) => {
+            for (k, v) in &id.env {
+                cmd.env(k, v);
+            }
+            cmd.env("HOME", &id.home)
+                .env("USER", &id.user)
+                .env("LOGNAME", &id.user)
+                .env("SHELL", &id.shell)
+                .env("TMPDIR", "/tmp");
+            drop_privileges(cmd, id);
+        }
+    }
+    cmd.env("PATH", SAFE_PATH);
+}
+
+/// Makes the child take `id`'s groups, group and user before it executes
+/// (after the working folder was entered, so the folder's parents need not
+/// be open to the user).
+#[allow(unsafe_code)]
+fn drop_privileges(cmd: &mut Command, id: &Identity) {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+    let groups: Vec<Gid> = id.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let (uid, gid) = (Uid::from_raw(id.uid), Gid::from_raw(id.gid));
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes three system calls (setgroups, setgid, setuid) on data prepared
+    // before the fork: no allocation, no locks, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            setgroups(&groups)?;
+            setgid(gid)?;
+            setuid(uid)?;
+            Ok(())
+        });
+    }
+}
+
+/// Like [`run_streaming`], as `identity` when given.
+pub fn run_streaming_as(
+    program: &str,
+    args: &[String],
+    cwd: &Path,
+    timeout: Duration,
+    output_limit: usize,
+    identity: Option<&Identity>,
+    on_line: &mut dyn FnMut(&str, &str),
+) -> Result<ProcessOutput, String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(cwd);
+    environment(&mut cmd, cwd, identity);
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so that everything it starts can be ended.
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+        .map_err(|e| match identity {
+            Some(id) => format!("cannot start {program:?} as {}: {e}", id.user),
+            None => format!("cannot start {program:?}: {e}"),
+        })?;
     let (tx, rx) = mpsc::channel();
     let out = capture(
         child.stdout.take().expect("stdout is piped"),

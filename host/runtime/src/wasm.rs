@@ -144,6 +144,18 @@ impl host::Host for State {
             })
             .map_err(wit_err)
     }
+    fn run_as_login(&mut self, user: String) -> Result<String, types::HostError> {
+        self.ctx.run_as_login(&user).map_err(wit_err)
+    }
+    fn run_as_logout(&mut self) -> Result<String, types::HostError> {
+        self.ctx.run_as_logout().map_err(wit_err)
+    }
+    fn run_as_status(&mut self) -> Result<Option<String>, types::HostError> {
+        self.ctx.run_as_status().map_err(wit_err)
+    }
+    fn reboot(&mut self, reason: String) -> Result<String, types::HostError> {
+        self.ctx.reboot(&reason).map_err(wit_err)
+    }
 }
 
 /// The one wasmtime engine of the agent, with its epoch ticker and linker.

@@ -1,0 +1,216 @@
+//! Rejoin tickets: how a customer's agent comes back to its session after a
+//! consented reboot without anyone typing a code.
+//!
+//! Before rebooting, the agent asks for a ticket bound to its session; the
+//! broker keeps only the ticket's SHA-256, with an expiry
+//! ([`lifeline_core::config::DEFAULT_REJOIN_TTL_SECS`] by default). The
+//! session then waits in `Rebooting`: the agent's connection dropping does
+//! not end it. At start the agent presents the ticket once; a used, expired
+//! or unknown ticket is refused with a message telling the customer how to
+//! start a new session. A session whose customer does not come back before
+//! the ticket expires is ended by the sweeper.
+
+use std::sync::Arc;
+
+use lifeline_core::link::FrameSender;
+use lifeline_core::session::SessionEvent;
+use lifeline_protocol::{ErrorCode, OperatorProfile, Party, Secret, SessionInfo, SessionState};
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::Notify;
+
+use crate::Shared;
+use crate::store::{Store, StoreError};
+
+/// What a refused customer is told to do instead.
+pub const START_AGAIN: &str = "to get help again, ask your operator for a new connection ID or link and run `lifeline agent join CODE`";
+
+/// A ticket row.
+struct TicketRow {
+    session_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl Store {
+    fn insert_rejoin_ticket(
+        &self,
+        hash: &str,
+        session_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.db()
+            .prepare_cached(
+                "INSERT INTO rejoin_tickets (ticket_hash, session_id, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![hash, session_id, now, expires_at])?;
+        Ok(())
+    }
+
+    fn rejoin_ticket(&self, hash: &str) -> Result<Option<TicketRow>, StoreError> {
+        Ok(self
+            .db()
+            .prepare_cached(
+                "SELECT session_id, expires_at, used_at FROM rejoin_tickets WHERE ticket_hash = ?1",
+            )?
+            .query_row([hash], |r| {
+                Ok(TicketRow {
+                    session_id: r.get(0)?,
+                    expires_at: r.get(1)?,
+                    used_at: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Marks a ticket used, atomically: false when it already was.
+    fn use_rejoin_ticket(&self, hash: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self
+            .db()
+            .prepare_cached(
+                "UPDATE rejoin_tickets SET used_at = ?2 WHERE ticket_hash = ?1 AND used_at IS NULL",
+            )?
+            .execute(params![hash, now])?;
+        Ok(n == 1)
+    }
+}
+
+fn internal(e: StoreError) -> (ErrorCode, String) {
+    tracing::error!("rejoin: {e}");
+    (
+        ErrorCode::Internal,
+        "the broker could not look up the rejoin ticket".to_string(),
+    )
+}
+
+impl Shared {
+    /// Issues a rejoin ticket for a live session (the agent asks right
+    /// before a consented reboot). Returns the ticket and its expiry.
+    pub fn issue_rejoin_ticket(&self, session_id: &str) -> Result<(Secret, i64), String> {
+        let now = lifeline_core::time::now_millis();
+        let expires_at = now + self.cfg.rejoin_ttl.as_millis() as i64;
+        let ticket = format!("rj_{}", crate::accounts::new_token());
+        let hash = crate::accounts::token_hash(&ticket);
+        self.store
+            .insert_rejoin_ticket(&hash, session_id, now, expires_at)
+            .map_err(|e| {
+                tracing::error!(session = session_id, "cannot store a rejoin ticket: {e}");
+                "the broker could not store a rejoin ticket".to_string()
+            })?;
+        self.registry.set_rejoin_deadline(session_id, expires_at);
+        self.record(
+            session_id,
+            "reboot",
+            Party::Customer,
+            &format!(
+                "reboot requested: rejoin ticket issued, valid until {}",
+                lifeline_core::time::millis_to_rfc3339(expires_at)
+            ),
+        );
+        Ok((Secret::new(ticket), expires_at))
+    }
+
+    /// The agent stops for the reboot now: the session waits for it.
+    pub fn rebooting(&self, session_id: &str, detail: &str) {
+        let notice = format!("the customer's computer is restarting: {detail}");
+        if self
+            .registry
+            .apply_event(&self.store, session_id, SessionEvent::RebootStarted, &notice)
+            .is_ok()
+        {
+            self.record(session_id, "reboot", Party::Customer, &notice);
+        }
+    }
+
+    /// Checks a rejoin ticket, uses it up, and puts the agent back into its
+    /// session. Returns the session, its operator, and whether the operator
+    /// is attached right now.
+    pub fn rejoin(
+        &self,
+        ticket: &Secret,
+        source: std::net::IpAddr,
+        host: &str,
+        agent: FrameSender,
+        ended: Arc<Notify>,
+    ) -> Result<(SessionInfo, OperatorProfile, bool), (ErrorCode, String)> {
+        if let Err(l) = self.join_limiter.acquire(source) {
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "too many invalid tickets; try again in {} s",
+                    l.retry_after.as_secs().max(1)
+                ),
+            ));
+        }
+        let refuse = |why: &str| (ErrorCode::InvalidInvitation, format!("{why}; {START_AGAIN}"));
+        let hash = crate::accounts::token_hash(ticket.expose());
+        let Some(row) = self.store.rejoin_ticket(&hash).map_err(internal)? else {
+            return Err(refuse("this rejoin ticket is not valid (unknown to this broker)"));
+        };
+        let now = lifeline_core::time::now_millis();
+        if row.used_at.is_some() {
+            return Err(refuse("this rejoin ticket was already used"));
+        }
+        if row.expires_at < now {
+            return Err(refuse(&format!(
+                "this rejoin ticket expired at {}",
+                lifeline_core::time::millis_to_rfc3339(row.expires_at)
+            )));
+        }
+        if self.registry.state(&row.session_id) != Some(SessionState::Rebooting) {
+            return Err(refuse("the session of this rejoin ticket has ended"));
+        }
+        if !self.store.use_rejoin_ticket(&hash, now).map_err(internal)? {
+            return Err(refuse("this rejoin ticket was already used"));
+        }
+        self.join_limiter.refund(source);
+        let session = self
+            .store
+            .session(&row.session_id)
+            .map_err(internal)?
+            .ok_or_else(|| refuse("the session of this rejoin ticket no longer exists"))?;
+        let operator = self
+            .store
+            .operator_by_id(session.operator_id)
+            .map_err(internal)?
+            .ok_or_else(|| refuse("the operator of this session no longer exists"))?;
+        let notice = format!("{} is back after the restart (host {host})", session.end_user);
+        let present = self
+            .registry
+            .customer_rejoined(&self.store, &row.session_id, agent, ended, &notice)
+            .map_err(|e| refuse(&e))?;
+        self.record(
+            &row.session_id,
+            "rejoin",
+            Party::Customer,
+            &format!(
+                "{} rejoined after the reboot from host {host} ({source}) with the rejoin ticket",
+                session.end_user
+            ),
+        );
+        Ok((
+            SessionInfo {
+                session_id: session.id,
+                ticket: session.ticket,
+                end_user: session.end_user,
+            },
+            operator.profile,
+            present,
+        ))
+    }
+
+    /// Ends rebooting sessions whose customer did not come back in time.
+    pub fn sweep_rebooting(&self) {
+        let now = lifeline_core::time::now_millis();
+        for id in self.registry.overdue_rejoins(now) {
+            let reason = "the customer's computer did not come back before the rejoin ticket expired";
+            if self
+                .registry
+                .end(&self.store, &id, SessionEvent::Expired, Party::Broker, reason)
+            {
+                self.record(&id, "expired", Party::Broker, reason);
+            }
+        }
+    }
+}
