@@ -2,8 +2,12 @@
 //! helping, chat, answer consent requests, and keep the audit log.
 
 pub mod credential;
+pub mod native;
 pub mod plugins;
 pub mod prompt;
+pub mod reboot;
+pub mod runas;
+pub mod x11;
 pub mod scripts;
 
 use std::sync::Arc;
@@ -44,6 +48,10 @@ pub enum AgentError {
     Busy(std::path::PathBuf),
     #[error("cannot start the plugins: {0}")]
     Plugins(String),
+    #[error(transparent)]
+    Ticket(#[from] reboot::TicketError),
+    #[error("could not rejoin the session: {0}")]
+    RejoinRefused(String),
     #[error("cannot create the agent data folder {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -74,15 +82,64 @@ pub struct Outcome {
     pub reason: String,
 }
 
+/// How the agent enters its session.
+pub enum Entry {
+    /// A connection ID or link the customer typed.
+    Join(JoinCredential),
+    /// A rejoin ticket saved before a reboot.
+    Rejoin(reboot::SavedTicket),
+}
+
+/// Longest pause between connection attempts while rejoining (the network
+/// may come up after the agent at boot).
+pub const REJOIN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Joins with `code_or_link` and runs the session until it ends. Lines the
 /// customer types arrive on `input`; `/end` ends the session.
 pub async fn run(
     cfg: &AgentConfig,
     code_or_link: &str,
     ui: Arc<dyn CustomerUi>,
-    mut input: mpsc::Receiver<String>,
+    input: mpsc::Receiver<String>,
 ) -> Result<Outcome, AgentError> {
     let credential = parse_credential(code_or_link)?;
+    serve(cfg, Entry::Join(credential), ui, input).await
+}
+
+/// After a restart (the service's start): rejoins the session a saved
+/// rejoin ticket is bound to and runs it until it ends. `Ok(None)` when no
+/// ticket is waiting.
+pub async fn rejoin(
+    cfg: &AgentConfig,
+    ui: Arc<dyn CustomerUi>,
+    input: mpsc::Receiver<String>,
+) -> Result<Option<Outcome>, AgentError> {
+    let Some(ticket) = reboot::load(&cfg.data_dir)? else {
+        return Ok(None);
+    };
+    if ticket.expires_at < lifeline_core::time::now_millis() {
+        reboot::remove(&cfg.data_dir);
+        let why = format!(
+            "the rejoin ticket expired at {}; {}",
+            lifeline_core::time::millis_to_rfc3339(ticket.expires_at),
+            START_AGAIN
+        );
+        ui.show(&format!("! {why}"));
+        return Err(AgentError::RejoinRefused(why));
+    }
+    serve(cfg, Entry::Rejoin(ticket), ui, input).await.map(Some)
+}
+
+/// What the customer is told when a rejoin is refused.
+pub const START_AGAIN: &str = "to get help again, ask your operator for a new connection ID or link and run `lifeline agent join CODE`";
+
+/// Runs one session from its entry to its end.
+pub async fn serve(
+    cfg: &AgentConfig,
+    entry: Entry,
+    ui: Arc<dyn CustomerUi>,
+    mut input: mpsc::Receiver<String>,
+) -> Result<Outcome, AgentError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
         path: cfg.data_dir.clone(),
         source,
@@ -102,7 +159,24 @@ pub async fn run(
     if lock.try_lock().is_err() {
         return Err(AgentError::Busy(cfg.data_dir.clone()));
     }
-    let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
+    let mut audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
+    // A run-as login active when the agent last stopped ended with it (PAM
+    // session and X grabs belong to the process): record the teardown.
+    let torn_down = runas::recover(&cfg.data_dir);
+    if let Some(m) = &torn_down {
+        audit.append(&serde_json::json!({
+            "event": "run_as_teardown", "session": m.session_id, "user": m.user,
+            "operator": m.operator, "since": m.since,
+            "reason": "the agent stopped during the run-as login",
+        }))?;
+        ui.show(&format!(
+            "* The operator's login as {} ended when Lifeline stopped; your access is restored.",
+            m.user
+        ));
+    }
+    let runas = Arc::new(runas::RunAs::new(cfg.run_as.clone(), &cfg.data_dir));
+    let creds = Arc::new(native::Credentials::default());
+    let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<native::Ctl>();
     let engine = Arc::new(Mutex::new(ConsentEngine::new(
         cfg.policy.clone(),
         cfg.consent_timeout,
@@ -124,21 +198,44 @@ pub async fn run(
             Err(e) => return Err(AgentError::Plugins(e)),
         }
     }
-    let (mut link, welcome) = client::connect(&cfg.endpoint, ClientRole::Agent).await?;
+    let (mut link, welcome) = match &entry {
+        Entry::Join(_) => client::connect(&cfg.endpoint, ClientRole::Agent).await?,
+        Entry::Rejoin(t) => connect_until(cfg, t.expires_at, ui.as_ref()).await?,
+    };
     let host = hostname();
-    link.tx
-        .send(Frame::Control(Message::Join {
+    let hello = match &entry {
+        Entry::Join(credential) => Message::Join {
             credential: credential.clone(),
             host: host.clone(),
-        }))
+        },
+        Entry::Rejoin(t) => Message::Rejoin {
+            ticket: t.ticket.clone(),
+            host: host.clone(),
+        },
+    };
+    link.tx
+        .send(Frame::Control(hello))
         .await
         .map_err(|_| AgentError::ConnectionLost(link.close_reason.get()))?;
-    let (session, operator) = loop {
+    let (session, operator, rejoined) = loop {
         match link.rx.recv().await {
             Some(Frame::Control(Message::Joined { session, operator })) => {
-                break (session, operator);
+                break (session, operator, None);
+            }
+            Some(Frame::Control(Message::Rejoined {
+                session,
+                operator,
+                operator_present,
+            })) => {
+                reboot::remove(&cfg.data_dir);
+                break (session, operator, Some(operator_present));
             }
             Some(Frame::Control(Message::Error { message, .. })) => {
+                if matches!(entry, Entry::Rejoin(_)) {
+                    reboot::remove(&cfg.data_dir);
+                    ui.show(&format!("! {message}"));
+                    return Err(AgentError::RejoinRefused(message));
+                }
                 return Err(AgentError::JoinRefused(message));
             }
             Some(_) => continue,
@@ -152,27 +249,60 @@ pub async fn run(
         "broker": welcome.broker_name,
         "operator": operator.username,
         "ticket": session.ticket,
-        "by": credential_kind(&credential),
+        "by": match &entry {
+            Entry::Join(c) => credential_kind(c),
+            Entry::Rejoin(_) => "rejoin ticket",
+        },
     }))?;
     let who = if operator.title.is_empty() {
         operator.name.clone()
     } else {
         format!("{} ({})", operator.name, operator.title)
     };
-    ui.show(&format!(
-        "Connected to {}. {who} will help you with ticket {}.",
-        welcome.broker_name, session.ticket
-    ));
-    ui.show(&format!(
-        "Type a message and press Enter to chat. Type {END_COMMAND} to end the session at any time."
-    ));
-    ui.show("Waiting for the operator to connect…");
-
+    match rejoined {
+        None => {
+            ui.show(&format!(
+                "Connected to {}. {who} will help you with ticket {}.",
+                welcome.broker_name, session.ticket
+            ));
+            ui.show(&format!(
+                "Type a message and press Enter to chat. Type {END_COMMAND} to end the session at any time."
+            ));
+            ui.show("Waiting for the operator to connect…");
+        }
+        Some(present) => {
+            ui.show(&format!(
+                "You are back in the session with {who} (ticket {}). Lifeline reconnected by itself after the restart.",
+                session.ticket
+            ));
+            ui.show(&format!(
+                "Type a message and press Enter to chat. Type {END_COMMAND} to end the session at any time."
+            ));
+            if !present {
+                ui.show("Waiting for the operator to reconnect…");
+            }
+        }
+    }
+    if let Some(m) = torn_down.filter(|m| m.session_id == sid) {
+        let _ = plug_tx.send(SessionMessage::PluginNotice {
+            text: format!(
+                "the run-as login as {} (since {}) was torn down when the agent stopped; the customer's access is restored",
+                m.user, m.since
+            ),
+        });
+    }
     let prompter = Arc::new(InputPrompter::new(Arc::clone(&ui)));
     let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
     // Consent decisions in progress; dropped (aborted) when the session ends.
     let mut deciding = tokio::task::JoinSet::new();
     let mut batches = scripts::Batches::default();
+    // While the operator works as another user: who, and the customer's
+    // chat lines held until the access is back.
+    let mut suspended: Option<String> = None;
+    let mut held: Vec<String> = Vec::new();
+    let mut pending_ticket: Option<
+        tokio::sync::oneshot::Sender<Result<(lifeline_protocol::Secret, i64), String>>,
+    > = None;
     let outcome = |ended_by, reason: String| Outcome {
         session: session.clone(),
         operator: operator.clone(),
@@ -194,7 +324,12 @@ pub async fn run(
                             if state == SessionState::Ended {
                                 break Ok(outcome(Party::Broker, detail));
                             }
+                            if state == SessionState::Waiting && suspended.is_some() {
+                                // The operator left: nobody works as the other user.
+                                end_run_as(&runas, &engine, &sid, "the operator left the session", &plug_tx).await;
+                            }
                         }
+                        SessionMessage::CredentialReply { request_id, secret } => creds.answer(request_id, secret),
                         SessionMessage::End { by, reason } => {
                             ui.show(&format!("* The session was ended by the {by}: {reason}"));
                             break Ok(outcome(by, reason));
@@ -238,6 +373,13 @@ pub async fn run(
                                 prompter: Arc::clone(&prompter),
                                 tx: tx.clone(),
                                 rt: tokio::runtime::Handle::current(),
+                                runas: Arc::clone(&runas),
+                                creds: Arc::clone(&creds),
+                                credential_timeout: cfg.run_as.credential_timeout,
+                                ctl: ctl_tx.clone(),
+                                data_dir: cfg.data_dir.clone(),
+                                power: cfg.power.clone(),
+                                ui: Arc::clone(&ui),
                             });
                             tokio::task::spawn_blocking(move || {
                                 let (ok, text) = match host.call(&plugin, &command, &args, port) {
@@ -264,6 +406,7 @@ pub async fn run(
                                         prompter: Arc::clone(&prompter),
                                         host: plugin_host.clone(),
                                         tx: plug_tx.clone(),
+                                        runas: Arc::clone(&runas),
                                     };
                                     let rt = tokio::runtime::Handle::current();
                                     tokio::task::spawn_blocking(move || scripts::run(batch_id, pending, ctx, rt));
@@ -281,15 +424,49 @@ pub async fn run(
                         | SessionMessage::PluginOutput { .. }
                         | SessionMessage::PluginDone { .. }
                         | SessionMessage::ConsentDecided { .. }
-                        | SessionMessage::PluginNotice { .. } => {}
+                        | SessionMessage::PluginNotice { .. }
+                        | SessionMessage::CredentialRequest { .. }
+                        | SessionMessage::Access { .. } => {}
                     },
-                    Message::Error { message, .. } => ui.show(&format!("! {message}")),
+                    Message::RejoinTicket { ticket, expires_at } => {
+                        if let Some(tx) = pending_ticket.take() {
+                            let _ = tx.send(Ok((ticket, expires_at)));
+                        }
+                    }
+                    Message::Error { message, .. } => {
+                        if let Some(tx) = pending_ticket.take() {
+                            let _ = tx.send(Err(message.clone()));
+                        }
+                        ui.show(&format!("! {message}"));
+                    }
                     _ => {}
                 }
             }
             Some(_) = deciding.join_next(), if !deciding.is_empty() => {}
+            Some(ctl) = ctl_rx.recv() => match ctl {
+                native::Ctl::TicketRequest { detail, reply } => {
+                    pending_ticket = Some(reply);
+                    let _ = link.tx.send(Frame::Control(Message::RejoinTicketRequest { detail })).await;
+                }
+                native::Ctl::RebootCancelled { reason } => {
+                    let _ = link.tx.send(Frame::Control(Message::RebootCancelled { reason })).await;
+                }
+            },
             Some(msg) = plug_rx.recv() => {
+                let mut release = Vec::new();
                 match &msg {
+                    SessionMessage::Access { suspended: true, user, .. } => {
+                        suspended = Some(user.clone());
+                        ui.show(&format!(
+                            "* {} is now working on this computer as user {user}. Your access is suspended until they log out or the session ends; your messages are held. Type {END_COMMAND} to end the session.",
+                            operator.name
+                        ));
+                    }
+                    SessionMessage::Access { suspended: false, user, detail } => {
+                        suspended = None;
+                        release = std::mem::take(&mut held);
+                        ui.show(&format!("* The login as {user} ended ({detail}). Your access is restored."));
+                    }
                     SessionMessage::PluginNotice { text } => ui.show(&format!("* {text}")),
                     SessionMessage::ScriptOutput { script, line, .. } => ui.show(&format!("[{script}] {line}")),
                     SessionMessage::ScriptDone { script, exit_code, duration_ms, timed_out, error, .. } => {
@@ -305,6 +482,12 @@ pub async fn run(
                     _ => {}
                 }
                 let _ = link.tx.send(Frame::Control(Message::Session { session_id: sid.clone(), msg })).await;
+                for text in release {
+                    let _ = link.tx.send(Frame::Control(Message::Session {
+                        session_id: sid.clone(),
+                        msg: SessionMessage::Chat { from: Party::Customer, text },
+                    })).await;
+                }
             }
             Some(answer) = answer_rx.recv() => {
                 if let SessionMessage::ConsentAnswer { decision, decided_by, .. } = &answer {
@@ -320,6 +503,13 @@ pub async fn run(
                 };
                 let line = line.trim().to_string();
                 if prompter.offer(&line) || line.is_empty() {
+                    continue;
+                }
+                if let Some(user) = &suspended && line != END_COMMAND {
+                    ui.show(&format!(
+                        "* Held: your input is paused while the operator works as {user}. Type {END_COMMAND} to end the session."
+                    ));
+                    held.push(line);
                     continue;
                 }
                 if line == END_COMMAND {
@@ -340,6 +530,10 @@ pub async fn run(
     };
     deciding.abort_all();
     while deciding.join_next().await.is_some() {}
+    if suspended.is_some() || runas.identity().is_some() {
+        end_run_as(&runas, &engine, &sid, "the session ended", &plug_tx).await;
+        ui.show("* The operator's login as another user ended with the session. Your access is restored.");
+    }
     let mut engine = engine.lock().await;
     engine.end_session(&sid);
     let (by, reason) = match &result {
@@ -352,6 +546,62 @@ pub async fn run(
     // Let the writer flush a final End before the link is dropped.
     drop(link.tx);
     result
+}
+
+/// Ends a run-as login from the agent's side (operator left, session over):
+/// the customer's access comes back, the audit log and the session say so.
+async fn end_run_as(
+    runas: &Arc<runas::RunAs>,
+    engine: &Arc<Mutex<ConsentEngine>>,
+    sid: &str,
+    why: &str,
+    tx: &mpsc::UnboundedSender<SessionMessage>,
+) {
+    let r = Arc::clone(runas);
+    let user = tokio::task::spawn_blocking(move || r.logout())
+        .await
+        .ok()
+        .flatten();
+    if let Some(user) = user {
+        let entry = serde_json::json!({
+            "event": "run_as_logout", "session": sid, "user": user, "by": why,
+        });
+        if let Err(e) = engine.lock().await.audit().append(&entry) {
+            tracing::error!("audit entry not written: {e}");
+        }
+        let _ = tx.send(SessionMessage::Access {
+            suspended: false,
+            user,
+            detail: why.to_string(),
+        });
+    }
+}
+
+/// Connects for a rejoin, retrying (the network may come up after the
+/// agent at boot) until the ticket expires.
+async fn connect_until(
+    cfg: &AgentConfig,
+    expires_at: i64,
+    ui: &dyn CustomerUi,
+) -> Result<(lifeline_core::link::Link, client::Welcome), AgentError> {
+    let mut pause = std::time::Duration::from_millis(500);
+    loop {
+        match client::connect(&cfg.endpoint, ClientRole::Agent).await {
+            Ok(x) => return Ok(x),
+            Err(e) => {
+                let left = expires_at - lifeline_core::time::now_millis();
+                if left <= 0 {
+                    return Err(e.into());
+                }
+                ui.show(&format!(
+                    "* Cannot reach the broker yet ({e}); trying again in {:.1} s…",
+                    pause.as_secs_f32()
+                ));
+                tokio::time::sleep(pause.min(std::time::Duration::from_millis(left as u64))).await;
+                pause = (pause * 2).min(REJOIN_RETRY_MAX);
+            }
+        }
+    }
 }
 
 fn credential_kind(c: &JoinCredential) -> &'static str {

@@ -12,7 +12,9 @@ use lifeline_runtime::watch::{self, HotReload, ReloadEvent};
 use lifeline_runtime::{Capability, Manifest, PluginHost, RuntimeConfig, SessionPort};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::native::{Credentials, Ctl};
 use crate::prompt::InputPrompter;
+use crate::runas::RunAs;
 
 /// Starts the plugin runtime and loads every plugin; load errors are
 /// returned for the customer's log, not fatal.
@@ -119,6 +121,14 @@ pub struct AgentPort {
     pub prompter: Arc<InputPrompter>,
     pub tx: mpsc::UnboundedSender<SessionMessage>,
     pub rt: tokio::runtime::Handle,
+    /// The native features (see [`crate::native`]).
+    pub runas: Arc<RunAs>,
+    pub creds: Arc<Credentials>,
+    pub credential_timeout: std::time::Duration,
+    pub ctl: mpsc::UnboundedSender<Ctl>,
+    pub data_dir: std::path::PathBuf,
+    pub power: lifeline_core::machine::PowerConfig,
+    pub ui: Arc<dyn crate::CustomerUi>,
 }
 
 impl AgentPort {
@@ -171,5 +181,17 @@ impl SessionPort for AgentPort {
     }
     fn report(&self, plugin: &str, text: &str) {
         self.send(plugin, "report", text);
+    }
+    fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
+        self.runas.identity()
+    }
+    fn run_as_login(&self, _plugin: &str, user: &str) -> Result<String, String> {
+        self.native_run_as_login(user)
+    }
+    fn run_as_logout(&self, _plugin: &str) -> Result<String, String> {
+        self.native_run_as_logout()
+    }
+    fn reboot(&self, _plugin: &str, reason: &str) -> Result<String, String> {
+        self.native_reboot(reason)
     }
 }

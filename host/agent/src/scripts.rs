@@ -45,6 +45,8 @@ pub struct Ctx {
     pub prompter: Arc<InputPrompter>,
     pub host: Option<Arc<PluginHost>>,
     pub tx: mpsc::UnboundedSender<SessionMessage>,
+    /// Whose identity the scripts take (run-as login).
+    pub runas: Arc<crate::runas::RunAs>,
 }
 
 impl Batches {
@@ -142,6 +144,7 @@ struct ScriptPort {
     batch_id: u64,
     script: String,
     tx: mpsc::UnboundedSender<SessionMessage>,
+    runas: Arc<crate::runas::RunAs>,
 }
 
 impl SessionPort for ScriptPort {
@@ -159,6 +162,10 @@ impl SessionPort for ScriptPort {
     }
     fn report(&self, plugin: &str, text: &str) {
         self.output(plugin, text);
+    }
+    /// Scripts run as the user the operator is logged in as, if any.
+    fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
+        self.runas.identity()
     }
     fn process_line(&self, _plugin: &str, stream: &str, line: &str) {
         let _ = self.tx.send(SessionMessage::ScriptOutput {
@@ -253,6 +260,7 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
             batch_id,
             script: meta.name.clone(),
             tx: ctx.tx.clone(),
+            runas: Arc::clone(&ctx.runas),
         });
         let started = Instant::now();
         let result = host.call(SCRIPTS_PLUGIN, "run", &args, port);

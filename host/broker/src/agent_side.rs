@@ -125,19 +125,19 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                     return;
                 }
             }
-            Frame::Control(Message::RejoinTicketRequest) => {
+            Frame::Control(Message::RejoinTicketRequest { detail }) => {
+                let detail: String = detail.chars().take(MAX_HOST_CHARS).collect();
                 let reply = match shared.issue_rejoin_ticket(&id) {
-                    Ok((ticket, expires_at)) => Message::RejoinTicket { ticket, expires_at },
+                    Ok((ticket, expires_at)) => {
+                        shared.rebooting(&id, &detail);
+                        Message::RejoinTicket { ticket, expires_at }
+                    }
                     Err(message) => Message::Error {
                         code: ErrorCode::Internal,
                         message,
                     },
                 };
                 let _ = link.tx.send(Frame::Control(reply)).await;
-            }
-            Frame::Control(Message::Rebooting { detail }) => {
-                let detail: String = detail.chars().take(MAX_HOST_CHARS).collect();
-                shared.rebooting(&id, &detail);
             }
             Frame::Control(Message::RebootCancelled { reason }) => {
                 let reason: String = reason.chars().take(MAX_HOST_CHARS).collect();

@@ -109,6 +109,7 @@ impl Harness {
             cert_names: vec!["localhost".into(), "127.0.0.1".into()],
             tls_files: None,
             invitation_ttl: Duration::from_secs(600),
+            rejoin_ttl: Duration::from_secs(900),
             heartbeat: HEARTBEAT,
             script_categories: vec!["Other".into()],
         };

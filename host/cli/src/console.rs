@@ -40,6 +40,8 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
     );
     let mut lines = input::stdin_lines();
     let mut next_ask = 0u64;
+    // A run-as login waiting for the password: the next line typed (echo off).
+    let mut password_for: Option<(u64, input::EchoOff)> = None;
     loop {
         tokio::select! {
             ev = c.next_event() => match ev {
@@ -68,11 +70,19 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                         println!("* script {script}: exit {exit_code:?}, {duration_ms} ms{}{}", if timed_out { ", timed out" } else { "" }, error.map(|e| format!(", {e}")).unwrap_or_default());
                     }
                     SessionMessage::BatchDone { summary, .. } => println!("* scripts: {summary}"),
+                    SessionMessage::CredentialRequest { request_id, user, prompt, .. } => {
+                        println!("* The customer consented to a login as {user}. {prompt} (not shown; an empty line declines):");
+                        password_for = Some((request_id, input::EchoOff::new()));
+                    }
+                    SessionMessage::Access { suspended, user, detail } => {
+                        if suspended { println!("* working as {user}; the customer's access is suspended ({detail})") } else { println!("* login as {user} ended; the customer's access is restored ({detail})") }
+                    }
                     SessionMessage::ConsentRequest { .. }
                     | SessionMessage::ListPlugins { .. }
                     | SessionMessage::RunPlugin { .. }
                     | SessionMessage::ScriptBatch { .. }
-                    | SessionMessage::ScriptFiles { .. } => {}
+                    | SessionMessage::ScriptFiles { .. }
+                    | SessionMessage::CredentialReply { .. } => {}
                 },
                 Some(Event::Error(m)) => println!("! {m}"),
                 Some(Event::Data(_)) => {}
@@ -82,6 +92,13 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                     let _ = c.detach(session).await;
                     return Ok(ExitCode::SUCCESS);
                 };
+                if let Some((request_id, echo)) = password_for.take() {
+                    drop(echo);
+                    println!();
+                    let secret = (!line.is_empty()).then(|| lifeline_protocol::Secret::new(line));
+                    c.send(session, SessionMessage::CredentialReply { request_id, secret }).await?;
+                    continue;
+                }
                 let line = line.trim();
                 if line.is_empty() { continue; }
                 if let Some(rest) = line.strip_prefix('/') {

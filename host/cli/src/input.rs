@@ -36,3 +36,42 @@ pub fn stdin_lines() -> mpsc::Receiver<String> {
     });
     rx
 }
+
+/// Turns terminal echo off on standard input until dropped (nothing when
+/// standard input is not a terminal), for a password typed into a line
+/// reader that is already running.
+pub struct EchoOff(Option<nix::sys::termios::Termios>);
+
+impl EchoOff {
+    pub fn new() -> Self {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return EchoOff(None);
+        };
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        if tcsetattr(&stdin, SetArg::TCSANOW, &quiet).is_err() {
+            return EchoOff(None);
+        }
+        EchoOff(Some(saved))
+    }
+}
+
+impl Default for EchoOff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0.take() {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                &saved,
+            );
+        }
+    }
+}

@@ -14,7 +14,7 @@ use lifeline_core::config::OperatorConfig;
 use lifeline_core::link::FrameSender;
 use lifeline_protocol::{
     ClientRole, ConsentDecision, ErrorCode, Frame, InvitationInfo, Message, OperatorProfile,
-    ReplyBody, ReportEvent, Request, SessionMessage, SessionState, SessionSummary,
+    ReplyBody, ReportEvent, Request, Secret, SessionMessage, SessionState, SessionSummary,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -394,7 +394,34 @@ impl Client {
         command: &str,
         args: &[String],
         wait: Duration,
+        on_output: impl FnMut(&str, &str),
+    ) -> Result<Result<String, String>, OperatorError> {
+        self.run_plugin_with(
+            session_id,
+            plugin,
+            command,
+            args,
+            wait,
+            on_output,
+            |_, _| None,
+        )
+        .await
+    }
+
+    /// Like [`Client::run_plugin`]; when the plugin needs a password (a
+    /// run-as login, after the customer consented), `credentials(user,
+    /// prompt)` supplies it (`None` declines). The password travels only
+    /// inside the encrypted session; the broker does not record it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_plugin_with(
+        &self,
+        session_id: &str,
+        plugin: &str,
+        command: &str,
+        args: &[String],
+        wait: Duration,
         mut on_output: impl FnMut(&str, &str),
+        mut credentials: impl FnMut(&str, &str) -> Option<Secret>,
     ) -> Result<Result<String, String>, OperatorError> {
         let call_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let msg = SessionMessage::RunPlugin {
@@ -436,6 +463,34 @@ impl Client {
             }
             Event::Session {
                 msg:
+                    SessionMessage::CredentialRequest {
+                        call_id: c,
+                        request_id,
+                        user,
+                        prompt,
+                    },
+                ..
+            } if c == call_id => {
+                let secret = credentials(&user, &prompt);
+                let reply = Frame::Control(Message::Session {
+                    session_id: session_id.into(),
+                    msg: SessionMessage::CredentialReply { request_id, secret },
+                });
+                if self.tx.try_send(reply).is_err() {
+                    return Some(Err("the password could not be sent".to_string()));
+                }
+                None
+            }
+            Event::Session {
+                msg:
+                    SessionMessage::State {
+                        state: SessionState::Rebooting,
+                        detail,
+                    },
+                ..
+            } => Some(Ok(detail)),
+            Event::Session {
+                msg:
                     SessionMessage::PluginDone {
                         call_id: c,
                         ok,
@@ -449,8 +504,6 @@ impl Client {
         .await
     }
 
-    /// Runs library scripts in a session; `on_event` sees each output line
-    /// and each script's end. Returns the batch's (ok, summary).
     pub async fn run_scripts(
         &self,
         session_id: &str,

@@ -87,18 +87,18 @@ pub enum Message {
         msg: SessionMessage,
     },
     /// Agent → broker, before a consented reboot: issue a single-use rejoin
-    /// ticket bound to this session.
-    RejoinTicketRequest,
+    /// ticket bound to this session. From the reply on, the session waits
+    /// for the agent to rejoin (`Rebooting`) instead of ending when the
+    /// connection drops.
+    RejoinTicketRequest {
+        /// What the customer was told, for the operator and the report.
+        detail: String,
+    },
     /// Broker → agent: the ticket (the broker keeps only its hash) and when
     /// it expires (Unix milliseconds).
     RejoinTicket {
         ticket: Secret,
         expires_at: i64,
-    },
-    /// Agent → broker: the machine restarts now; keep the session open for
-    /// the rejoin instead of ending it when the connection drops.
-    Rebooting {
-        detail: String,
     },
     /// Agent → broker: the power backend failed; the machine is not
     /// restarting after all and the session goes on.
