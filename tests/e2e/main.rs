@@ -6,8 +6,10 @@
 
 mod bad_input;
 mod https;
+mod machine;
 mod plugin_binary;
 mod plugins;
+mod runas;
 pub mod processes;
 mod scripts;
 mod sessions;

@@ -99,6 +99,12 @@ impl Proc {
         stdin.flush().unwrap();
     }
 
+    /// Kills the process (SIGKILL), as a crash or power loss would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + WAIT;
         loop {

@@ -115,6 +115,10 @@ pub async fn rejoin(
     input: mpsc::Receiver<String>,
 ) -> Result<Option<Outcome>, AgentError> {
     let Some(ticket) = reboot::load(&cfg.data_dir)? else {
+        // Nothing to rejoin; still record a run-as login the last run left.
+        let _lock = lock_data_dir(cfg)?;
+        let mut audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
+        record_teardown(cfg, &mut audit, ui.as_ref())?;
         return Ok(None);
     };
     if ticket.expires_at < lifeline_core::time::now_millis() {
@@ -140,40 +144,9 @@ pub async fn serve(
     ui: Arc<dyn CustomerUi>,
     mut input: mpsc::Receiver<String>,
 ) -> Result<Outcome, AgentError> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
-        path: cfg.data_dir.clone(),
-        source,
-    })?;
-    // One agent per data folder: its audit chain and temporary folders are
-    // not shared. The lock goes with the process, however it ends.
-    let lock_path = cfg.data_dir.join(LOCK_FILE);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| AgentError::DataDir {
-            path: lock_path.clone(),
-            source,
-        })?;
-    if lock.try_lock().is_err() {
-        return Err(AgentError::Busy(cfg.data_dir.clone()));
-    }
+    let _lock = lock_data_dir(cfg)?;
     let mut audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
-    // A run-as login active when the agent last stopped ended with it (PAM
-    // session and X grabs belong to the process): record the teardown.
-    let torn_down = runas::recover(&cfg.data_dir);
-    if let Some(m) = &torn_down {
-        audit.append(&serde_json::json!({
-            "event": "run_as_teardown", "session": m.session_id, "user": m.user,
-            "operator": m.operator, "since": m.since,
-            "reason": "the agent stopped during the run-as login",
-        }))?;
-        ui.show(&format!(
-            "* The operator's login as {} ended when Lifeline stopped; your access is restored.",
-            m.user
-        ));
-    }
+    let torn_down = record_teardown(cfg, &mut audit, ui.as_ref())?;
     let runas = Arc::new(runas::RunAs::new(cfg.run_as.clone(), &cfg.data_dir));
     let creds = Arc::new(native::Credentials::default());
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<native::Ctl>();
@@ -323,10 +296,6 @@ pub async fn serve(
                             ui.show(&format!("* {detail}"));
                             if state == SessionState::Ended {
                                 break Ok(outcome(Party::Broker, detail));
-                            }
-                            if state == SessionState::Waiting && suspended.is_some() {
-                                // The operator left: nobody works as the other user.
-                                end_run_as(&runas, &engine, &sid, "the operator left the session", &plug_tx).await;
                             }
                         }
                         SessionMessage::CredentialReply { request_id, secret } => creds.answer(request_id, secret),
@@ -546,6 +515,53 @@ pub async fn serve(
     // Let the writer flush a final End before the link is dropped.
     drop(link.tx);
     result
+}
+
+/// Creates the data folder and locks it: one agent per data folder (its
+/// audit chain and temporary folders are not shared). The lock goes with
+/// the returned file, however the process ends.
+fn lock_data_dir(cfg: &AgentConfig) -> Result<std::fs::File, AgentError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let lock_path = cfg.data_dir.join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| AgentError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+    if lock.try_lock().is_err() {
+        return Err(AgentError::Busy(cfg.data_dir.clone()));
+    }
+    Ok(lock)
+}
+
+/// A run-as login active when the agent last stopped ended with it (its PAM
+/// session and X grabs belonged to the process): record the teardown and
+/// tell the customer.
+fn record_teardown(
+    cfg: &AgentConfig,
+    audit: &mut AuditLog,
+    ui: &dyn CustomerUi,
+) -> Result<Option<runas::Marker>, AgentError> {
+    let torn_down = runas::recover(&cfg.data_dir);
+    if let Some(m) = &torn_down {
+        audit.append(&serde_json::json!({
+            "event": "run_as_teardown", "session": m.session_id, "user": m.user,
+            "operator": m.operator, "since": m.since,
+            "reason": "the agent stopped during the run-as login",
+        }))?;
+        ui.show(&format!(
+            "* The operator's login as {} ended when Lifeline stopped; your access is restored.",
+            m.user
+        ));
+    }
+    Ok(torn_down)
 }
 
 /// Ends a run-as login from the agent's side (operator left, session over):

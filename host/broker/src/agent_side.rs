@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use lifeline_core::link::Link;
 use lifeline_core::session::SessionEvent;
-use lifeline_protocol::{ErrorCode, Frame, JoinCredential, Message, Party, SessionMessage};
+use lifeline_protocol::{
+    ErrorCode, Frame, JoinCredential, Message, Party, SessionMessage, SessionState,
+};
 use tokio::sync::Notify;
 
 use crate::Shared;
@@ -81,7 +83,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
         };
         let Some(frame) = frame else {
             let reason = link.close_reason.get();
-            if shared.registry.state(&id) == Some(lifeline_protocol::SessionState::Rebooting) {
+            if shared.registry.state(&id) == Some(SessionState::Rebooting) {
                 // The reboot itself: the session waits for the rejoin.
                 let _ = shared.registry.apply_event(
                     &shared.store,
@@ -316,8 +318,17 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             } else {
                 "the customer's access is restored".to_string()
             };
-            if let Err(e) = shared.registry.apply_event(&shared.store, id, event, &notice) {
-                tracing::info!(session = id, "access change not applied: {e}");
+            match shared.registry.apply_event(&shared.store, id, event, &notice) {
+                Ok(SessionState::Connected) if shared.registry.operator_txs(id).is_empty() => {
+                    let _ = shared.registry.apply_event(
+                        &shared.store,
+                        id,
+                        SessionEvent::OperatorLeft,
+                        "waiting for the operator",
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::info!(session = id, "access change not applied: {e}"),
             }
             M::Access {
                 suspended,

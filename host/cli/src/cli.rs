@@ -132,6 +132,36 @@ pub enum AgentCmd {
         /// Connection ID (e.g. 123456) or link (https://…/j/… or https://…/s/…).
         code_or_link: String,
     },
+    /// Run as the system service: after a reboot, rejoin the session a
+    /// saved rejoin ticket is bound to (nothing to do without one).
+    Service {
+        #[command(flatten)]
+        cfg: ConfigArg,
+    },
+    /// Install the agent as a systemd service (enabled at boot, restarted on
+    /// failure, running as the configured account).
+    InstallService {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Account the service runs as (default: `[service] account`).
+        #[arg(long)]
+        account: Option<String>,
+        /// Folder for the unit file (default: `[service] unit_dir`).
+        #[arg(long)]
+        unit_dir: Option<std::path::PathBuf>,
+        /// Only write the unit file; do not run systemctl.
+        #[arg(long)]
+        no_systemctl: bool,
+    },
+    /// Stop, disable and remove the agent's systemd service.
+    UninstallService {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        unit_dir: Option<std::path::PathBuf>,
+        #[arg(long)]
+        no_systemctl: bool,
+    },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -249,6 +279,41 @@ pub enum OperatorCmd {
         command: String,
         args: Vec<String>,
         /// Seconds to wait for the result (consent prompts included).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// When the plugin asks for a password (run-as login), read it from
+        /// the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log in as another user on the customer's computer (the run-as
+    /// plugin): the customer consents, then you type the account's password.
+    LoginAs {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// End the login as another user; the customer's access comes back.
+    LogoutAs {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+    },
+    /// Restart the customer's computer (the reboot plugin); the agent
+    /// rejoins the session by itself when it is back.
+    Reboot {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        session: String,
+        /// Shown to the customer and in the report.
+        #[arg(long, default_value = "")]
+        reason: String,
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },

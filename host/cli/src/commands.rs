@@ -123,6 +123,34 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        AgentCmd::Service { cfg } => {
+            let cfg = AgentConfig::load(&cfg.config)?;
+            match lifeline_agent::rejoin(
+                &cfg,
+                Arc::new(lifeline_agent::TerminalUi),
+                input::stdin_lines(),
+            )
+            .await?
+            {
+                Some(outcome) => println!(
+                    "Session {} is over ({}).",
+                    outcome.session.session_id, outcome.reason
+                ),
+                None => println!("No rejoin ticket is waiting: nothing to rejoin."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::InstallService {
+            cfg,
+            account,
+            unit_dir,
+            no_systemctl,
+        } => crate::service_cmd::install(&cfg.config, account, unit_dir, !no_systemctl),
+        AgentCmd::UninstallService {
+            cfg,
+            unit_dir,
+            no_systemctl,
+        } => crate::service_cmd::uninstall(&cfg.config, unit_dir, !no_systemctl),
     }
 }
 
@@ -326,6 +354,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             command,
             args,
             timeout,
+            password_stdin,
         } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
@@ -336,8 +365,41 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
                 &command,
                 &args,
                 Duration::from_secs(timeout),
+                password_stdin,
             )
             .await
+        }
+        OperatorCmd::LoginAs {
+            cfg,
+            session,
+            user,
+            password_stdin,
+            timeout,
+        } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            let args = [user];
+            let wait = Duration::from_secs(timeout);
+            crate::plugin_cmd::run(&c, &session, "run-as", "login", &args, wait, password_stdin)
+                .await
+        }
+        OperatorCmd::LogoutAs { cfg, session } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            let wait = Duration::from_secs(60);
+            crate::plugin_cmd::run(&c, &session, "run-as", "logout", &[], wait, false).await
+        }
+        OperatorCmd::Reboot {
+            cfg,
+            session,
+            reason,
+            timeout,
+        } => {
+            let cfg = OperatorConfig::load(&cfg.config)?;
+            let c = logged_in(&cfg).await?;
+            let args: Vec<String> = [reason].into_iter().filter(|r| !r.is_empty()).collect();
+            let wait = Duration::from_secs(timeout);
+            crate::plugin_cmd::run(&c, &session, "reboot", "reboot", &args, wait, false).await
         }
         OperatorCmd::Sysinfo {
             cfg,

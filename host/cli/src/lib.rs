@@ -8,6 +8,7 @@ pub mod demo;
 pub mod input;
 pub mod plugin_cmd;
 pub mod scripts_cmd;
+pub mod service_cmd;
 
 use std::process::ExitCode;
 

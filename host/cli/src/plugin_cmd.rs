@@ -132,6 +132,9 @@ pub async fn list(c: &Client, session: &str, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs one plugin command; a password the plugin asks for (run-as login)
+/// comes from standard input's first line with `password_stdin`, otherwise
+/// from a prompt without echo.
 pub async fn run(
     c: &Client,
     session: &str,
@@ -139,10 +142,11 @@ pub async fn run(
     command: &str,
     args: &[String],
     wait: Duration,
+    password_stdin: bool,
 ) -> Result<ExitCode> {
     c.attach(session).await?;
     let res = c
-        .run_plugin(
+        .run_plugin_with(
             session,
             plugin,
             command,
@@ -151,6 +155,16 @@ pub async fn run(
             |stream, text| match stream {
                 "output" => println!("{text}"),
                 other => eprintln!("[{other}] {text}"),
+            },
+            |user, prompt| {
+                eprintln!("The customer consented to a login as {user}.");
+                match crate::input::password(&format!("{prompt}: "), password_stdin) {
+                    Ok(pw) => Some(lifeline_protocol::Secret::new(pw)),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        None
+                    }
+                }
             },
         )
         .await;

@@ -13,8 +13,8 @@
 //!
 //! Two detours come from features:
 //! - run-as login: `Connected ─AccessSuspended▶ Suspended ─AccessRestored▶
-//!   Connected`; if the operator leaves meanwhile the session goes back to
-//!   `Waiting` (and the agent logs the other user out).
+//!   Connected` (the registry then moves it to `Waiting` when no operator
+//!   is attached). Operators attaching and leaving do not end the login.
 //! - reboot: `Waiting | Connected | Suspended ─RebootStarted▶ Rebooting`. The
 //!   agent's connection dropping does not end a rebooting session;
 //!   `CustomerRejoined` (a valid rejoin ticket) brings it back to `Waiting`
@@ -68,12 +68,12 @@ pub fn transition(
         (S::Invited, E::CustomerJoined) => S::Waiting,
         (S::Invited, E::Expired | E::Ended) => S::Ended,
         (S::Waiting | S::Connected, E::OperatorAttached) => S::Connected,
-        (S::Connected | S::Waiting | S::Suspended, E::OperatorLeft) => S::Waiting,
+        (S::Connected | S::Waiting, E::OperatorLeft) => S::Waiting,
         (S::Connected, E::AccessSuspended) => S::Suspended,
-        (S::Suspended, E::OperatorAttached) => S::Suspended,
+        // The login outlives an operator client's connection (each CLI
+        // command attaches and detaches); it ends by logout or session end.
+        (S::Suspended, E::OperatorAttached | E::OperatorLeft) => S::Suspended,
         (S::Suspended, E::AccessRestored) => S::Connected,
-        // The operator left first: nobody to hand access back from.
-        (S::Waiting, E::AccessRestored) => S::Waiting,
         (S::Waiting | S::Connected | S::Suspended, E::RebootStarted) => S::Rebooting,
         // The agent stopping is the reboot itself, and operators may come
         // and go while the machine restarts.
@@ -138,6 +138,6 @@ mod tests {
             assert_eq!(s, want, "after {e:?}");
         }
         assert_eq!(transition(S::Rebooting, E::Expired).unwrap(), S::Ended);
-        assert_eq!(transition(S::Suspended, E::OperatorLeft).unwrap(), S::Waiting);
+        assert_eq!(transition(S::Suspended, E::OperatorLeft).unwrap(), S::Suspended);
     }
 }
