@@ -43,7 +43,11 @@ pub fn account(name: &str, password: &str) -> (u32, u32) {
     }
     if nix::unistd::User::from_name(name).unwrap().is_none() {
         assert!(
-            sh("useradd", &["-m", "-s", "/bin/sh", "-G", TEST_GROUP, name], None),
+            sh(
+                "useradd",
+                &["-m", "-s", "/bin/sh", "-G", TEST_GROUP, name],
+                None
+            ),
             "useradd {name}"
         );
     }
@@ -74,7 +78,14 @@ impl Xvfb {
                 continue;
             }
             let child = Command::new("Xvfb")
-                .args([&format!(":{n}"), "-nolisten", "tcp", "-screen", "0", "800x600x24"])
+                .args([
+                    &format!(":{n}"),
+                    "-nolisten",
+                    "tcp",
+                    "-screen",
+                    "0",
+                    "800x600x24",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -104,7 +115,13 @@ impl Xvfb {
         let (conn, screen) = x11rb::connect(Some(&self.display)).unwrap();
         let root = conn.setup().roots[screen].root;
         let r = conn
-            .grab_keyboard(false, root, x11rb::CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)
+            .grab_keyboard(
+                false,
+                root,
+                x11rb::CURRENT_TIME,
+                GrabMode::ASYNC,
+                GrabMode::ASYNC,
+            )
             .unwrap()
             .reply()
             .unwrap();

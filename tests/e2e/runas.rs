@@ -78,30 +78,57 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
     );
     ok(
         &[
-            "operator", "scripts", "add", "--config", &op, "--name", "whoami", "--category",
-            "Diagnostics", "--exec", p(&whoami),
+            "operator",
+            "scripts",
+            "add",
+            "--config",
+            &op,
+            "--name",
+            "whoami",
+            "--category",
+            "Diagnostics",
+            "--exec",
+            p(&whoami),
         ],
         None,
     );
     let (sid, inv) = invite(&op, "T-RUNAS");
-    let mut agent = join_ready(&op, &agent_cfg, inv["connection_id"].as_str().unwrap(), &sid);
+    let mut agent = join_ready(
+        &op,
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+        &sid,
+    );
     assert!(x.keyboard_free());
 
     // A wrong password: a clear error, nothing suspended. The customer's
     // consent for the session covers the later attempts.
-    let login_as = ["operator", "login-as", "--config", &op, &sid, USER, "--password-stdin"];
+    let login_as = [
+        "operator",
+        "login-as",
+        "--config",
+        &op,
+        &sid,
+        USER,
+        "--password-stdin",
+    ];
     let out = with_consent(&mut agent, &login_as, Some(&format!("{WRONG_PW}\n")), "s");
     assert!(!out.status.success());
     let t = text(&out);
     assert!(
-        t.contains(&format!("the user name or password for {USER} was not accepted (1 of 3 attempts)")),
+        t.contains(&format!(
+            "the user name or password for {USER} was not accepted (1 of 3 attempts)"
+        )),
         "{t}"
     );
     assert!(x.keyboard_free());
 
     // The right one: PAM accepts, the customer's keyboard and input are suspended.
     let out = ok(&login_as, Some(&format!("{USER_PW}\n")));
-    assert!(out.contains(&format!("logged in as {USER} (uid {uid}")), "{out}");
+    assert!(
+        out.contains(&format!("logged in as {USER} (uid {uid}")),
+        "{out}"
+    );
     agent.wait_line(&format!("is now working on this computer as user {USER}"));
     x.wait_keyboard_free(false);
     agent.type_line("can you still hear me?");
@@ -110,7 +137,9 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
     // Scripts and commands run as that user: uid, groups, home.
     let out = with_consent(
         &mut agent,
-        &["operator", "scripts", "run", "--config", &op, &sid, "whoami"],
+        &[
+            "operator", "scripts", "run", "--config", &op, &sid, "whoami",
+        ],
         None,
         "o",
     );
@@ -124,7 +153,10 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
         .unwrap()
         .split_whitespace()
         .collect();
-    assert!(groups.contains(&group.to_string().as_str()), "{groups_line}");
+    assert!(
+        groups.contains(&group.to_string().as_str()),
+        "{groups_line}"
+    );
     assert!(t.contains(&format!("home=/home/{USER}")), "{t}");
     let out = with_consent(
         &mut agent,
@@ -165,13 +197,20 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
     x.wait_keyboard_free(true);
     let out = ok(&["agent", "service", "--config", &agent_cfg], None);
     assert!(
-        out.contains(&format!("The operator's login as {USER} ended when Lifeline stopped")),
+        out.contains(&format!(
+            "The operator's login as {USER} ended when Lifeline stopped"
+        )),
         "{out}"
     );
     assert!(out.contains("No rejoin ticket"), "{out}");
     assert!(!marker.exists());
     let audit = std::fs::read_to_string(d.join("agent-data/audit.log")).unwrap();
-    for event in ["run_as_login", "run_as_logout", "run_as_refused", "run_as_teardown"] {
+    for event in [
+        "run_as_login",
+        "run_as_logout",
+        "run_as_refused",
+        "run_as_teardown",
+    ] {
         assert!(audit.contains(event), "{event} in the audit log");
     }
     ok(
@@ -181,7 +220,9 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
 
     // No password anywhere: reports, audit log, databases, plugin state.
     let report = ok(
-        &["operator", "report", "--config", &op, &sid, "--format", "json"],
+        &[
+            "operator", "report", "--config", &op, &sid, "--format", "json",
+        ],
         None,
     );
     for secret in [USER_PW, WRONG_PW] {

@@ -7,8 +7,8 @@ pub mod plugins;
 pub mod prompt;
 pub mod reboot;
 pub mod runas;
-pub mod x11;
 pub mod scripts;
+pub mod x11;
 
 use std::sync::Arc;
 

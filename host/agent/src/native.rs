@@ -41,7 +41,9 @@ pub struct Credentials {
 
 impl Credentials {
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Option<Secret>>>> {
-        self.waiting.lock().expect("credential lock is never poisoned")
+        self.waiting
+            .lock()
+            .expect("credential lock is never poisoned")
     }
 
     fn register(&self) -> (u64, oneshot::Receiver<Option<Secret>>) {
@@ -130,7 +132,9 @@ impl AgentPort {
             "operator": self.operator, "user": user, "uid": identity.uid,
         }));
         let detail = match self.runas.suspended_display() {
-            Some(d) => format!("keyboard and pointer grabbed on X display {d}; terminal input held"),
+            Some(d) => {
+                format!("keyboard and pointer grabbed on X display {d}; terminal input held")
+            }
             None => "terminal input held".to_string(),
         };
         let _ = self.tx.send(SessionMessage::Access {
@@ -217,7 +221,9 @@ impl AgentPort {
             call_id: self.call_id,
             plugin: "reboot".into(),
             stream: "output".into(),
-            text: format!("restarting now; the agent rejoins by itself (ticket valid until {until})"),
+            text: format!(
+                "restarting now; the agent rejoins by itself (ticket valid until {until})"
+            ),
         });
         // Let the notices reach the broker before the power goes.
         std::thread::sleep(Duration::from_millis(200));
@@ -230,7 +236,8 @@ impl AgentPort {
                 self.audit(serde_json::json!({
                     "event": "reboot_failed", "session": self.session_id, "reason": reason,
                 }));
-                self.ui.show(&format!("* The restart did not happen: {reason}"));
+                self.ui
+                    .show(&format!("* The restart did not happen: {reason}"));
                 let _ = self.ctl.send(Ctl::RebootCancelled {
                     reason: reason.clone(),
                 });

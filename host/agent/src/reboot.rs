@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), Some(t));
         lifeline_core::secrets::write_private(&ticket_path(dir.path()), b"{not json").unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(TICKET_FILE) && err.contains("not a rejoin ticket"), "{err}");
+        assert!(
+            err.contains(TICKET_FILE) && err.contains("not a rejoin ticket"),
+            "{err}"
+        );
         remove(dir.path());
         assert!(load(dir.path()).unwrap().is_none());
     }

@@ -36,7 +36,11 @@ pub enum RunAsError {
     #[error("too many wrong passwords: run-as logins pause for {0} s")]
     LockedOut(u64),
     #[error("the user name or password for {user} was not accepted ({attempt} of {max} attempts)")]
-    Rejected { user: String, attempt: u32, max: u32 },
+    Rejected {
+        user: String,
+        attempt: u32,
+        max: u32,
+    },
     #[error("{user} may not log in now: {reason}")]
     Account { user: String, reason: String },
     #[error("PAM could not open a session for {user}: {reason}")]
@@ -70,7 +74,10 @@ impl ConversationHandler for Conversation {
     fn prompt_echo_on(&mut self, _prompt: &std::ffi::CStr) -> Result<std::ffi::CString, ErrorCode> {
         std::ffi::CString::new(self.user.clone()).map_err(|_| ErrorCode::CONV_ERR)
     }
-    fn prompt_echo_off(&mut self, _prompt: &std::ffi::CStr) -> Result<std::ffi::CString, ErrorCode> {
+    fn prompt_echo_off(
+        &mut self,
+        _prompt: &std::ffi::CStr,
+    ) -> Result<std::ffi::CString, ErrorCode> {
         let s = self.secret.as_ref().ok_or(ErrorCode::CONV_ERR)?;
         std::ffi::CString::new(s.expose()).map_err(|_| ErrorCode::CONV_ERR)
     }
@@ -126,7 +133,10 @@ impl RunAs {
 
     /// The identity spawned processes take, while a login is active.
     pub fn identity(&self) -> Option<Arc<Identity>> {
-        self.inner().active.as_ref().map(|a| Arc::clone(&a.identity))
+        self.inner()
+            .active
+            .as_ref()
+            .map(|a| Arc::clone(&a.identity))
     }
 
     /// The X display suspended by the active login, if any.

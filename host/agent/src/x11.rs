@@ -118,7 +118,9 @@ impl Banner {
         let (conn, screen_num) =
             x11rb::connect(Some(display)).map_err(|e| x_err("cannot connect", display, e))?;
         let screen = conn.setup().roots[screen_num].clone();
-        let win = conn.generate_id().map_err(|x| x_err("no window id", display, x))?;
+        let win = conn
+            .generate_id()
+            .map_err(|x| x_err("no window id", display, x))?;
         conn.create_window(
             COPY_DEPTH_FROM_PARENT,
             win,
@@ -144,10 +146,14 @@ impl Banner {
             BANNER_TITLE.as_bytes(),
         )
         .map_err(|x| x_err("cannot name the banner", display, x))?;
-        let font = conn.generate_id().map_err(|x| x_err("no font id", display, x))?;
+        let font = conn
+            .generate_id()
+            .map_err(|x| x_err("no font id", display, x))?;
         conn.open_font(font, b"fixed")
             .map_err(|x| x_err("cannot open the font", display, x))?;
-        let gc = conn.generate_id().map_err(|x| x_err("no gc id", display, x))?;
+        let gc = conn
+            .generate_id()
+            .map_err(|x| x_err("no gc id", display, x))?;
         conn.create_gc(
             gc,
             win,
@@ -159,7 +165,8 @@ impl Banner {
         .map_err(|x| x_err("cannot create the banner", display, x))?;
         conn.map_window(win)
             .map_err(|x| x_err("cannot show the banner", display, x))?;
-        conn.flush().map_err(|x| x_err("cannot show the banner", display, x))?;
+        conn.flush()
+            .map_err(|x| x_err("cannot show the banner", display, x))?;
         let banner = Banner {
             conn,
             win,
@@ -177,7 +184,13 @@ impl Banner {
         loop {
             let kb = self
                 .conn
-                .grab_keyboard(true, self.win, CURRENT_TIME, GrabMode::ASYNC, GrabMode::ASYNC)
+                .grab_keyboard(
+                    true,
+                    self.win,
+                    CURRENT_TIME,
+                    GrabMode::ASYNC,
+                    GrabMode::ASYNC,
+                )
                 .map_err(|x| x_err("cannot grab the keyboard", display, x))?
                 .reply()
                 .map_err(|x| x_err("cannot grab the keyboard", display, x))?;
@@ -207,7 +220,11 @@ impl Banner {
             if Instant::now() >= deadline {
                 return Err(format!(
                     "cannot suspend the customer's keyboard and pointer on X display {display}: another program holds them ({:?})",
-                    if kb.status == GrabStatus::SUCCESS { ptr } else { kb.status }
+                    if kb.status == GrabStatus::SUCCESS {
+                        ptr
+                    } else {
+                        kb.status
+                    }
                 ));
             }
             std::thread::sleep(POLL);

@@ -220,9 +220,15 @@ fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
             ..
         } => (
             "run_as",
-            format!("plugin call #{call_id} asks the operator for the password of {user} (request {request_id})"),
+            format!(
+                "plugin call #{call_id} asks the operator for the password of {user} (request {request_id})"
+            ),
         ),
-        M::Access { suspended, user, detail } => (
+        M::Access {
+            suspended,
+            user,
+            detail,
+        } => (
             "run_as",
             if *suspended {
                 format!("logged in as {user}; the customer's access is suspended: {detail}")
@@ -318,7 +324,10 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             } else {
                 "the customer's access is restored".to_string()
             };
-            match shared.registry.apply_event(&shared.store, id, event, &notice) {
+            match shared
+                .registry
+                .apply_event(&shared.store, id, event, &notice)
+            {
                 Ok(SessionState::Connected) if shared.registry.operator_txs(id).is_empty() => {
                     let _ = shared.registry.apply_event(
                         &shared.store,

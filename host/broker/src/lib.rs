@@ -8,8 +8,8 @@ pub mod invitations;
 pub mod library;
 pub mod operator_side;
 pub mod ratelimit;
-pub mod rejoin;
 pub mod registry;
+pub mod rejoin;
 pub mod server;
 pub mod store;
 

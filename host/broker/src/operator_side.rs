@@ -580,7 +580,10 @@ async fn session_msg(
                 id,
                 "run_as",
                 Party::Operator,
-                &format!("{} {what} for request {request_id} (not recorded)", profile.name),
+                &format!(
+                    "{} {what} for request {request_id} (not recorded)",
+                    profile.name
+                ),
             );
             SessionMessage::CredentialReply { request_id, secret }
         }

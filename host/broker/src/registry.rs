@@ -135,6 +135,12 @@ impl Registry {
         let s = live.get_mut(id).ok_or_else(|| {
             "the customer is not in this session (not joined yet, or it ended)".to_string()
         })?;
+        if s.state == SessionState::Rebooting && !s.operators.iter().any(|(c, _)| *c == conn) {
+            return Err(
+                "the customer's computer is restarting; the agent rejoins by itself (`lifeline operator wait SESSION` waits for it)"
+                    .to_string(),
+            );
+        }
         Self::apply(store, id, s, SessionEvent::OperatorAttached).map_err(|e| e.to_string())?;
         if !s.operators.iter().any(|(c, _)| *c == conn) {
             s.operators.push((conn, tx));

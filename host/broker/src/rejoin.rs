@@ -116,7 +116,12 @@ impl Shared {
         let notice = format!("the customer's computer is restarting: {detail}");
         if self
             .registry
-            .apply_event(&self.store, session_id, SessionEvent::RebootStarted, &notice)
+            .apply_event(
+                &self.store,
+                session_id,
+                SessionEvent::RebootStarted,
+                &notice,
+            )
             .is_ok()
         {
             self.record(session_id, "reboot", Party::Customer, &notice);
@@ -143,10 +148,17 @@ impl Shared {
                 ),
             ));
         }
-        let refuse = |why: &str| (ErrorCode::InvalidInvitation, format!("{why}; {START_AGAIN}"));
+        let refuse = |why: &str| {
+            (
+                ErrorCode::InvalidInvitation,
+                format!("{why}; {START_AGAIN}"),
+            )
+        };
         let hash = crate::accounts::token_hash(ticket.expose());
         let Some(row) = self.store.rejoin_ticket(&hash).map_err(internal)? else {
-            return Err(refuse("this rejoin ticket is not valid (unknown to this broker)"));
+            return Err(refuse(
+                "this rejoin ticket is not valid (unknown to this broker)",
+            ));
         };
         let now = lifeline_core::time::now_millis();
         if row.used_at.is_some() {
@@ -175,7 +187,10 @@ impl Shared {
             .operator_by_id(session.operator_id)
             .map_err(internal)?
             .ok_or_else(|| refuse("the operator of this session no longer exists"))?;
-        let notice = format!("{} is back after the restart (host {host})", session.end_user);
+        let notice = format!(
+            "{} is back after the restart (host {host})",
+            session.end_user
+        );
         let present = self
             .registry
             .customer_rejoined(&self.store, &row.session_id, agent, ended, &notice)
@@ -204,11 +219,15 @@ impl Shared {
     pub fn sweep_rebooting(&self) {
         let now = lifeline_core::time::now_millis();
         for id in self.registry.overdue_rejoins(now) {
-            let reason = "the customer's computer did not come back before the rejoin ticket expired";
-            if self
-                .registry
-                .end(&self.store, &id, SessionEvent::Expired, Party::Broker, reason)
-            {
+            let reason =
+                "the customer's computer did not come back before the rejoin ticket expired";
+            if self.registry.end(
+                &self.store,
+                &id,
+                SessionEvent::Expired,
+                Party::Broker,
+                reason,
+            ) {
                 self.record(&id, "expired", Party::Broker, reason);
             }
         }

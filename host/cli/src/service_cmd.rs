@@ -63,8 +63,8 @@ pub fn install(
     {
         bail!("the service account {account:?} does not exist on this computer");
     }
-    let config = std::path::absolute(config)
-        .with_context(|| format!("resolving {}", config.display()))?;
+    let config =
+        std::path::absolute(config).with_context(|| format!("resolving {}", config.display()))?;
     let exe = std::env::current_exe().context("finding the lifeline executable")?;
     let dir = unit_dir.unwrap_or(cfg.service.unit_dir);
     let path = dir.join(UNIT_NAME);
@@ -80,7 +80,11 @@ pub fn install(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn uninstall(config: &Path, unit_dir: Option<PathBuf>, run_systemctl: bool) -> Result<ExitCode> {
+pub fn uninstall(
+    config: &Path,
+    unit_dir: Option<PathBuf>,
+    run_systemctl: bool,
+) -> Result<ExitCode> {
     let cfg = AgentConfig::load(config)?;
     let path = unit_dir.unwrap_or(cfg.service.unit_dir).join(UNIT_NAME);
     if run_systemctl {

@@ -138,6 +138,9 @@ mod tests {
             assert_eq!(s, want, "after {e:?}");
         }
         assert_eq!(transition(S::Rebooting, E::Expired).unwrap(), S::Ended);
-        assert_eq!(transition(S::Suspended, E::OperatorLeft).unwrap(), S::Suspended);
+        assert_eq!(
+            transition(S::Suspended, E::OperatorLeft).unwrap(),
+            S::Suspended
+        );
     }
 }

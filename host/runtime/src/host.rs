@@ -250,7 +250,10 @@ impl CallContext {
             if let Some(id) = self.port.identity() {
                 // The run-as user's processes work in it.
                 std::os::unix::fs::chown(dir.path(), Some(id.uid), Some(id.gid)).map_err(|e| {
-                    HostError::Failed(format!("cannot hand the temporary folder to {}: {e}", id.user))
+                    HostError::Failed(format!(
+                        "cannot hand the temporary folder to {}: {e}",
+                        id.user
+                    ))
                 })?;
             }
             self.temp = Some(dir);
@@ -331,8 +334,9 @@ impl CallContext {
         }
         std::fs::write(&path, data).map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
         if let Some(id) = self.port.identity() {
-            std::os::unix::fs::chown(&path, Some(id.uid), Some(id.gid))
-                .map_err(|e| HostError::Failed(format!("{rel}: cannot hand to {}: {e}", id.user)))?;
+            std::os::unix::fs::chown(&path, Some(id.uid), Some(id.gid)).map_err(|e| {
+                HostError::Failed(format!("{rel}: cannot hand to {}: {e}", id.user))
+            })?;
         }
         Ok(())
     }

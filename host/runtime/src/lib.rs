@@ -21,9 +21,9 @@ pub mod watch;
 pub use capability::{Capability, HostCall};
 pub use engine::CallError;
 pub use host::{CallContext, HostEnv, HostError, SessionPort};
-pub use process::Identity;
 pub use manifest::Manifest;
 pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
+pub use process::Identity;
 
 #[cfg(test)]
 mod tests;

@@ -218,7 +218,9 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
     t.set(
         "reboot",
         lua.create_function(|lua, reason: Option<String>| {
-            with_ctx(lua, |c| host_result(c.reboot(reason.as_deref().unwrap_or(""))))
+            with_ctx(lua, |c| {
+                host_result(c.reboot(reason.as_deref().unwrap_or("")))
+            })
         })?,
     )?;
     lua.globals().set("lifeline", t)?;

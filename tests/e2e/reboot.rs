@@ -1,0 +1,226 @@
+//! Remote reboot with automatic rejoin, as separate processes: the power
+//! backend kills the agent (as a restart would), the agent is started again
+//! the way the service manager starts it, and rejoins the same session.
+
+use std::path::Path;
+
+use crate::processes::*;
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_broker, addr, fp) = start_broker(d);
+    let (op, agent_cfg) = client_configs(d, &addr, &fp);
+    crate::plugins::install_plugins(&d.join("agent-plugins"), &["plugins/reboot"]);
+    let cfg_text = std::fs::read_to_string(&agent_cfg).unwrap()
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n"
+        + "[power]\nreboot_command = [\"sh\", \"-c\", \"kill -9 $LIFELINE_AGENT_PID\"]\n";
+    write(Path::new(&agent_cfg), &cfg_text);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-REBOOT");
+    let mut agent = join_ready(
+        &op,
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+        &sid,
+    );
+
+    // The operator asks; the customer consents; the agent takes a ticket,
+    // says what happens, and the power backend stops it.
+    let args: Vec<String> = [
+        "operator",
+        "reboot",
+        "--config",
+        &op,
+        &sid,
+        "--reason",
+        "apply updates",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let t = std::thread::spawn(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&a, None)
+    });
+    let prompt = agent.wait_line("power.reboot");
+    assert!(prompt.contains("reboot"), "{prompt}");
+    agent.wait_line("[o] allow once");
+    agent.type_line("o");
+    agent.wait_line("Lifeline will reconnect to Alice Smith by itself");
+    let out = t.join().unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("restarting"), "{said}");
+    let status = agent.wait_exit();
+    assert!(
+        !status.success(),
+        "the power backend killed the agent: {status}"
+    );
+    let ticket = d.join("agent-data/rejoin-ticket.json");
+    lifeline_core::secrets::check_private(&ticket).unwrap();
+    let saved = std::fs::read_to_string(&ticket).unwrap();
+    let sessions = ok(&["operator", "sessions", "--config", &op], None);
+    assert!(sessions.contains("rebooting"), "{sessions}");
+    let refused = run(&["operator", "chat", "--config", &op, &sid, "hello?"], None);
+    assert!(text(&refused).contains("restarting"), "{}", text(&refused));
+
+    // Started again as the service manager would: back in the same session
+    // without a code.
+    let mut back = Proc::spawn(&["agent", "service", "--config", &agent_cfg]);
+    let line = back.wait_line("You are back in the session with Alice Smith");
+    assert!(line.contains("T-REBOOT"), "{line}");
+    assert!(!ticket.exists(), "a used ticket is removed");
+    ok(
+        &["operator", "chat", "--config", &op, &sid, "welcome back"],
+        None,
+    );
+    back.wait_line("welcome back");
+    let report = ok(&["operator", "report", "--config", &op, &sid], None);
+    let order = [
+        "Alice Smith runs reboot reboot apply updates",
+        "power.reboot for plugin reboot: allow once",
+        "reboot requested: rejoin ticket issued",
+        "the customer's computer is restarting: Alice Smith restarts the computer: apply updates",
+        "agent stopped for the reboot",
+        "rejoined after the reboot",
+    ];
+    let mut at = 0;
+    for needle in order {
+        let found = report[at..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} after byte {at} in\n{report}"));
+        at += found;
+    }
+    let json = ok(
+        &[
+            "operator", "report", "--config", &op, &sid, "--format", "json",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| ["reboot", "rejoin"].contains(&e["kind"].as_str().unwrap()))
+        .map(|e| {
+            assert!(e["at"].as_str().is_some_and(|t| t.starts_with("20")), "{e}");
+            e["kind"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(kinds, ["reboot", "reboot", "reboot", "rejoin"], "{json}");
+    ok(&["operator", "end", "--config", &op, &sid], None);
+    assert!(back.wait_exit().success());
+
+    // The same ticket again: refused, and the customer is told what to do.
+    lifeline_core::secrets::write_private(&ticket, saved.as_bytes()).unwrap();
+    let out = run(&["agent", "service", "--config", &agent_cfg], None);
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        t.contains("already used") && t.contains("ask your operator for a new connection ID"),
+        "{t}"
+    );
+    assert!(!ticket.exists());
+    // A forged one.
+    let forged = saved.replace("rj_", "rj_forged");
+    lifeline_core::secrets::write_private(&ticket, forged.as_bytes()).unwrap();
+    let t = text(&run(&["agent", "service", "--config", &agent_cfg], None));
+    assert!(
+        t.contains("not valid") && t.contains("new connection ID"),
+        "{t}"
+    );
+    // An expired one (the agent knows without asking the broker).
+    let mut v: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    v["expires_at"] = 1.into();
+    lifeline_core::secrets::write_private(&ticket, v.to_string().as_bytes()).unwrap();
+    let t = text(&run(&["agent", "service", "--config", &agent_cfg], None));
+    assert!(
+        t.contains("expired") && t.contains("new connection ID"),
+        "{t}"
+    );
+    // A ticket file others can read is refused, naming the file.
+    write(&ticket, &saved);
+    std::fs::set_permissions(&ticket, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let t = text(&run(&["agent", "service", "--config", &agent_cfg], None));
+    assert!(t.contains("rejoin-ticket.json"), "{t}");
+}
+
+#[test]
+fn install_service_writes_a_systemd_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, agent_cfg) = client_configs(d, "127.0.0.1:1", &format!("SHA256:{}", "00".repeat(32)));
+    let units = d.join("units");
+    let out = ok(
+        &[
+            "agent",
+            "install-service",
+            "--config",
+            &agent_cfg,
+            "--unit-dir",
+            p(&units),
+            "--no-systemctl",
+            "--account",
+            "root",
+        ],
+        None,
+    );
+    assert!(out.contains("lifeline-agent.service"), "{out}");
+    let unit = std::fs::read_to_string(units.join("lifeline-agent.service")).unwrap();
+    let exe = env!("CARGO_BIN_EXE_lifeline");
+    for line in [
+        "[Unit]",
+        "After=network-online.target",
+        "[Service]",
+        "User=root",
+        &format!("ExecStart={exe} agent service --config {agent_cfg}"),
+        "Restart=on-failure",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line:?} in\n{unit}");
+    }
+    let bad = run(
+        &[
+            "agent",
+            "install-service",
+            "--config",
+            &agent_cfg,
+            "--unit-dir",
+            p(&units),
+            "--no-systemctl",
+            "--account",
+            "no-such-account-here",
+        ],
+        None,
+    );
+    assert!(
+        text(&bad).contains("\"no-such-account-here\" does not exist"),
+        "{}",
+        text(&bad)
+    );
+    ok(
+        &[
+            "agent",
+            "uninstall-service",
+            "--config",
+            &agent_cfg,
+            "--unit-dir",
+            p(&units),
+            "--no-systemctl",
+        ],
+        None,
+    );
+    assert!(!units.join("lifeline-agent.service").exists());
+}
