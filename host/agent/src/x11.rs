@@ -241,11 +241,8 @@ impl Banner {
 
     /// Redraws on exposure until told to stop, then releases everything.
     fn serve(self, stop: &mpsc::Receiver<()>) {
-        loop {
-            match stop.recv_timeout(POLL) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
+        // A stop message, or the sender gone, ends the suspension.
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(POLL) {
             let mut redraw = false;
             while let Ok(Some(ev)) = self.conn.poll_for_event() {
                 if matches!(ev, Event::Expose(_)) {

@@ -220,3 +220,58 @@ pub(crate) fn validate_service(
         unit_dir: raw.unit_dir.as_ref().map_or(d.unit_dir, |p| doc.path(p)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::AgentConfig;
+    use std::path::Path;
+
+    const AGENT: &str = "[agent]\ndata_dir = \"d\"\n[connection]\nbroker = \"127.0.0.1:7443\"\n";
+
+    fn parse(extra: &str) -> Result<AgentConfig, String> {
+        AgentConfig::parse(
+            Path::new("/etc/lifeline/agent.toml"),
+            &format!("{AGENT}{extra}"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_settings() {
+        let c = parse("").unwrap();
+        assert_eq!(c.run_as, super::RunAsConfig::default());
+        assert_eq!(c.power.reboot_command, ["systemctl", "reboot"]);
+        assert_eq!(c.service.account, "root");
+        let c = parse(
+            "[run_as]\ndisplay = \":3\"\nmax_failures = 5\n[power]\nreboot_command = [\"/sbin/reboot\"]\n[service]\naccount = \"support\"\nunit_dir = \"units\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.run_as.display, super::Display::X(":3".into()));
+        assert_eq!(c.run_as.max_failures, 5);
+        assert_eq!(c.power.reboot_command, ["/sbin/reboot"]);
+        assert_eq!(c.service.unit_dir, Path::new("/etc/lifeline/units"));
+    }
+
+    #[test]
+    fn bad_settings_name_file_line_and_key() {
+        for (extra, key, line) in [
+            ("[run_as]\ndisplay = \"screen\"\n", "run_as.display", 6),
+            ("[run_as]\nmax_failures = 0\n", "run_as.max_failures", 6),
+            (
+                "[run_as]\npam_service = \"../etc/x\"\n",
+                "run_as.pam_service",
+                6,
+            ),
+            ("[power]\nreboot_command = []\n", "power.reboot_command", 6),
+            ("[service]\naccount = \"a b\"\n", "service.account", 6),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert!(
+                e.contains(&format!("/etc/lifeline/agent.toml:{line}: `{key}`")),
+                "{e}"
+            );
+        }
+        let e = parse("[power]\nreboot = [\"x\"]\n").unwrap_err();
+        assert!(e.contains("unknown field `reboot`"), "{e}");
+    }
+}
