@@ -224,3 +224,81 @@ fn install_service_writes_a_systemd_unit() {
     );
     assert!(!units.join("lifeline-agent.service").exists());
 }
+
+/// In-process: a customer who does not come back in time. The broker refuses
+/// the late ticket itself, and the sweeper ends the waiting session.
+#[tokio::test]
+async fn late_rejoin_is_refused_and_the_session_ends() {
+    use crate::support::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = broker_config(dir.path(), Duration::from_secs(15));
+    cfg.rejoin_ttl = Duration::from_secs(1);
+    lifeline_broker::add_operator(&cfg, &profile("alice", "Alice Smith"), PASSWORD).unwrap();
+    let tb = TestBroker {
+        broker: lifeline_broker::Broker::start(cfg).await.unwrap(),
+        dir,
+    };
+    let op = tb.operator("alice").await;
+    let root = tb.dir.path().join("plugins");
+    crate::plugins::install_plugins(&root, &["plugins/reboot"]);
+    let mut acfg = tb.agent_config("agent", None, Duration::from_secs(20));
+    acfg.plugins = Some(lifeline_core::config::PluginsConfig {
+        dirs: vec![root],
+        trusted_keys: vec![],
+        allow_unsigned: true,
+        hot_reload: false,
+        http_proxy: None,
+    });
+    // A power backend that "succeeds" without stopping anything: the test
+    // stops the agent itself.
+    acfg.power.reboot_command = vec!["true".into()];
+    let (sid, mut agent) = connected_session(&tb, &op, acfg.clone()).await;
+    let run = op.run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {});
+    let answer = async {
+        agent.sees("Consent needed").await;
+        agent.input.send("o".into()).await.unwrap();
+    };
+    let (r, ()) = tokio::join!(run, answer);
+    let said = r.unwrap().unwrap();
+    assert!(said.contains("restarting"), "{said}");
+    agent.sees("reconnect to Alice Smith by itself").await;
+    agent.task.abort();
+    let _ = agent.task.await;
+
+    // Past the ticket's life (the agent's own clock is fooled on purpose so
+    // that the broker has to refuse it).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let path = lifeline_agent::reboot::ticket_path(&acfg.data_dir);
+    let mut t = lifeline_agent::reboot::load(&acfg.data_dir)
+        .unwrap()
+        .unwrap();
+    t.expires_at += 600_000;
+    lifeline_agent::reboot::save(&acfg.data_dir, &t).unwrap();
+    let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel();
+    let (_itx, irx) = tokio::sync::mpsc::channel(1);
+    let err = lifeline_agent::rejoin(&acfg, Arc::new(Screen(stx)), irx)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expired at") && err.contains("new connection ID"),
+        "{err}"
+    );
+    assert!(srx.recv().await.unwrap().contains("expired at"));
+    assert!(!path.exists());
+
+    tb.broker.shared.sweep_rebooting();
+    let list = op.sessions(false).await.unwrap();
+    let s = list.iter().find(|s| s.session_id == sid).unwrap();
+    assert_eq!(s.state, lifeline_protocol::SessionState::Ended);
+    let (_, events) = op.report(&sid).await.unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .text
+            .contains("did not come back before the rejoin ticket expired")),
+        "{events:?}"
+    );
+}
