@@ -119,6 +119,13 @@ impl BenchInstance {
             .map_err(|e| format!("{e:#}"))
     }
 
+    /// The guest's `echo16`: 16 bytes by value.
+    pub fn echo16(&mut self, lo: u64, hi: u64) -> Result<(u64, u64), String> {
+        self.plugin
+            .call_echo16(&mut self.store, lo, hi)
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// The guest's `run`, on this instance.
     pub fn run(&mut self, command: &str, args: &[String]) -> Result<String, String> {
         match self.plugin.call_run(&mut self.store, command, args) {

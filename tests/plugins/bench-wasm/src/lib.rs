@@ -19,6 +19,10 @@ impl Guest for Bench {
     fn echo(data: Vec<u8>) -> Vec<u8> {
         data
     }
+
+    fn echo16(lo: u64, hi: u64) -> (u64, u64) {
+        (lo, hi)
+    }
 }
 
 export!(Bench);
