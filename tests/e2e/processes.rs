@@ -42,6 +42,15 @@ pub fn ok(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Standard output and standard error of a finished command, as text.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn fails(args: &[&str]) -> String {
     let out = run(args, None);
     assert!(!out.status.success(), "lifeline {args:?} should fail");

@@ -6,13 +6,7 @@ use std::path::Path;
 
 use crate::processes::*;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::processes::output_text as text;
 
 #[test]
 fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {

@@ -25,13 +25,7 @@ fn with_consent(agent: &mut Proc, args: &[&str], stdin: Option<&str>, answer: &s
     t.join().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::processes::output_text as text;
 
 /// Every file under `dir`, as bytes.
 fn all_bytes(dir: &Path) -> Vec<u8> {

@@ -248,18 +248,7 @@ impl Registry {
             .get_mut(id)
             .ok_or_else(|| "the session is not live".to_string())?;
         let to = Self::apply(store, id, s, event).map_err(|e| e.to_string())?;
-        for (_, tx) in &s.operators {
-            notify(
-                tx,
-                session_frame(
-                    id,
-                    SessionMessage::State {
-                        state: to,
-                        detail: notice.to_string(),
-                    },
-                ),
-            );
-        }
+        tell_operators(s, id, to, notice);
         Ok(to)
     }
 
@@ -305,18 +294,7 @@ impl Registry {
         } else {
             s.state
         };
-        for (_, tx) in &s.operators {
-            notify(
-                tx,
-                session_frame(
-                    id,
-                    SessionMessage::State {
-                        state,
-                        detail: notice.to_string(),
-                    },
-                ),
-            );
-        }
+        tell_operators(s, id, state, notice);
         Ok(present)
     }
 }
@@ -324,6 +302,22 @@ impl Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Tells a session's attached operators its new state.
+fn tell_operators(s: &LiveSession, id: &str, state: SessionState, notice: &str) {
+    for (_, tx) in &s.operators {
+        notify(
+            tx,
+            session_frame(
+                id,
+                SessionMessage::State {
+                    state,
+                    detail: notice.to_string(),
+                },
+            ),
+        );
     }
 }
 
