@@ -69,7 +69,7 @@ impl Proc {
     }
 
     /// Spawns with standard error going to `stderr` and `RUST_LOG=log`.
-    fn spawn_with(args: &[&str], stderr: Stdio, log: &str) -> Proc {
+    pub fn spawn_with(args: &[&str], stderr: Stdio, log: &str) -> Proc {
         let mut child = lifeline()
             .args(args)
             .env("RUST_LOG", log)

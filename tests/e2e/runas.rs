@@ -87,11 +87,17 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
         None,
     );
     let (sid, inv) = invite(&op, "T-RUNAS");
-    let mut agent = join_ready(
-        &op,
-        &agent_cfg,
-        inv["connection_id"].as_str().unwrap(),
-        &sid,
+    // The agent logs everything (debug) to a file searched for secrets below.
+    let agent_log = std::fs::File::create(d.join("agent.log")).unwrap();
+    let code = inv["connection_id"].as_str().unwrap();
+    let mut agent = Proc::spawn_with(
+        &["agent", "join", "--config", &agent_cfg, code],
+        agent_log.into(),
+        "debug",
+    );
+    ok(
+        &["operator", "wait", "--config", &op, &sid, "--timeout", "20"],
+        None,
     );
     assert!(x.keyboard_free());
 
@@ -219,8 +225,19 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
         ],
         None,
     );
+    let logs = [
+        std::fs::read(d.join("agent.log")).unwrap(),
+        std::fs::read(d.join("broker.log")).unwrap(),
+    ];
+    assert!(
+        contains(&logs[1], "DEBUG"),
+        "the broker logged at debug level"
+    );
     for secret in [USER_PW, WRONG_PW] {
         assert!(!report.contains(secret));
+        for log in &logs {
+            assert!(!contains(log, secret), "a password leaked into a debug log");
+        }
         for folder in ["agent-data", "broker-data", "op-data"] {
             assert!(
                 !contains(&all_bytes(&d.join(folder)), secret),
