@@ -176,6 +176,7 @@ pub fn read(file: &Path) -> Result<String, ConfigError> {
 #[serde(deny_unknown_fields)]
 struct RawBrokerFile {
     broker: RawBroker,
+    back_office: Option<crate::remote_service::RawBackOffice>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +220,8 @@ pub struct BrokerConfig {
     pub heartbeat: Duration,
     /// Categories a library script must belong to (defined by the admin).
     pub script_categories: Vec<String>,
+    /// License back office (`[back_office]`); `None`: not offered.
+    pub back_office: Option<crate::remote_service::BackOfficeConfig>,
 }
 
 impl BrokerConfig {
@@ -289,6 +292,11 @@ impl BrokerConfig {
             }
         };
         Ok(BrokerConfig {
+            back_office: raw
+                .back_office
+                .as_ref()
+                .map(|r| crate::remote_service::validate_back_office(&doc, r))
+                .transpose()?,
             script_categories,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
             listen: doc.addr(&b.listen, "broker.listen")?,
@@ -381,6 +389,7 @@ struct RawAgentFile {
     agent: RawAgent,
     connection: RawConnection,
     plugins: Option<RawPlugins>,
+    remote_service: Option<crate::remote_service::RawRemoteService>,
 }
 
 #[derive(Deserialize)]
@@ -473,6 +482,8 @@ pub struct AgentConfig {
     pub policy: Option<Policy>,
     /// Feature plugins; `None`: the agent runs none.
     pub plugins: Option<PluginsConfig>,
+    /// License back office, proxy, service account; `None`: not configured.
+    pub remote_service: Option<crate::remote_service::RemoteServiceConfig>,
 }
 
 impl AgentConfig {
@@ -502,6 +513,11 @@ impl AgentConfig {
                 .plugins
                 .as_ref()
                 .map(|p| validate_plugins(&doc, p))
+                .transpose()?,
+            remote_service: raw
+                .remote_service
+                .as_ref()
+                .map(|r| crate::remote_service::validate(&doc, r))
                 .transpose()?,
         })
     }

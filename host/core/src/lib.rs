@@ -6,6 +6,8 @@ pub mod client;
 pub mod config;
 pub mod consent;
 pub mod link;
+pub mod proxy;
+pub mod remote_service;
 pub mod secrets;
 pub mod session;
 pub mod time;
