@@ -139,12 +139,20 @@ mod tests {
     pub fn make_read_only(folder: &Path, on: bool) -> bool {
         use std::os::unix::fs::PermissionsExt;
         let mode = if on { 0o555 } else { 0o755 };
-        let _ = Command::new("chattr")
-            .arg(if on { "+i" } else { "-i" })
-            .arg(folder)
-            .stderr(Stdio::null())
-            .status();
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(mode)).unwrap();
+        let chattr = |flag: &str| {
+            let _ = Command::new("chattr")
+                .arg(flag)
+                .arg(folder)
+                .stderr(Stdio::null())
+                .status();
+        };
+        if on {
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(mode)).unwrap();
+            chattr("+i");
+        } else {
+            chattr("-i");
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
         let probe = folder.join(".probe");
         let writable = std::fs::write(&probe, b"x").is_ok();
         let _ = std::fs::remove_file(&probe);

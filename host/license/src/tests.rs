@@ -88,7 +88,7 @@ fn bad_input_names_file_line_and_field() {
     let cases = [
         (
             SAMPLE.replace("users = 10", "users = 10\nseats = 3"),
-            "l.toml:8:",
+            "l.toml:7:",
             "seats",
         ),
         (SAMPLE.replace("users = 10\n", ""), "l.toml:1:", "users"),
