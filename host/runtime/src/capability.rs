@@ -26,10 +26,12 @@ pub enum Capability {
     ProcessSpawn,
     /// HTTP requests to the manifest's allowed hosts, through the proxy.
     HttpRequest,
+    /// Check the back office for an updated license and install it.
+    LicenseUpdate,
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 9] = [
+pub const ALL: [Capability; 10] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -39,6 +41,7 @@ pub const ALL: [Capability; 9] = [
     Capability::FsTemp,
     Capability::ProcessSpawn,
     Capability::HttpRequest,
+    Capability::LicenseUpdate,
 ];
 
 impl Capability {
@@ -54,6 +57,7 @@ impl Capability {
             Capability::FsTemp => "fs.temp",
             Capability::ProcessSpawn => "process.spawn",
             Capability::HttpRequest => "http.request",
+            Capability::LicenseUpdate => "license.update",
         }
     }
 
@@ -73,7 +77,8 @@ impl Capability {
             | Capability::SystemInfo
             | Capability::FsTemp
             | Capability::ProcessSpawn
-            | Capability::HttpRequest => true,
+            | Capability::HttpRequest
+            | Capability::LicenseUpdate => true,
         }
     }
 
@@ -106,6 +111,9 @@ pub enum HostCall {
     FsWrite,
     Spawn,
     HttpRequest,
+    LicenseAbout,
+    LicenseCheck,
+    LicenseInstall,
 }
 
 impl HostCall {
@@ -126,6 +134,9 @@ impl HostCall {
             HostCall::FsWrite => Capability::FsTemp,
             HostCall::Spawn => Capability::ProcessSpawn,
             HostCall::HttpRequest => Capability::HttpRequest,
+            HostCall::LicenseAbout => Capability::LicenseUpdate,
+            HostCall::LicenseCheck => Capability::LicenseUpdate,
+            HostCall::LicenseInstall => Capability::LicenseUpdate,
         }
     }
 
@@ -145,6 +156,19 @@ impl HostCall {
             HostCall::FsWrite => "fs_write",
             HostCall::Spawn => "spawn",
             HostCall::HttpRequest => "http_request",
+            HostCall::LicenseAbout => "license_about",
+            HostCall::LicenseCheck => "license_check",
+            HostCall::LicenseInstall => "license_install",
+        }
+    }
+
+    /// True when the call asks for consent before the capability's first
+    /// use. Reading the installed license and asking the back office change
+    /// nothing on the machine; installing does.
+    pub fn asks_consent(self) -> bool {
+        match self {
+            HostCall::LicenseAbout | HostCall::LicenseCheck => false,
+            other => other.capability().needs_consent(),
         }
     }
 }
