@@ -34,6 +34,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         invitation_ttl: Duration::from_secs(600),
         heartbeat,
         script_categories: vec!["Diagnostics".into(), "Network".into()],
+        back_office: None,
     }
 }
 
@@ -87,6 +88,7 @@ impl TestBroker {
             consent_timeout,
             policy,
             plugins: None,
+            remote_service: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! helping, chat, answer consent requests, and keep the audit log.
 
 pub mod credential;
+pub mod license;
 pub mod plugins;
 pub mod prompt;
 pub mod scripts;
@@ -124,7 +125,9 @@ pub async fn run(
             Err(e) => return Err(AgentError::Plugins(e)),
         }
     }
-    let (mut link, welcome) = client::connect(&cfg.endpoint, ClientRole::Agent).await?;
+    let session_proxy = cfg.remote_service.as_ref().and_then(|r| r.session_proxy());
+    let (mut link, welcome) =
+        client::connect_via(&cfg.endpoint, ClientRole::Agent, session_proxy).await?;
     let host = hostname();
     link.tx
         .send(Frame::Control(Message::Join {
@@ -169,6 +172,7 @@ pub async fn run(
     ui.show("Waiting for the operator to connect…");
 
     let prompter = Arc::new(InputPrompter::new(Arc::clone(&ui)));
+    let license_service = license::AgentLicense::new(cfg, Arc::clone(&ui));
     let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
     // Consent decisions in progress; dropped (aborted) when the session ends.
     let mut deciding = tokio::task::JoinSet::new();
@@ -238,6 +242,7 @@ pub async fn run(
                                 prompter: Arc::clone(&prompter),
                                 tx: tx.clone(),
                                 rt: tokio::runtime::Handle::current(),
+                                license: license_service.clone().map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
                             });
                             tokio::task::spawn_blocking(move || {
                                 let (ok, text) = match host.call(&plugin, &command, &args, port) {

@@ -119,6 +119,8 @@ pub struct AgentPort {
     pub prompter: Arc<InputPrompter>,
     pub tx: mpsc::UnboundedSender<SessionMessage>,
     pub rt: tokio::runtime::Handle,
+    /// The license back office (`license.update`), when configured.
+    pub license: Option<Arc<dyn lifeline_runtime::LicenseService>>,
 }
 
 impl AgentPort {
@@ -171,5 +173,8 @@ impl SessionPort for AgentPort {
     }
     fn report(&self, plugin: &str, text: &str) {
         self.send(plugin, "report", text);
+    }
+    fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
+        self.license.clone()
     }
 }

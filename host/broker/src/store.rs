@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub const DB_FILE: &str = "broker.db";
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS operators (
@@ -72,6 +72,31 @@ CREATE TABLE IF NOT EXISTS session_events (
     PRIMARY KEY (session_id, seq)
 );
 "#;
+
+/// Migrations by the version they bring the schema to; each runs once, in
+/// order, when the database is older.
+const MIGRATIONS: [(i64, &str); 1] = [(
+    3,
+    r#"
+CREATE TABLE IF NOT EXISTS license_documents (
+    serial       TEXT NOT NULL,
+    issued       TEXT NOT NULL,
+    document     TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    PRIMARY KEY (serial, issued)
+);
+"#,
+)];
+
+/// A published license document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseRow {
+    pub serial: String,
+    /// RFC 3339 UTC, seconds (sorts by time).
+    pub issued: String,
+    pub document: String,
+    pub published_at: i64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -216,6 +241,11 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA)?;
+        for (to, sql) in MIGRATIONS {
+            if version < to {
+                conn.execute_batch(sql)?;
+            }
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         // Checkpoints happen in `checkpoint`, off the request path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -242,6 +272,39 @@ impl Store {
         self.conn
             .lock()
             .expect("store lock is never poisoned: no panics while held")
+    }
+
+    // ------------------------------------------------------------ licenses
+
+    /// The newest license published for `serial` (by issue time).
+    pub fn latest_license(&self, serial: &str) -> Result<Option<LicenseRow>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT serial, issued, document, published_at FROM license_documents
+                 WHERE serial = ?1 ORDER BY issued DESC LIMIT 1",
+                params![serial],
+                |r| {
+                    Ok(LicenseRow {
+                        serial: r.get(0)?,
+                        issued: r.get(1)?,
+                        document: r.get(2)?,
+                        published_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stores a license; false when one with the same serial and issue time
+    /// is already there (it is left unchanged).
+    pub fn insert_license(&self, row: &LicenseRow) -> Result<bool, StoreError> {
+        let n = self.db().execute(
+            "INSERT OR IGNORE INTO license_documents (serial, issued, document, published_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![row.serial, row.issued, row.document, row.published_at],
+        )?;
+        Ok(n == 1)
     }
 
     // ------------------------------------------------------------ operators

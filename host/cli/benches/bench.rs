@@ -111,6 +111,7 @@ impl Harness {
             invitation_ttl: Duration::from_secs(600),
             heartbeat: HEARTBEAT,
             script_categories: vec!["Other".into()],
+            back_office: None,
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),

@@ -63,6 +63,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         invitation_ttl: Duration::from_secs(600),
         heartbeat: Duration::from_secs(15),
         script_categories: vec!["Diagnostics".into(), "Network".into()],
+        back_office: None,
     };
     let password = lifeline_broker::accounts::new_token();
     let profile = OperatorProfile {
@@ -120,6 +121,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             .into(),
         }),
         plugins: Some(demo_plugins(&root)?),
+        remote_service: None,
     };
     let audit_log = agent_cfg.data_dir.join(lifeline_agent::AUDIT_FILE);
     let (ui_tx, mut ui_rx) = mpsc::unbounded_channel();
