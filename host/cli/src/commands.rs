@@ -24,6 +24,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(p) => crate::plugin_cmd::bundle(p),
+        Command::License(l) => crate::license_cmd::license(l).await,
         Command::Audit(AuditCmd::Verify { file }) => {
             let (n, hash) = lifeline_core::audit::verify(&file)?;
             println!("{}: {n} entries, chain intact, head {hash}", file.display());
@@ -103,6 +104,7 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
             println!("{}", id.fingerprint);
             Ok(ExitCode::SUCCESS)
         }
+        BrokerCmd::License(l) => crate::license_cmd::broker(l),
     }
 }
 
@@ -122,6 +124,10 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
                 outcome.session.session_id, outcome.reason
             );
             Ok(ExitCode::SUCCESS)
+        }
+        AgentCmd::Status(c) => crate::license_cmd::agent_status(c).await,
+        AgentCmd::LicenseCheck { cfg, watch } => {
+            crate::license_cmd::license_check(cfg, watch).await
         }
     }
 }

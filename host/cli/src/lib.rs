@@ -6,6 +6,7 @@ pub mod commands;
 pub mod console;
 pub mod demo;
 pub mod input;
+pub mod license_cmd;
 pub mod plugin_cmd;
 pub mod scripts_cmd;
 
