@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod https;
+mod license;
 mod plugin_binary;
 mod plugins;
 pub mod processes;
