@@ -24,9 +24,9 @@ pub enum ProxyError {
         source: std::io::Error,
     },
     #[error(
-        "the proxy {proxy} refused the credentials (407 Proxy Authentication Required); check remote_service.proxy user, password_file and domain"
+        "the proxy {proxy} refused the credentials: proxy authentication required (407; it answered {status:?}); check remote_service.proxy user, password_file and domain"
     )]
-    AuthRequired { proxy: String },
+    AuthRequired { proxy: String, status: String },
     #[error("the proxy {proxy} refused to connect to {target}: {status}")]
     Refused {
         proxy: String,
@@ -81,8 +81,11 @@ pub fn check_reply(proxy: &str, target: &str, head: &[u8]) -> Result<(), ProxyEr
     }
     match code {
         "200" => Ok(()),
-        "407" => Err(ProxyError::AuthRequired {
+        // 407 is the standard answer; some proxies (tinyproxy's BasicAuth)
+        // answer 401 to a CONNECT with wrong credentials.
+        "407" | "401" => Err(ProxyError::AuthRequired {
             proxy: proxy.into(),
+            status: status_line,
         }),
         _ => Err(ProxyError::Refused {
             proxy: proxy.into(),

@@ -283,11 +283,15 @@ impl License {
 
     /// What the signature covers.
     pub fn canonical(&self) -> Vec<u8> {
+        // Features are a set: signed sorted, whatever order they came in.
+        let mut features = self.features.clone();
+        features.sort();
+        features.dedup();
         let c = Canonical {
             serial: &self.serial,
             customer: &self.customer,
             product: &self.product,
-            features: &self.features,
+            features: &features,
             users: self.users,
             issued: fmt_time(self.issued),
             expires: fmt_date(self.expires),
