@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod console;
 pub mod demo;
+pub mod demo_license;
 pub mod input;
 pub mod license_cmd;
 pub mod plugin_cmd;
