@@ -77,9 +77,11 @@ fn header_value<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// Checks the organisation and code; `Err` is the reply to send.
 async fn authenticate(s: &Shared, peer: IpAddr, h: &HeaderMap) -> Result<String, Response> {
     let Some(bo) = &s.cfg.back_office else {
+        // Not 404: that means "no license for this serial" to agents.
         return Err(text(
-            StatusCode::NOT_FOUND,
-            "this broker offers no license back office".into(),
+            StatusCode::NOT_IMPLEMENTED,
+            "this broker offers no license back office (no [back_office] in its configuration)"
+                .into(),
         ));
     };
     if let Err(l) = s.code_limiter.acquire(peer) {

@@ -654,4 +654,33 @@ mod tests {
         assert_eq!(s.list_sessions(Some(id)).unwrap().len(), 1);
         assert_eq!(s.list_sessions(Some(id + 1)).unwrap().len(), 0);
     }
+
+    #[test]
+    fn version_2_database_migrates_to_licenses() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let db = s.db();
+            db.execute_batch("DROP TABLE license_documents; PRAGMA user_version = 2;")
+                .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let row = |issued: &str| LicenseRow {
+            serial: "S-1".into(),
+            issued: issued.into(),
+            document: format!("doc {issued}"),
+            published_at: 1,
+        };
+        assert!(s.insert_license(&row("2026-01-01T00:00:00Z")).unwrap());
+        assert!(s.insert_license(&row("2026-05-01T00:00:00Z")).unwrap());
+        assert!(!s.insert_license(&row("2026-05-01T00:00:00Z")).unwrap());
+        let latest = s.latest_license("S-1").unwrap().unwrap();
+        assert_eq!(latest.issued, "2026-05-01T00:00:00Z");
+        assert_eq!(s.latest_license("S-2").unwrap(), None);
+        let v: i64 = s
+            .db()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
 }

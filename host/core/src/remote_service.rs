@@ -685,4 +685,44 @@ mod tests {
             .to_string();
         assert!(err.contains("`remote_service.service_account`"), "{err}");
     }
+
+    #[test]
+    fn back_office_organisations_validate() {
+        use crate::config::BrokerConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!(
+            "[broker]\nlisten = \"127.0.0.1:1\"\nhttps_listen = \"127.0.0.1:2\"\ndata_dir = \"d\"\n[back_office]\nvendor_keys = [\"{KEY}\"]\n[[back_office.organisations]]\nid = \"ORG-1\"\n"
+        );
+        let f = dir.path().join("broker.toml");
+        let parse = |extra: &str| BrokerConfig::parse(&f, &format!("{base}{extra}"));
+        let c = parse("verification_code_hash = \"$argon2id$v=19$m=19456,t=2,p=1$x$y\"\n").unwrap();
+        assert!(matches!(
+            c.back_office.unwrap().organisations[0].code,
+            CodeCheck::Argon2(_)
+        ));
+        let err = parse("verification_code = \"1234\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("broker.toml:9: `back_office.organisations.verification_code`"),
+            "{err}"
+        );
+        let err = parse("verification_code_hash = \"1234\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("argon2id"), "{err}");
+        let err = parse("").unwrap_err().to_string();
+        assert!(err.contains("needs exactly one of"), "{err}");
+        secrets::write_private(&dir.path().join("org.secret"), b"code-1\n").unwrap();
+        let c = parse("verification_code_file = \"org.secret\"\n").unwrap();
+        let CodeCheck::File(code) = &c.back_office.as_ref().unwrap().organisations[0].code else {
+            panic!("file code")
+        };
+        assert_eq!(code.expose(), "code-1");
+        assert!(!format!("{c:?}").contains("code-1"));
+        let err = BrokerConfig::parse(&f, &base.replace(KEY, "ed25519:short"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`back_office.vendor_keys`"), "{err}");
+    }
 }

@@ -264,7 +264,7 @@ impl BackOffice {
         if reply.status == 404 {
             return Err(FetchError::Status {
                 status: 404,
-                message: "this broker offers no license back office".into(),
+                message: "no license back office at this address (an older broker?)".into(),
             });
         }
         Ok(message(&reply.body))
