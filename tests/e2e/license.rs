@@ -740,3 +740,41 @@ async fn wrong_codes_are_rate_limited() {
         "{errs:?}"
     );
 }
+
+#[tokio::test]
+async fn pin_mismatch_and_unreachable_proxy_are_explained() {
+    let office = Office::start().await;
+    let rs = office.remote_service("pin", LicenseMode::Remote, ProxySetting::None);
+    let mut up = office.updater(rs.clone(), "pin");
+    up.trust = lifeline_core::tls::Trust::Pinned(lifeline_core::tls::Fingerprint([9; 32]));
+    let err = tokio::task::spawn_blocking(move || up.back_office(Duration::from_secs(5)).hello())
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TLS with the back office") && err.contains("pinned fingerprint"),
+        "{err}"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut rs = rs;
+    rs.proxy = ProxySetting::Manual(ManualProxy {
+        host: "127.0.0.1".into(),
+        port: closed,
+        auth: None,
+    });
+    let up = office.updater(rs, "pin");
+    let err = tokio::task::spawn_blocking(move || up.back_office(Duration::from_secs(5)).hello())
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("cannot reach the proxy 127.0.0.1:{closed}")),
+        "{err}"
+    );
+}
