@@ -778,3 +778,58 @@ async fn pin_mismatch_and_unreachable_proxy_are_explained() {
         "{err}"
     );
 }
+
+/// Collects what the unattended check shows.
+struct Lines(tokio::sync::mpsc::UnboundedSender<String>);
+impl lifeline_agent::CustomerUi for Lines {
+    fn show(&self, line: &str) {
+        let _ = self.0.send(line.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn periodic_checks_install_by_policy_then_find_nothing_newer() {
+    let office = Office::start().await;
+    office.publish(&new_license());
+    let mut rs = office.remote_service("periodic", LicenseMode::Remote, ProxySetting::None);
+    rs.check_interval = Duration::from_secs(1);
+    let file = rs.license_file.clone();
+    let policy = lifeline_core::consent::Policy {
+        default: lifeline_core::consent::Rule::Deny,
+        rules: [(
+            "license.update".to_string(),
+            lifeline_core::consent::Rule::Allow,
+        )]
+        .into(),
+    };
+    let mut cfg = office
+        .tb
+        .agent_config("periodic", Some(policy), Duration::from_secs(5));
+    cfg.remote_service = Some(rs);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        lifeline_agent::license::run_periodic(&cfg, Arc::new(Lines(tx)), async {
+            let _ = stop_rx.await;
+        })
+        .await;
+    });
+    let mut checks = Vec::new();
+    while checks.len() < 2 {
+        let line = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if line.starts_with("license check") {
+            checks.push(line);
+        }
+    }
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+    assert!(
+        checks[0].contains("A new license is available"),
+        "{checks:?}"
+    );
+    assert!(checks[1].contains("is up to date"), "{checks:?}");
+    assert_eq!(License::load(&file).unwrap(), new_license());
+}
