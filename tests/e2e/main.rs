@@ -7,6 +7,7 @@
 mod bad_input;
 mod https;
 mod license;
+mod license_support;
 mod plugin_binary;
 mod plugins;
 pub mod processes;
