@@ -6,6 +6,8 @@
 
 mod bad_input;
 mod https;
+mod license;
+mod license_support;
 mod machine;
 mod plugin_binary;
 mod plugins;

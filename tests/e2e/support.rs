@@ -35,6 +35,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         rejoin_ttl: Duration::from_secs(900),
         heartbeat,
         script_categories: vec!["Diagnostics".into(), "Network".into()],
+        back_office: None,
     }
 }
 
@@ -91,6 +92,7 @@ impl TestBroker {
             run_as: Default::default(),
             power: Default::default(),
             service: Default::default(),
+            remote_service: None,
         }
     }
 }

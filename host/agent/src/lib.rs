@@ -2,6 +2,7 @@
 //! helping, chat, answer consent requests, and keep the audit log.
 
 pub mod credential;
+pub mod license;
 pub mod native;
 pub mod plugins;
 pub mod prompt;
@@ -171,8 +172,11 @@ pub async fn serve(
             Err(e) => return Err(AgentError::Plugins(e)),
         }
     }
+    let session_proxy = cfg.remote_service.as_ref().and_then(|r| r.session_proxy());
     let (mut link, welcome) = match &entry {
-        Entry::Join(_) => client::connect(&cfg.endpoint, ClientRole::Agent).await?,
+        Entry::Join(_) => {
+            client::connect_via(&cfg.endpoint, ClientRole::Agent, session_proxy).await?
+        }
         Entry::Rejoin(t) => connect_until(cfg, t.expires_at, ui.as_ref()).await?,
     };
     let host = hostname();
@@ -265,6 +269,7 @@ pub async fn serve(
         });
     }
     let prompter = Arc::new(InputPrompter::new(Arc::clone(&ui)));
+    let license_service = license::AgentLicense::new(cfg, Arc::clone(&ui));
     let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
     // Consent decisions in progress; dropped (aborted) when the session ends.
     let mut deciding = tokio::task::JoinSet::new();
@@ -349,6 +354,7 @@ pub async fn serve(
                                 data_dir: cfg.data_dir.clone(),
                                 power: cfg.power.clone(),
                                 ui: Arc::clone(&ui),
+                                license: license_service.clone().map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
                             });
                             tokio::task::spawn_blocking(move || {
                                 let (ok, text) = match host.call(&plugin, &command, &args, port) {

@@ -129,6 +129,8 @@ pub struct AgentPort {
     pub data_dir: std::path::PathBuf,
     pub power: lifeline_core::machine::PowerConfig,
     pub ui: Arc<dyn crate::CustomerUi>,
+    /// The license back office (`license.update`), when configured.
+    pub license: Option<Arc<dyn lifeline_runtime::LicenseService>>,
 }
 
 impl AgentPort {
@@ -193,5 +195,8 @@ impl SessionPort for AgentPort {
     }
     fn reboot(&self, _plugin: &str, reason: &str) -> Result<String, String> {
         self.native_reboot(reason)
+    }
+    fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
+        self.license.clone()
     }
 }

@@ -1,5 +1,6 @@
 //! The broker's HTTPS side: the join page behind each personalised link,
-//! short links (redirects to the personalised link), and a landing page.
+//! short links (redirects to the personalised link), a landing page, and
+//! the license back office's routes (`back_office`).
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(landing))
         .route("/j/{token}", get(join_page))
         .route("/s/{code}", get(short_link))
+        .merge(crate::back_office::routes())
         .with_state(shared)
 }
 
@@ -35,7 +37,10 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
             continue;
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(crate::back_office::Peer(peer.ip()))),
+        );
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod agent_side;
+pub mod back_office;
 pub mod https;
 pub mod invitations;
 pub mod library;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub registry: Registry,
     pub join_limiter: GuessLimiter,
     pub login_limiter: GuessLimiter,
+    /// Wrong verification codes at the license back office.
+    pub code_limiter: GuessLimiter,
     next_conn: AtomicU64,
 }
 
@@ -306,6 +309,7 @@ impl Broker {
                     refill_every: LOGIN_REFILL / 100,
                 },
             ),
+            code_limiter: back_office::limiter(),
             next_conn: AtomicU64::new(1),
             cfg,
         });

@@ -80,6 +80,31 @@ CREATE TABLE IF NOT EXISTS session_events (
 );
 "#;
 
+/// Migrations by the version they bring the schema to; each runs once, in
+/// order, when the database is older.
+const MIGRATIONS: [(i64, &str); 1] = [(
+    3,
+    r#"
+CREATE TABLE IF NOT EXISTS license_documents (
+    serial       TEXT NOT NULL,
+    issued       TEXT NOT NULL,
+    document     TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    PRIMARY KEY (serial, issued)
+);
+"#,
+)];
+
+/// A published license document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseRow {
+    pub serial: String,
+    /// RFC 3339 UTC, seconds (sorts by time).
+    pub issued: String,
+    pub document: String,
+    pub published_at: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -223,6 +248,11 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA)?;
+        for (to, sql) in MIGRATIONS {
+            if version < to {
+                conn.execute_batch(sql)?;
+            }
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         // Checkpoints happen in `checkpoint`, off the request path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -249,6 +279,39 @@ impl Store {
         self.conn
             .lock()
             .expect("store lock is never poisoned: no panics while held")
+    }
+
+    // ------------------------------------------------------------ licenses
+
+    /// The newest license published for `serial` (by issue time).
+    pub fn latest_license(&self, serial: &str) -> Result<Option<LicenseRow>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT serial, issued, document, published_at FROM license_documents
+                 WHERE serial = ?1 ORDER BY issued DESC LIMIT 1",
+                params![serial],
+                |r| {
+                    Ok(LicenseRow {
+                        serial: r.get(0)?,
+                        issued: r.get(1)?,
+                        document: r.get(2)?,
+                        published_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stores a license; false when one with the same serial and issue time
+    /// is already there (it is left unchanged).
+    pub fn insert_license(&self, row: &LicenseRow) -> Result<bool, StoreError> {
+        let n = self.db().execute(
+            "INSERT OR IGNORE INTO license_documents (serial, issued, document, published_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![row.serial, row.issued, row.document, row.published_at],
+        )?;
+        Ok(n == 1)
     }
 
     // ------------------------------------------------------------ operators
@@ -597,5 +660,34 @@ mod tests {
         assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(s.list_sessions(Some(id)).unwrap().len(), 1);
         assert_eq!(s.list_sessions(Some(id + 1)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn version_2_database_migrates_to_licenses() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            let db = s.db();
+            db.execute_batch("DROP TABLE license_documents; PRAGMA user_version = 2;")
+                .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let row = |issued: &str| LicenseRow {
+            serial: "S-1".into(),
+            issued: issued.into(),
+            document: format!("doc {issued}"),
+            published_at: 1,
+        };
+        assert!(s.insert_license(&row("2026-01-01T00:00:00Z")).unwrap());
+        assert!(s.insert_license(&row("2026-05-01T00:00:00Z")).unwrap());
+        assert!(!s.insert_license(&row("2026-05-01T00:00:00Z")).unwrap());
+        let latest = s.latest_license("S-1").unwrap().unwrap();
+        assert_eq!(latest.issued, "2026-05-01T00:00:00Z");
+        assert_eq!(s.latest_license("S-2").unwrap(), None);
+        let v: i64 = s
+            .db()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 }

@@ -112,6 +112,7 @@ impl Harness {
             rejoin_ttl: Duration::from_secs(900),
             heartbeat: HEARTBEAT,
             script_categories: vec!["Other".into()],
+            back_office: None,
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),

@@ -41,6 +41,9 @@ pub enum Command {
     /// Plugin bundles: keys, packing, signing, verifying, installing.
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Licenses: show (About), vendor keys, signing, update eligibility.
+    #[command(subcommand)]
+    License(crate::license_cmd::LicenseCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,6 +124,9 @@ pub enum BrokerCmd {
     ListOperators(ConfigArg),
     /// Print the broker certificate's SHA-256 fingerprint (creating it on first use).
     Fingerprint(ConfigArg),
+    /// The license back office: publish licenses, hash verification codes.
+    #[command(subcommand)]
+    License(crate::license_cmd::BrokerLicenseCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,6 +167,17 @@ pub enum AgentCmd {
         unit_dir: Option<std::path::PathBuf>,
         #[arg(long)]
         no_systemctl: bool,
+    },
+    /// Remote service: back office connection, last license check, installed
+    /// license, service state.
+    Status(ConfigArg),
+    /// Check the back office for an updated license now (and install it if
+    /// the policy allows "license.update"); --watch: every check interval.
+    LicenseCheck {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        #[arg(long)]
+        watch: bool,
     },
 }
 

@@ -24,6 +24,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(p) => crate::plugin_cmd::bundle(p),
+        Command::License(l) => crate::license_cmd::license(l).await,
         Command::Audit(AuditCmd::Verify { file }) => {
             let (n, hash) = lifeline_core::audit::verify(&file)?;
             println!("{}: {n} entries, chain intact, head {hash}", file.display());
@@ -103,6 +104,7 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
             println!("{}", id.fingerprint);
             Ok(ExitCode::SUCCESS)
         }
+        BrokerCmd::License(l) => crate::license_cmd::broker(l),
     }
 }
 
@@ -138,6 +140,20 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
                 ),
                 None => println!("No rejoin ticket is waiting: nothing to rejoin."),
             }
+            // Then, with the remote service on, license checks every interval
+            // (after the session: one writer of the audit log at a time).
+            if cfg.remote_service.as_ref().is_some_and(|r| r.enabled) {
+                println!("Checking for license updates periodically (Ctrl-C stops).");
+                let stop = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                lifeline_agent::license::run_periodic(
+                    &cfg,
+                    Arc::new(lifeline_agent::TerminalUi),
+                    stop,
+                )
+                .await;
+            }
             Ok(ExitCode::SUCCESS)
         }
         AgentCmd::InstallService {
@@ -151,6 +167,10 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
             unit_dir,
             no_systemctl,
         } => crate::service_cmd::uninstall(&cfg.config, unit_dir, !no_systemctl),
+        AgentCmd::Status(c) => crate::license_cmd::agent_status(c).await,
+        AgentCmd::LicenseCheck { cfg, watch } => {
+            crate::license_cmd::license_check(cfg, watch).await
+        }
     }
 }
 

@@ -64,7 +64,11 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         rejoin_ttl: Duration::from_secs(900),
         heartbeat: Duration::from_secs(15),
         script_categories: vec!["Diagnostics".into(), "Network".into()],
+        back_office: None,
     };
+    let vendor = crate::demo_license::Vendor::new(&root)?;
+    let mut cfg = cfg;
+    cfg.back_office = Some(vendor.back_office());
     let password = lifeline_broker::accounts::new_token();
     let profile = OperatorProfile {
         username: "demo".into(),
@@ -117,6 +121,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             rules: [
                 ("system.info".to_string(), Rule::Allow),
                 ("script.run".to_string(), Rule::Allow),
+                ("license.update".to_string(), Rule::Allow),
             ]
             .into(),
         }),
@@ -124,7 +129,10 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         run_as: Default::default(),
         power: Default::default(),
         service: Default::default(),
+        remote_service: None,
     };
+    let mut agent_cfg = agent_cfg;
+    agent_cfg.remote_service = Some(vendor.remote_service(&root, broker.https_addr)?);
     let audit_log = agent_cfg.data_dir.join(lifeline_agent::AUDIT_FILE);
     let (ui_tx, mut ui_rx) = mpsc::unbounded_channel();
     let (input_tx, input_rx) = mpsc::channel(8);
@@ -288,6 +296,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     if !ok {
         bail!("the demo script failed: {summary}");
     }
+    crate::demo_license::walk(&vendor, &broker, &op, &sid).await?;
     op.end(&sid, "problem solved").await?;
     say("operator", "ended the session");
     let outcome = tokio::time::timeout(STEP_TIMEOUT, agent)
@@ -360,7 +369,7 @@ fn first_line(s: &str, max: usize) -> String {
 fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::PluginsConfig> {
     use lifeline_runtime::bundle;
     let plugins = root.join("plugins");
-    let embedded: [(&str, &str, &str); 2] = [
+    let embedded: [(&str, &str, &str); 3] = [
         (
             "hello-lua",
             include_str!("../../../plugins/hello-lua/plugin.toml"),
@@ -370,6 +379,11 @@ fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::Plugins
             "scripts",
             include_str!("../../../plugins/scripts/plugin.toml"),
             include_str!("../../../plugins/scripts/main.lua"),
+        ),
+        (
+            "license",
+            include_str!("../../../plugins/license/plugin.toml"),
+            include_str!("../../../plugins/license/main.lua"),
         ),
     ];
     for (id, manifest, code) in embedded {

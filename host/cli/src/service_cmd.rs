@@ -55,7 +55,7 @@ pub fn install(
     run_systemctl: bool,
 ) -> Result<ExitCode> {
     let cfg = AgentConfig::load(config)?;
-    let account = account.unwrap_or(cfg.service.account);
+    let account = account.unwrap_or_else(|| cfg.service_account().to_string());
     if nix::unistd::User::from_name(&account)
         .ok()
         .flatten()

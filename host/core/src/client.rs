@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::link::{Link, spawn_link};
+use crate::remote_service::ManualProxy;
 use crate::tls::{self, TlsError, Trust};
 
 /// Time allowed for TCP connect, TLS and the `Hello`/`Welcome` exchange.
@@ -49,6 +50,8 @@ pub enum ConnectError {
     Handshake(String),
     #[error("timed out after {0:?} connecting to the broker")]
     Timeout(Duration),
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyError),
 }
 
 /// What the broker said in its `Welcome`.
@@ -59,19 +62,36 @@ pub struct Welcome {
 
 /// Connects, authenticates the broker and completes the handshake.
 pub async fn connect(ep: &Endpoint, role: ClientRole) -> Result<(Link, Welcome), ConnectError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_inner(ep, role))
+    connect_via(ep, role, None).await
+}
+
+/// Like [`connect`], through a manual HTTP proxy (`CONNECT` tunnel) when
+/// one is given.
+pub async fn connect_via(
+    ep: &Endpoint,
+    role: ClientRole,
+    proxy: Option<&ManualProxy>,
+) -> Result<(Link, Welcome), ConnectError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_inner(ep, role, proxy))
         .await
         .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))?
 }
 
-async fn connect_inner(ep: &Endpoint, role: ClientRole) -> Result<(Link, Welcome), ConnectError> {
+async fn connect_inner(
+    ep: &Endpoint,
+    role: ClientRole,
+    proxy: Option<&ManualProxy>,
+) -> Result<(Link, Welcome), ConnectError> {
     let config = tls::client_config(&ep.trust)?;
-    let tcp = TcpStream::connect(&ep.address)
-        .await
-        .map_err(|source| ConnectError::Tcp {
-            address: ep.address.clone(),
-            source,
-        })?;
+    let tcp = match proxy {
+        Some(p) => crate::proxy::tunnel(p, &ep.address).await?,
+        None => TcpStream::connect(&ep.address)
+            .await
+            .map_err(|source| ConnectError::Tcp {
+                address: ep.address.clone(),
+                source,
+            })?,
+    };
     tcp.set_nodelay(true).ok();
     let name = ServerName::try_from(ep.server_name.clone())
         .map_err(|_| ConnectError::ServerName(ep.server_name.clone()))?;

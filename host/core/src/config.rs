@@ -178,6 +178,7 @@ pub fn read(file: &Path) -> Result<String, ConfigError> {
 #[serde(deny_unknown_fields)]
 struct RawBrokerFile {
     broker: RawBroker,
+    back_office: Option<crate::remote_service::RawBackOffice>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +225,8 @@ pub struct BrokerConfig {
     pub heartbeat: Duration,
     /// Categories a library script must belong to (defined by the admin).
     pub script_categories: Vec<String>,
+    /// License back office (`[back_office]`); `None`: not offered.
+    pub back_office: Option<crate::remote_service::BackOfficeConfig>,
 }
 
 impl BrokerConfig {
@@ -294,6 +297,11 @@ impl BrokerConfig {
             }
         };
         Ok(BrokerConfig {
+            back_office: raw
+                .back_office
+                .as_ref()
+                .map(|r| crate::remote_service::validate_back_office(&doc, r))
+                .transpose()?,
             script_categories,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
             listen: doc.addr(&b.listen, "broker.listen")?,
@@ -395,6 +403,7 @@ struct RawAgentFile {
     run_as: Option<crate::machine::RawRunAs>,
     power: Option<crate::machine::RawPower>,
     service: Option<crate::machine::RawService>,
+    remote_service: Option<crate::remote_service::RawRemoteService>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +499,8 @@ pub struct AgentConfig {
     pub run_as: crate::machine::RunAsConfig,
     pub power: crate::machine::PowerConfig,
     pub service: crate::machine::ServiceConfig,
+    /// License back office, proxy, service account; `None`: not configured.
+    pub remote_service: Option<crate::remote_service::RemoteServiceConfig>,
 }
 
 impl AgentConfig {
@@ -523,6 +534,11 @@ impl AgentConfig {
             run_as: crate::machine::validate_run_as(&doc, raw.run_as.as_ref())?,
             power: crate::machine::validate_power(&doc, raw.power.as_ref())?,
             service: crate::machine::validate_service(&doc, raw.service.as_ref())?,
+            remote_service: raw
+                .remote_service
+                .as_ref()
+                .map(|r| crate::remote_service::validate(&doc, r))
+                .transpose()?,
         })
     }
 }

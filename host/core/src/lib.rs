@@ -7,6 +7,8 @@ pub mod config;
 pub mod consent;
 pub mod link;
 pub mod machine;
+pub mod proxy;
+pub mod remote_service;
 pub mod secrets;
 pub mod session;
 pub mod time;

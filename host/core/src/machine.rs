@@ -221,6 +221,18 @@ pub(crate) fn validate_service(
     })
 }
 
+impl crate::config::AgentConfig {
+    /// The account the agent service runs as: `[remote_service]
+    /// service_account` when set (the remote-service settings the customer's
+    /// admin fills in), else `[service] account`.
+    pub fn service_account(&self) -> &str {
+        self.remote_service
+            .as_ref()
+            .and_then(|r| r.service_account.as_deref())
+            .unwrap_or(&self.service.account)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::AgentConfig;

@@ -31,10 +31,12 @@ pub enum Capability {
     AccountRunAs,
     /// Restart the customer's computer; the agent rejoins by itself.
     PowerReboot,
+    /// Check the back office for an updated license and install it.
+    LicenseUpdate,
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 11] = [
+pub const ALL: [Capability; 12] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -46,6 +48,7 @@ pub const ALL: [Capability; 11] = [
     Capability::HttpRequest,
     Capability::AccountRunAs,
     Capability::PowerReboot,
+    Capability::LicenseUpdate,
 ];
 
 impl Capability {
@@ -63,6 +66,7 @@ impl Capability {
             Capability::HttpRequest => "http.request",
             Capability::AccountRunAs => "account.run-as",
             Capability::PowerReboot => "power.reboot",
+            Capability::LicenseUpdate => "license.update",
         }
     }
 
@@ -84,7 +88,8 @@ impl Capability {
             | Capability::ProcessSpawn
             | Capability::HttpRequest
             | Capability::AccountRunAs
-            | Capability::PowerReboot => true,
+            | Capability::PowerReboot
+            | Capability::LicenseUpdate => true,
         }
     }
 
@@ -121,6 +126,9 @@ pub enum HostCall {
     RunAsLogout,
     RunAsStatus,
     Reboot,
+    LicenseAbout,
+    LicenseCheck,
+    LicenseInstall,
 }
 
 impl HostCall {
@@ -145,6 +153,9 @@ impl HostCall {
             HostCall::RunAsLogout => Capability::AccountRunAs,
             HostCall::RunAsStatus => Capability::AccountRunAs,
             HostCall::Reboot => Capability::PowerReboot,
+            HostCall::LicenseAbout => Capability::LicenseUpdate,
+            HostCall::LicenseCheck => Capability::LicenseUpdate,
+            HostCall::LicenseInstall => Capability::LicenseUpdate,
         }
     }
 
@@ -153,7 +164,11 @@ impl HostCall {
     /// access back) and asking whether one is active never ask.
     pub fn asks_consent(self) -> bool {
         let gives_back_or_looks = match self {
-            HostCall::RunAsLogout | HostCall::RunAsStatus => true,
+            // Give the customer's access back, or only look: never asked.
+            HostCall::RunAsLogout
+            | HostCall::RunAsStatus
+            | HostCall::LicenseAbout
+            | HostCall::LicenseCheck => true,
             HostCall::Log
             | HostCall::SendOutput
             | HostCall::SendChat
@@ -168,7 +183,8 @@ impl HostCall {
             | HostCall::Spawn
             | HostCall::HttpRequest
             | HostCall::RunAsLogin
-            | HostCall::Reboot => false,
+            | HostCall::Reboot
+            | HostCall::LicenseInstall => false,
         };
         self.capability().needs_consent() && !gives_back_or_looks
     }
@@ -193,6 +209,9 @@ impl HostCall {
             HostCall::RunAsLogout => "run_as_logout",
             HostCall::RunAsStatus => "run_as_status",
             HostCall::Reboot => "reboot",
+            HostCall::LicenseAbout => "license_about",
+            HostCall::LicenseCheck => "license_check",
+            HostCall::LicenseInstall => "license_install",
         }
     }
 }

@@ -84,6 +84,22 @@ pub trait SessionPort: Send + Sync {
         let _ = (plugin, reason);
         Err(NOT_ON_THIS_HOST.to_string())
     }
+    /// The license back office; `None` when the agent has no remote service.
+    fn license(&self) -> Option<Arc<dyn LicenseService>> {
+        None
+    }
+}
+
+/// The license back office, as the agent provides it to plugins holding
+/// `license.update` (see `lifeline-license`). Each answer is JSON text;
+/// `Err` is the reason, for the plugin and the operator.
+pub trait LicenseService: Send + Sync {
+    /// The installed license and the last check.
+    fn about(&self) -> Result<String, String>;
+    /// Asks the back office for a newer license; announces it to the customer.
+    fn check(&self) -> Result<String, String>;
+    /// Installs the license the last check offered (checking first if none).
+    fn install(&self) -> Result<String, String>;
 }
 
 /// What a host without the agent's native features answers.
@@ -408,6 +424,29 @@ impl CallContext {
         r
     }
 
+    fn license(&mut self, call: HostCall) -> Result<Arc<dyn LicenseService>, HostError> {
+        self.check(call)?;
+        self.port.license().ok_or_else(|| {
+            HostError::Failed(
+                "this agent has no [remote_service] configured: no license back office".into(),
+            )
+        })
+    }
+
+    pub fn license_about(&mut self) -> Result<String, HostError> {
+        self.license(HostCall::LicenseAbout)?
+            .about()
+            .map_err(HostError::Failed)
+    }
+
+    pub fn license_check(&mut self) -> Result<String, HostError> {
+        let svc = self.license(HostCall::LicenseCheck)?;
+        let t0 = Instant::now();
+        let r = svc.check().map_err(HostError::Failed);
+        self.host_wait += t0.elapsed();
+        r
+    }
+
     pub fn run_as_login(&mut self, user: &str) -> Result<String, HostError> {
         self.check(HostCall::RunAsLogin)?;
         let id = self.manifest.id.clone();
@@ -433,5 +472,13 @@ impl CallContext {
         let id = self.manifest.id.clone();
         self.native(|p| p.reboot(&id, reason))
             .map_err(HostError::Failed)
+    }
+
+    pub fn license_install(&mut self) -> Result<String, HostError> {
+        let svc = self.license(HostCall::LicenseInstall)?;
+        let t0 = Instant::now();
+        let r = svc.install().map_err(HostError::Failed);
+        self.host_wait += t0.elapsed();
+        r
     }
 }

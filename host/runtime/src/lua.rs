@@ -223,6 +223,18 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
             })
         })?,
     )?;
+    t.set(
+        "license_about",
+        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.license_about())))?,
+    )?;
+    t.set(
+        "license_check",
+        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.license_check())))?,
+    )?;
+    t.set(
+        "license_install",
+        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.license_install())))?,
+    )?;
     lua.globals().set("lifeline", t)?;
     Ok(())
 }

@@ -156,6 +156,15 @@ impl host::Host for State {
     fn reboot(&mut self, reason: String) -> Result<String, types::HostError> {
         self.ctx.reboot(&reason).map_err(wit_err)
     }
+    fn license_about(&mut self) -> Result<String, types::HostError> {
+        self.ctx.license_about().map_err(wit_err)
+    }
+    fn license_check(&mut self) -> Result<String, types::HostError> {
+        self.ctx.license_check().map_err(wit_err)
+    }
+    fn license_install(&mut self) -> Result<String, types::HostError> {
+        self.ctx.license_install().map_err(wit_err)
+    }
 }
 
 /// The one wasmtime engine of the agent, with its epoch ticker and linker.

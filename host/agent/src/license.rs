@@ -1,0 +1,253 @@
+//! The agent's license update: the back office service that plugins with
+//! `license.update` use in a session ([`AgentLicense`]), and checks outside
+//! a session every configured interval ([`run_periodic`]), where consent
+//! comes from the agent's policy file (no customer is asked).
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lifeline_core::audit::AuditLog;
+use lifeline_core::config::AgentConfig;
+use lifeline_core::consent::{ConsentEngine, ConsentRequest, Prompter};
+use lifeline_license::updater::Offer;
+use lifeline_license::{Check, LicenseError, Updater};
+use lifeline_protocol::ConsentDecision;
+use lifeline_runtime::LicenseService;
+use serde_json::json;
+
+use crate::{AUDIT_FILE, CustomerUi};
+
+/// Session ID consent decisions outside a session are recorded under.
+pub const SERVICE_SESSION: &str = "license-service";
+/// Plugin name recorded for checks the agent runs itself.
+pub const SERVICE_PLUGIN: &str = "license";
+/// Capability name of license installs (same as the plugin's).
+pub const CAPABILITY: &str = "license.update";
+/// Shortest interval between periodic checks, whatever the config says.
+pub const MIN_PERIODIC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a check outside a session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LicenseRunError {
+    #[error(transparent)]
+    License(#[from] LicenseError),
+    #[error(transparent)]
+    Audit(#[from] lifeline_core::audit::AuditError),
+    #[error(
+        "installing the license was not allowed ({0}); set \"license.update\" = \"allow\" in the agent's policy to install unattended"
+    )]
+    Denied(String),
+    #[error("the check stopped unexpectedly: {0}")]
+    Join(String),
+}
+
+fn today() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// The updater for an agent config; `None` without `[remote_service]`.
+pub fn updater(cfg: &AgentConfig) -> Option<Updater> {
+    cfg.remote_service
+        .as_ref()
+        .map(|rs| Updater::new(rs.clone(), cfg.endpoint.trust.clone(), cfg.data_dir.clone()))
+}
+
+/// The back office as plugins see it, announcing to the customer.
+pub struct AgentLicense {
+    updater: Updater,
+    ui: Arc<dyn CustomerUi>,
+    /// The offer of the last check, installed by the next `install`.
+    pending: Mutex<Option<Offer>>,
+}
+
+impl AgentLicense {
+    pub fn new(cfg: &AgentConfig, ui: Arc<dyn CustomerUi>) -> Option<Arc<Self>> {
+        updater(cfg).map(|updater| {
+            Arc::new(AgentLicense {
+                updater,
+                ui,
+                pending: Mutex::new(None),
+            })
+        })
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Option<Offer>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The JSON answer of a check, announcing an offer to the customer.
+pub fn check_json(check: &Check) -> serde_json::Value {
+    match check {
+        Check::UpToDate(l) => json!({
+            "status": "up-to-date",
+            "installed": l.summary_json(),
+            "text": format!("The installed license (serial {}) is up to date.", l.serial),
+        }),
+        Check::NothingPublished(l) => json!({
+            "status": "nothing-published",
+            "installed": l.summary_json(),
+            "text": format!("The back office has no license for serial {}.", l.serial),
+        }),
+        Check::Available(o) => json!({
+            "status": "available",
+            "installed": o.installed.summary_json(),
+            "candidate": o.candidate.summary_json(),
+            "changes": o.changes.lines(),
+            "text": Updater::announcement(o),
+        }),
+    }
+}
+
+impl LicenseService for AgentLicense {
+    fn about(&self) -> Result<String, String> {
+        let l = self.updater.installed().map_err(|e| e.to_string())?;
+        let last = Updater::last_status(&self.updater.state_dir);
+        Ok(json!({
+            "about": l.about(today()),
+            "license": l.summary_json(),
+            "remote_service": if self.updater.cfg.enabled { "enabled" } else { "disabled" },
+            "mode": self.updater.cfg.mode.name(),
+            "last_check": last.as_ref().map(|s| s.last_check.clone()),
+            "last_result": last.map(|s| s.result),
+        })
+        .to_string())
+    }
+
+    fn check(&self) -> Result<String, String> {
+        let check = self.updater.check().map_err(|e| e.to_string())?;
+        let answer = check_json(&check);
+        if let Check::Available(offer) = check {
+            self.ui.show(&Updater::announcement(&offer));
+            *self.pending() = Some(*offer);
+        }
+        Ok(answer.to_string())
+    }
+
+    fn install(&self) -> Result<String, String> {
+        let offer = match self.pending().take() {
+            Some(o) => o,
+            None => match self.updater.check().map_err(|e| e.to_string())? {
+                Check::Available(o) => {
+                    self.ui.show(&Updater::announcement(&o));
+                    *o
+                }
+                other => {
+                    return Err(format!(
+                        "no newer license to install: {}",
+                        check_json(&other)["text"].as_str().unwrap_or("")
+                    ));
+                }
+            },
+        };
+        let out = self.updater.install(&offer).map_err(|e| e.to_string())?;
+        self.ui.show(&out.message);
+        Ok(json!({
+            "installed": out.copy_to.is_none(),
+            "message": out.message,
+            "path": out.path.display().to_string(),
+            "backup": out.backup.map(|b| b.display().to_string()),
+            "reload": out.reload.map(|r| match r { Ok(o) => json!({"ok": true, "output": o}), Err(e) => json!({"ok": false, "output": e}) }),
+            "copy_to": out.copy_to.map(|c| c.display().to_string()),
+            "about": offer.candidate.about(today()),
+        })
+        .to_string())
+    }
+}
+
+/// Outside a session nobody is asked: only the policy decides.
+struct NoCustomer;
+
+impl Prompter for NoCustomer {
+    fn ask<'a>(
+        &'a self,
+        _request: &'a ConsentRequest,
+        _timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Option<ConsentDecision>> + Send + 'a>> {
+        Box::pin(async { None })
+    }
+}
+
+/// One unattended check: ask the back office; when a newer license is
+/// offered, announce it, decide consent by the agent's policy (recorded in
+/// the audit log), and install it. Returns what happened, for the log.
+pub async fn check_once(
+    cfg: &AgentConfig,
+    ui: Arc<dyn CustomerUi>,
+) -> Result<String, LicenseRunError> {
+    let up = updater(cfg).ok_or(LicenseError::NotConfigured)?;
+    let u = up.clone();
+    let check = tokio::task::spawn_blocking(move || u.check())
+        .await
+        .map_err(|e| LicenseRunError::Join(e.to_string()))??;
+    let offer = match check {
+        Check::Available(o) => *o,
+        other => {
+            let text = check_json(&other)["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            return Ok(text);
+        }
+    };
+    let announcement = Updater::announcement(&offer);
+    ui.show(&announcement);
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| LicenseError::Io {
+        path: cfg.data_dir.clone(),
+        reason: e.to_string(),
+    })?;
+    let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
+    let mut engine = ConsentEngine::new(cfg.policy.clone(), cfg.consent_timeout, audit);
+    let req = ConsentRequest {
+        session_id: SERVICE_SESSION.into(),
+        operator: "the agent service".into(),
+        plugin: SERVICE_PLUGIN.into(),
+        action: CAPABILITY.into(),
+        detail: announcement.clone(),
+    };
+    let d = engine.decide(&req, &NoCustomer).await?;
+    if !d.decision.is_allowed() {
+        return Err(LicenseRunError::Denied(d.decided_by.as_str().into()));
+    }
+    let out = tokio::task::spawn_blocking(move || up.install(&offer))
+        .await
+        .map_err(|e| LicenseRunError::Join(e.to_string()))??;
+    ui.show(&out.message);
+    Ok(format!("{announcement}\n{}", out.message))
+}
+
+/// Checks every `check_interval` until `stop` completes; each result (or
+/// error) goes to `ui`. The first check runs at once.
+pub async fn run_periodic(
+    cfg: &AgentConfig,
+    ui: Arc<dyn CustomerUi>,
+    stop: impl Future<Output = ()>,
+) {
+    let every = cfg
+        .remote_service
+        .as_ref()
+        .map_or(MIN_PERIODIC_INTERVAL, |r| r.check_interval)
+        .max(MIN_PERIODIC_INTERVAL);
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                let line = match check_once(cfg, Arc::clone(&ui)).await {
+                    Ok(t) => format!("license check: {}", t.lines().next().unwrap_or("")),
+                    Err(e) => format!("license check failed: {e}"),
+                };
+                ui.show(&line);
+            }
+        }
+    }
+}
+
+/// The last check recorded in `data_dir`.
+pub fn last_status(data_dir: &Path) -> Option<lifeline_license::updater::Status> {
+    Updater::last_status(data_dir)
+}

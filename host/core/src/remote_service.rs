@@ -1,0 +1,728 @@
+//! Remote-service settings: the agent's `[remote_service]` table (license
+//! back office, organisation ID and verification code, proxy, service
+//! account) and the broker's `[back_office]` table (vendor keys,
+//! organisations). Raw → typed like every other config, through
+//! [`config::Doc`], so errors name the file, the line and the key.
+//!
+//! Secrets (the verification code, the proxy password) are never written
+//! inline: they are read from a file that only its owner may read.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::{ConfigError, Doc};
+use crate::secrets;
+
+/// Default time between two license checks: one day.
+pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 24 * 3600;
+/// Longest interval an admin may configure: 30 days.
+pub const MAX_CHECK_INTERVAL_SECS: u64 = 30 * 24 * 3600;
+/// Longest organisation ID, user or domain name.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Largest secret file read (verification code, proxy password).
+pub const MAX_SECRET_BYTES: u64 = 4096;
+
+/// A secret read from a private file. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself: only for putting it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How the license reaches the floating license server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LicenseMode {
+    /// The license server runs here: install into the license file's folder,
+    /// then run the reload command if one is set.
+    Local { reload_command: Option<Vec<String>> },
+    /// The license server runs elsewhere; its license folder is shared and
+    /// mounted here: install into it.
+    Remote,
+    /// Leave the new license in the download folder; the customer copies it.
+    Manual,
+}
+
+impl LicenseMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LicenseMode::Local { .. } => "local",
+            LicenseMode::Remote => "remote",
+            LicenseMode::Manual => "manual",
+        }
+    }
+}
+
+/// Proxy authentication (HTTP Basic; a domain is sent as `DOMAIN\user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAuth {
+    pub user: String,
+    pub password: Secret,
+    pub domain: Option<String>,
+}
+
+/// A proxy by host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualProxy {
+    pub host: String,
+    pub port: u16,
+    pub auth: Option<ProxyAuth>,
+}
+
+/// Which proxy outgoing connections use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// Direct connections.
+    None,
+    /// The system proxy from the environment (`https_proxy`, `http_proxy`,
+    /// `no_proxy`), for license and update downloads only — never for
+    /// support sessions.
+    Auto,
+    /// This proxy for every outgoing connection, support sessions included.
+    Manual(ManualProxy),
+}
+
+/// Validated `[remote_service]` of an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteServiceConfig {
+    /// Off: no connection to the back office at all.
+    pub enabled: bool,
+    /// `https://host:port` of the back office (the broker's HTTPS listener).
+    pub back_office: String,
+    pub organisation_id: String,
+    pub verification_code: Secret,
+    /// Vendor keys (`ed25519:…`) whose signed licenses are accepted.
+    pub vendor_keys: Vec<String>,
+    pub check_interval: Duration,
+    /// The installed license; its serial number identifies this installation.
+    pub license_file: PathBuf,
+    pub mode: LicenseMode,
+    /// Where downloaded licenses are kept (manual mode: for the customer to copy).
+    pub download_folder: PathBuf,
+    pub proxy: ProxySetting,
+    /// The account the agent service runs as (`lifeline agent install-service`).
+    pub service_account: Option<String>,
+}
+
+impl RemoteServiceConfig {
+    /// The proxy support sessions go through: only a manual one.
+    pub fn session_proxy(&self) -> Option<&ManualProxy> {
+        match &self.proxy {
+            ProxySetting::Manual(p) => Some(p),
+            ProxySetting::None | ProxySetting::Auto => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRemoteService {
+    enabled: Spanned<bool>,
+    back_office: Option<Spanned<String>>,
+    organisation_id: Option<Spanned<String>>,
+    verification_code: Option<Spanned<String>>,
+    verification_code_file: Option<Spanned<String>>,
+    #[serde(default)]
+    vendor_keys: Vec<Spanned<String>>,
+    check_interval_secs: Option<Spanned<u64>>,
+    license_file: Option<Spanned<String>>,
+    license_mode: Option<Spanned<String>>,
+    reload_command: Option<Spanned<Vec<String>>>,
+    download_folder: Option<Spanned<String>>,
+    service_account: Option<Spanned<String>>,
+    proxy: Option<RawProxy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    mode: Spanned<String>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<u64>>,
+    user: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    domain: Option<Spanned<String>>,
+}
+
+/// Reads a secret file: private (0600), not empty, first line only.
+fn read_secret(doc: &Doc<'_>, p: &Spanned<String>, key: &str) -> Result<Secret, ConfigError> {
+    let path = doc.path(p);
+    secrets::check_private(&path)?;
+    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if len > MAX_SECRET_BYTES {
+        return Err(doc.invalid(
+            &p.span(),
+            key,
+            format!("{} is larger than {MAX_SECRET_BYTES} bytes", path.display()),
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        doc.invalid(
+            &p.span(),
+            key,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err(doc.invalid(&p.span(), key, format!("{} is empty", path.display())));
+    }
+    Ok(Secret(line))
+}
+
+fn inline_refused(
+    doc: &Doc<'_>,
+    v: &Option<Spanned<String>>,
+    key: &str,
+    file_key: &str,
+) -> Result<(), ConfigError> {
+    match v {
+        Some(s) => Err(doc.invalid(
+            &s.span(),
+            key,
+            format!("secrets are not written inline; put it in a file only you can read (chmod 600) and set {file_key} = \"path\""),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn name(doc: &Doc<'_>, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+    let s = v.get_ref().trim();
+    if s.is_empty() || s.chars().count() > MAX_NAME_CHARS || s.chars().any(char::is_control) {
+        return Err(doc.invalid(
+            &v.span(),
+            key,
+            format!("must be 1 to {MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks an `ed25519:BASE64` public key.
+pub fn is_public_key(s: &str) -> bool {
+    use base64::Engine;
+    s.strip_prefix("ed25519:")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .is_some_and(|b| b.len() == 32)
+}
+
+fn keys(doc: &Doc<'_>, list: &[Spanned<String>], key: &str) -> Result<Vec<String>, ConfigError> {
+    list.iter()
+        .map(|k| {
+            if is_public_key(k.get_ref()) {
+                Ok(k.get_ref().clone())
+            } else {
+                Err(doc.invalid(
+                    &k.span(),
+                    key,
+                    "a vendor key is \"ed25519:\" and 44 base64 characters, as printed by `lifeline license keygen`",
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `https://host:port` → (host, port); anything else is `None`.
+pub fn split_https_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
+        _ => (authority, 443),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+fn proxy(doc: &Doc<'_>, raw: &Option<RawProxy>) -> Result<ProxySetting, ConfigError> {
+    let Some(p) = raw else {
+        return Ok(ProxySetting::None);
+    };
+    inline_refused(
+        doc,
+        &p.password,
+        "remote_service.proxy.password",
+        "password_file",
+    )?;
+    let manual_only = [
+        (&p.host, "host"),
+        (&p.user, "user"),
+        (&p.password_file, "password_file"),
+        (&p.domain, "domain"),
+    ];
+    match p.mode.get_ref().as_str() {
+        m @ ("none" | "auto") => {
+            for (v, k) in manual_only {
+                if let Some(v) = v {
+                    return Err(doc.invalid(
+                        &v.span(),
+                        &format!("remote_service.proxy.{k}"),
+                        format!("only used with mode = \"manual\", not {m:?}"),
+                    ));
+                }
+            }
+            Ok(if m == "none" {
+                ProxySetting::None
+            } else {
+                ProxySetting::Auto
+            })
+        }
+        "manual" => {
+            let host = match &p.host {
+                Some(h) => name(doc, h, "remote_service.proxy.host")?,
+                None => {
+                    return Err(doc.invalid(
+                        &p.mode.span(),
+                        "remote_service.proxy.host",
+                        "a manual proxy needs host and port, e.g. host = \"proxy.example\", port = 3128",
+                    ));
+                }
+            };
+            let port = match &p.port {
+                Some(v) if (1..=65535).contains(v.get_ref()) => *v.get_ref() as u16,
+                Some(v) => {
+                    return Err(doc.invalid(
+                        &v.span(),
+                        "remote_service.proxy.port",
+                        format!("a port is 1 to 65535, got {}", v.get_ref()),
+                    ));
+                }
+                None => {
+                    return Err(doc.invalid(
+                        &p.mode.span(),
+                        "remote_service.proxy.port",
+                        "a manual proxy needs a port, e.g. port = 3128",
+                    ));
+                }
+            };
+            let auth = match (&p.user, &p.password_file) {
+                (None, None) => {
+                    if let Some(d) = &p.domain {
+                        return Err(doc.invalid(
+                            &d.span(),
+                            "remote_service.proxy.domain",
+                            "a domain needs user and password_file too",
+                        ));
+                    }
+                    None
+                }
+                (Some(u), Some(f)) => Some(ProxyAuth {
+                    user: name(doc, u, "remote_service.proxy.user")?,
+                    password: read_secret(doc, f, "remote_service.proxy.password_file")?,
+                    domain: p
+                        .domain
+                        .as_ref()
+                        .map(|d| name(doc, d, "remote_service.proxy.domain"))
+                        .transpose()?,
+                }),
+                (Some(s), None) | (None, Some(s)) => {
+                    return Err(doc.invalid(
+                        &s.span(),
+                        "remote_service.proxy.user/password_file",
+                        "proxy authentication needs both user and password_file",
+                    ));
+                }
+            };
+            Ok(ProxySetting::Manual(ManualProxy { host, port, auth }))
+        }
+        other => Err(doc.invalid(
+            &p.mode.span(),
+            "remote_service.proxy.mode",
+            format!("{other:?} is not a proxy mode; use \"none\", \"auto\" or \"manual\""),
+        )),
+    }
+}
+
+fn required<'r>(
+    doc: &Doc<'_>,
+    enabled: &Spanned<bool>,
+    v: &'r Option<Spanned<String>>,
+    key: &str,
+) -> Result<&'r Spanned<String>, ConfigError> {
+    v.as_ref()
+        .ok_or_else(|| doc.invalid(&enabled.span(), key, "is required in [remote_service]"))
+}
+
+/// Validates `[remote_service]` (called from `AgentConfig::parse`).
+pub(crate) fn validate(
+    doc: &Doc<'_>,
+    raw: &RawRemoteService,
+) -> Result<RemoteServiceConfig, ConfigError> {
+    inline_refused(
+        doc,
+        &raw.verification_code,
+        "remote_service.verification_code",
+        "verification_code_file",
+    )?;
+    let en = &raw.enabled;
+    let url = required(doc, en, &raw.back_office, "remote_service.back_office")?;
+    let back_office = url.get_ref().trim_end_matches('/').to_string();
+    if split_https_url(&back_office).is_none() {
+        return Err(doc.invalid(
+            &url.span(),
+            "remote_service.back_office",
+            format!(
+                "must be an https:// URL of the broker's HTTPS listener, e.g. \"https://support.example.com:7444\", got {:?}",
+                url.get_ref()
+            ),
+        ));
+    }
+    let org = required(
+        doc,
+        en,
+        &raw.organisation_id,
+        "remote_service.organisation_id",
+    )?;
+    let code_file = required(
+        doc,
+        en,
+        &raw.verification_code_file,
+        "remote_service.verification_code_file",
+    )?;
+    let license_file = required(doc, en, &raw.license_file, "remote_service.license_file")?;
+    let mode = match raw.license_mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+        None | Some((_, "local")) => LicenseMode::Local {
+            reload_command: match &raw.reload_command {
+                Some(c) if c.get_ref().is_empty() || c.get_ref()[0].trim().is_empty() => {
+                    return Err(doc.invalid(
+                        &c.span(),
+                        "remote_service.reload_command",
+                        "a program and its arguments, e.g. [\"systemctl\", \"reload\", \"flexlm\"]",
+                    ));
+                }
+                Some(c) => Some(c.get_ref().clone()),
+                None => None,
+            },
+        },
+        Some((m, other)) => {
+            if let Some(c) = &raw.reload_command {
+                return Err(doc.invalid(
+                    &c.span(),
+                    "remote_service.reload_command",
+                    "only used with license_mode = \"local\"",
+                ));
+            }
+            match other {
+                "remote" => LicenseMode::Remote,
+                "manual" => LicenseMode::Manual,
+                _ => {
+                    return Err(doc.invalid(
+                        &m.span(),
+                        "remote_service.license_mode",
+                        format!("{other:?} is not a mode; use \"local\", \"remote\" or \"manual\""),
+                    ));
+                }
+            }
+        }
+    };
+    if raw.vendor_keys.is_empty() {
+        return Err(doc.invalid(
+            &en.span(),
+            "remote_service.vendor_keys",
+            "list at least one vendor key (\"ed25519:…\") whose licenses are accepted",
+        ));
+    }
+    let license_file = doc.path(license_file);
+    let download_folder = match &raw.download_folder {
+        Some(d) => doc.path(d),
+        None => license_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("downloads"),
+    };
+    Ok(RemoteServiceConfig {
+        enabled: *en.get_ref(),
+        back_office,
+        organisation_id: name(doc, org, "remote_service.organisation_id")?,
+        verification_code: read_secret(doc, code_file, "remote_service.verification_code_file")?,
+        vendor_keys: keys(doc, &raw.vendor_keys, "remote_service.vendor_keys")?,
+        check_interval: Duration::from_secs(doc.bounded(
+            &raw.check_interval_secs,
+            "remote_service.check_interval_secs",
+            DEFAULT_CHECK_INTERVAL_SECS,
+            MAX_CHECK_INTERVAL_SECS,
+            " seconds",
+        )?),
+        license_file,
+        mode,
+        download_folder,
+        proxy: proxy(doc, &raw.proxy)?,
+        service_account: raw
+            .service_account
+            .as_ref()
+            .map(|a| account(doc, a))
+            .transpose()?,
+    })
+}
+
+/// A user name the service may run as: a POSIX login name (optionally
+/// `DOMAIN\name`).
+fn account(doc: &Doc<'_>, v: &Spanned<String>) -> Result<String, ConfigError> {
+    let s = v.get_ref();
+    let user = s.rsplit_once('\\').map_or(s.as_str(), |(_, u)| u);
+    let ok = !user.is_empty()
+        && s.len() <= MAX_NAME_CHARS
+        && !user.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-\\$".contains(c));
+    if !ok {
+        return Err(doc.invalid(
+            &v.span(),
+            "remote_service.service_account",
+            format!("{s:?} is not an account name; use a login name such as \"lifeline\" or \"CORP\\\\svc-lifeline\""),
+        ));
+    }
+    Ok(s.clone())
+}
+
+// ---------------------------------------------------------------- broker back office
+
+/// How the broker checks an organisation's verification code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// An argon2id hash (`lifeline broker license hash-code`).
+    Argon2(String),
+    /// The code itself, read from a private file.
+    File(Secret),
+}
+
+/// A service organisation agents authenticate as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    pub id: String,
+    pub code: CodeCheck,
+}
+
+/// Validated `[back_office]` of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackOfficeConfig {
+    /// Keys (`ed25519:…`) whose signed licenses may be published.
+    pub vendor_keys: Vec<String>,
+    pub organisations: Vec<Organisation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackOffice {
+    vendor_keys: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    organisations: Vec<RawOrganisation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrganisation {
+    id: Spanned<String>,
+    verification_code: Option<Spanned<String>>,
+    verification_code_hash: Option<Spanned<String>>,
+    verification_code_file: Option<Spanned<String>>,
+}
+
+/// Validates `[back_office]` (called from `BrokerConfig::parse`).
+pub(crate) fn validate_back_office(
+    doc: &Doc<'_>,
+    raw: &RawBackOffice,
+) -> Result<BackOfficeConfig, ConfigError> {
+    if raw.vendor_keys.get_ref().is_empty() {
+        return Err(doc.invalid(
+            &raw.vendor_keys.span(),
+            "back_office.vendor_keys",
+            "list at least one vendor key (\"ed25519:…\", from `lifeline license keygen`)",
+        ));
+    }
+    let vendor_keys = keys(doc, raw.vendor_keys.get_ref(), "back_office.vendor_keys")?;
+    let mut organisations = Vec::new();
+    for o in &raw.organisations {
+        let key = "back_office.organisations";
+        inline_refused(
+            doc,
+            &o.verification_code,
+            &format!("{key}.verification_code"),
+            "verification_code_file or verification_code_hash",
+        )?;
+        let id = name(doc, &o.id, &format!("{key}.id"))?;
+        if organisations.iter().any(|x: &Organisation| x.id == id) {
+            return Err(doc.invalid(
+                &o.id.span(),
+                &format!("{key}.id"),
+                format!("organisation {id:?} is listed twice"),
+            ));
+        }
+        let code = match (&o.verification_code_hash, &o.verification_code_file) {
+            (Some(h), None) if h.get_ref().starts_with("$argon2id$") => {
+                CodeCheck::Argon2(h.get_ref().clone())
+            }
+            (Some(h), None) => {
+                return Err(doc.invalid(
+                    &h.span(),
+                    &format!("{key}.verification_code_hash"),
+                    "an argon2id hash (\"$argon2id$…\") as printed by `lifeline broker license hash-code`",
+                ));
+            }
+            (None, Some(f)) => CodeCheck::File(read_secret(
+                doc,
+                f,
+                &format!("{key}.verification_code_file"),
+            )?),
+            _ => {
+                return Err(doc.invalid(
+                    &o.id.span(),
+                    &format!("{key}.verification_code_hash"),
+                    format!("organisation {id:?} needs exactly one of verification_code_hash or verification_code_file"),
+                ));
+            }
+        };
+        organisations.push(Organisation { id, code });
+    }
+    Ok(BackOfficeConfig {
+        vendor_keys,
+        organisations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AgentConfig;
+    use std::os::unix::fs::PermissionsExt;
+
+    const KEY: &str = "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    fn agent(dir: &Path, extra: &str) -> Result<AgentConfig, ConfigError> {
+        let code = dir.join("code.secret");
+        secrets::write_private(&code, b"s3cret-code\n").unwrap();
+        let text = format!(
+            "[agent]\ndata_dir = \"d\"\n[connection]\nbroker = \"127.0.0.1:1\"\n[remote_service]\nenabled = true\nback_office = \"https://127.0.0.1:7444\"\norganisation_id = \"ORG-1\"\nverification_code_file = \"code.secret\"\nvendor_keys = [\"{KEY}\"]\nlicense_file = \"lic/license.toml\"\n{extra}"
+        );
+        AgentConfig::parse(&dir.join("agent.toml"), &text)
+    }
+
+    #[test]
+    fn remote_service_defaults_and_secret_is_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = agent(dir.path(), "").unwrap();
+        let rs = c.remote_service.unwrap();
+        assert_eq!(rs.verification_code.expose(), "s3cret-code");
+        assert_eq!(rs.check_interval, Duration::from_secs(86400));
+        assert_eq!(
+            rs.mode,
+            LicenseMode::Local {
+                reload_command: None
+            }
+        );
+        assert_eq!(rs.download_folder, dir.path().join("lic/downloads"));
+        assert!(!format!("{rs:?}").contains("s3cret"));
+        assert_eq!(
+            split_https_url(&rs.back_office),
+            Some(("127.0.0.1".into(), 7444))
+        );
+    }
+
+    #[test]
+    fn inline_secret_bad_mode_and_open_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = agent(dir.path(), "verification_code = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agent.toml:12: `remote_service.verification_code`"),
+            "{err}"
+        );
+        assert!(err.contains("chmod 600"), "{err}");
+        let err = agent(dir.path(), "license_mode = \"cloud\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`remote_service.license_mode`") && err.contains("\"manual\""),
+            "{err}"
+        );
+        let err = agent(
+            dir.path(),
+            "[remote_service.proxy]\nmode = \"manual\"\nhost = \"p\"\nport = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`remote_service.proxy.port`"), "{err}");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "hunter2").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = agent(
+            dir.path(),
+            "[remote_service.proxy]\nmode = \"manual\"\nhost = \"p\"\nport = 3128\nuser = \"u\"\npassword_file = \"pw\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("readable by others"), "{err}");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = agent(
+            dir.path(),
+            "service_account = \"svc-lifeline\"\n[remote_service.proxy]\nmode = \"manual\"\nhost = \"p\"\nport = 3128\nuser = \"u\"\npassword_file = \"pw\"\ndomain = \"CORP\"\n",
+        )
+        .unwrap();
+        let rs = c.remote_service.unwrap();
+        assert_eq!(rs.service_account.as_deref(), Some("svc-lifeline"));
+        let p = rs.session_proxy().unwrap();
+        assert_eq!(p.auth.as_ref().unwrap().password.expose(), "hunter2");
+        assert!(!format!("{p:?}").contains("hunter2"));
+        let err = agent(dir.path(), "service_account = \"-rf\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`remote_service.service_account`"), "{err}");
+    }
+
+    #[test]
+    fn back_office_organisations_validate() {
+        use crate::config::BrokerConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!(
+            "[broker]\nlisten = \"127.0.0.1:1\"\nhttps_listen = \"127.0.0.1:2\"\ndata_dir = \"d\"\n[back_office]\nvendor_keys = [\"{KEY}\"]\n[[back_office.organisations]]\nid = \"ORG-1\"\n"
+        );
+        let f = dir.path().join("broker.toml");
+        let parse = |extra: &str| BrokerConfig::parse(&f, &format!("{base}{extra}"));
+        let c = parse("verification_code_hash = \"$argon2id$v=19$m=19456,t=2,p=1$x$y\"\n").unwrap();
+        assert!(matches!(
+            c.back_office.unwrap().organisations[0].code,
+            CodeCheck::Argon2(_)
+        ));
+        let err = parse("verification_code = \"1234\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("broker.toml:9: `back_office.organisations.verification_code`"),
+            "{err}"
+        );
+        let err = parse("verification_code_hash = \"1234\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("argon2id"), "{err}");
+        let err = parse("").unwrap_err().to_string();
+        assert!(err.contains("needs exactly one of"), "{err}");
+        secrets::write_private(&dir.path().join("org.secret"), b"code-1\n").unwrap();
+        let c = parse("verification_code_file = \"org.secret\"\n").unwrap();
+        let CodeCheck::File(code) = &c.back_office.as_ref().unwrap().organisations[0].code else {
+            panic!("file code")
+        };
+        assert_eq!(code.expose(), "code-1");
+        assert!(!format!("{c:?}").contains("code-1"));
+        let err = BrokerConfig::parse(&f, &base.replace(KEY, "ed25519:short"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`back_office.vendor_keys`"), "{err}");
+    }
+}
