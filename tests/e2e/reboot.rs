@@ -219,17 +219,23 @@ fn install_service_writes_a_systemd_unit() {
     assert!(!units.join("lifeline-agent.service").exists());
 }
 
-/// In-process: a customer who does not come back in time. The broker refuses
-/// the late ticket itself, and the sweeper ends the waiting session.
-#[tokio::test]
-async fn late_rejoin_is_refused_and_the_session_ends() {
+/// In-process: a session whose agent took a rejoin ticket and stopped (the
+/// power backend "succeeds" without stopping anything; the test stops the
+/// agent). The operator stays attached throughout.
+async fn rebooted(
+    rejoin_ttl: std::time::Duration,
+) -> (
+    crate::support::TestBroker,
+    lifeline_operator::Client,
+    String,
+    lifeline_core::config::AgentConfig,
+) {
     use crate::support::*;
-    use std::sync::Arc;
     use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = broker_config(dir.path(), Duration::from_secs(15));
-    cfg.rejoin_ttl = Duration::from_secs(1);
+    cfg.rejoin_ttl = rejoin_ttl;
     lifeline_broker::add_operator(&cfg, &profile("alice", "Alice Smith"), PASSWORD).unwrap();
     let tb = TestBroker {
         broker: lifeline_broker::Broker::start(cfg).await.unwrap(),
@@ -246,8 +252,6 @@ async fn late_rejoin_is_refused_and_the_session_ends() {
         hot_reload: false,
         http_proxy: None,
     });
-    // A power backend that "succeeds" without stopping anything: the test
-    // stops the agent itself.
     acfg.power.reboot_command = vec!["true".into()];
     let (sid, mut agent) = connected_session(&tb, &op, acfg.clone()).await;
     let run = op.run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {});
@@ -261,6 +265,53 @@ async fn late_rejoin_is_refused_and_the_session_ends() {
     agent.sees("reconnect to Alice Smith by itself").await;
     agent.task.abort();
     let _ = agent.task.await;
+    (tb, op, sid, acfg)
+}
+
+/// In-process: the operator, still attached, sees the customer come back.
+#[tokio::test]
+async fn attached_operator_sees_the_customer_return() {
+    use crate::support::*;
+    use std::sync::Arc;
+
+    let (_tb, op, sid, acfg) = rebooted(std::time::Duration::from_secs(900)).await;
+    let (stx, mut srx) = tokio::sync::mpsc::unbounded_channel();
+    let (_itx, irx) = tokio::sync::mpsc::channel(1);
+    let agent =
+        tokio::spawn(
+            async move { lifeline_agent::rejoin(&acfg, Arc::new(Screen(stx)), irx).await },
+        );
+    let msg = operator_sees(&op, |m| {
+        matches!(m, lifeline_protocol::SessionMessage::State { state: lifeline_protocol::SessionState::Connected, detail } if detail.contains("is back after the restart"))
+    })
+    .await;
+    assert!(format!("{msg:?}").contains("Mario Rossi"), "{msg:?}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let line = tokio::time::timeout_at(deadline, srx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if line.contains("You are back in the session with Alice Smith") {
+            assert!(!line.contains("Waiting for the operator"));
+            break;
+        }
+    }
+    op.chat(&sid, "welcome back").await.unwrap();
+    op.end(&sid, "done").await.unwrap();
+    let outcome = agent.await.unwrap().unwrap().unwrap();
+    assert_eq!(outcome.session.session_id, sid);
+}
+
+/// In-process: a customer who does not come back in time. The broker refuses
+/// the late ticket itself, and the sweeper ends the waiting session.
+#[tokio::test]
+async fn late_rejoin_is_refused_and_the_session_ends() {
+    use crate::support::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let (tb, op, sid, acfg) = rebooted(Duration::from_secs(1)).await;
 
     // Past the ticket's life (the agent's own clock is fooled on purpose so
     // that the broker has to refuse it).
