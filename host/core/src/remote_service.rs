@@ -25,25 +25,9 @@ pub const MAX_NAME_CHARS: usize = 128;
 /// Largest secret file read (verification code, proxy password).
 pub const MAX_SECRET_BYTES: u64 = 4096;
 
-/// A secret read from a private file. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The secret itself: only for putting it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// A secret read from a private file (`Debug` never shows it; overwritten
+/// when dropped): the same type that carries passwords on the wire.
+pub use lifeline_protocol::Secret;
 
 /// How the license reaches the floating license server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +167,7 @@ fn read_secret(doc: &Doc<'_>, p: &Spanned<String>, key: &str) -> Result<Secret, 
     if line.is_empty() {
         return Err(doc.invalid(&p.span(), key, format!("{} is empty", path.display())));
     }
-    Ok(Secret(line))
+    Ok(Secret::new(line))
 }
 
 fn inline_refused(
