@@ -289,6 +289,9 @@ pub async fn serve(
     };
     let result = loop {
         tokio::select! {
+            // In order: what a plugin said before asking for a rejoin ticket
+            // (its consent decision) reaches the broker before the request.
+            biased;
             frame = link.rx.recv() => {
                 let Some(frame) = frame else {
                     break Err(AgentError::ConnectionLost(link.close_reason.get()));
@@ -418,15 +421,6 @@ pub async fn serve(
                 }
             }
             Some(_) = deciding.join_next(), if !deciding.is_empty() => {}
-            Some(ctl) = ctl_rx.recv() => match ctl {
-                native::Ctl::TicketRequest { detail, reply } => {
-                    pending_ticket = Some(reply);
-                    let _ = link.tx.send(Frame::Control(Message::RejoinTicketRequest { detail })).await;
-                }
-                native::Ctl::RebootCancelled { reason } => {
-                    let _ = link.tx.send(Frame::Control(Message::RebootCancelled { reason })).await;
-                }
-            },
             Some(msg) = plug_rx.recv() => {
                 let mut release = Vec::new();
                 match &msg {
@@ -464,6 +458,15 @@ pub async fn serve(
                     })).await;
                 }
             }
+            Some(ctl) = ctl_rx.recv() => match ctl {
+                native::Ctl::TicketRequest { detail, reply } => {
+                    pending_ticket = Some(reply);
+                    let _ = link.tx.send(Frame::Control(Message::RejoinTicketRequest { detail })).await;
+                }
+                native::Ctl::RebootCancelled { reason } => {
+                    let _ = link.tx.send(Frame::Control(Message::RebootCancelled { reason })).await;
+                }
+            },
             Some(answer) = answer_rx.recv() => {
                 if let SessionMessage::ConsentAnswer { decision, decided_by, .. } = &answer {
                     ui.show(&format!("* Consent: {} ({decided_by})", decision.as_str()));
