@@ -135,8 +135,7 @@ pub async fn rejoin(
     serve(cfg, Entry::Rejoin(ticket), ui, input).await.map(Some)
 }
 
-/// What the customer is told when a rejoin is refused.
-pub const START_AGAIN: &str = "to get help again, ask your operator for a new connection ID or link and run `lifeline agent join CODE`";
+pub use lifeline_core::session::START_AGAIN;
 
 /// Runs one session from its entry to its end.
 pub async fn serve(

@@ -21,8 +21,7 @@ use tokio::sync::Notify;
 use crate::Shared;
 use crate::store::{Store, StoreError};
 
-/// What a refused customer is told to do instead.
-pub const START_AGAIN: &str = "to get help again, ask your operator for a new connection ID or link and run `lifeline agent join CODE`";
+pub use lifeline_core::session::START_AGAIN;
 
 /// A ticket row.
 struct TicketRow {

@@ -99,6 +99,25 @@ fn head_complete(buf: &[u8]) -> bool {
     buf.windows(4).any(|w| w == b"\r\n\r\n")
 }
 
+/// Adds one byte read from the proxy (`None`: the connection closed) to the
+/// reply head; errors when the head ends early or grows too long.
+fn push_reply_byte(proxy: &str, head: &mut Vec<u8>, byte: Option<u8>) -> Result<(), ProxyError> {
+    let reason = match byte {
+        _ if head.len() >= MAX_CONNECT_REPLY_BYTES => {
+            format!("reply head longer than {MAX_CONNECT_REPLY_BYTES} bytes")
+        }
+        None => "connection closed before the reply".to_string(),
+        Some(b) => {
+            head.push(b);
+            return Ok(());
+        }
+    };
+    Err(ProxyError::BadReply {
+        proxy: proxy.to_string(),
+        reason,
+    })
+}
+
 /// Opens a tunnel to `target` through `p` (async, for support sessions).
 /// The reply is read byte by byte so nothing after the head is consumed.
 pub async fn tunnel(p: &ManualProxy, target: &str) -> Result<tokio::net::TcpStream, ProxyError> {
@@ -119,20 +138,8 @@ pub async fn tunnel(p: &ManualProxy, target: &str) -> Result<tokio::net::TcpStre
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head_complete(&head) {
-        if head.len() >= MAX_CONNECT_REPLY_BYTES {
-            return Err(ProxyError::BadReply {
-                proxy,
-                reason: format!("reply head longer than {MAX_CONNECT_REPLY_BYTES} bytes"),
-            });
-        }
         let n = s.read(&mut byte).await.map_err(io)?;
-        if n == 0 {
-            return Err(ProxyError::BadReply {
-                proxy,
-                reason: "connection closed before the reply".into(),
-            });
-        }
-        head.push(byte[0]);
+        push_reply_byte(&proxy, &mut head, (n > 0).then_some(byte[0]))?;
     }
     check_reply(&proxy, target, &head)?;
     Ok(s)
@@ -170,19 +177,8 @@ pub fn tunnel_blocking(
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head_complete(&head) {
-        if head.len() >= MAX_CONNECT_REPLY_BYTES {
-            return Err(ProxyError::BadReply {
-                proxy,
-                reason: format!("reply head longer than {MAX_CONNECT_REPLY_BYTES} bytes"),
-            });
-        }
-        if s.read(&mut byte).map_err(io)? == 0 {
-            return Err(ProxyError::BadReply {
-                proxy,
-                reason: "connection closed before the reply".into(),
-            });
-        }
-        head.push(byte[0]);
+        let n = s.read(&mut byte).map_err(io)?;
+        push_reply_byte(&proxy, &mut head, (n > 0).then_some(byte[0]))?;
     }
     check_reply(&proxy, target, &head)?;
     Ok(s)

@@ -23,6 +23,10 @@
 
 use lifeline_protocol::SessionState;
 
+/// What a customer whose rejoin ticket is refused (used, expired, unknown)
+/// is told to do instead; the broker and the agent both say it.
+pub const START_AGAIN: &str = "to get help again, ask your operator for a new connection ID or link and run `lifeline agent join CODE`";
+
 /// Something that happens to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEvent {

@@ -171,9 +171,9 @@ impl CallContext {
             )));
         }
         if call.asks_consent() && !self.granted.contains(&cap) {
-            let t0 = Instant::now();
-            let answer = self.port.consent(&self.manifest, cap);
-            self.host_wait += t0.elapsed();
+            let answer = off_the_clock(&mut self.host_wait, || {
+                self.port.consent(&self.manifest, cap)
+            });
             answer.map_err(|why| HostError::Denied(format!("\"{cap}\" was not allowed: {why}")))?;
             self.granted.insert(cap);
         }
@@ -376,22 +376,21 @@ impl CallContext {
                 port.process_line(&id, stream, line);
             }
         };
-        let started = Instant::now();
         let identity = self.port.identity();
-        let out = process::run_streaming_as(
-            program,
-            args,
-            &cwd,
-            timeout,
-            limit,
-            identity.as_deref(),
-            &mut on_line,
-        )
-        .map_err(HostError::Failed)?;
-        // The process ran on this thread: its time is the call's own work,
+        // The process runs on this thread: its time is the call's own work,
         // not time the plugin's code spent; keep the time limit fair.
-        self.host_wait += started.elapsed();
-        Ok(out)
+        off_the_clock(&mut self.host_wait, || {
+            process::run_streaming_as(
+                program,
+                args,
+                &cwd,
+                timeout,
+                limit,
+                identity.as_deref(),
+                &mut on_line,
+            )
+        })
+        .map_err(HostError::Failed)
     }
 
     pub fn http_request(
@@ -414,16 +413,6 @@ impl CallContext {
         )
     }
 
-    /// Waits on the agent (and the operator typing a password) outside the
-    /// plugin's own time.
-    fn native<T>(&mut self, f: impl FnOnce(&dyn SessionPort) -> T) -> T {
-        let t0 = Instant::now();
-        let port = Arc::clone(&self.port);
-        let r = f(port.as_ref());
-        self.host_wait += t0.elapsed();
-        r
-    }
-
     fn license(&mut self, call: HostCall) -> Result<Arc<dyn LicenseService>, HostError> {
         self.check(call)?;
         self.port.license().ok_or_else(|| {
@@ -441,23 +430,20 @@ impl CallContext {
 
     pub fn license_check(&mut self) -> Result<String, HostError> {
         let svc = self.license(HostCall::LicenseCheck)?;
-        let t0 = Instant::now();
-        let r = svc.check().map_err(HostError::Failed);
-        self.host_wait += t0.elapsed();
-        r
+        off_the_clock(&mut self.host_wait, || svc.check()).map_err(HostError::Failed)
     }
 
     pub fn run_as_login(&mut self, user: &str) -> Result<String, HostError> {
         self.check(HostCall::RunAsLogin)?;
         let id = self.manifest.id.clone();
-        self.native(|p| p.run_as_login(&id, user))
+        off_the_clock(&mut self.host_wait, || self.port.run_as_login(&id, user))
             .map_err(HostError::Failed)
     }
 
     pub fn run_as_logout(&mut self) -> Result<String, HostError> {
         self.check(HostCall::RunAsLogout)?;
         let id = self.manifest.id.clone();
-        self.native(|p| p.run_as_logout(&id))
+        off_the_clock(&mut self.host_wait, || self.port.run_as_logout(&id))
             .map_err(HostError::Failed)
     }
 
@@ -470,15 +456,22 @@ impl CallContext {
         self.check(HostCall::Reboot)?;
         Self::line(reason)?;
         let id = self.manifest.id.clone();
-        self.native(|p| p.reboot(&id, reason))
+        off_the_clock(&mut self.host_wait, || self.port.reboot(&id, reason))
             .map_err(HostError::Failed)
     }
 
     pub fn license_install(&mut self) -> Result<String, HostError> {
         let svc = self.license(HostCall::LicenseInstall)?;
-        let t0 = Instant::now();
-        let r = svc.install().map_err(HostError::Failed);
-        self.host_wait += t0.elapsed();
-        r
+        off_the_clock(&mut self.host_wait, || svc.install()).map_err(HostError::Failed)
     }
+}
+
+/// Runs `f` (waiting on the customer, the operator, a spawned process or the
+/// back office) and adds its time to `host_wait`, which the call's time
+/// limit does not count.
+fn off_the_clock<T>(host_wait: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let r = f();
+    *host_wait += t0.elapsed();
+    r
 }
