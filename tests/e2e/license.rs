@@ -120,7 +120,7 @@ async fn update_in_a_session_through_the_authenticating_proxy() {
             assert!(announced.contains(change), "{announced}");
         }
         agent.sees("Consent needed").await;
-        agent.input.send("o".into()).await.unwrap();
+        agent.input.send("/allow".into()).await.unwrap();
         agent
             .sees("The new license is installed on the local license server")
             .await

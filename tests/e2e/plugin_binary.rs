@@ -126,8 +126,8 @@ fn signed_bundle_installs_and_runs_through_the_binary() {
         "hello-lua",
         "memory",
     ]);
-    agent.wait_line("[o] allow once");
-    agent.type_line("d");
+    agent.wait_line("Type /allow");
+    agent.type_line("/deny");
     run.wait_line("did not allow");
     assert!(run.wait_exit().success());
     let out = run_cmd_fails(&[

@@ -101,7 +101,7 @@ async fn operator_lists_and_runs_plugins_under_consent() {
             prompt.contains("Read the name and version of this computer's operating system"),
             "{prompt}"
         );
-        agent.input.send("d".into()).await.unwrap();
+        agent.input.send("/deny".into()).await.unwrap();
     };
     let (r, ()) = tokio::join!(run, answer);
     let text = r.unwrap().unwrap();
@@ -113,7 +113,7 @@ async fn operator_lists_and_runs_plugins_under_consent() {
     let run = op.run_plugin(&sid, "hello-wasm", "os", &[], WAIT_RUN, |_, _| {});
     let answer = async {
         agent.sees("Consent needed").await;
-        agent.input.send("s".into()).await.unwrap();
+        agent.input.send("/allow-session".into()).await.unwrap();
     };
     let (r, ()) = tokio::join!(run, answer);
     assert!(r.unwrap().unwrap().contains("\"kernel\""));
@@ -133,7 +133,7 @@ async fn operator_lists_and_runs_plugins_under_consent() {
     });
     let answer = async {
         agent.sees("Consent needed").await;
-        agent.input.send("d".into()).await.unwrap();
+        agent.input.send("/deny".into()).await.unwrap();
     };
     let (r, ()) = tokio::join!(run, answer);
     assert!(r.unwrap().unwrap_err().contains("did not allow"));

@@ -102,6 +102,17 @@ impl Proc {
         }
     }
 
+    /// Everything the process prints from now until it closes its output
+    /// (bounded by `WAIT`).
+    pub fn rest(&self) -> String {
+        let mut out = String::new();
+        while let Ok(l) = self.lines.recv_timeout(WAIT) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+
     pub fn type_line(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
@@ -322,8 +333,8 @@ fn session_across_separate_processes() {
         "20",
     ]);
     agent.wait_line("Consent needed");
-    agent.wait_line("[o] allow once");
-    agent.type_line("o");
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
     ask.wait_line("allow once (customer)");
     assert!(ask.wait_exit().success());
 
@@ -342,8 +353,8 @@ fn session_across_separate_processes() {
         "--timeout",
         "20",
     ]);
-    agent.wait_line("[o] allow once");
-    agent.type_line("d");
+    agent.wait_line("Type /allow");
+    agent.type_line("/deny");
     assert_eq!(ask.wait_exit().code(), Some(lifeline::EXIT_DENIED as i32));
 
     ok(
@@ -596,9 +607,12 @@ fn interactive_console_chats_asks_reports_and_ends() {
     agent.type_line("Yes I can");
     console.wait_line("[customer] Yes I can");
     console.type_line("/ask sysinfo system.info Read system information");
-    agent.wait_line("[o] allow once");
-    agent.type_line("s");
-    console.wait_line("allow for this session (customer)");
+    agent.wait_line("Type /allow");
+    agent.type_line("yes");
+    // Chat is chat, even while a question waits.
+    console.wait_line("[customer] yes");
+    agent.type_line("/allow");
+    console.wait_line("allow once (customer)");
     console.type_line("/report");
     console.wait_line("consent_request");
     console.type_line("/end all done");

@@ -48,8 +48,8 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
     });
     let prompt = agent.wait_line("power.reboot");
     assert!(prompt.contains("reboot"), "{prompt}");
-    agent.wait_line("[o] allow once");
-    agent.type_line("o");
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
     agent.wait_line("Lifeline will reconnect to Alice Smith by itself");
     let out = t.join().unwrap();
     let said = text(&out);
@@ -257,7 +257,7 @@ async fn rebooted(
     let run = op.run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {});
     let answer = async {
         agent.sees("Consent needed").await;
-        agent.input.send("o".into()).await.unwrap();
+        agent.input.send("/allow".into()).await.unwrap();
     };
     let (r, ()) = tokio::join!(run, answer);
     let said = r.unwrap().unwrap();

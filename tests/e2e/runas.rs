@@ -20,7 +20,7 @@ fn with_consent(agent: &mut Proc, args: &[&str], stdin: Option<&str>, answer: &s
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&a, stdin.as_deref())
     });
-    agent.wait_line("[o] allow once");
+    agent.wait_line("Type /allow");
     agent.type_line(answer);
     t.join().unwrap()
 }
@@ -112,7 +112,12 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
         USER,
         "--password-stdin",
     ];
-    let out = with_consent(&mut agent, &login_as, Some(&format!("{WRONG_PW}\n")), "s");
+    let out = with_consent(
+        &mut agent,
+        &login_as,
+        Some(&format!("{WRONG_PW}\n")),
+        "/allow-session",
+    );
     assert!(!out.status.success());
     let t = text(&out);
     assert!(
@@ -141,7 +146,7 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
             "operator", "scripts", "run", "--config", &op, &sid, "whoami",
         ],
         None,
-        "o",
+        "/allow",
     );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -162,7 +167,7 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
         &mut agent,
         &["operator", "run", "--config", &op, &sid, "run-as", "whoami"],
         None,
-        "o",
+        "/allow",
     );
     let t = text(&out);
     assert!(t.contains(&format!("uid={uid}({USER})")), "{t}");

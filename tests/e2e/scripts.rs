@@ -235,8 +235,8 @@ fn library_and_runs_with_real_scripts() {
     agent.wait_line("1. hello — test script");
     let hash = agent.wait_line("sha256");
     assert_eq!(hash.trim().len(), "sha256 ".len() + 64, "{hash}");
-    agent.wait_line("[o] allow once");
-    agent.type_line("o");
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
     let first = runp.wait_line("[hello] hello from scripts-");
     assert!(first.contains("[hello]"));
     runp.wait_line("[hello] line from the input file");
@@ -251,8 +251,8 @@ fn library_and_runs_with_real_scripts() {
     let mut runp = Proc::spawn(&[
         "operator", "scripts", "run", "--config", &op, &sid, "fail", "hello",
     ]);
-    agent.wait_line("[o] allow once");
-    agent.type_line("s");
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow-session");
     runp.wait_line("* fail: exit code 3");
     runp.wait_line("stopped after fail failed; not run: hello");
     assert!(!runp.wait_exit().success());
@@ -278,22 +278,24 @@ fn library_and_runs_with_real_scripts() {
             && out.contains("1 of 2"),
         "{out}"
     );
-    // A timeout ends the script and still removes its folder.
-    let out = run(
-        &[
-            "operator",
-            "scripts",
-            "run",
-            "--config",
-            &op,
-            &sid,
-            "slow",
-            "--timeout",
-            "1",
-        ],
-        None,
-    );
-    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    // A timeout ends the script and still removes its folder. The session
+    // grant covered only the batch the customer saw: this one is asked.
+    let mut runp = Proc::spawn(&[
+        "operator",
+        "scripts",
+        "run",
+        "--config",
+        &op,
+        &sid,
+        "slow",
+        "--timeout",
+        "1",
+    ]);
+    agent.wait_line("1. slow");
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
+    let out = runp.rest();
+    runp.wait_exit();
     assert!(
         out.contains("[slow] started")
             && out.contains("* slow: timed out")
@@ -369,10 +371,10 @@ fn library_and_runs_with_real_scripts() {
     let mut run3 = Proc::spawn(&[
         "operator", "scripts", "run", "--config", &op, &sid3, "py", "hello",
     ]);
-    agent2.wait_line("[o] allow once");
-    agent3.wait_line("[o] allow once");
-    agent2.type_line("o");
-    agent3.type_line("o");
+    agent2.wait_line("Type /allow");
+    agent3.wait_line("Type /allow");
+    agent2.type_line("/allow");
+    agent3.type_line("/allow");
     run2.wait_line("2 of 2 script(s) succeeded");
     run3.wait_line("2 of 2 script(s) succeeded");
     assert!(run2.wait_exit().success() && run3.wait_exit().success());

@@ -46,7 +46,8 @@ async fn invite_join_chat_consent_end_and_report() {
         }
     );
 
-    // Consent asked on the customer's terminal: allow for the session.
+    // The operator's own question on the customer's terminal: answered
+    // once; it can never become a standing grant.
     let sid = inv.session_id.clone();
     let ask = {
         let op = &op;
@@ -70,24 +71,31 @@ async fn invite_join_chat_consent_end_and_report() {
                 && prompt.contains("sysinfo"),
             "{prompt}"
         );
-        agent.input.send("s".into()).await.unwrap();
+        agent.input.send("/allow-session".into()).await.unwrap();
+        agent.sees("can only be answered /allow or /deny").await;
+        agent.input.send("/allow".into()).await.unwrap();
     };
     let (res, ()) = tokio::join!(ask, answer);
     assert_eq!(
         res.unwrap(),
-        (ConsentDecision::AllowSession, "customer".into())
+        (ConsentDecision::AllowOnce, "customer".into())
     );
-    // Same plugin and capability again: the session grant answers.
-    let res = op
-        .ask_consent(&sid, "sysinfo", "system.info", "Refresh", WAIT)
-        .await
-        .unwrap();
-    assert_eq!(res, (ConsentDecision::AllowSession, "session grant".into()));
+    // The same question again is asked again.
+    let ask = op.ask_consent(&sid, "sysinfo", "system.info", "Refresh", WAIT);
+    let answer = async {
+        agent.sees("Refresh").await;
+        agent.input.send("/allow".into()).await.unwrap();
+    };
+    let (res, ()) = tokio::join!(ask, answer);
+    assert_eq!(
+        res.unwrap(),
+        (ConsentDecision::AllowOnce, "customer".into())
+    );
     // Another capability: the customer denies.
     let ask = op.ask_consent(&sid, "power", "power.reboot", "Reboot now", WAIT);
     let answer = async {
         agent.sees("power.reboot").await;
-        agent.input.send("d".into()).await.unwrap();
+        agent.input.send("/deny".into()).await.unwrap();
     };
     let (res, ()) = tokio::join!(ask, answer);
     assert_eq!(res.unwrap().0, ConsentDecision::Deny);
@@ -125,9 +133,7 @@ async fn invite_join_chat_consent_end_and_report() {
         ]
     );
     assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
-    assert!(
-        events[6].text.contains("allow for this session") && events[6].text.contains("customer")
-    );
+    assert!(events[6].text.contains("allow once") && events[6].text.contains("customer"));
     assert!(events[10].text.contains("deny"));
     // Agent audit log: join, 3 decisions, end — chain intact.
     assert_eq!(lifeline_core::audit::verify(&audit).unwrap().0, 5);

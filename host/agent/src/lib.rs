@@ -16,7 +16,7 @@ use std::sync::Arc;
 use lifeline_core::audit::{AuditError, AuditLog};
 use lifeline_core::client::{self, ConnectError};
 use lifeline_core::config::AgentConfig;
-use lifeline_core::consent::{ConsentEngine, ConsentRequest};
+use lifeline_core::consent::{ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::{
     ClientRole, Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo,
     SessionMessage, SessionState,
@@ -70,7 +70,8 @@ pub struct TerminalUi;
 
 impl CustomerUi for TerminalUi {
     fn show(&self, line: &str) {
-        println!("{line}");
+        // Operator text (chat, names) cannot steer the customer's terminal.
+        println!("{}", lifeline_protocol::terminal_safe(line));
     }
 }
 
@@ -311,12 +312,13 @@ pub async fn serve(
                             break Ok(outcome(by, reason));
                         }
                         SessionMessage::ConsentRequest { request_id, operator: op_name, plugin, action, detail } => {
-                            let req = ConsentRequest { session_id: sid.clone(), operator: op_name, plugin, action, detail };
+                            // The operator's own question: answered, never a grant.
+                            let req = ConsentRequest { session_id: sid.clone(), operator: op_name, plugin, action, detail, kind: RequestKind::Question };
                             let engine = Arc::clone(&engine);
                             let prompter = Arc::clone(&prompter);
                             let answer_tx = answer_tx.clone();
                             deciding.spawn(async move {
-                                let decided = engine.lock().await.decide(&req, prompter.as_ref()).await;
+                                let decided = lifeline_core::consent::decide(&engine, &req, prompter.as_ref()).await;
                                 match decided {
                                     Ok(d) => {
                                         let _ = answer_tx.send(SessionMessage::ConsentAnswer {
@@ -341,6 +343,11 @@ pub async fn serve(
                                 let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok: false, text: "this agent runs no plugins".into() });
                                 continue;
                             };
+                            if let Some(why) = plugins::refuse_operator_call(&host, &plugin, &command) {
+                                ui.show(&format!("* refused: {why}"));
+                                let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok: false, text: why });
+                                continue;
+                            }
                             let port = Arc::new(plugins::AgentPort {
                                 session_id: sid.clone(),
                                 operator: operator.name.clone(),

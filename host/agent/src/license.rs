@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lifeline_core::audit::AuditLog;
 use lifeline_core::config::AgentConfig;
-use lifeline_core::consent::{ConsentEngine, ConsentRequest, Prompter};
+use lifeline_core::consent::{ConsentEngine, ConsentRequest, Prompter, RequestKind};
 use lifeline_license::updater::Offer;
 use lifeline_license::{Check, LicenseError, Updater};
 use lifeline_protocol::ConsentDecision;
@@ -207,6 +207,7 @@ pub async fn check_once(
         plugin: SERVICE_PLUGIN.into(),
         action: CAPABILITY.into(),
         detail: announcement.clone(),
+        kind: RequestKind::Capability,
     };
     let d = engine.decide(&req, &NoCustomer).await?;
     if !d.decision.is_allowed() {

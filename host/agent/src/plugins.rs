@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use lifeline_core::config::PluginsConfig;
-use lifeline_core::consent::{ConsentEngine, ConsentRequest};
+use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::{PluginCommandInfo, PluginSummary, SessionMessage};
 use lifeline_runtime::host::HostEnv;
 use lifeline_runtime::watch::{self, HotReload, ReloadEvent};
@@ -77,6 +77,23 @@ pub fn watch(
     }
 }
 
+/// Why an operator's `RunPlugin` of `plugin command` is refused before it
+/// reaches the plugin: a host-only command (see
+/// [`lifeline_runtime::manifest::Command::host_only`]) runs only for a
+/// request the customer consented to as a whole.
+pub fn refuse_operator_call(host: &PluginHost, plugin: &str, command: &str) -> Option<String> {
+    let manifest = host.manifest(plugin)?;
+    manifest
+        .command(command)
+        .filter(|c| c.host_only)
+        .map(|_| {
+            format!(
+                "command {command:?} of plugin {plugin:?} is run only by the agent for a request the customer consented to (a script batch); operators cannot call it directly"
+            )
+        })
+}
+
+/// The plugins as the operator sees them (host-only commands left out).
 pub fn summaries(host: &PluginHost) -> Vec<PluginSummary> {
     host.list()
         .into_iter()
@@ -91,6 +108,7 @@ pub fn summaries(host: &PluginHost) -> Vec<PluginSummary> {
             commands: p
                 .commands
                 .into_iter()
+                .filter(|c| !c.host_only)
                 .map(|c| PluginCommandInfo {
                     name: c.name,
                     description: c.description,
@@ -152,14 +170,11 @@ impl SessionPort for AgentPort {
             plugin: plugin.id.clone(),
             action: cap.name().to_string(),
             detail: plugin.capabilities.get(&cap).cloned().unwrap_or_default(),
+            kind: RequestKind::Capability,
         };
-        let decided = self.rt.block_on(async {
-            self.engine
-                .lock()
-                .await
-                .decide(&req, self.prompter.as_ref())
-                .await
-        });
+        let decided = self
+            .rt
+            .block_on(consent::decide(&self.engine, &req, self.prompter.as_ref()));
         let d = decided.map_err(|e| format!("the decision could not be recorded: {e}"))?;
         let _ = self.tx.send(SessionMessage::ConsentDecided {
             plugin: plugin.id.clone(),

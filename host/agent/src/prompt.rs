@@ -1,30 +1,62 @@
-//! The customer's terminal as a consent prompter: the question is shown, and
-//! the next line the customer types answers it (chat waits meanwhile).
+//! The customer's terminal as a consent prompter: the question is shown and
+//! the customer answers with one of the answer commands ([`ALLOW_ONCE`],
+//! [`ALLOW_SESSION`], [`DENY`]). Those commands are distinct from chat, so
+//! a chat line such as "yes" typed while a question is open stays chat, and
+//! [`crate::END_COMMAND`] always ends the session (the session loop checks
+//! it before offering a line here).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lifeline_core::consent::{ConsentRequest, Prompter};
+use lifeline_core::consent::{ConsentRequest, Prompter, RequestKind};
 use lifeline_protocol::ConsentDecision;
 use tokio::sync::oneshot;
 
 use crate::CustomerUi;
 
+/// Allows what is asked this once.
+pub const ALLOW_ONCE: &str = "/allow";
+/// Allows a plugin's capability, as described, for the rest of the session.
+pub const ALLOW_SESSION: &str = "/allow-session";
+/// Refuses.
+pub const DENY: &str = "/deny";
+
+/// The question waiting for an answer.
+struct Pending {
+    kind: RequestKind,
+    tx: oneshot::Sender<ConsentDecision>,
+}
+
 /// Asks through a [`CustomerUi`]; answers arrive through [`Self::offer`].
 pub struct InputPrompter {
     ui: Arc<dyn CustomerUi>,
-    pending: Mutex<Option<oneshot::Sender<String>>>,
+    pending: Mutex<Option<Pending>>,
 }
 
-/// Maps what the customer typed to a decision.
+/// Maps an answer command to a decision; `None` for anything else (chat).
 pub fn parse_answer(s: &str) -> Option<ConsentDecision> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "o" | "once" | "1" | "y" | "yes" => Some(ConsentDecision::AllowOnce),
-        "s" | "session" | "2" => Some(ConsentDecision::AllowSession),
-        "d" | "deny" | "3" | "n" | "no" => Some(ConsentDecision::Deny),
+    match s.trim() {
+        ALLOW_ONCE => Some(ConsentDecision::AllowOnce),
+        ALLOW_SESSION => Some(ConsentDecision::AllowSession),
+        DENY => Some(ConsentDecision::Deny),
         _ => None,
+    }
+}
+
+/// The question as the customer reads it.
+fn question_text(req: &ConsentRequest, timeout: Duration) -> String {
+    let secs = timeout.as_secs();
+    match req.kind {
+        RequestKind::Capability => format!(
+            "\n*** Consent needed ***\n{} wants plugin \"{}\" to use \"{}\":\n  {}\nType {ALLOW_ONCE} (this once), {ALLOW_SESSION} (this, as described, for the rest of the session) or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
+            req.operator, req.plugin, req.action, req.detail
+        ),
+        RequestKind::Question => format!(
+            "\n*** Consent needed: a question from {} ***\n  {}\n(about \"{}\" of plugin \"{}\"; your answer is recorded and gives no permission by itself)\nType {ALLOW_ONCE} or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
+            req.operator, req.detail, req.action, req.plugin
+        ),
     }
 }
 
@@ -36,53 +68,45 @@ impl InputPrompter {
         }
     }
 
-    /// Hands a typed line to a waiting prompt; false when none is waiting.
+    /// Takes a typed line if it is an answer command (true); any other line
+    /// is left for chat (false).
     pub fn offer(&self, line: &str) -> bool {
+        let Some(decision) = parse_answer(line) else {
+            return false;
+        };
         let mut p = self.pending.lock().expect("prompt lock is never poisoned");
         match p.take() {
-            Some(tx) => {
-                let _ = tx.send(line.to_string());
-                true
+            Some(Pending { kind, tx })
+                if kind == RequestKind::Question && decision == ConsentDecision::AllowSession =>
+            {
+                *p = Some(Pending { kind, tx });
+                self.ui.show(&format!(
+                    "This question can only be answered {ALLOW_ONCE} or {DENY}."
+                ));
             }
-            None => false,
+            Some(Pending { tx, .. }) => {
+                let _ = tx.send(decision);
+            }
+            None => self.ui.show("No consent request is waiting for an answer."),
         }
+        true
     }
 
     async fn ask_inner(&self, req: &ConsentRequest, timeout: Duration) -> Option<ConsentDecision> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut first = true;
-        let mut again = false;
-        loop {
-            let (tx, rx) = oneshot::channel();
-            // Ready for the answer before the question is on screen.
-            *self.pending.lock().expect("prompt lock is never poisoned") = Some(tx);
-            if std::mem::take(&mut first) {
-                self.ui.show(&format!(
-                    "\n*** Consent needed ***\n{} asks to use \"{}\" of plugin \"{}\":\n  {}\nAnswer: [o] allow once, [s] allow for this session, [d] deny  (no answer within {} s = deny)",
-                    req.operator,
-                    req.action,
-                    req.plugin,
-                    req.detail,
-                    timeout.as_secs()
-                ));
-            }
-            if std::mem::take(&mut again) {
-                self.ui
-                    .show("Please answer o (once), s (session) or d (deny).");
-            }
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(line)) => match parse_answer(&line) {
-                    Some(d) => return Some(d),
-                    None => again = true,
-                },
-                Ok(Err(_)) | Err(_) => {
-                    self.pending
-                        .lock()
-                        .expect("prompt lock is never poisoned")
-                        .take();
-                    self.ui.show("No answer in time: denied.");
-                    return None;
-                }
+        let (tx, rx) = oneshot::channel();
+        // Ready for the answer before the question is on screen.
+        *self.pending.lock().expect("prompt lock is never poisoned") =
+            Some(Pending { kind: req.kind, tx });
+        self.ui.show(&question_text(req, timeout));
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(d)) => Some(d),
+            Ok(Err(_)) | Err(_) => {
+                self.pending
+                    .lock()
+                    .expect("prompt lock is never poisoned")
+                    .take();
+                self.ui.show("No answer in time: denied.");
+                None
             }
         }
     }
@@ -114,22 +138,45 @@ mod tests {
             plugin: "p".into(),
             action: "a.b".into(),
             detail: "d".into(),
+            kind: RequestKind::Capability,
         }
     }
 
+    async fn wait_pending(p: &InputPrompter) {
+        while p.pending.lock().unwrap().is_none() {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The review's reproduction: chat typed while a question is open is
+    /// not an answer, and only the answer commands are.
     #[tokio::test]
-    async fn typed_answer_and_timeout() {
+    async fn chat_lines_are_never_answers() {
         let p = Arc::new(InputPrompter::new(Arc::new(Quiet)));
         let p2 = Arc::clone(&p);
         let h = tokio::spawn(async move { p2.ask(&req(), Duration::from_secs(5)).await });
-        while !p.offer("maybe") {
-            tokio::task::yield_now().await;
+        wait_pending(&p).await;
+        for chat in ["yes", "1", "s", "o", "y", "allow", "/allowed", "/end"] {
+            assert!(!p.offer(chat), "{chat:?} is chat, not an answer");
         }
-        while !p.offer("s") {
-            tokio::task::yield_now().await;
-        }
+        assert!(p.offer(ALLOW_SESSION));
         assert_eq!(h.await.unwrap(), Some(ConsentDecision::AllowSession));
         assert_eq!(p.ask(&req(), Duration::from_millis(10)).await, None);
-        assert!(!p.offer("o"), "no prompt is pending after a timeout");
+        assert!(p.offer(ALLOW_ONCE), "an answer command is consumed");
+        assert!(p.pending.lock().unwrap().is_none(), "and answers nothing");
+    }
+
+    #[tokio::test]
+    async fn a_question_cannot_be_allowed_for_the_session() {
+        let p = Arc::new(InputPrompter::new(Arc::new(Quiet)));
+        let p2 = Arc::clone(&p);
+        let mut q = req();
+        q.kind = RequestKind::Question;
+        let h = tokio::spawn(async move { p2.ask(&q, Duration::from_secs(5)).await });
+        wait_pending(&p).await;
+        assert!(p.offer(ALLOW_SESSION));
+        assert!(p.pending.lock().unwrap().is_some(), "still waiting");
+        assert!(p.offer(DENY));
+        assert_eq!(h.await.unwrap(), Some(ConsentDecision::Deny));
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use lifeline_core::consent::{ConsentEngine, ConsentRequest};
+use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::{ScriptMeta, SessionMessage};
 use lifeline_runtime::{Capability, Manifest, PluginHost, SessionPort};
 use sha2::{Digest, Sha256};
@@ -134,6 +134,13 @@ impl Batches {
                 meta.name
             ));
         }
+        let input_hash = input.as_ref().map(|i| hex::encode(Sha256::digest(i)));
+        if input_hash != meta.input_sha256 {
+            return Err(format!(
+                "the input file of script {} does not match its announced hash: refused",
+                meta.name
+            ));
+        }
         Ok(())
     }
 }
@@ -204,7 +211,16 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
             } else {
                 format!(" — {}", s.description)
             };
-            format!("  {}. {}{desc}\n     sha256 {}", i + 1, s.name, s.sha256)
+            let input = match (&s.input_name, &s.input_sha256) {
+                (Some(n), Some(h)) => format!("\n     input file {n}, sha256 {h}"),
+                _ => String::new(),
+            };
+            format!(
+                "  {}. {}{desc}\n     sha256 {}{input}",
+                i + 1,
+                s.name,
+                s.sha256
+            )
         })
         .collect();
     let req = ConsentRequest {
@@ -217,14 +233,9 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
             p.scripts.len(),
             listing.join("\n")
         ),
+        kind: RequestKind::Capability,
     };
-    let decided = rt.block_on(async {
-        ctx.engine
-            .lock()
-            .await
-            .decide(&req, ctx.prompter.as_ref())
-            .await
-    });
+    let decided = rt.block_on(consent::decide(&ctx.engine, &req, ctx.prompter.as_ref()));
     let d = match decided {
         Ok(d) => d,
         Err(e) => return done(false, format!("the consent could not be recorded: {e}")),
@@ -315,6 +326,7 @@ mod tests {
             sha256: hex::encode(Sha256::digest(data)),
             exec_name: "x.sh".into(),
             input_name: None,
+            input_sha256: None,
         }
     }
 
@@ -345,5 +357,24 @@ mod tests {
         b.begin(3, "op".into(), vec![meta("a", &ok)], true, 10)
             .unwrap();
         assert!(b.add(3, 0, B64.encode(&ok), None).unwrap().is_some());
+        // The input file is bound to its announced hash too.
+        let mut with_input = meta("a", &ok);
+        with_input.input_name = Some("list.txt".into());
+        with_input.input_sha256 = Some(hex::encode(Sha256::digest(b"hosts")));
+        b.begin(4, "op".into(), vec![with_input.clone()], true, 10)
+            .unwrap();
+        let err = b
+            .add(4, 0, B64.encode(&ok), Some(B64.encode(b"other hosts")))
+            .unwrap_err();
+        assert!(err.contains("input file of script a"), "{err}");
+        b.begin(5, "op".into(), vec![with_input.clone()], true, 10)
+            .unwrap();
+        assert!(b.add(5, 0, B64.encode(&ok), None).is_err(), "input missing");
+        b.begin(6, "op".into(), vec![with_input], true, 10).unwrap();
+        assert!(
+            b.add(6, 0, B64.encode(&ok), Some(B64.encode(b"hosts")))
+                .unwrap()
+                .is_some()
+        );
     }
 }

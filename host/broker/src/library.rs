@@ -397,6 +397,7 @@ impl Shared {
                 sha256: meta.sha256.clone(),
                 exec_name: meta.exec_name.clone(),
                 input_name: meta.input_name.clone(),
+                input_sha256: input.as_deref().map(hex_sha),
             });
             files.push((B64.encode(exec), input.map(|i| B64.encode(i))));
         }

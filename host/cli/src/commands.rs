@@ -264,9 +264,14 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
                     } else {
                         s.state.to_string()
                     };
-                    println!(
+                    say!(
                         "{:<13} {:<10} {:<12} {:<20} {:<20} {}",
-                        s.session_id, state, s.operator, s.ticket, s.end_user, s.created_at
+                        s.session_id,
+                        state,
+                        s.operator,
+                        s.ticket,
+                        s.end_user,
+                        s.created_at
                     );
                 }
             }
@@ -462,7 +467,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
                         .with_context(|| format!("writing {}", path.display()))?;
                     println!("Report written to {}", path.display());
                 }
-                None => print!("{text}"),
+                None => print!("{}", lifeline_protocol::terminal_safe(&text)),
             }
             Ok(ExitCode::SUCCESS)
         }

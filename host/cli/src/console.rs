@@ -1,5 +1,6 @@
 //! The operator's interactive session console.
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
@@ -11,16 +12,16 @@ use crate::input;
 /// Prints a plugin list: id, version, runtime, commands, capabilities.
 pub fn print_plugins(plugins: &[PluginSummary]) {
     if plugins.is_empty() {
-        println!("The agent has no plugins.");
+        say!("The agent has no plugins.");
     }
     for p in plugins {
-        println!("{} {} ({}) — {}", p.id, p.version, p.runtime, p.description);
+        say!("{} {} ({}) — {}", p.id, p.version, p.runtime, p.description);
         for c in &p.commands {
             let args: Vec<String> = c.args.iter().map(|a| format!("<{a}>")).collect();
-            println!("    {} {} — {}", c.name, args.join(" "), c.description);
+            say!("    {} {} — {}", c.name, args.join(" "), c.description);
         }
         if !p.capabilities.is_empty() {
-            println!("    capabilities: {}", p.capabilities.join(", "));
+            say!("    capabilities: {}", p.capabilities.join(", "));
         }
     }
 }
@@ -28,18 +29,23 @@ pub fn print_plugins(plugins: &[PluginSummary]) {
 /// The interactive session console.
 pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
     let s = c.attach(session).await?;
-    println!(
+    say!(
         "Connected to session {} — {} ({}), ticket {}.",
         s.session_id,
         s.end_user,
         s.customer_host.unwrap_or_default(),
         s.ticket
     );
-    println!(
+    say!(
         "Type to chat. Commands: /plugins  /run PLUGIN COMMAND [ARGS…]  /scripts NAME…  /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit"
     );
     let mut lines = input::stdin_lines();
-    let mut next_ask = 0u64;
+    // Call numbers start at a random point so that another operator client
+    // in the same session does not use the same ones.
+    let mut next_ask = u64::from(rand::random::<u32>()) << 16;
+    // Plugin calls this console started and that have not finished: only
+    // they may ask for a password, once each.
+    let mut running: HashMap<u64, String> = HashMap::new();
     // A run-as login waiting for the password: the next line typed (echo off).
     let mut password_for: Option<(u64, input::EchoOff)> = None;
     loop {
@@ -47,35 +53,48 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
             ev = c.next_event() => match ev {
                 None => bail!("the connection to the broker was lost"),
                 Some(Event::Session { msg, .. }) => match msg {
-                    SessionMessage::Chat { text, .. } => println!("[customer] {text}"),
-                    SessionMessage::State { detail, .. } => println!("* {detail}"),
+                    SessionMessage::Chat { text, .. } => say!("[customer] {text}"),
+                    SessionMessage::State { detail, .. } => say!("* {detail}"),
                     SessionMessage::ConsentAnswer { request_id, decision, decided_by, .. } => {
-                        println!("* consent {request_id}: {} ({decided_by})", decision.as_str());
+                        say!("* consent {request_id}: {} ({decided_by})", decision.as_str());
                     }
                     SessionMessage::End { by, reason } => {
-                        println!("* session ended by the {by}: {reason}");
+                        say!("* session ended by the {by}: {reason}");
                         return Ok(ExitCode::SUCCESS);
                     }
                     SessionMessage::Plugins { plugins, .. } => print_plugins(&plugins),
-                    SessionMessage::PluginOutput { plugin, stream, text, .. } => println!("[{plugin} {stream}] {text}"),
+                    SessionMessage::PluginOutput { plugin, stream, text, .. } => say!("[{plugin} {stream}] {text}"),
                     SessionMessage::PluginDone { plugin, ok, text, call_id } => {
-                        if ok { println!("* {plugin} #{call_id} finished: {text}") } else { println!("! {plugin} #{call_id} failed: {text}") }
+                        running.remove(&call_id);
+                        if ok { say!("* {plugin} #{call_id} finished: {text}") } else { say!("! {plugin} #{call_id} failed: {text}") }
                     }
                     SessionMessage::ConsentDecided { plugin, action, decision, decided_by, .. } => {
-                        println!("* consent for {plugin} {action}: {} ({decided_by})", decision.as_str());
+                        say!("* consent for {plugin} {action}: {} ({decided_by})", decision.as_str());
                     }
-                    SessionMessage::PluginNotice { text } => println!("* {text}"),
-                    SessionMessage::ScriptOutput { script, line, .. } => println!("[{script}] {line}"),
+                    SessionMessage::PluginNotice { text } => say!("* {text}"),
+                    SessionMessage::ScriptOutput { script, line, .. } => say!("[{script}] {line}"),
                     SessionMessage::ScriptDone { script, exit_code, duration_ms, timed_out, error, .. } => {
-                        println!("* script {script}: exit {exit_code:?}, {duration_ms} ms{}{}", if timed_out { ", timed out" } else { "" }, error.map(|e| format!(", {e}")).unwrap_or_default());
+                        say!("* script {script}: exit {exit_code:?}, {duration_ms} ms{}{}", if timed_out { ", timed out" } else { "" }, error.map(|e| format!(", {e}")).unwrap_or_default());
                     }
-                    SessionMessage::BatchDone { summary, .. } => println!("* scripts: {summary}"),
-                    SessionMessage::CredentialRequest { request_id, user, prompt, .. } => {
-                        println!("* The customer consented to a login as {user}. {prompt} (not shown; an empty line declines):");
-                        password_for = Some((request_id, input::EchoOff::new()));
+                    SessionMessage::BatchDone { summary, .. } => say!("* scripts: {summary}"),
+                    SessionMessage::CredentialRequest { request_id, user, prompt, call_id } => {
+                        match running.get(&call_id) {
+                            Some(what) if password_for.is_none() => {
+                                say!("* The customer consented to a login as {user} ({what}, #{call_id}). {prompt} (not shown; an empty line declines):");
+                                running.remove(&call_id);
+                                password_for = Some((request_id, input::EchoOff::new()));
+                            }
+                            _ => {
+                                // Not a login this console started and waits
+                                // for: a password typed now would go to
+                                // whoever asked. Decline without asking.
+                                say!("! ignored a password request for {user} that no command of yours is waiting for (#{call_id}); nothing was sent");
+                                c.send(session, SessionMessage::CredentialReply { request_id, secret: None }).await?;
+                            }
+                        }
                     }
                     SessionMessage::Access { suspended, user, detail } => {
-                        if suspended { println!("* working as {user}; the customer's access is suspended ({detail})") } else { println!("* login as {user} ended; the customer's access is restored ({detail})") }
+                        if suspended { say!("* working as {user}; the customer's access is suspended ({detail})") } else { say!("* login as {user} ended; the customer's access is restored ({detail})") }
                     }
                     SessionMessage::ConsentRequest { .. }
                     | SessionMessage::ListPlugins { .. }
@@ -84,7 +103,7 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                     | SessionMessage::ScriptFiles { .. }
                     | SessionMessage::CredentialReply { .. } => {}
                 },
-                Some(Event::Error(m)) => println!("! {m}"),
+                Some(Event::Error(m)) => say!("! {m}"),
                 Some(Event::Data(_)) => {}
             },
             line = lines.recv() => {
@@ -105,7 +124,7 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                     let (cmd, arg) = rest.split_once(' ').unwrap_or((rest, ""));
                     match cmd {
                         "quit" => { c.detach(session).await?; return Ok(ExitCode::SUCCESS); }
-                        "end" => { c.end(session, arg).await?; println!("* session ended"); return Ok(ExitCode::SUCCESS); }
+                        "end" => { c.end(session, arg).await?; say!("* session ended"); return Ok(ExitCode::SUCCESS); }
                         "plugins" => {
                             next_ask += 1;
                             c.send(session, SessionMessage::ListPlugins { request_id: next_ask }).await?;
@@ -116,21 +135,22 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                                 (Some(plugin), Some(command)) => {
                                     next_ask += 1;
                                     let args = parts.map(String::from).collect();
+                                    running.insert(next_ask, format!("{plugin} {command}"));
                                     c.send(session, SessionMessage::RunPlugin { call_id: next_ask, plugin: plugin.into(), command: command.into(), args }).await?;
-                                    println!("* {plugin} {command} started as #{next_ask}");
+                                    say!("* {plugin} {command} started as #{next_ask}");
                                 }
-                                _ => println!("usage: /run PLUGIN COMMAND [ARGS…]"),
+                                _ => say!("usage: /run PLUGIN COMMAND [ARGS…]"),
                             }
                         }
                         "scripts" => {
                             let names: Vec<String> = arg.split_whitespace().map(String::from).collect();
                             if names.is_empty() {
-                                println!("usage: /scripts NAME… (run in this order; stops at the first failure)");
+                                say!("usage: /scripts NAME… (run in this order; stops at the first failure)");
                             } else {
                                 let req = lifeline_protocol::Request::RunScripts { session_id: session.into(), names, stop_on_failure: true, timeout_secs: None };
                                 match c.request(req).await {
-                                    Ok(_) => println!("* scripts sent; the customer is asked first"),
-                                    Err(e) => println!("! {e}"),
+                                    Ok(_) => say!("* scripts sent; the customer is asked first"),
+                                    Err(e) => say!("! {e}"),
                                 }
                             }
                         }
@@ -147,16 +167,16 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                                         request_id: next_ask, operator: String::new(),
                                         plugin: plugin.into(), action: action.into(), detail: detail.into(),
                                     }).await?;
-                                    println!("* consent {next_ask} asked; waiting for the customer");
+                                    say!("* consent {next_ask} asked; waiting for the customer");
                                 }
-                                _ => println!("usage: /ask PLUGIN ACTION DETAIL…"),
+                                _ => say!("usage: /ask PLUGIN ACTION DETAIL…"),
                             }
                         }
-                        other => println!("unknown command /{other}"),
+                        other => say!("unknown command /{other}"),
                     }
                 } else if let Err(e) = c.chat(session, line).await {
                     if matches!(e, OperatorError::Lost(_)) { return Err(e.into()); }
-                    println!("! {e}");
+                    say!("! {e}");
                 }
             }
         }

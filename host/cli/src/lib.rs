@@ -1,6 +1,17 @@
 //! The `lifeline` command line: argument parsing and the top-level commands.
 //! Each role's work lives in its own crate; this crate wires them to the CLI.
 
+/// `println!` for text that carries anything from the other side (chat,
+/// host names, plugin and script output): terminal controls are removed
+/// first (see [`lifeline_protocol::terminal_safe`]).
+macro_rules! say {
+    ($($t:tt)*) => { println!("{}", lifeline_protocol::terminal_safe(&format!($($t)*))) };
+}
+/// `eprintln!` likewise.
+macro_rules! esay {
+    ($($t:tt)*) => { eprintln!("{}", lifeline_protocol::terminal_safe(&format!($($t)*))) };
+}
+
 pub mod cli;
 pub mod commands;
 pub mod console;

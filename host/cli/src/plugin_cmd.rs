@@ -153,11 +153,11 @@ pub async fn run(
             args,
             wait,
             |stream, text| match stream {
-                "output" => println!("{text}"),
-                other => eprintln!("[{other}] {text}"),
+                "output" => say!("{text}"),
+                other => esay!("[{other}] {text}"),
             },
             |user, prompt| {
-                eprintln!("The customer consented to a login as {user}.");
+                esay!("The customer consented to a login as {user}.");
                 match crate::input::password(&format!("{prompt}: "), password_stdin) {
                     Ok(pw) => Some(lifeline_protocol::Secret::new(pw)),
                     Err(e) => {
@@ -172,12 +172,12 @@ pub async fn run(
     match res? {
         Ok(result) => {
             if !result.is_empty() {
-                println!("{result}");
+                say!("{result}");
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => {
-            eprintln!("error: {plugin} {command}: {why}");
+            esay!("error: {plugin} {command}: {why}");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -205,7 +205,7 @@ async fn sysinfo_text(
                     text.push_str(t);
                     text.push('\n');
                 } else {
-                    eprintln!("[{stream}] {t}");
+                    esay!("[{stream}] {t}");
                 }
             },
         )
@@ -228,7 +228,7 @@ pub async fn sysinfo(
     c.attach(session).await?;
     let res = async {
         let shown = sysinfo_text(c, session, category, filter).await?;
-        print!("{shown}");
+        print!("{}", lifeline_protocol::terminal_safe(&shown));
         if let Some(path) = save {
             let all = if category == "all" {
                 shown

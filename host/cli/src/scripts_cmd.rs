@@ -164,9 +164,9 @@ pub async fn run(cmd: ScriptsCmd) -> Result<ExitCode> {
                             ..
                         } => {
                             if stream == "stderr" {
-                                eprintln!("[{script}] {line}");
+                                esay!("[{script}] {line}");
                             } else {
-                                println!("[{script}] {line}");
+                                say!("[{script}] {line}");
                             }
                         }
                         SessionMessage::ScriptDone {

@@ -3,19 +3,24 @@
 //! customer says so, and written to the agent's audit log.
 //!
 //! Decision order for a request:
-//! 1. an "allow for this session" grant for the same plugin and capability
-//!    answers at once (and is still logged);
+//! 1. an "allow for this session" grant for the same plugin, capability
+//!    and exact consent text answers at once (and is still logged); only a
+//!    plugin's declared capability can be granted, never the operator's
+//!    free-text question;
 //! 2. the policy, when configured, allows or denies by capability;
-//! 3. otherwise ("ask", or no policy) the prompter asks the customer; no
+//! 3. a request while another of the session waits for the customer, or
+//!    past the per-minute budget, is denied unasked;
+//! 4. otherwise ("ask", or no policy) the prompter asks the customer; no
 //!    answer within the timeout counts as deny.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lifeline_protocol::ConsentDecision;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditError, AuditLog};
 
@@ -63,6 +68,23 @@ pub fn is_capability_name(s: &str) -> bool {
         })
 }
 
+/// What kind of question the customer answers.
+///
+/// Threat: an operator's own free-text question ("may I check for
+/// updates?") must never turn into a standing permission for a plugin's
+/// capability that the customer never saw described. Only a
+/// [`RequestKind::Capability`] request, whose detail is the plugin
+/// manifest's own consent text (or the exact script listing of a batch),
+/// can create an "allow for this session" grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// A plugin's declared capability, described by the manifest's text.
+    Capability,
+    /// The operator's free-text question: answered, never remembered.
+    Question,
+}
+
 /// What is asked of the customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConsentRequest {
@@ -72,8 +94,10 @@ pub struct ConsentRequest {
     pub plugin: String,
     /// The capability, e.g. `system.info`.
     pub action: String,
-    /// Human-readable detail of what will happen.
+    /// Human-readable detail of what will happen: exactly what the
+    /// customer is shown.
     pub detail: String,
+    pub kind: RequestKind,
 }
 
 /// Who made a decision.
@@ -86,6 +110,12 @@ pub enum DecidedBy {
     SessionGrant,
     /// No answer in time.
     Timeout,
+    /// Refused unasked: another request of the session waits for the
+    /// customer's answer (see [`MAX_PENDING_PROMPTS`]).
+    Busy,
+    /// Refused unasked: too many questions in the last minute (see
+    /// [`MAX_PROMPTS_PER_MINUTE`]).
+    RateLimited,
 }
 
 impl DecidedBy {
@@ -95,9 +125,29 @@ impl DecidedBy {
             DecidedBy::Policy => "policy",
             DecidedBy::SessionGrant => "session grant",
             DecidedBy::Timeout => "timeout",
+            DecidedBy::Busy => "busy: another consent request is waiting for the customer",
+            DecidedBy::RateLimited => "rate limited: too many consent requests this minute",
         }
     }
 }
+
+/// Consent questions waiting for the customer at once, per session.
+///
+/// Threat: an operator (or a plugin) queueing many questions so that the
+/// customer, facing a wall of prompts, answers one they did not read, or
+/// so that prompts keep the customer's screen busy. A request made while
+/// one is pending is denied at once ([`DecidedBy::Busy`]).
+pub const MAX_PENDING_PROMPTS: usize = 1;
+
+/// Consent questions put to the customer per session in any 60-second
+/// window; further requests are denied unasked ([`DecidedBy::RateLimited`]).
+///
+/// Threat: prompt fatigue, where a customer worn down by a stream of
+/// questions finally says yes.
+pub const MAX_PROMPTS_PER_MINUTE: usize = 5;
+
+/// The window of [`MAX_PROMPTS_PER_MINUTE`].
+pub const PROMPT_WINDOW: Duration = Duration::from_secs(60);
 
 /// A recorded decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,13 +167,40 @@ pub trait Prompter: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Option<ConsentDecision>> + Send + 'a>>;
 }
 
+/// A grant: one plugin's capability, described by exactly this text.
+type GrantKey = (String, String, String, [u8; 32]);
+
+fn grant_key(req: &ConsentRequest) -> GrantKey {
+    (
+        req.session_id.clone(),
+        req.plugin.clone(),
+        req.action.clone(),
+        Sha256::digest(req.detail.as_bytes()).into(),
+    )
+}
+
+/// What the engine decided before anyone is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preliminary {
+    /// Decided without the customer (grant, policy, busy, rate limit).
+    Decided(ConsentDecision, DecidedBy),
+    /// The customer must be asked; the prompt slot is taken until
+    /// [`ConsentEngine::record`] is called.
+    Ask,
+}
+
 /// Per-agent consent engine.
 pub struct ConsentEngine {
     policy: Option<Policy>,
     timeout: Duration,
     audit: AuditLog,
-    /// (session, plugin, capability) granted for the rest of the session.
-    grants: HashSet<(String, String, String)>,
+    /// Granted for the rest of the session: (session, plugin, capability,
+    /// SHA-256 of the text the customer was shown).
+    grants: HashSet<GrantKey>,
+    /// Sessions with a question waiting for the customer.
+    prompting: HashMap<String, usize>,
+    /// When each session's recent questions were put.
+    asked_at: HashMap<String, VecDeque<Instant>>,
 }
 
 impl ConsentEngine {
@@ -133,34 +210,73 @@ impl ConsentEngine {
             timeout,
             audit,
             grants: HashSet::new(),
+            prompting: HashMap::new(),
+            asked_at: HashMap::new(),
         }
     }
 
-    /// Decides `req`, asking `prompter` when needed, and logs the decision.
-    pub async fn decide(
+    /// How long the customer has to answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The decision order without the customer: grant, policy, then the
+    /// pending and per-minute limits; `Ask` takes the session's prompt slot.
+    pub fn preliminary(&mut self, req: &ConsentRequest) -> Preliminary {
+        if req.kind == RequestKind::Capability && self.grants.contains(&grant_key(req)) {
+            return Preliminary::Decided(ConsentDecision::AllowSession, DecidedBy::SessionGrant);
+        }
+        match self.policy.as_ref().map(|p| p.rule_for(&req.action)) {
+            Some(Rule::Allow) => {
+                return Preliminary::Decided(ConsentDecision::AllowOnce, DecidedBy::Policy);
+            }
+            Some(Rule::Deny) => {
+                return Preliminary::Decided(ConsentDecision::Deny, DecidedBy::Policy);
+            }
+            Some(Rule::Ask) | None => {}
+        }
+        let pending = self.prompting.get(&req.session_id).copied().unwrap_or(0);
+        if pending >= MAX_PENDING_PROMPTS {
+            return Preliminary::Decided(ConsentDecision::Deny, DecidedBy::Busy);
+        }
+        let now = Instant::now();
+        let recent = self.asked_at.entry(req.session_id.clone()).or_default();
+        while recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= PROMPT_WINDOW)
+        {
+            recent.pop_front();
+        }
+        if recent.len() >= MAX_PROMPTS_PER_MINUTE {
+            return Preliminary::Decided(ConsentDecision::Deny, DecidedBy::RateLimited);
+        }
+        recent.push_back(now);
+        *self.prompting.entry(req.session_id.clone()).or_default() += 1;
+        Preliminary::Ask
+    }
+
+    /// Records a decision (releasing the prompt slot when the customer was
+    /// asked), remembers an "allow for this session" on a capability, and
+    /// writes the audit entry. A free-text question is never remembered:
+    /// "allow for this session" on it counts as "allow once".
+    pub fn record(
         &mut self,
         req: &ConsentRequest,
-        prompter: &dyn Prompter,
+        mut decision: ConsentDecision,
+        decided_by: DecidedBy,
     ) -> Result<Decision, AuditError> {
-        let key = (
-            req.session_id.clone(),
-            req.plugin.clone(),
-            req.action.clone(),
-        );
-        let (decision, decided_by) = if self.grants.contains(&key) {
-            (ConsentDecision::AllowSession, DecidedBy::SessionGrant)
-        } else {
-            match self.policy.as_ref().map(|p| p.rule_for(&req.action)) {
-                Some(Rule::Allow) => (ConsentDecision::AllowOnce, DecidedBy::Policy),
-                Some(Rule::Deny) => (ConsentDecision::Deny, DecidedBy::Policy),
-                Some(Rule::Ask) | None => match prompter.ask(req, self.timeout).await {
-                    Some(d) => (d, DecidedBy::Customer),
-                    None => (ConsentDecision::Deny, DecidedBy::Timeout),
-                },
-            }
-        };
+        if matches!(decided_by, DecidedBy::Customer | DecidedBy::Timeout)
+            && let Some(n) = self.prompting.get_mut(&req.session_id)
+        {
+            *n = n.saturating_sub(1);
+        }
         if decision == ConsentDecision::AllowSession {
-            self.grants.insert(key);
+            match req.kind {
+                RequestKind::Capability => {
+                    self.grants.insert(grant_key(req));
+                }
+                RequestKind::Question => decision = ConsentDecision::AllowOnce,
+            }
         }
         let audit_hash = self.audit.append(&serde_json::json!({
             "event": "consent",
@@ -169,6 +285,7 @@ impl ConsentEngine {
             "plugin": req.plugin,
             "action": req.action,
             "detail": req.detail,
+            "kind": req.kind,
             "decision": decision.as_str(),
             "decided_by": decided_by.as_str(),
         }))?;
@@ -179,15 +296,62 @@ impl ConsentEngine {
         })
     }
 
-    /// Forgets the grants of a session that ended.
+    /// Decides `req`, asking `prompter` when needed, and logs the decision.
+    /// Holds `&mut self` while the customer is asked: use [`decide`] when the
+    /// engine is shared.
+    pub async fn decide(
+        &mut self,
+        req: &ConsentRequest,
+        prompter: &dyn Prompter,
+    ) -> Result<Decision, AuditError> {
+        let (decision, by) = match self.preliminary(req) {
+            Preliminary::Decided(d, by) => (d, by),
+            Preliminary::Ask => ask(prompter, req, self.timeout).await,
+        };
+        self.record(req, decision, by)
+    }
+
+    /// Forgets the grants and prompt counts of a session that ended.
     pub fn end_session(&mut self, session_id: &str) {
-        self.grants.retain(|(s, _, _)| s != session_id);
+        self.grants.retain(|(s, _, _, _)| s != session_id);
+        self.prompting.remove(session_id);
+        self.asked_at.remove(session_id);
     }
 
     /// The audit log, for other agent events (join, end).
     pub fn audit(&mut self) -> &mut AuditLog {
         &mut self.audit
     }
+}
+
+async fn ask(
+    prompter: &dyn Prompter,
+    req: &ConsentRequest,
+    timeout: Duration,
+) -> (ConsentDecision, DecidedBy) {
+    match prompter.ask(req, timeout).await {
+        Some(d) => (d, DecidedBy::Customer),
+        None => (ConsentDecision::Deny, DecidedBy::Timeout),
+    }
+}
+
+/// Decides `req` on a shared engine without holding it while the customer
+/// thinks: other requests of the session meanwhile are refused as
+/// [`DecidedBy::Busy`] instead of queueing behind the lock.
+pub async fn decide(
+    engine: &tokio::sync::Mutex<ConsentEngine>,
+    req: &ConsentRequest,
+    prompter: &dyn Prompter,
+) -> Result<Decision, AuditError> {
+    let (pre, timeout) = {
+        let mut e = engine.lock().await;
+        (e.preliminary(req), e.timeout)
+    };
+    let (decision, by) = match pre {
+        Preliminary::Decided(d, by) => (d, by),
+        Preliminary::Ask => ask(prompter, req, timeout).await,
+    };
+    engine.lock().await.record(req, decision, by)
 }
 
 #[cfg(test)]
@@ -212,7 +376,129 @@ mod tests {
             plugin: "sysinfo".into(),
             action: action.into(),
             detail: "read system information".into(),
+            kind: RequestKind::Capability,
         }
+    }
+
+    fn engine(dir: &tempfile::TempDir, name: &str) -> ConsentEngine {
+        let log = AuditLog::open(&dir.path().join(name)).unwrap();
+        ConsentEngine::new(None, Duration::from_secs(1), log)
+    }
+
+    /// The review's reproduction: an operator's question worded as the
+    /// reboot capability, answered "allow for this session", must not let
+    /// the reboot plugin's capability through unasked.
+    #[tokio::test]
+    async fn a_question_never_becomes_a_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(&dir, "a.log");
+        let mut q = req("power.reboot");
+        q.plugin = "reboot".into();
+        q.detail = "only checks for pending updates".into();
+        q.kind = RequestKind::Question;
+        let d = e
+            .decide(&q, &Fixed(Some(ConsentDecision::AllowSession)))
+            .await
+            .unwrap();
+        assert_eq!(d.decision, ConsentDecision::AllowOnce, "answered once only");
+        // The same question again is asked again.
+        let d = e.decide(&q, &Fixed(None)).await.unwrap();
+        assert_eq!(d.decided_by, DecidedBy::Timeout);
+        // And the plugin's real capability is asked with its own text.
+        let mut cap = q.clone();
+        cap.kind = RequestKind::Capability;
+        cap.detail = "Restart this computer".into();
+        let d = e.decide(&cap, &Fixed(None)).await.unwrap();
+        assert_eq!(
+            (d.decision, d.decided_by),
+            (ConsentDecision::Deny, DecidedBy::Timeout)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_covers_only_the_text_the_customer_saw() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(&dir, "a.log");
+        let r = req("script.run");
+        e.decide(&r, &Fixed(Some(ConsentDecision::AllowSession)))
+            .await
+            .unwrap();
+        assert_eq!(
+            e.decide(&r, &Fixed(None)).await.unwrap().decided_by,
+            DecidedBy::SessionGrant
+        );
+        let mut other = r.clone();
+        other.detail = "run 1 script(s): evil.sh sha256 00ff".into();
+        assert_eq!(
+            e.decide(&other, &Fixed(None)).await.unwrap().decided_by,
+            DecidedBy::Timeout
+        );
+    }
+
+    /// Never answers: a customer who is thinking.
+    struct Never;
+    impl Prompter for Never {
+        fn ask<'a>(
+            &'a self,
+            _r: &'a ConsentRequest,
+            _t: Duration,
+        ) -> Pin<Box<dyn Future<Output = Option<ConsentDecision>> + Send + 'a>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn one_pending_question_and_a_budget_per_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = std::sync::Arc::new(tokio::sync::Mutex::new(engine(&dir, "a.log")));
+        let e2 = std::sync::Arc::clone(&e);
+        let first = tokio::spawn(async move { decide(&e2, &req("a.b"), &Never).await });
+        while e.lock().await.prompting.get("S1").copied().unwrap_or(0) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // A second request does not queue behind the first: refused unasked.
+        let d = decide(&e, &req("c.d"), &Fixed(Some(ConsentDecision::AllowOnce)))
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.decision, d.decided_by),
+            (ConsentDecision::Deny, DecidedBy::Busy)
+        );
+        // Another session is not blocked.
+        let mut other = req("c.d");
+        other.session_id = "S2".into();
+        let d = decide(&e, &other, &Fixed(Some(ConsentDecision::AllowOnce)))
+            .await
+            .unwrap();
+        assert_eq!(d.decided_by, DecidedBy::Customer);
+        first.abort();
+        e.lock().await.prompting.clear();
+        // The budget: MAX_PROMPTS_PER_MINUTE questions, then refusals.
+        let mut by = Vec::new();
+        for _ in 0..MAX_PROMPTS_PER_MINUTE + 1 {
+            let d = decide(&e, &req("c.d"), &Fixed(Some(ConsentDecision::Deny)))
+                .await
+                .unwrap();
+            by.push(d.decided_by);
+        }
+        // One was used by the aborted first question.
+        assert_eq!(
+            by[..MAX_PROMPTS_PER_MINUTE - 1],
+            [DecidedBy::Customer; MAX_PROMPTS_PER_MINUTE - 1]
+        );
+        assert_eq!(
+            by[MAX_PROMPTS_PER_MINUTE - 1..],
+            [DecidedBy::RateLimited; 2]
+        );
+        e.lock().await.end_session("S1");
+        let d = decide(&e, &req("c.d"), &Fixed(Some(ConsentDecision::Deny)))
+            .await
+            .unwrap();
+        assert_eq!(
+            d.decided_by,
+            DecidedBy::Customer,
+            "a new session starts afresh"
+        );
     }
 
     #[tokio::test]

@@ -242,9 +242,15 @@ pub struct ScriptInfo {
 pub struct ScriptMeta {
     pub name: String,
     pub description: String,
+    /// SHA-256 of the execution file, hex.
     pub sha256: String,
     pub exec_name: String,
     pub input_name: Option<String>,
+    /// SHA-256 of the input file, hex, when the script has one: the
+    /// customer consents to both files, and the agent refuses a batch whose
+    /// input file does not match.
+    #[serde(default)]
+    pub input_sha256: Option<String>,
 }
 
 /// How a script ended, in words: "exit code 0", "timed out", "failed: …".
@@ -285,5 +291,39 @@ impl Drop for Secret {
     fn drop(&mut self) {
         // Overwrite the bytes before the allocation is freed.
         zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// `text` with everything that could steer a terminal removed: control
+/// characters (C0 but tab and line feed, DEL, C1 — so no escape sequence
+/// can start) and the Unicode bidirectional overrides and isolates that
+/// reorder what is shown. Printed text from the other side (chat, host
+/// names, plugin and script output) goes through this first.
+///
+/// Threat: a hostile customer's agent sending escape sequences that rewrite
+/// the operator's screen, set the window title, or fake a prompt.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    fn steers(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    }
+    if text.chars().any(steers) {
+        std::borrow::Cow::Owned(text.chars().filter(|c| !steers(*c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn escape_sequences_cannot_reach_the_terminal() {
+        let hostile = "ok\x1b]0;pwned\x07\x1b[2J\x1b[1;1Hfake prompt\r\u{9b}31m\u{202E}txt.exe";
+        let safe = terminal_safe(hostile);
+        assert!(!safe.chars().any(|c| c.is_control()), "{safe:?}");
+        assert!(!safe.contains('\u{202E}'));
+        assert_eq!(terminal_safe("line 1\n\tline 2"), "line 1\n\tline 2");
     }
 }

@@ -50,6 +50,13 @@ pub struct Command {
     pub name: String,
     pub description: String,
     pub args: Vec<CommandArg>,
+    /// Run only by the host for a request the customer consented to as a
+    /// whole (a script batch whose names and hashes they saw), never by an
+    /// operator's `RunPlugin`. Manifest key `host_only = true`.
+    ///
+    /// Threat: an operator calling the command directly would run content
+    /// the customer never saw, past the checks of the host's path.
+    pub host_only: bool,
 }
 
 /// Per-call limits.
@@ -116,6 +123,8 @@ struct RawCommand {
     description: String,
     #[serde(default)]
     args: Vec<RawArg>,
+    #[serde(default)]
+    host_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +268,7 @@ impl Manifest {
                         required: a.required,
                     })
                     .collect(),
+                host_only: c.host_only,
             });
         }
         let mut http_hosts = Vec::new();
