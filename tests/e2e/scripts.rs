@@ -330,6 +330,8 @@ fn library_and_runs_with_real_scripts() {
         "--timeout",
         "60",
     ]);
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
     let deadline = std::time::Instant::now() + crate::support::WAIT;
     while leftovers(d).is_empty() {
         assert!(
