@@ -429,7 +429,7 @@ async fn malformed_session_messages_get_errors_not_disconnects() {
             .unwrap()
         {
             Some(lifeline_operator::Event::Error(m)) => {
-                assert!(m.contains("capability name"), "{m}");
+                assert!(m.contains("is not a capability name; known: "), "{m}");
                 break;
             }
             Some(_) => {}

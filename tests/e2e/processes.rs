@@ -521,6 +521,41 @@ fn bad_config_files_name_file_line_and_key() {
         "{err}"
     );
 
+    // Capabilities come from one registry: a policy or a plugin manifest
+    // naming one that does not exist is refused with the valid names.
+    let pol = dir.path().join("policy.toml");
+    write(
+        &pol,
+        "[policy]\ndefault = \"ask\"\n[policy.capabilities]\n\"system.info\" = \"allow\"\n\"session.login_as\" = \"deny\"\n",
+    );
+    let err = fails(&["config", "check", p(&pol)]);
+    assert!(
+        err.contains("policy.toml:5:")
+            && err.contains("\"session.login_as\" is not a capability")
+            && err.contains("account.run-as"),
+        "{err}"
+    );
+    let man = dir.path().join("plugin.toml");
+    write(
+        &man,
+        "[plugin]\nid = \"x\"\nversion = \"1.0.0\"\nruntime = \"lua\"\nentry = \"main.lua\"\ndescription = \"x\"\n[capabilities]\n\"screen.view\" = \"See the screen\"\n",
+    );
+    let err = fails(&["config", "check", p(&man)]);
+    assert!(
+        err.contains("plugin.toml:8:") && err.contains("\"screen.view\" is not a capability"),
+        "{err}"
+    );
+    for shipped in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("plugin.toml").exists())
+    {
+        ok(
+            &["config", "check", p(&shipped.path().join("plugin.toml"))],
+            None,
+        );
+    }
+
     let a = dir.path().join("agent.toml");
     write(
         &a,

@@ -227,7 +227,9 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
         session_id: ctx.session_id.clone(),
         operator: p.operator.clone(),
         plugin: SCRIPTS_PLUGIN.into(),
-        action: "script.run".into(),
+        action: lifeline_core::capability::Capability::ScriptRun
+            .name()
+            .into(),
         detail: format!(
             "run {} script(s) on this computer, in this order:\n{}",
             p.scripts.len(),
@@ -242,7 +244,9 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
     };
     let _ = ctx.tx.send(SessionMessage::ConsentDecided {
         plugin: SCRIPTS_PLUGIN.into(),
-        action: "script.run".into(),
+        action: lifeline_core::capability::Capability::ScriptRun
+            .name()
+            .into(),
         decision: d.decision,
         decided_by: d.decided_by.as_str().into(),
         audit_hash: d.audit_hash,

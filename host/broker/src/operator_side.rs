@@ -520,10 +520,13 @@ async fn session_msg(
         } => {
             check_len("detail", &detail, MAX_TEXT_CHARS, false)?;
             check_len("plugin", &plugin, MAX_NAME_CHARS, true)?;
-            if !lifeline_core::consent::is_capability_name(&action) {
+            if lifeline_core::capability::Capability::parse(&action).is_none() {
                 return Err(fail(
                     ErrorCode::Invalid,
-                    format!("{action:?} is not a capability name like \"system.info\""),
+                    format!(
+                        "{action:?} is not a capability name; known: {}",
+                        lifeline_core::capability::Capability::known_names()
+                    ),
                 ));
             }
             shared.record(

@@ -19,6 +19,18 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
         Command::Agent(a) => agent(a).await,
         Command::Operator(o) => operator(o).await,
         Command::Config(ConfigCmd::Check { file }) => {
+            if is_plugin_manifest(&file) {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let m = lifeline_runtime::Manifest::parse(&file, &text)?;
+                println!(
+                    "{}: valid plugin manifest ({} {})",
+                    file.display(),
+                    m.id,
+                    m.version
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let role = config::check_file(&file)?;
             println!("{}: valid {role:?} configuration", file.display());
             Ok(ExitCode::SUCCESS)
@@ -481,4 +493,13 @@ fn unreachable_profile(username: &str) -> OperatorProfile {
         email: String::new(),
         title: String::new(),
     }
+}
+
+/// A plugin manifest (`plugin.toml`, top-level `[plugin]` table) rather
+/// than a role's configuration.
+fn is_plugin_manifest(file: &std::path::Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("plugin"))
 }

@@ -649,11 +649,14 @@ impl Policy {
         let mut rules = BTreeMap::new();
         for (cap, v) in &raw.policy.capabilities {
             let key = format!("policy.capabilities.{cap}");
-            if !crate::consent::is_capability_name(cap) {
+            if crate::capability::Capability::parse(cap).is_none() {
                 return Err(doc.invalid(
                     &v.span(),
                     &key,
-                    "a capability name is lower-case words joined by dots, e.g. \"system.info\"",
+                    format!(
+                        "{cap:?} is not a capability; known: {}",
+                        crate::capability::Capability::known_names()
+                    ),
                 ));
             }
             rules.insert(cap.clone(), rule(&doc, v, &key)?);
@@ -765,6 +768,20 @@ data_dir = "data"
         .to_string();
         assert!(
             err.contains("p.toml:3") && err.contains("\"allow\", \"deny\" or \"ask\""),
+            "{err}"
+        );
+        // A capability that does not exist is an error naming it and the
+        // valid ones, not a rule that silently never applies.
+        let err = Policy::parse(
+            Path::new("p.toml"),
+            "[policy]\n[policy.capabilities]\n\"system.info\" = \"allow\"\n\"screen.view\" = \"ask\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("p.toml:4")
+                && err.contains("\"screen.view\" is not a capability")
+                && err.contains("power.reboot, license.update, script.run"),
             "{err}"
         );
     }

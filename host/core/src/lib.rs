@@ -2,6 +2,7 @@
 //! heartbeating link, the session lifecycle, consent and the audit log.
 
 pub mod audit;
+pub mod capability;
 pub mod client;
 pub mod config;
 pub mod consent;

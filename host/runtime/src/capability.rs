@@ -3,107 +3,7 @@
 //! catch-all arm, so a new host call cannot compile without a permission
 //! decision.
 
-use std::fmt;
-
-/// A permission a plugin declares in its manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Capability {
-    /// Write to the agent's log (always granted).
-    Log,
-    /// Stream output to the operator (always granted).
-    Output,
-    /// Post into the session chat.
-    ChatSend,
-    /// Add a line to the session report.
-    ReportWrite,
-    /// Plugin-private key/value state.
-    StateKv,
-    /// Read system information.
-    SystemInfo,
-    /// A scoped temporary folder: create, read and write files in it.
-    FsTemp,
-    /// Spawn a process inside the scoped temporary folder.
-    ProcessSpawn,
-    /// HTTP requests to the manifest's allowed hosts, through the proxy.
-    HttpRequest,
-    /// Log the operator in as another user (PAM); the customer's own access
-    /// is suspended meanwhile.
-    AccountRunAs,
-    /// Restart the customer's computer; the agent rejoins by itself.
-    PowerReboot,
-    /// Check the back office for an updated license and install it.
-    LicenseUpdate,
-}
-
-/// Every capability, for listings and parsing.
-pub const ALL: [Capability; 12] = [
-    Capability::Log,
-    Capability::Output,
-    Capability::ChatSend,
-    Capability::ReportWrite,
-    Capability::StateKv,
-    Capability::SystemInfo,
-    Capability::FsTemp,
-    Capability::ProcessSpawn,
-    Capability::HttpRequest,
-    Capability::AccountRunAs,
-    Capability::PowerReboot,
-    Capability::LicenseUpdate,
-];
-
-impl Capability {
-    /// The name used in manifests, consent requests and policies.
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::Log => "log",
-            Capability::Output => "output",
-            Capability::ChatSend => "chat.send",
-            Capability::ReportWrite => "report.write",
-            Capability::StateKv => "state.kv",
-            Capability::SystemInfo => "system.info",
-            Capability::FsTemp => "fs.temp",
-            Capability::ProcessSpawn => "process.spawn",
-            Capability::HttpRequest => "http.request",
-            Capability::AccountRunAs => "account.run-as",
-            Capability::PowerReboot => "power.reboot",
-            Capability::LicenseUpdate => "license.update",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Capability> {
-        ALL.into_iter().find(|c| c.name() == s)
-    }
-
-    /// True when the customer (or policy) must consent before first use in a
-    /// session. The others touch nothing outside the plugin and the session.
-    pub fn needs_consent(self) -> bool {
-        match self {
-            Capability::Log
-            | Capability::Output
-            | Capability::ReportWrite
-            | Capability::StateKv => false,
-            Capability::ChatSend
-            | Capability::SystemInfo
-            | Capability::FsTemp
-            | Capability::ProcessSpawn
-            | Capability::HttpRequest
-            | Capability::AccountRunAs
-            | Capability::PowerReboot
-            | Capability::LicenseUpdate => true,
-        }
-    }
-
-    /// True when a plugin has it without declaring it.
-    pub fn implicit(self) -> bool {
-        matches!(self, Capability::Log | Capability::Output)
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use lifeline_core::capability::{ALL, Capability};
 
 /// Every function of the host API (`sdk/wit/lifeline-plugin.wit`), for both
 /// WASM and Lua.
@@ -130,6 +30,30 @@ pub enum HostCall {
     LicenseCheck,
     LicenseInstall,
 }
+
+/// Every host call, for listings and the registry test.
+pub const ALL_CALLS: [HostCall; 20] = [
+    HostCall::Log,
+    HostCall::SendOutput,
+    HostCall::SendChat,
+    HostCall::ReportLine,
+    HostCall::KvGet,
+    HostCall::KvSet,
+    HostCall::KvDelete,
+    HostCall::SystemInfo,
+    HostCall::TempDir,
+    HostCall::FsRead,
+    HostCall::FsWrite,
+    HostCall::Spawn,
+    HostCall::HttpRequest,
+    HostCall::RunAsLogin,
+    HostCall::RunAsLogout,
+    HostCall::RunAsStatus,
+    HostCall::Reboot,
+    HostCall::LicenseAbout,
+    HostCall::LicenseCheck,
+    HostCall::LicenseInstall,
+];
 
 impl HostCall {
     /// The one capability this call needs. No catch-all arm: adding a call
@@ -222,14 +146,41 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_consent_names() {
-        for c in ALL {
-            assert_eq!(Capability::parse(c.name()), Some(c));
-            assert!(lifeline_core::consent::is_capability_name(c.name()));
-        }
         assert!(!Capability::Log.needs_consent());
         assert!(Capability::ProcessSpawn.needs_consent());
         assert!(HostCall::RunAsLogin.asks_consent());
         assert!(!HostCall::RunAsLogout.asks_consent());
         assert!(HostCall::Reboot.asks_consent());
+    }
+
+    /// The WIT file's host interface and the registry agree: every WIT
+    /// function is a host call and every host call is in the WIT file, and
+    /// every capability is reached by a host call (but `script.run`, which
+    /// the agent asks for a script batch).
+    #[test]
+    fn wit_host_calls_and_registry_agree() {
+        let wit = include_str!("../../../sdk/wit/lifeline-plugin.wit");
+        let host = wit
+            .split("interface host {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .expect("the WIT file has an interface host");
+        let mut in_wit: Vec<String> = host
+            .lines()
+            .filter_map(|l| l.trim().split_once(": func"))
+            .map(|(name, _)| name.trim().to_string())
+            .collect();
+        in_wit.sort();
+        let mut in_code: Vec<String> = ALL_CALLS
+            .iter()
+            .map(|c| c.name().replace('_', "-"))
+            .collect();
+        in_code.sort();
+        assert_eq!(in_wit, in_code, "sdk/wit and HostCall disagree");
+        let mut reached: Vec<Capability> = ALL_CALLS.iter().map(|c| c.capability()).collect();
+        reached.push(Capability::ScriptRun);
+        for cap in ALL {
+            assert!(reached.contains(&cap), "{cap} is reached by no host call");
+        }
     }
 }

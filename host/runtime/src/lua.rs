@@ -342,3 +342,24 @@ fn classify(e: &mlua::Error, ctx: &CallContext) -> CallError {
         CallError::Plugin(first)
     }
 }
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+
+    /// The Lua `lifeline` table offers exactly the host calls.
+    #[test]
+    fn lua_table_matches_the_host_calls() {
+        let lua = Lua::new();
+        install_api(&lua).unwrap();
+        let t: Table = lua.globals().get("lifeline").unwrap();
+        let mut in_lua: Vec<String> = t.pairs::<String, Value>().map(|kv| kv.unwrap().0).collect();
+        in_lua.sort();
+        let mut in_code: Vec<String> = crate::capability::ALL_CALLS
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        in_code.sort();
+        assert_eq!(in_lua, in_code, "the Lua table and HostCall disagree");
+    }
+}

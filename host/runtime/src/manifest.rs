@@ -219,14 +219,23 @@ impl Manifest {
         let mut capabilities = BTreeMap::new();
         for (name, text) in &raw.capabilities {
             let key = format!("capabilities.{name}");
-            let cap = Capability::parse(name).ok_or_else(|| {
-                let known: Vec<_> = crate::capability::ALL.iter().map(|c| c.name()).collect();
-                doc.invalid(
-                    &text.span(),
-                    &key,
-                    format!("unknown capability; known: {}", known.join(", ")),
-                )
-            })?;
+            let cap = Capability::parse(name)
+                .filter(|c| c.declarable())
+                .ok_or_else(|| {
+                    let known: Vec<_> = crate::capability::ALL
+                        .iter()
+                        .filter(|c| c.declarable())
+                        .map(|c| c.name())
+                        .collect();
+                    doc.invalid(
+                        &text.span(),
+                        &key,
+                        format!(
+                            "{name:?} is not a capability a plugin can declare; known: {}",
+                            known.join(", ")
+                        ),
+                    )
+                })?;
             if cap.needs_consent() && text.get_ref().trim().is_empty() {
                 return Err(doc.invalid(
                     &text.span(),
@@ -390,7 +399,12 @@ args = [{ name = "category", description = "os, cpu, …" }]
             (
                 "\"system.info\" =",
                 "\"system.everything\" =",
-                "unknown capability",
+                "\"system.everything\" is not a capability a plugin can declare; known: log,",
+            ),
+            (
+                "\"system.info\" =",
+                "\"script.run\" =",
+                "\"script.run\" is not a capability a plugin can declare",
             ),
             ("memory_mb = 16", "memory_mb = 0", "`limits.memory_mb`"),
             (

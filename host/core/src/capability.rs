@@ -1,0 +1,139 @@
+//! The capability registry: every permission a plugin may hold or the
+//! agent may ask for, by name. One list used everywhere: the runtime's gate
+//! (each host call maps to one capability), the manifest parser, the
+//! consent engine, the policy file, the broker's check of an operator's
+//! question, the WIT file and the Lua table (a test compares them).
+
+use std::fmt;
+
+/// A permission a plugin declares in its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// Write to the agent's log (always granted).
+    Log,
+    /// Stream output to the operator (always granted).
+    Output,
+    /// Post into the session chat.
+    ChatSend,
+    /// Add a line to the session report.
+    ReportWrite,
+    /// Plugin-private key/value state.
+    StateKv,
+    /// Read system information.
+    SystemInfo,
+    /// A scoped temporary folder: create, read and write files in it.
+    FsTemp,
+    /// Spawn a process inside the scoped temporary folder.
+    ProcessSpawn,
+    /// HTTP requests to the manifest's allowed hosts, through the proxy.
+    HttpRequest,
+    /// Log the operator in as another user (PAM); the customer's own access
+    /// is suspended meanwhile.
+    AccountRunAs,
+    /// Restart the customer's computer; the agent rejoins by itself.
+    PowerReboot,
+    /// Check the back office for an updated license and install it.
+    LicenseUpdate,
+    /// Run a batch of library scripts (asked by the agent for the whole
+    /// batch with every script's name and hashes; no plugin declares it).
+    ScriptRun,
+}
+
+/// Every capability, for listings and parsing.
+pub const ALL: [Capability; 13] = [
+    Capability::Log,
+    Capability::Output,
+    Capability::ChatSend,
+    Capability::ReportWrite,
+    Capability::StateKv,
+    Capability::SystemInfo,
+    Capability::FsTemp,
+    Capability::ProcessSpawn,
+    Capability::HttpRequest,
+    Capability::AccountRunAs,
+    Capability::PowerReboot,
+    Capability::LicenseUpdate,
+    Capability::ScriptRun,
+];
+
+impl Capability {
+    /// The name used in manifests, consent requests and policies.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Output => "output",
+            Capability::ChatSend => "chat.send",
+            Capability::ReportWrite => "report.write",
+            Capability::StateKv => "state.kv",
+            Capability::SystemInfo => "system.info",
+            Capability::FsTemp => "fs.temp",
+            Capability::ProcessSpawn => "process.spawn",
+            Capability::HttpRequest => "http.request",
+            Capability::AccountRunAs => "account.run-as",
+            Capability::PowerReboot => "power.reboot",
+            Capability::LicenseUpdate => "license.update",
+            Capability::ScriptRun => "script.run",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Capability> {
+        ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// True when the customer (or policy) must consent before first use in a
+    /// session. The others touch nothing outside the plugin and the session.
+    pub fn needs_consent(self) -> bool {
+        match self {
+            Capability::Log
+            | Capability::Output
+            | Capability::ReportWrite
+            | Capability::StateKv => false,
+            Capability::ChatSend
+            | Capability::SystemInfo
+            | Capability::FsTemp
+            | Capability::ProcessSpawn
+            | Capability::HttpRequest
+            | Capability::AccountRunAs
+            | Capability::PowerReboot
+            | Capability::LicenseUpdate
+            | Capability::ScriptRun => true,
+        }
+    }
+
+    /// True when a plugin manifest may declare it; `script.run` is asked by
+    /// the agent itself for a script batch.
+    pub fn declarable(self) -> bool {
+        !matches!(self, Capability::ScriptRun)
+    }
+
+    /// Every name, for error messages: "log, output, …".
+    pub fn known_names() -> String {
+        ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// True when a plugin has it without declaring it.
+    pub fn implicit(self) -> bool {
+        matches!(self, Capability::Log | Capability::Output)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_consent_names() {
+        for c in ALL {
+            assert_eq!(Capability::parse(c.name()), Some(c));
+            assert!(crate::consent::is_capability_name(c.name()));
+        }
+        assert_eq!(Capability::parse("screen.view"), None);
+        assert!(!Capability::ScriptRun.declarable());
+    }
+}
