@@ -9,7 +9,7 @@
 use lifeline_protocol::{ReportEvent, SessionSummary};
 use rusqlite::params;
 
-use crate::quota::{MAX_RECORDED_TEXT_CHARS, PAGE_ROWS, fit_page};
+use crate::quota::{CLIP_NOTE_CHARS, MAX_RECORDED_TEXT_CHARS, PAGE_ROWS, fit_page};
 use crate::store::{Store, StoreError};
 
 /// A page of items and the cursor of the next page, if any.
@@ -20,13 +20,14 @@ pub struct Page<T, C> {
 
 impl Store {
     /// Report events after `after_seq`, as many as fit in one reply page.
-    /// Texts longer than [`MAX_RECORDED_TEXT_CHARS`] (written by older
-    /// brokers) are cut on the way out.
+    /// Texts longer than [`MAX_RECORDED_TEXT_CHARS`] and its clip note
+    /// (written by older brokers) are cut on the way out.
     pub fn events_page(
         &self,
         session: &str,
         after_seq: u64,
     ) -> Result<Page<ReportEvent, u64>, StoreError> {
+        let max = MAX_RECORDED_TEXT_CHARS + CLIP_NOTE_CHARS;
         let rows = {
             let db = self.db();
             let mut st = db.prepare_cached(
@@ -37,7 +38,7 @@ impl Store {
                 params![
                     session,
                     after_seq as i64,
-                    MAX_RECORDED_TEXT_CHARS as i64,
+                    max as i64,
                     PAGE_ROWS as i64 + 1
                 ],
                 |r| {
@@ -45,14 +46,14 @@ impl Store {
                     let actor: String = r.get(3)?;
                     let text: String = r.get(4)?;
                     let len: i64 = r.get(5)?;
-                    let cut = len as usize > MAX_RECORDED_TEXT_CHARS;
+                    let cut = len as usize > max;
                     Ok(ReportEvent {
                         seq: r.get::<_, i64>(0)? as u64,
                         at: lifeline_core::time::millis_to_rfc3339(at),
                         kind: r.get(2)?,
                         actor: crate::store::parse_party(&actor),
                         text: if cut {
-                            let more = len as usize - MAX_RECORDED_TEXT_CHARS;
+                            let more = len as usize - max;
                             format!("{text}… [{more} more characters not shown]")
                         } else {
                             text

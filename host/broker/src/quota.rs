@@ -32,6 +32,8 @@ pub const LIFECYCLE_RESERVE_EVENTS: u64 = 500;
 /// how much was cut. Guards: one huge output line taking the whole quota
 /// and making a report event larger than a reply page.
 pub const MAX_RECORDED_TEXT_CHARS: usize = 8 * 1024;
+/// Room for the note [`clip`] appends ("… [N more characters not recorded]").
+pub const CLIP_NOTE_CHARS: usize = 64;
 /// Longest chat line a customer may send (the operator's limit too);
 /// longer lines are refused, not relayed. Guards: chat as a bulk channel.
 pub const MAX_CHAT_CHARS: usize = crate::operator_side::MAX_TEXT_CHARS;
