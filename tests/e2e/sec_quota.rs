@@ -43,7 +43,10 @@ async fn tls_from(tb: &TestBroker, source: IpAddr) -> Tls {
         software: "sec_quota test".into(),
     };
     write_frame(&mut s, &Frame::Control(hello)).await.unwrap();
-    assert!(matches!(next_control(&mut s).await, Message::Welcome { .. }));
+    assert!(matches!(
+        next_control(&mut s).await,
+        Message::Welcome { .. }
+    ));
     s
 }
 
@@ -167,7 +170,10 @@ async fn long_output_reaches_the_byte_quota_and_the_big_report_is_paged() {
     assert!(chats < lines, "{chats} of {lines} lines recorded");
     let bytes: usize = events.iter().map(|e| e.kind.len() + e.text.len()).sum();
     assert!(bytes as u64 <= MAX_REPORT_BYTES + 64 * 1024, "{bytes}");
-    assert!(bytes > MAX_FRAME_BYTES, "the report is larger than one frame");
+    assert!(
+        bytes > MAX_FRAME_BYTES,
+        "the report is larger than one frame"
+    );
     assert!(!events.iter().any(|e| e.text.contains("after the quota")));
     let end = events.iter().position(|e| e.kind == "end").expect("end");
     assert!(end > events.iter().position(|e| e.kind == "quota").unwrap());
@@ -228,7 +234,11 @@ async fn long_chat_is_refused_and_long_output_is_recorded_cut() {
         .find(|e| e.kind == "plugin_output")
         .expect("output recorded");
     assert!(out.text.len() < MAX_RECORDED_TEXT_CHARS + 200, "cut");
-    assert!(out.text.contains("more characters not recorded"), "{}", out.text);
+    assert!(
+        out.text.contains("more characters not recorded"),
+        "{}",
+        out.text
+    );
 }
 
 /// Finding 10: rejoin tickets are limited per session.
@@ -492,19 +502,17 @@ async fn full_disk_keeps_logins_and_joins_working() {
     for i in 0..300 {
         agent.chat(format!("{i:04} {}", "d".repeat(4000))).await;
     }
-    operator_sees(&op, |m| {
-        matches!(m, SessionMessage::Chat { text, .. } if text.starts_with("0299 "))
-    })
+    operator_sees(
+        &op,
+        |m| matches!(m, SessionMessage::Chat { text, .. } if text.starts_with("0299 ")),
+    )
     .await;
     assert!(tb.broker.shared.store.reserve.is_full(), "disk-full mode");
     // Logins, invitations and joins go on.
     let bob = tb.operator("bob").await;
     bob.sessions(false).await.unwrap();
     let inv = op.invite("T-1", "Mario", None).await.unwrap();
-    let mut real = spawn_agent(
-        tb.agent_config("agent-full", None, WAIT),
-        &inv.link,
-    );
+    let mut real = spawn_agent(tb.agent_config("agent-full", None, WAIT), &inv.link);
     op.wait_ready(&inv.session_id, WAIT).await.unwrap();
     op.attach(&inv.session_id).await.unwrap();
     real.sees("is connected").await;
@@ -534,7 +542,11 @@ async fn full_disk_keeps_logins_and_joins_working() {
         .iter()
         .find(|e| e.kind == "disk_full")
         .expect("a note of the dropped events");
-    assert!(note.text.contains("relayed but not recorded"), "{}", note.text);
+    assert!(
+        note.text.contains("relayed but not recorded"),
+        "{}",
+        note.text
+    );
     assert!(events.iter().any(|e| e.kind == "end"));
     drop(tb);
 }

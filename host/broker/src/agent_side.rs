@@ -140,10 +140,10 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                     }
                 } else {
                     match shared.issue_rejoin_ticket(&id) {
-                    Ok((ticket, expires_at)) => {
-                        shared.rebooting(&id, &detail);
-                        Message::RejoinTicket { ticket, expires_at }
-                    }
+                        Ok((ticket, expires_at)) => {
+                            shared.rebooting(&id, &detail);
+                            Message::RejoinTicket { ticket, expires_at }
+                        }
                         Err(message) => Message::Error {
                             code: ErrorCode::Internal,
                             message,
@@ -316,9 +316,8 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             return true;
         }
         M::Chat { text, .. } if text.chars().count() > MAX_CHAT_CHARS => {
-            let reason = format!(
-                "chat message not sent: it is longer than {MAX_CHAT_CHARS} characters"
-            );
+            let reason =
+                format!("chat message not sent: it is longer than {MAX_CHAT_CHARS} characters");
             send_error(link, ErrorCode::Invalid, reason).await;
             return true;
         }
@@ -418,7 +417,9 @@ impl Shared {
         Refusal,
     > {
         let row = match credential {
-            JoinCredential::ConnectionId(code) => self.claim_by_connection_id(code, source, host)?,
+            JoinCredential::ConnectionId(code) => {
+                self.claim_by_connection_id(code, source, host)?
+            }
             JoinCredential::LinkToken(t) => {
                 let row = self.store.session_by_link_token(t).map_err(internal)?;
                 self.claim(row, "link", host)?

@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(new_link_token().len(), 43);
         assert_eq!(new_short_code().len(), SHORT_CODE_CHARS);
         let l = join_limiter(Duration::from_secs(600));
-        assert_eq!(l.global.refill_every, Duration::from_secs(600).div_f64(70.0));
+        assert_eq!(
+            l.global.refill_every,
+            Duration::from_secs(600).div_f64(70.0)
+        );
         assert_eq!(l.per_source.refill_every, Duration::from_secs(60));
     }
 
@@ -197,7 +200,10 @@ mod tests {
         // A single lifetime with 1,000 live codes: one check alone is 1e-3.
         assert!((guess_odds_bound(1000, 1) - 1.094e-3).abs() < 1e-9);
         // The per-source rate is a seventh of the global one.
-        assert_eq!(WRONG_ID_RISK_PER_LIFETIME / PER_SOURCE_RISK_PER_LIFETIME, 7.0);
+        assert_eq!(
+            WRONG_ID_RISK_PER_LIFETIME / PER_SOURCE_RISK_PER_LIFETIME,
+            7.0
+        );
     }
 
     /// An attacker with 10,000 sources guessing every second for 100

@@ -19,8 +19,8 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lifeline_core::config::BrokerConfig;
@@ -123,7 +123,10 @@ impl Shared {
     /// Counts an event a full disk kept out; warns once per session.
     fn disk_dropped(&self, session: &str, kind: &str) {
         let now = lifeline_core::time::now_millis();
-        let mut drops = self.disk_drops.lock().expect("drops lock is never poisoned");
+        let mut drops = self
+            .disk_drops
+            .lock()
+            .expect("drops lock is never poisoned");
         let d = drops.entry(session.to_string()).or_insert_with(|| {
             tracing::warn!(
                 session,

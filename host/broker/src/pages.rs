@@ -35,12 +35,7 @@ impl Store {
                  FROM session_events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?4",
             )?;
             let rows = st.query_map(
-                params![
-                    session,
-                    after_seq as i64,
-                    max as i64,
-                    PAGE_ROWS as i64 + 1
-                ],
+                params![session, after_seq as i64, max as i64, PAGE_ROWS as i64 + 1],
                 |r| {
                     let at: i64 = r.get(1)?;
                     let actor: String = r.get(3)?;

@@ -170,7 +170,9 @@ mod tests {
 
     #[test]
     fn pages_fit_the_budget_and_never_stall() {
-        let items: Vec<String> = (0..100).map(|_| "y".repeat(REPLY_PAGE_BYTES / 10)).collect();
+        let items: Vec<String> = (0..100)
+            .map(|_| "y".repeat(REPLY_PAGE_BYTES / 10))
+            .collect();
         let (page, more) = fit_page(items);
         assert!(more);
         assert_eq!(page.len(), 9);
