@@ -64,6 +64,8 @@ pub struct Shared {
     pub public_url: String,
     pub store: Store,
     pub registry: Registry,
+    /// Wrong connection IDs (weighted by live codes, see `invitations`);
+    /// `rejoin` still charges invalid tickets here, one token each.
     pub join_limiter: GuessLimiter,
     pub login_limiter: GuessLimiter,
     /// Wrong verification codes at the license back office.

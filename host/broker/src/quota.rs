@@ -13,7 +13,8 @@
 //!   but not recorded;
 //! - *lifecycle* events (join, connect, state changes, reboot, end) are
 //!   bounded by other limits and keep being recorded, up to
-//!   [`LIFECYCLE_RESERVE_EVENTS`] past the quota.
+//!   [`LIFECYCLE_RESERVE_EVENTS`] and [`LIFECYCLE_RESERVE_BYTES`] past the
+//!   quota, so a session's report never exceeds 20,501 events or 9 MiB.
 //!
 //! Recorded texts are cut at [`MAX_RECORDED_TEXT_CHARS`].
 
@@ -28,6 +29,8 @@ pub const MAX_REPORT_BYTES: u64 = 8 << 20;
 /// Lifecycle events recorded past the quota (joins, state changes, end):
 /// keeps the end of an over-quota session in its report, still bounded.
 pub const LIFECYCLE_RESERVE_EVENTS: u64 = 500;
+/// Bytes of lifecycle events recorded past the byte quota.
+pub const LIFECYCLE_RESERVE_BYTES: u64 = 1 << 20;
 /// Longest text recorded for one event; the rest is replaced by a note of
 /// how much was cut. Guards: one huge output line taking the whole quota
 /// and making a report event larger than a reply page.
@@ -88,7 +91,10 @@ impl ReportUsage {
                 self.events += 1;
                 Charge::QuotaReached
             }
-            Class::Lifecycle if self.events >= MAX_REPORT_EVENTS + LIFECYCLE_RESERVE_EVENTS => {
+            Class::Lifecycle
+                if self.events >= MAX_REPORT_EVENTS + LIFECYCLE_RESERVE_EVENTS
+                    || self.bytes + bytes > MAX_REPORT_BYTES + LIFECYCLE_RESERVE_BYTES =>
+            {
                 Charge::Drop
             }
             Class::Traffic | Class::Lifecycle => {
