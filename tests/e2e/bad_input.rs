@@ -311,7 +311,7 @@ async fn wrong_connection_ids_are_rate_limited_per_source() {
         "999999"
     };
     let mut limited = None;
-    for _ in 0..(lifeline_broker::invitations::PER_SOURCE_BURST as usize + 1) {
+    for _ in 0..(lifeline_broker::invitations::PER_SOURCE_RISK_BURST as usize + 1) {
         let (code, msg) =
             error_of(agent_join(&tb, JoinCredential::ConnectionId(wrong.into())).await);
         if code == ErrorCode::RateLimited {

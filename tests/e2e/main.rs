@@ -16,5 +16,6 @@ mod reboot;
 mod runas;
 mod scripts;
 mod sec_consent;
+mod sec_quota;
 mod sessions;
 mod support;

@@ -12,6 +12,7 @@ use lifeline_protocol::{
 use tokio::sync::Notify;
 
 use crate::Shared;
+use crate::quota::MAX_CHAT_CHARS;
 use crate::registry::LiveSession;
 use crate::server::kind_of;
 
@@ -129,22 +130,32 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             }
             Frame::Control(Message::RejoinTicketRequest { detail }) => {
                 let detail: String = detail.chars().take(MAX_HOST_CHARS).collect();
-                let reply = match shared.issue_rejoin_ticket(&id) {
-                    Ok((ticket, expires_at)) => {
-                        shared.rebooting(&id, &detail);
-                        Message::RejoinTicket { ticket, expires_at }
+                let reply = if !shared.registry.take_rejoin_ticket(&id) {
+                    Message::Error {
+                        code: ErrorCode::RateLimited,
+                        message: format!(
+                            "this session has had {} restarts already; start a new session to restart again",
+                            crate::quota::MAX_REJOIN_TICKETS
+                        ),
                     }
-                    Err(message) => Message::Error {
-                        code: ErrorCode::Internal,
-                        message,
-                    },
+                } else {
+                    match shared.issue_rejoin_ticket(&id) {
+                        Ok((ticket, expires_at)) => {
+                            shared.rebooting(&id, &detail);
+                            Message::RejoinTicket { ticket, expires_at }
+                        }
+                        Err(message) => Message::Error {
+                            code: ErrorCode::Internal,
+                            message,
+                        },
+                    }
                 };
                 let _ = link.tx.send(Frame::Control(reply)).await;
             }
             Frame::Control(Message::RebootCancelled { reason }) => {
                 let reason: String = reason.chars().take(MAX_HOST_CHARS).collect();
                 let notice = format!("the restart did not happen: {reason}");
-                shared.record(&id, "reboot", Party::Customer, &notice);
+                shared.record_traffic(&id, "reboot", Party::Customer, &notice);
                 let _ = shared.registry.customer_rejoined(
                     &shared.store,
                     &id,
@@ -304,6 +315,12 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             send_error(link, ErrorCode::BadMessage, reason).await;
             return true;
         }
+        M::Chat { text, .. } if text.chars().count() > MAX_CHAT_CHARS => {
+            let reason =
+                format!("chat message not sent: it is longer than {MAX_CHAT_CHARS} characters");
+            send_error(link, ErrorCode::Invalid, reason).await;
+            return true;
+        }
         // The broker, not the agent, says who is talking.
         M::Chat { text, .. } => M::Chat {
             from: Party::Customer,
@@ -348,7 +365,7 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
         msg => msg,
     };
     if let Some((kind, text)) = report_entry(&msg) {
-        shared.record(id, kind, Party::Customer, &text);
+        shared.record_traffic(id, kind, Party::Customer, &text);
     }
     let frame = crate::registry::frame(id, msg);
     for tx in shared.registry.operator_txs(id) {
@@ -364,9 +381,27 @@ async fn send_error(link: &Link, code: ErrorCode, message: String) {
         .await;
 }
 
+type Refusal = (ErrorCode, String);
+
+fn internal(e: crate::store::StoreError) -> Refusal {
+    tracing::error!("join: {e}");
+    (
+        ErrorCode::Internal,
+        "the broker could not look up the invitation".to_string(),
+    )
+}
+
+fn refused(what: &str, why: &str) -> Refusal {
+    (
+        ErrorCode::InvalidInvitation,
+        format!("this {what} {why}; ask your technician for a new invitation"),
+    )
+}
+
 impl Shared {
-    /// Checks a join credential (rate-limited), claims the invitation, and
-    /// registers the live session.
+    /// Checks a join credential, claims the invitation, and registers the
+    /// live session. Only wrong connection IDs pay from the guessing budget
+    /// (`invitations`); links and short links are never limited.
     pub fn join(
         &self,
         credential: &JoinCredential,
@@ -379,9 +414,48 @@ impl Shared {
             lifeline_protocol::SessionInfo,
             lifeline_protocol::OperatorProfile,
         ),
-        (ErrorCode, String),
+        Refusal,
     > {
-        if let Err(l) = self.join_limiter.acquire(source) {
+        let row = match credential {
+            JoinCredential::ConnectionId(code) => {
+                self.claim_by_connection_id(code, source, host)?
+            }
+            JoinCredential::LinkToken(t) => {
+                let row = self.store.session_by_link_token(t).map_err(internal)?;
+                self.claim(row, "link", host)?
+            }
+            JoinCredential::ShortCode(c) => {
+                let row = self.store.session_by_short_code(c).map_err(internal)?;
+                self.claim(row, "link", host)?
+            }
+        };
+        let what = match credential {
+            JoinCredential::ConnectionId(_) => "connection ID",
+            _ => "link",
+        };
+        self.register_joined(row, what, source, host, agent, ended)
+    }
+
+    /// A connection ID: reserves its risk from the guessing budget before
+    /// the check (so parallel guesses cannot overrun it), gives it back when
+    /// the code was right.
+    fn claim_by_connection_id(
+        &self,
+        code: &str,
+        source: std::net::IpAddr,
+        host: &str,
+    ) -> Result<crate::store::SessionRow, Refusal> {
+        let code = code.trim().replace([' ', '-'], "");
+        if !crate::invitations::is_connection_id(&code) {
+            return Err((
+                ErrorCode::Invalid,
+                format!("{code:?} is not a connection ID: it has exactly 6 digits"),
+            ));
+        }
+        let now = lifeline_core::time::now_millis();
+        let live = self.store.live_connection_ids(now).map_err(internal)?;
+        let cost = crate::invitations::wrong_id_cost(live);
+        if let Err(l) = self.join_limiter.acquire_weighted(source, cost) {
             return Err((
                 ErrorCode::RateLimited,
                 format!(
@@ -390,38 +464,22 @@ impl Shared {
                 ),
             ));
         }
-        let internal = |e: crate::store::StoreError| {
-            tracing::error!("join: {e}");
-            (
-                ErrorCode::Internal,
-                "the broker could not look up the invitation".to_string(),
-            )
-        };
-        let (row, what) = match credential {
-            JoinCredential::ConnectionId(code) => {
-                let code = code.trim().replace([' ', '-'], "");
-                if !crate::invitations::is_connection_id(&code) {
-                    return Err((
-                        ErrorCode::Invalid,
-                        format!("{code:?} is not a connection ID: it has exactly 6 digits"),
-                    ));
-                }
-                (
-                    self.store
-                        .session_by_connection_id(&code)
-                        .map_err(internal)?,
-                    "connection ID",
-                )
-            }
-            JoinCredential::LinkToken(t) => (
-                self.store.session_by_link_token(t).map_err(internal)?,
-                "link",
-            ),
-            JoinCredential::ShortCode(c) => (
-                self.store.session_by_short_code(c).map_err(internal)?,
-                "link",
-            ),
-        };
+        let row = self
+            .store
+            .session_by_connection_id(&code)
+            .map_err(internal)?;
+        let row = self.claim(row, "connection ID", host)?;
+        self.join_limiter.refund_weighted(source, cost);
+        Ok(row)
+    }
+
+    /// Claims the invitation of `row` if it is still open.
+    fn claim(
+        &self,
+        row: Option<crate::store::SessionRow>,
+        what: &str,
+        host: &str,
+    ) -> Result<crate::store::SessionRow, Refusal> {
         let now = lifeline_core::time::now_millis();
         let Some(row) = row else {
             return Err((
@@ -432,28 +490,37 @@ impl Shared {
             ));
         };
         if row.used_at.is_some() || row.state != lifeline_protocol::SessionState::Invited {
-            return Err((
-                ErrorCode::InvalidInvitation,
-                format!("this {what} was already used; ask your technician for a new invitation"),
-            ));
+            return Err(refused(what, "was already used"));
         }
         if row.expires_at < now {
-            return Err((
-                ErrorCode::InvalidInvitation,
-                format!("this {what} has expired; ask your technician for a new invitation"),
-            ));
+            return Err(refused(what, "has expired"));
         }
         if !self
             .store
             .claim_invitation(&row.id, host, now)
             .map_err(internal)?
         {
-            return Err((
-                ErrorCode::InvalidInvitation,
-                format!("this {what} was already used; ask your technician for a new invitation"),
-            ));
+            return Err(refused(what, "was already used"));
         }
-        self.join_limiter.refund(source);
+        Ok(row)
+    }
+
+    /// Records the join and puts the session into the registry.
+    fn register_joined(
+        &self,
+        row: crate::store::SessionRow,
+        what: &str,
+        source: std::net::IpAddr,
+        host: &str,
+        agent: lifeline_core::link::FrameSender,
+        ended: Arc<Notify>,
+    ) -> Result<
+        (
+            lifeline_protocol::SessionInfo,
+            lifeline_protocol::OperatorProfile,
+        ),
+        Refusal,
+    > {
         let operator = self
             .store
             .operator_by_id(row.operator_id)
@@ -484,6 +551,8 @@ impl Shared {
                 ended,
                 operators: Vec::new(),
                 rejoin_deadline: None,
+                report: Default::default(),
+                rejoin_tickets: 0,
             },
             &notice,
         );

@@ -1,28 +1,72 @@
 //! Invitation secrets: the 6-digit connection ID, the personalised-link
-//! token and the short-link code, and the guessing limits that protect them.
+//! token and the short-link code, and the guessing limit that protects the
+//! connection ID.
 //!
-//! # Why guessing a live connection ID stays below 1 in 10,000
+//! # Which credentials pay
 //!
-//! A connection ID is drawn uniformly from 10^6 values by the OS CSPRNG, so
-//! one wrong guess hits a given live code with probability 1/10^6 (even when
-//! it hits *some* live code, only one code is at stake per guess). Every
-//! failed join attempt — connection ID, short code, link token — pays one
-//! token from a **global** bucket of [`GLOBAL_BURST`] tokens that refills so
-//! that at most [`GLOBAL_GUESSES_PER_LIFETIME`] tokens are earned over an
-//! invitation's lifetime `T` (refill every `T / 60`; 10 s for the default
-//! 10 minutes). Over its whole life a code thus faces at most
-//! `20 + 60 = 80` guesses from all sources together:
+//! Only **wrong connection IDs** are charged, and only they can be refused
+//! for guessing. A personalised link carries [`LINK_TOKEN_BYTES`] = 256 random
+//! bits and a short link [`SHORT_CODE_CHARS`] = 10 characters of 62 (about
+//! 59.5 bits); both are drawn by the OS CSPRNG. With `L` live invitations, an
+//! attacker making `g` guesses hits one with probability at most
+//! `g · L / 62^10`: even at a million guesses a second for a whole day
+//! (`g` ≈ 8.6 × 10^10) against `L` = 1,000 live links that is
+//! 8.6 × 10^13 / 8.4 × 10^17 ≈ 10^-4, and the HTTPS side (`/s/`, `/j/`) and
+//! the join both need a round trip per guess, so real rates are orders of
+//! magnitude lower. Links and short links therefore need no budget, and an
+//! attacker spending the connection-ID budget never blocks them: the
+//! customer who got a link can always join. (Rejoin tickets are 256-bit
+//! secrets too.)
+//!
+//! # The odds of guessing a live connection ID
+//!
+//! A connection ID is drawn uniformly from [`CONNECTION_ID_SPACE`] = 10^6
+//! values. An attacker who takes whichever of the `L` live codes he hits wins
+//! with probability `L / 10^6` per checked guess. Today's budget (20 + 60
+//! guesses per lifetime, whatever `L`) gave him `80 · L / 10^6` per code
+//! lifetime: 0.08 for `L` = 1,000.
+//!
+//! The risk of a guess grows with `L`, so its price does too: checking a
+//! connection ID reserves `cost = max(L, 1)` tokens (`L` counted at that
+//! moment) from a per-source bucket and from a global bucket, and is only
+//! allowed while both hold at least one token (they may then go into debt).
+//! A right code gets its tokens back: only wrong IDs (unknown, used, expired)
+//! are paid for. One token thus stands for a risk of 10^-6, and the global
+//! bucket earns [`WRONG_ID_RISK_PER_LIFETIME`] = 70 tokens per invitation
+//! lifetime `T` on top of a burst of [`WRONG_ID_RISK_BURST`] = 25. Over `n`
+//! lifetimes the attacker's chance is at most
 //!
 //! ```text
-//! P(code guessed) <= 80 / 10^6 = 8.0e-5 < 1e-4 = 1 in 10,000
+//! P(n) <= (BURST + n · PER_LIFETIME + (L - 1)) / 10^6
+//!      (the last term: a check may start with one token and cost L)
+//! long run, per code lifetime:  PER_LIFETIME / 10^6 = 7.0e-5 < 1e-4  for every L
+//! worst single lifetime:  (25 + 70 + L - 1) / 10^6
+//!      = 9.5e-5 for L = 1,   1.09e-3 for L = 1,000
 //! ```
 //!
-//! The budget is derived from the configured lifetime, so the bound holds for
-//! any TTL. A per-source bucket ([`PER_SOURCE_BURST`] attempts, one more per
-//! [`PER_SOURCE_REFILL`]) keeps one noisy address from spending the global
-//! budget alone. The price: a flood of wrong guesses makes honest customers
-//! wait to type a code (they get the wait time); personalised links carry
-//! 256 bits and still work.
+//! The worst single lifetime cannot be below 10^-4 for `L` = 1,000 with any
+//! budget that checks a code at all: one guess alone is a 10^-3 chance. What
+//! the budget guarantees is that such a guess is rare: after it the global
+//! bucket is ~1,000 tokens in debt and connection IDs pause for
+//! `(L - 25) / 70` lifetimes (about 2.3 hours with 10-minute invitations).
+//! `guess_odds_bound` computes these numbers; a unit test asserts the
+//! long-run odds stay below 10^-4 for `L` = 1,000 and simulates an attack.
+//!
+//! # The trade-off for customers
+//!
+//! A right code costs nothing, but it is checked only while the budgets hold
+//! a token: checking it when they are empty would give an attacker's guess
+//! the same check, i.e. unlimited guesses. So while someone keeps the global
+//! budget empty, customers typing a connection ID are asked to wait (they are
+//! told how long) or to use the invitation link, which always works. The
+//! per-source bucket (an IPv4 address or an IPv6 /64) earns
+//! [`PER_SOURCE_RISK_PER_LIFETIME`] = 10 tokens per lifetime, a seventh of
+//! the global rate, from a burst of [`PER_SOURCE_RISK_BURST`] = 5: holding
+//! the global budget down takes at least 7 sources spending continuously,
+//! and while one noisy address or /64 has spent its own budget, customers
+//! elsewhere still join with the right code. The burst of 25 leaves room for
+//! several sources' checks while fewer than 25 codes are live; with more
+//! live codes one wrong guess can empty it (its risk is that high).
 
 use std::time::Duration;
 
@@ -40,34 +84,52 @@ pub const CONNECTION_ID_SPACE: u32 = 1_000_000;
 pub const LINK_TOKEN_BYTES: usize = 32;
 /// Characters in a short-link code (62 symbols: about 59.5 bits).
 pub const SHORT_CODE_CHARS: usize = 10;
-/// Failed attempts all sources together may make at once.
-pub const GLOBAL_BURST: f64 = 20.0;
-/// Further failed attempts earned over one invitation lifetime.
-pub const GLOBAL_GUESSES_PER_LIFETIME: f64 = 60.0;
-/// Failed attempts one source address may make at once.
-pub const PER_SOURCE_BURST: f64 = 5.0;
-/// Time for one source address to earn one more attempt.
-pub const PER_SOURCE_REFILL: Duration = Duration::from_secs(60);
+/// Global risk tokens (one = one wrong connection ID while one code is
+/// live) available at once. Guards: a burst of guesses from many sources.
+pub const WRONG_ID_RISK_BURST: f64 = 25.0;
+/// Global risk tokens earned per invitation lifetime. Guards: the odds of a
+/// botnet guessing any live code, `PER_LIFETIME / 10^6` per code lifetime.
+pub const WRONG_ID_RISK_PER_LIFETIME: f64 = 70.0;
+/// Risk tokens one source (IPv4 address or IPv6 /64) holds at once.
+pub const PER_SOURCE_RISK_BURST: f64 = 5.0;
+/// Risk tokens one source earns per invitation lifetime (one per minute with
+/// 10-minute invitations). Guards: one address spending the global budget.
+pub const PER_SOURCE_RISK_PER_LIFETIME: f64 = 10.0;
 /// Draws of a fresh connection ID before giving up (all live codes taken).
 pub const MAX_CODE_DRAWS: usize = 64;
 
-/// The limiter for join attempts, sized for invitations living `ttl`.
+/// The limiter for wrong connection IDs, sized for invitations living `ttl`
+/// (charge `wrong_id_cost` per attempt, refund right codes).
 pub fn join_limiter(ttl: Duration) -> GuessLimiter {
     GuessLimiter::new(
         BucketSpec {
-            capacity: PER_SOURCE_BURST,
-            refill_every: PER_SOURCE_REFILL,
+            capacity: PER_SOURCE_RISK_BURST,
+            refill_every: ttl.div_f64(PER_SOURCE_RISK_PER_LIFETIME),
         },
         BucketSpec {
-            capacity: GLOBAL_BURST,
-            refill_every: ttl.div_f64(GLOBAL_GUESSES_PER_LIFETIME),
+            capacity: WRONG_ID_RISK_BURST,
+            refill_every: ttl.div_f64(WRONG_ID_RISK_PER_LIFETIME),
         },
     )
 }
 
-/// Upper bound of the chance that a live code is guessed over its lifetime.
-pub fn guess_probability_bound() -> f64 {
-    (GLOBAL_BURST + GLOBAL_GUESSES_PER_LIFETIME) / f64::from(CONNECTION_ID_SPACE)
+/// Tokens a connection-ID attempt reserves while `live` codes are live.
+pub fn wrong_id_cost(live: u64) -> f64 {
+    live.max(1) as f64
+}
+
+/// Upper bound of the chance that an attacker who takes whichever of `live`
+/// codes he hits guesses one within `lifetimes` invitation lifetimes.
+pub fn guess_odds_bound(live: u64, lifetimes: u32) -> f64 {
+    let tokens = WRONG_ID_RISK_BURST
+        + f64::from(lifetimes) * WRONG_ID_RISK_PER_LIFETIME
+        + (wrong_id_cost(live) - 1.0);
+    tokens / f64::from(CONNECTION_ID_SPACE)
+}
+
+/// The bound per code lifetime over a long attack (any number of live codes).
+pub fn long_run_odds_per_lifetime() -> f64 {
+    WRONG_ID_RISK_PER_LIFETIME / f64::from(CONNECTION_ID_SPACE)
 }
 
 /// A uniformly drawn 6-digit connection ID (leading zeros kept).
@@ -114,9 +176,57 @@ mod tests {
         assert!(is_connection_id(&c));
         assert_eq!(new_link_token().len(), 43);
         assert_eq!(new_short_code().len(), SHORT_CODE_CHARS);
-        assert!(guess_probability_bound() < 1e-4);
         let l = join_limiter(Duration::from_secs(600));
-        assert_eq!(l.global.refill_every, Duration::from_secs(10));
+        assert_eq!(
+            l.global.refill_every,
+            Duration::from_secs(600).div_f64(70.0)
+        );
+        assert_eq!(l.per_source.refill_every, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn odds_for_a_thousand_live_codes_stay_below_one_in_ten_thousand() {
+        let space = f64::from(CONNECTION_ID_SPACE);
+        // Before: 20 + 60 guesses per lifetime whatever the number of codes.
+        let old = (20.0 + 60.0) * 1000.0 / space;
+        assert!(old > 0.07, "{old}");
+        // Now, per code lifetime over a long attack, for any L.
+        assert!(long_run_odds_per_lifetime() < 1e-4);
+        // Over 1,000 lifetimes (a week of 10-minute codes) with L = 1,000.
+        let per_lifetime = guess_odds_bound(1000, 1000) / 1000.0;
+        assert!(per_lifetime < 1e-4, "{per_lifetime}");
+        // A single lifetime with one live code.
+        assert!(guess_odds_bound(1, 1) < 1e-4, "{}", guess_odds_bound(1, 1));
+        // A single lifetime with 1,000 live codes: one check alone is 1e-3.
+        assert!((guess_odds_bound(1000, 1) - 1.094e-3).abs() < 1e-9);
+        // The per-source rate is a seventh of the global one.
+        assert_eq!(
+            WRONG_ID_RISK_PER_LIFETIME / PER_SOURCE_RISK_PER_LIFETIME,
+            7.0
+        );
+    }
+
+    /// An attacker with 10,000 sources guessing every second for 100
+    /// lifetimes while 1,000 codes are live: the summed chance of the
+    /// guesses the limiter let through stays below 10^-4 per lifetime.
+    #[test]
+    fn simulated_botnet_gets_the_bounded_odds() {
+        let ttl = Duration::from_secs(600);
+        let l = join_limiter(ttl);
+        let live = 1000;
+        let t0 = std::time::Instant::now();
+        let lifetimes = 100u32;
+        let mut risk = 0.0;
+        for sec in 0..u64::from(lifetimes) * ttl.as_secs() {
+            let src = std::net::IpAddr::from([10, 0, (sec % 100) as u8, (sec / 100 % 100) as u8]);
+            let now = t0 + Duration::from_secs(sec);
+            if l.acquire_at(src, wrong_id_cost(live), now).is_ok() {
+                risk += live as f64 / f64::from(CONNECTION_ID_SPACE);
+            }
+        }
+        let per_lifetime = risk / f64::from(lifetimes);
+        assert!(per_lifetime < 1e-4, "{per_lifetime}");
+        assert!(risk <= guess_odds_bound(live, lifetimes), "{risk}");
     }
 
     #[test]

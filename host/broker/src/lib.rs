@@ -4,19 +4,23 @@
 pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
+pub mod diskfull;
 pub mod https;
 pub mod invitations;
 pub mod library;
 pub mod operator_side;
+pub mod pages;
+pub mod quota;
 pub mod ratelimit;
 pub mod registry;
 pub mod rejoin;
 pub mod server;
 pub mod store;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lifeline_core::config::BrokerConfig;
@@ -60,11 +64,22 @@ pub struct Shared {
     pub public_url: String,
     pub store: Store,
     pub registry: Registry,
+    /// Wrong connection IDs (weighted by live codes, see `invitations`);
+    /// `rejoin` still charges invalid tickets here, one token each.
     pub join_limiter: GuessLimiter,
     pub login_limiter: GuessLimiter,
     /// Wrong verification codes at the license back office.
     pub code_limiter: GuessLimiter,
     next_conn: AtomicU64,
+    /// Report events a full disk kept out, by session.
+    disk_drops: Mutex<HashMap<String, Dropped>>,
+}
+
+/// Report events of one session that a full disk kept out of its report.
+struct Dropped {
+    count: u64,
+    first: i64,
+    last: i64,
 }
 
 impl Shared {
@@ -72,10 +87,78 @@ impl Shared {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Appends to a session's report; a failure is logged, never fatal.
+    /// Appends a lifecycle event (join, connect, state change, end) to a
+    /// session's report; a failure is logged, never fatal.
     pub fn record(&self, session: &str, kind: &str, actor: Party, text: &str) {
-        if let Err(e) = self.store.record(session, kind, actor, text) {
-            tracing::error!(session, "cannot record {kind} event: {e}");
+        self.record_as(session, kind, actor, text, quota::Class::Lifecycle);
+    }
+
+    /// Appends a relayed message (chat, output, consent) to a session's
+    /// report while the session is within its quota (`quota`).
+    pub fn record_traffic(&self, session: &str, kind: &str, actor: Party, text: &str) {
+        self.record_as(session, kind, actor, text, quota::Class::Traffic);
+    }
+
+    fn record_as(&self, session: &str, kind: &str, actor: Party, text: &str, class: quota::Class) {
+        let text = quota::clip(text);
+        match self
+            .registry
+            .charge_report(session, kind.len() + text.len(), class)
+        {
+            quota::Charge::Record => self.write_event(session, kind, actor, &text),
+            quota::Charge::QuotaReached => {
+                tracing::info!(session, "{}", quota::QUOTA_NOTE);
+                self.write_event(session, "quota", Party::Broker, quota::QUOTA_NOTE);
+            }
+            quota::Charge::Drop => {}
+        }
+    }
+
+    fn write_event(&self, session: &str, kind: &str, actor: Party, text: &str) {
+        match self.store.record(session, kind, actor, text) {
+            Ok(_) => {}
+            Err(e) if e.is_disk_full() => self.disk_dropped(session, kind),
+            Err(e) => tracing::error!(session, "cannot record {kind} event: {e}"),
+        }
+    }
+
+    /// Counts an event a full disk kept out; warns once per session.
+    fn disk_dropped(&self, session: &str, kind: &str) {
+        let now = lifeline_core::time::now_millis();
+        let mut drops = self
+            .disk_drops
+            .lock()
+            .expect("drops lock is never poisoned");
+        let d = drops.entry(session.to_string()).or_insert_with(|| {
+            tracing::warn!(
+                session,
+                "the broker's disk is full: the {kind} event and later ones of this session are relayed but not recorded"
+            );
+            Dropped {
+                count: 0,
+                first: now,
+                last: now,
+            }
+        });
+        d.count += 1;
+        d.last = now;
+    }
+
+    /// Leaves disk-full mode when there is space again and notes in each
+    /// affected report what was lost. Blocking (writes the disk reserve).
+    pub fn check_disk(&self) {
+        if !self.store.reserve.try_restore() {
+            return;
+        }
+        let drops = std::mem::take(&mut *self.disk_drops.lock().expect("never poisoned"));
+        for (id, d) in drops {
+            let note = format!(
+                "the broker's disk was full: {} report events from {} to {} were relayed but not recorded",
+                d.count,
+                lifeline_core::time::millis_to_rfc3339(d.first),
+                lifeline_core::time::millis_to_rfc3339(d.last)
+            );
+            self.write_event(&id, "disk_full", Party::Broker, &note);
         }
     }
 
@@ -254,12 +337,14 @@ impl Broker {
         let store = Store::open(&cfg.data_dir)?;
         for id in store.live_sessions()? {
             store.set_state(&id, SessionState::Ended)?;
-            store.record(
+            if let Err(e) = store.record(
                 &id,
                 "end",
                 Party::Broker,
                 "the broker restarted; the session could not continue",
-            )?;
+            ) {
+                tracing::warn!(session = %id, "cannot record the end after a restart: {e}");
+            }
         }
         let files = cfg
             .tls_files
@@ -311,6 +396,7 @@ impl Broker {
             ),
             code_limiter: back_office::limiter(),
             next_conn: AtomicU64::new(1),
+            disk_drops: Mutex::new(HashMap::new()),
             cfg,
         });
         let acceptor = TlsAcceptor::from(server_cfg);
@@ -335,6 +421,7 @@ impl Broker {
                 sweeper.sweep_rebooting();
                 let s = Arc::clone(&sweeper);
                 let _ = tokio::task::spawn_blocking(move || {
+                    s.check_disk();
                     if let Err(e) = s.store.checkpoint() {
                         tracing::warn!("WAL checkpoint: {e}");
                     }

@@ -275,13 +275,23 @@ async fn handle(
             c.operator = Some((op_id, p.clone()));
             Ok(ReplyBody::Profile(p))
         }
-        Request::ListSessions { all } => {
-            let rows = shared
+        Request::ListSessions { all, after } => {
+            let after = match after.as_deref() {
+                None => None,
+                Some(a) => Some(crate::pages::SessionCursor::decode(a).ok_or_else(|| {
+                    fail(
+                        ErrorCode::Invalid,
+                        format!("{a:?} is not a session-list cursor from this broker"),
+                    )
+                })?),
+            };
+            let page = shared
                 .store
-                .list_sessions(if all { None } else { Some(op_id) })
+                .sessions_page(if all { None } else { Some(op_id) }, after.as_ref())
                 .map_err(store_err)?;
             Ok(ReplyBody::Sessions {
-                sessions: rows.iter().map(|r| r.summary()).collect(),
+                sessions: page.items,
+                next: page.next.map(|c| c.encode()),
             })
         }
         Request::CreateInvitation {
@@ -443,12 +453,19 @@ async fn handle(
                 .await
                 .map(|batch_id| ReplyBody::ScriptBatch { batch_id })
         }
-        Request::Report { session_id } => {
+        Request::Report {
+            session_id,
+            after_seq,
+        } => {
             let row = own_session(shared, op_id, &session_id)?;
-            let events = shared.store.events(&session_id).map_err(store_err)?;
+            let page = shared
+                .store
+                .events_page(&session_id, after_seq)
+                .map_err(store_err)?;
             Ok(ReplyBody::Report {
                 session: row.summary(),
-                events,
+                events: page.items,
+                next: page.next,
             })
         }
     }
@@ -505,7 +522,7 @@ async fn session_msg(
     let msg = match msg {
         SessionMessage::Chat { text, .. } => {
             check_len("chat message", &text, MAX_TEXT_CHARS, true)?;
-            shared.record(id, "chat", Party::Operator, &text);
+            shared.record_traffic(id, "chat", Party::Operator, &text);
             SessionMessage::Chat {
                 from: Party::Operator,
                 text,
@@ -529,7 +546,7 @@ async fn session_msg(
                     ),
                 ));
             }
-            shared.record(
+            shared.record_traffic(
                 id,
                 "consent_request",
                 Party::Operator,
@@ -558,7 +575,7 @@ async fn session_msg(
             let joined = args.join(" ");
             check_len("arguments", &joined, MAX_TEXT_CHARS, false)?;
             let line = format!("{} runs {plugin} {command} {joined}", profile.name);
-            shared.record(
+            shared.record_traffic(
                 id,
                 "plugin_run",
                 Party::Operator,
@@ -579,7 +596,7 @@ async fn session_msg(
             } else {
                 "declined to supply credentials"
             };
-            shared.record(
+            shared.record_traffic(
                 id,
                 "run_as",
                 Party::Operator,

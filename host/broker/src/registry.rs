@@ -13,6 +13,7 @@ use lifeline_core::session::{SessionEvent, TransitionError, transition};
 use lifeline_protocol::{Frame, Message, Party, SessionMessage, SessionState};
 use tokio::sync::Notify;
 
+use crate::quota::{Charge, Class, MAX_REJOIN_TICKETS, ReportUsage};
 use crate::store::Store;
 
 /// Identifies one connection of an operator client.
@@ -30,6 +31,10 @@ pub struct LiveSession {
     pub operators: Vec<(ConnId, FrameSender)>,
     /// While rebooting: when the rejoin ticket expires (Unix ms).
     pub rejoin_deadline: Option<i64>,
+    /// What the session recorded so far, against its quota.
+    pub report: ReportUsage,
+    /// Rejoin tickets issued so far (at most `MAX_REJOIN_TICKETS`).
+    pub rejoin_tickets: u32,
 }
 
 /// Online operator connections by operator id, for "session ready" notices.
@@ -250,6 +255,26 @@ impl Registry {
         let to = Self::apply(store, id, s, event).map_err(|e| e.to_string())?;
         tell_operators(s, id, to, notice);
         Ok(to)
+    }
+
+    /// Charges a report event of `bytes` bytes to a live session's quota;
+    /// events of sessions that are not live are recorded.
+    pub fn charge_report(&self, id: &str, bytes: usize, class: Class) -> Charge {
+        self.live()
+            .get_mut(id)
+            .map_or(Charge::Record, |s| s.report.charge(bytes, class))
+    }
+
+    /// Counts one more rejoin ticket for a live session; false when it has
+    /// had [`MAX_REJOIN_TICKETS`] already (or is not live).
+    pub fn take_rejoin_ticket(&self, id: &str) -> bool {
+        match self.live().get_mut(id) {
+            Some(s) if s.rejoin_tickets < MAX_REJOIN_TICKETS => {
+                s.rejoin_tickets += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn set_rejoin_deadline(&self, id: &str, at: i64) {

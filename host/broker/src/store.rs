@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_code ON sessions(connection_id);
 CREATE INDEX IF NOT EXISTS sessions_by_operator ON sessions(operator_id);
+CREATE INDEX IF NOT EXISTS sessions_by_state ON sessions(state, expires_at);
 CREATE TABLE IF NOT EXISTS scripts (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -123,6 +124,19 @@ pub enum StoreError {
     },
     #[error("an operator named {0:?} already exists")]
     DuplicateOperator(String),
+    #[error("the broker's disk is full: report events are not recorded until space is freed")]
+    RecordingPaused,
+}
+
+impl StoreError {
+    /// True when the write failed (or was skipped) because the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sql(e) => crate::diskfull::is_disk_full(e),
+            StoreError::RecordingPaused => true,
+            _ => false,
+        }
+    }
 }
 
 /// An operator row.
@@ -185,6 +199,8 @@ pub struct Store {
     /// A second connection that only checkpoints the WAL, so the fsync of a
     /// checkpoint never runs inside a request while holding `conn`.
     checkpointer: Mutex<Connection>,
+    /// Space set aside for small writes when the disk is full.
+    pub reserve: crate::diskfull::DiskReserve,
 }
 
 const SESSION_COLS: &str = "s.id, s.operator_id, o.username, s.ticket, s.end_user, s.state, \
@@ -219,7 +235,7 @@ fn party_str(p: Party) -> &'static str {
     }
 }
 
-fn parse_party(s: &str) -> Party {
+pub(crate) fn parse_party(s: &str) -> Party {
     match s {
         "operator" => Party::Operator,
         "customer" => Party::Customer,
@@ -261,7 +277,24 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             checkpointer: Mutex::new(checkpointer),
+            reserve: crate::diskfull::DiskReserve::new(data_dir),
         })
+    }
+
+    /// Runs a small write that must work on a full disk (logins, joins,
+    /// state changes): when the disk is full, frees the reserve and tries
+    /// once more.
+    pub(crate) fn essential<T>(
+        &self,
+        write: impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let db = self.db();
+        match write(&db) {
+            Err(e) if crate::diskfull::is_disk_full(&e) && self.reserve.release() => {
+                Ok(write(&db)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Copies the WAL into the database (PASSIVE: never blocks writers).
@@ -407,13 +440,14 @@ impl Store {
         operator_id: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        let db = self.db();
-        db.prepare_cached("DELETE FROM login_tokens WHERE expires_at < ?1")?
-            .execute([lifeline_core::time::now_millis()])?;
-        db.prepare_cached(
-            "INSERT INTO login_tokens (token_hash, operator_id, expires_at) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![token_hash, operator_id, expires_at])?;
+        self.essential(|db| {
+            db.prepare_cached("DELETE FROM login_tokens WHERE expires_at < ?1")?
+                .execute([lifeline_core::time::now_millis()])?;
+            db.prepare_cached(
+                "INSERT INTO login_tokens (token_hash, operator_id, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![token_hash, operator_id, expires_at])
+        })?;
         Ok(())
     }
 
@@ -432,21 +466,23 @@ impl Store {
     }
 
     pub fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
-        self.db()
-            .prepare_cached("DELETE FROM login_tokens WHERE token_hash = ?1")?
-            .execute([token_hash])?;
+        self.essential(|db| {
+            db.prepare_cached("DELETE FROM login_tokens WHERE token_hash = ?1")?
+                .execute([token_hash])
+        })?;
         Ok(())
     }
 
     // ------------------------------------------------------------ sessions
 
     pub fn insert_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
-        self.db().prepare_cached(
-            "INSERT INTO sessions (id, operator_id, ticket, end_user, state, connection_id, link_token, short_code, expires_at, created_at) \
-             VALUES (?1, ?2, ?3, ?4, 'invited', ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(
-            params![
+        let now = lifeline_core::time::now_millis();
+        self.essential(|db| {
+            db.prepare_cached(
+                "INSERT INTO sessions (id, operator_id, ticket, end_user, state, connection_id, link_token, short_code, expires_at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'invited', ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
                 s.id,
                 s.operator_id,
                 s.ticket,
@@ -455,9 +491,9 @@ impl Store {
                 s.link_token,
                 s.short_code,
                 s.expires_at,
-                lifeline_core::time::now_millis()
-            ],
-        )?;
+                now
+            ])
+        })?;
         Ok(())
     }
 
@@ -511,23 +547,24 @@ impl Store {
 
     /// Marks the invitation used, atomically: false when it already was.
     pub fn claim_invitation(&self, id: &str, host: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self
-            .db()
-            .prepare_cached(
+        let n = self.essential(|db| {
+            db.prepare_cached(
                 "UPDATE sessions SET used_at = ?2, customer_host = ?3, state = 'waiting' \
-             WHERE id = ?1 AND used_at IS NULL AND state = 'invited' AND expires_at >= ?2",
+                 WHERE id = ?1 AND used_at IS NULL AND state = 'invited' AND expires_at >= ?2",
             )?
-            .execute(params![id, now, host])?;
+            .execute(params![id, now, host])
+        })?;
         Ok(n == 1)
     }
 
     pub fn set_state(&self, id: &str, state: SessionState) -> Result<(), StoreError> {
         let ended = (state == SessionState::Ended).then(lifeline_core::time::now_millis);
-        self.db()
-            .prepare_cached(
+        self.essential(|db| {
+            db.prepare_cached(
                 "UPDATE sessions SET state = ?2, ended_at = COALESCE(ended_at, ?3) WHERE id = ?1",
             )?
-            .execute(params![id, state.as_str(), ended])?;
+            .execute(params![id, state.as_str(), ended])
+        })?;
         Ok(())
     }
 
@@ -562,10 +599,58 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Up to [`crate::quota::PAGE_ROWS`] + 1 sessions (newest first) that
+    /// sort after `after`.
+    pub(crate) fn session_rows_after(
+        &self,
+        operator_id: Option<i64>,
+        after: Option<&crate::pages::SessionCursor>,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        let db = self.db();
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions s JOIN operators o ON o.id = s.operator_id \
+             WHERE (?1 IS NULL OR s.operator_id = ?1) \
+             AND (?2 IS NULL OR s.created_at < ?2 OR (s.created_at = ?2 AND s.id > ?3)) \
+             ORDER BY s.created_at DESC, s.id LIMIT ?4"
+        );
+        let mut st = db.prepare_cached(&sql)?;
+        let rows = st.query_map(
+            params![
+                operator_id,
+                after.map(|c| c.created_at),
+                after.map(|c| c.id.as_str()),
+                crate::quota::PAGE_ROWS as i64 + 1
+            ],
+            session_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     // ------------------------------------------------------------ report events
 
     /// Appends an event to a session's report; returns its sequence number.
+    /// On a full disk the event is not written ([`StoreError::is_disk_full`])
+    /// and the reserve is freed for the small writes.
     pub fn record(
+        &self,
+        session: &str,
+        kind: &str,
+        actor: Party,
+        text: &str,
+    ) -> Result<u64, StoreError> {
+        if self.reserve.is_full() {
+            return Err(StoreError::RecordingPaused);
+        }
+        let res = self.insert_event(session, kind, actor, text);
+        if let Err(e) = &res
+            && e.is_disk_full()
+        {
+            self.reserve.release();
+        }
+        res
+    }
+
+    fn insert_event(
         &self,
         session: &str,
         kind: &str,

@@ -22,6 +22,15 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Session messages buffered for the owner before the oldest wait.
 pub const EVENT_QUEUE: usize = 256;
+/// Most pages one paged listing (report, session list) may take: guards the
+/// client against a broker whose pages never end.
+pub const MAX_REPLY_PAGES: usize = 100_000;
+
+fn too_many_pages(what: &str) -> OperatorError {
+    OperatorError::Unexpected(format!(
+        "the broker's {what} did not end within {MAX_REPLY_PAGES} pages"
+    ))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -181,11 +190,33 @@ impl Client {
         }
     }
 
+    /// The whole session list, fetched page by page (each reply fits in one
+    /// frame however many sessions there are).
     pub async fn sessions(&self, all: bool) -> Result<Vec<SessionSummary>, OperatorError> {
-        match self.request(Request::ListSessions { all }).await? {
-            ReplyBody::Sessions { sessions } => Ok(sessions),
-            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_REPLY_PAGES {
+            let req = Request::ListSessions {
+                all,
+                after: after.clone(),
+            };
+            match self.request(req).await? {
+                ReplyBody::Sessions { sessions, next } => {
+                    out.extend(sessions);
+                    match next {
+                        None => return Ok(out),
+                        Some(n) if Some(&n) == after.as_ref() => {
+                            return Err(OperatorError::Unexpected(format!(
+                                "the session list repeats page {n:?}"
+                            )));
+                        }
+                        Some(n) => after = Some(n),
+                    }
+                }
+                other => return Err(OperatorError::Unexpected(format!("{other:?}"))),
+            }
         }
+        Err(too_many_pages("session list"))
     }
 
     pub async fn invite(
@@ -236,19 +267,40 @@ impl Client {
         .map(|_| ())
     }
 
+    /// A session's whole report, fetched page by page (each reply fits in
+    /// one frame however long the report is).
     pub async fn report(
         &self,
         session_id: &str,
     ) -> Result<(SessionSummary, Vec<ReportEvent>), OperatorError> {
-        match self
-            .request(Request::Report {
+        let mut all = Vec::new();
+        let mut after_seq = 0;
+        for _ in 0..MAX_REPLY_PAGES {
+            let req = Request::Report {
                 session_id: session_id.into(),
-            })
-            .await?
-        {
-            ReplyBody::Report { session, events } => Ok((session, events)),
-            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+                after_seq,
+            };
+            match self.request(req).await? {
+                ReplyBody::Report {
+                    session,
+                    events,
+                    next,
+                } => {
+                    all.extend(events);
+                    match next {
+                        None => return Ok((session, all)),
+                        Some(n) if n <= after_seq => {
+                            return Err(OperatorError::Unexpected(format!(
+                                "the report's next page ({n}) does not advance past {after_seq}"
+                            )));
+                        }
+                        Some(n) => after_seq = n,
+                    }
+                }
+                other => return Err(OperatorError::Unexpected(format!("{other:?}"))),
+            }
         }
+        Err(too_many_pages("report"))
     }
 
     /// Sends a session message on an attached session.

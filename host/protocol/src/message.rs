@@ -269,8 +269,12 @@ pub enum Request {
         email: Option<String>,
         title: Option<String>,
     },
+    /// One page of the session list, newest first. `after` is the `next`
+    /// cursor of the previous page (absent for the first page).
     ListSessions {
         all: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
     },
     CreateInvitation {
         ticket: String,
@@ -290,8 +294,12 @@ pub enum Request {
         session_id: String,
         reason: String,
     },
+    /// One page of a session's report: the events after sequence number
+    /// `after_seq` (0 for the first page).
     Report {
         session_id: String,
+        #[serde(default)]
+        after_seq: u64,
     },
     /// Script library: create a script (owner: the logged-in operator).
     ScriptCreate {
@@ -343,16 +351,24 @@ pub enum ReplyBody {
     },
     Ok,
     Profile(OperatorProfile),
+    /// A page of sessions; `next` is the cursor of the following page, absent
+    /// on the last one. Every page fits well inside one frame.
     Sessions {
         sessions: Vec<SessionSummary>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     },
     Invitation(InvitationInfo),
     Attached {
         session: SessionSummary,
     },
+    /// A page of a report; `next` is the `after_seq` of the following page,
+    /// absent on the last one. Every page fits well inside one frame.
     Report {
         session: SessionSummary,
         events: Vec<ReportEvent>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<u64>,
     },
     Error {
         code: ErrorCode,
