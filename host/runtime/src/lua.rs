@@ -37,6 +37,10 @@ struct Current {
 
 pub struct LuaPlugin {
     lua: Mutex<(Lua, RegistryKey)>,
+    /// What a fresh state is built from after a call hit a limit.
+    name: String,
+    code: String,
+    memory_limit: u64,
 }
 
 fn host_result<T>(r: Result<T, HostError>) -> (Option<T>, Option<String>) {
@@ -242,6 +246,20 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
 impl LuaPlugin {
     /// Loads the plugin's code into a fresh sandboxed state.
     pub fn load(name: &str, code: &str, memory_limit: u64) -> Result<Self, String> {
+        Ok(LuaPlugin {
+            lua: Mutex::new(Self::fresh_state(name, code, memory_limit)?),
+            name: name.to_string(),
+            code: code.to_string(),
+            memory_limit,
+        })
+    }
+
+    /// A fresh sandboxed state with the plugin's module loaded.
+    fn fresh_state(
+        name: &str,
+        code: &str,
+        memory_limit: u64,
+    ) -> Result<(Lua, RegistryKey), String> {
         let lua =
             Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default()).map_err(|e| e.to_string())?;
         let setup = || -> mlua::Result<RegistryKey> {
@@ -271,9 +289,7 @@ impl LuaPlugin {
             lua.create_registry_value(module)
         };
         let key = setup().map_err(|e| format!("{name}: {e}"))?;
-        Ok(LuaPlugin {
-            lua: Mutex::new((lua, key)),
-        })
+        Ok((lua, key))
     }
 
     /// Calls `run(command, args)` under the context's limits.
@@ -283,8 +299,28 @@ impl LuaPlugin {
         command: &str,
         args: &[String],
     ) -> (CallContext, Result<String, CallError>) {
-        let guard = self.lua.lock().unwrap_or_else(|p| p.into_inner());
-        let (lua, key) = &*guard;
+        let mut guard = self.lua.lock().unwrap_or_else(|p| p.into_inner());
+        let (ctx, result) = Self::run_in(&guard, ctx, command, args);
+        if matches!(result, Err(CallError::Limit(_))) {
+            // A limit can leave the state full (memory held by the module),
+            // mid-update or flagged: the next call starts on a fresh plugin.
+            match Self::fresh_state(&self.name, &self.code, self.memory_limit) {
+                Ok(state) => *guard = state,
+                Err(e) => {
+                    tracing::warn!(plugin = %self.name, "fresh state after a limit failed: {e}")
+                }
+            }
+        }
+        (ctx, result)
+    }
+
+    fn run_in(
+        state: &(Lua, RegistryKey),
+        ctx: CallContext,
+        command: &str,
+        args: &[String],
+    ) -> (CallContext, Result<String, CallError>) {
+        let (lua, key) = state;
         let limit = ctx.manifest.limits.time_per_call;
         lua.set_app_data(Current {
             ctx,

@@ -206,6 +206,28 @@ fn hostile_plugins_are_contained_and_the_host_goes_on() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// After any limit (memory held by the module, time, output) the next call
+/// behaves as on a fresh plugin, even one that allocates.
+#[test]
+fn a_plugin_that_hit_a_limit_is_healthy_on_its_next_call() {
+    let (_d, host) = host_with(&["tests/plugins/hostile-lua", "tests/plugins/hostile-wasm"]);
+    let port = Arc::new(Port::default());
+    for cmd in ["hoard", "alloc", "loop", "flood", "hoard"] {
+        let err = call(&host, &port, "hostile-lua", cmd).unwrap_err();
+        assert!(matches!(err, CallError::Limit(_)), "{cmd}: {err}");
+        assert_eq!(
+            call(&host, &port, "hostile-lua", "small").unwrap(),
+            "fine 100",
+            "a small allocation after {cmd}"
+        );
+    }
+    for cmd in ["alloc", "loop", "flood", "alloc"] {
+        let err = call(&host, &port, "hostile-wasm", cmd).unwrap_err();
+        assert!(matches!(err, CallError::Limit(_)), "{cmd}: {err}");
+        assert_eq!(call(&host, &port, "hostile-wasm", "ok").unwrap(), "fine");
+    }
+}
+
 #[test]
 fn repeated_crashes_pause_then_restart_the_plugin() {
     let (_d, host) = host_with(&["tests/plugins/hostile-lua"]);

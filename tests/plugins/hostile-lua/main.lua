@@ -1,9 +1,21 @@
 -- A hostile Lua plugin for the isolation tests: each command misbehaves.
 local M = {}
+-- Memory the module keeps between calls (the "hoard" command fills it).
+local hoard = {}
 
 function M.run(command, args)
   if command == "ok" then
     return "fine"
+  elseif command == "small" then
+    -- Allocates a little: works on a healthy plugin.
+    local t = {}
+    for i = 1, 100 do t[i] = string.rep("y", i) end
+    return "fine " .. #t
+  elseif command == "hoard" then
+    -- Fills memory in small steps, up to the limit, and keeps it.
+    while true do
+      table.insert(hoard, string.rep("x", 1024) .. #hoard)
+    end
   elseif command == "loop" then
     while true do end
   elseif command == "alloc" then
