@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
+pub mod connlimit;
+pub mod hashing;
 pub mod https;
 pub mod invitations;
 pub mod library;
@@ -11,6 +13,7 @@ pub mod operator_side;
 pub mod ratelimit;
 pub mod registry;
 pub mod rejoin;
+pub mod relay;
 pub mod server;
 pub mod store;
 
@@ -26,6 +29,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::connlimit::ConnectionLimiter;
+use crate::hashing::HashPool;
 use crate::ratelimit::{BucketSpec, GuessLimiter};
 use crate::registry::Registry;
 use crate::store::{NewSession, Store, StoreError};
@@ -64,6 +69,12 @@ pub struct Shared {
     pub login_limiter: GuessLimiter,
     /// Wrong verification codes at the license back office.
     pub code_limiter: GuessLimiter,
+    /// Open connections of the session listener.
+    pub session_conns: Arc<ConnectionLimiter>,
+    /// Open connections of the HTTPS listener.
+    pub https_conns: Arc<ConnectionLimiter>,
+    /// Password and verification-code hashing (argon2id).
+    pub hash_pool: HashPool,
     next_conn: AtomicU64,
 }
 
@@ -80,13 +91,19 @@ impl Shared {
     }
 
     /// Verifies a password (rate-limited per source, constant work for
-    /// unknown users). The password is moved in and dropped after hashing.
+    /// unknown users, at most `hash_pool`'s worth at once: beyond it the
+    /// login is refused as busy without costing the source a guess). The
+    /// password is moved in and dropped after hashing.
     pub async fn login(
         &self,
         source: IpAddr,
         username: &str,
         password: String,
     ) -> Result<(i64, OperatorProfile), (ErrorCode, String)> {
+        let admission = self.hash_pool.admit().map_err(|busy| {
+            tracing::info!(%source, "login refused: {busy}");
+            (ErrorCode::RateLimited, busy.to_string())
+        })?;
         if let Err(l) = self.login_limiter.acquire(source) {
             return Err((
                 ErrorCode::RateLimited,
@@ -103,11 +120,12 @@ impl Shared {
                 "the broker's database failed".to_string(),
             )
         })?;
-        let hash = row
-            .as_ref()
-            .map(|r| r.password_hash.clone())
-            .unwrap_or_else(|| accounts::dummy_hash().to_string());
-        let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+        let hash = row.as_ref().map(|r| r.password_hash.clone());
+        let ok = admission
+            .run(move || {
+                let hash = hash.as_deref().unwrap_or_else(accounts::dummy_hash);
+                accounts::verify_password(&password, hash)
+            })
             .await
             .unwrap_or(false);
         match row {
@@ -310,6 +328,15 @@ impl Broker {
                 },
             ),
             code_limiter: back_office::limiter(),
+            session_conns: ConnectionLimiter::new(
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_source,
+            ),
+            https_conns: ConnectionLimiter::new(
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_source,
+            ),
+            hash_pool: HashPool::new(cfg.limits.login_hash_threads, cfg.limits.login_queue),
             next_conn: AtomicU64::new(1),
             cfg,
         });

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod client;
 pub mod config;
 pub mod consent;
+pub mod limits;
 pub mod link;
 pub mod machine;
 pub mod proxy;
