@@ -122,9 +122,9 @@ impl Shared {
         })?;
         let hash = row.as_ref().map(|r| r.password_hash.clone());
         let ok = admission
-            .run(move || {
-                let hash = hash.as_deref().unwrap_or_else(accounts::dummy_hash);
-                accounts::verify_password(&password, hash)
+            .run(move || match &hash {
+                Some(h) => accounts::verify_password(&password, h),
+                None => accounts::verify_password(&password, accounts::dummy_hash()),
             })
             .await
             .unwrap_or(false);

@@ -452,6 +452,10 @@ mod tests {
             lifeline_protocol::MAX_FRAME_BYTES,
             Duration::from_secs(3600),
         );
+        // The writer blocks on a frame larger than the pipe, then the queue
+        // fills up behind it.
+        link.tx.send(Frame::Data(vec![0u8; 64 * 1024])).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let chat = || Frame::Control(Message::Ping { nonce: 7 });
         let queued = (0..10 * SEND_QUEUE_FRAMES)
             .take_while(|_| link.tx.try_send(chat()).is_ok())
