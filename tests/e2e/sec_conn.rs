@@ -93,10 +93,10 @@ async fn request(s: &mut Tls, id: u64, body: Request) -> ReplyBody {
         .await
         .unwrap();
     loop {
-        if let Message::Reply { id: got, body } = next_message(s).await {
-            if got == id {
-                return body;
-            }
+        if let Message::Reply { id: got, body } = next_message(s).await
+            && got == id
+        {
+            return body;
         }
     }
 }
@@ -139,7 +139,10 @@ async fn connections_past_the_caps_are_refused_while_other_sources_work() {
     // A third from the same address is refused, with the reason.
     let mut a3 = tls_from(&tb, tb.broker.addr, "127.0.0.1", None).await;
     let m = hello(&mut a3, ClientRole::Operator).await;
-    assert!(is_refusal(&m, "too many connections from your address"), "{m:?}");
+    assert!(
+        is_refusal(&m, "too many connections from your address"),
+        "{m:?}"
+    );
     match Client::connect(&tb.endpoint()).await {
         Err(OperatorError::Connect(ConnectError::Refused(why))) => {
             assert!(why.contains("max_connections_per_source"), "{why}")
@@ -160,7 +163,10 @@ async fn connections_past_the_caps_are_refused_while_other_sources_work() {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut s = tls_from(&tb, tb.broker.addr, "127.0.0.1", None).await;
-        if matches!(hello(&mut s, ClientRole::Operator).await, Message::Welcome { .. }) {
+        if matches!(
+            hello(&mut s, ClientRole::Operator).await,
+            Message::Welcome { .. }
+        ) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "place never freed");
@@ -197,7 +203,10 @@ async fn unauthenticated_connections_are_closed_after_the_deadline() {
     let (mut op, _) = client::connect(&ep, ClientRole::Operator).await.unwrap();
     let (mut agent, _) = client::connect(&ep, ClientRole::Agent).await.unwrap();
     let why = closed_with_error(&mut op).await;
-    assert!(why.contains("no login") && why.contains("auth_deadline_secs"), "{why}");
+    assert!(
+        why.contains("no login") && why.contains("auth_deadline_secs"),
+        "{why}"
+    );
     let why = closed_with_error(&mut agent).await;
     assert!(why.contains("no join or rejoin"), "{why}");
 
@@ -308,10 +317,7 @@ async fn a_login_burst_beyond_the_hashing_pool_is_told_busy() {
 async fn raw_agent(
     tb: &TestBroker,
     code: &str,
-) -> (
-    tokio::io::WriteHalf<Tls>,
-    mpsc::UnboundedReceiver<Message>,
-) {
+) -> (tokio::io::WriteHalf<Tls>, mpsc::UnboundedReceiver<Message>) {
     let mut s = tls_from(tb, tb.broker.addr, "127.0.0.1", None).await;
     assert!(matches!(
         hello(&mut s, ClientRole::Agent).await,
@@ -328,10 +334,10 @@ async fn raw_agent(
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(f) = read_frame(&mut rd, MAX_FRAME_BYTES).await {
-            if let Frame::Control(m) = f {
-                if tx.send(m).is_err() {
-                    return;
-                }
+            if let Frame::Control(m) = f
+                && tx.send(m).is_err()
+            {
+                return;
             }
         }
     });
@@ -398,9 +404,10 @@ async fn an_operator_that_stops_reading_is_dropped_and_the_session_goes_on() {
         let last = chat(&flood_sid, "still here".into());
         write_frame(&mut agent_wr, &last).await.unwrap();
     });
-    operator_sees(&alice, |m| {
-        matches!(m, SessionMessage::Chat { text, .. } if text == "still here")
-    })
+    operator_sees(
+        &alice,
+        |m| matches!(m, SessionMessage::Chat { text, .. } if text == "still here"),
+    )
     .await;
     // And the other way round.
     alice.chat(&sid, "hello from alice").await.unwrap();
@@ -414,10 +421,9 @@ async fn an_operator_that_stops_reading_is_dropped_and_the_session_goes_on() {
             msg: SessionMessage::Chat { text, .. },
             ..
         } = m
+            && text == "hello from alice"
         {
-            if text == "hello from alice" {
-                break;
-            }
+            break;
         }
     }
     // The stalled connection was closed, and the report says why.

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use lifeline_core::link::Link;
 use lifeline_core::session::SessionEvent;
-use tokio::time::Instant;
 use lifeline_protocol::{
     ErrorCode, Frame, Message, OperatorProfile, Party, ReplyBody, Request, SessionMessage,
     SessionState,
 };
+use tokio::time::Instant;
 
 use crate::Shared;
 use crate::accounts;
 use crate::registry::ConnId;
-use crate::server::{Next, kind_of, next_before};
+use crate::server::{kind_of, next_before};
 
 /// Longest ticket number.
 pub const MAX_TICKET_CHARS: usize = 64;
@@ -51,9 +51,8 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     let mut anonymous_since = Some(Instant::now());
     loop {
         let deadline = anonymous_since.map(|t| t + shared.cfg.limits.auth_deadline);
-        let frame = match next_before(&mut link, deadline, peer, "login").await {
-            Next::Frame(f) => f,
-            Next::Closed | Next::TooLate => break,
+        let Some(frame) = next_before(&mut link, deadline, peer, "login").await else {
+            break;
         };
         match frame {
             Frame::Control(Message::Request { id, body }) => {
@@ -122,10 +121,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     tracing::info!(peer = %c.peer, "operator connection closed: {}", link.close_reason.get());
     // A connection dropped for not reading is noted in every report it
     // was part of, even when other connections of the operator remain.
-    let dropped = link
-        .close_reason
-        .stalled()
-        .then(|| link.close_reason.get());
+    let dropped = link.close_reason.stalled().then(|| link.close_reason.get());
     for id in std::mem::take(&mut c.attached) {
         leave(&shared, &c, &id, dropped.as_deref());
     }

@@ -116,31 +116,22 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared:
     }
 }
 
-/// What an unauthenticated connection's next frame turned out to be.
-pub enum Next {
-    Frame(Frame),
-    /// The link closed.
-    Closed,
-    /// The authentication deadline passed; the peer was told and the
-    /// connection is being closed.
-    TooLate,
-}
-
 /// The next frame of a connection that must authenticate (operator login
 /// or resume, agent join or rejoin) by `deadline`; `None`: no deadline
-/// (already authenticated). `what` names what was expected, for the error.
+/// (already authenticated). `None` when the link closed, or the deadline
+/// passed (the peer was told why and the connection is being closed).
+/// `what` names what was expected, for the error.
 pub async fn next_before(
     link: &mut Link,
     deadline: Option<Instant>,
     peer: SocketAddr,
     what: &str,
-) -> Next {
+) -> Option<Frame> {
     let Some(deadline) = deadline else {
-        return link.rx.recv().await.map_or(Next::Closed, Next::Frame);
+        return link.rx.recv().await;
     };
     match tokio::time::timeout_at(deadline, link.rx.recv()).await {
-        Ok(Some(f)) => Next::Frame(f),
-        Ok(None) => Next::Closed,
+        Ok(frame) => frame,
         Err(_) => {
             let message = format!(
                 "connection closed: no {what} within the broker's authentication deadline (broker.limits.auth_deadline_secs)"
@@ -151,7 +142,7 @@ pub async fn next_before(
                 message,
             };
             let _ = link.tx.try_send(Frame::Control(error));
-            Next::TooLate
+            None
         }
     }
 }
@@ -161,10 +152,7 @@ pub async fn next_before(
 /// the link closed.
 pub async fn first_frame(shared: &Shared, link: &mut Link, peer: SocketAddr) -> Option<Frame> {
     let deadline = Instant::now() + shared.cfg.limits.auth_deadline;
-    match next_before(link, Some(deadline), peer, "join or rejoin").await {
-        Next::Frame(f) => Some(f),
-        Next::Closed | Next::TooLate => None,
-    }
+    next_before(link, Some(deadline), peer, "join or rejoin").await
 }
 
 /// Reads and checks the `Hello`; answers `Welcome` or a precise error.

@@ -138,8 +138,16 @@ pub(crate) fn validate(doc: &Doc<'_>, raw: &RawLimits) -> Result<BrokerLimits, C
     Ok(BrokerLimits {
         max_connections: total,
         max_connections_per_source: per_source,
-        auth_deadline: secs(&raw.auth_deadline_secs, "auth_deadline_secs", d.auth_deadline)?,
-        write_timeout: secs(&raw.write_timeout_secs, "write_timeout_secs", d.write_timeout)?,
+        auth_deadline: secs(
+            &raw.auth_deadline_secs,
+            "auth_deadline_secs",
+            d.auth_deadline,
+        )?,
+        write_timeout: secs(
+            &raw.write_timeout_secs,
+            "write_timeout_secs",
+            d.write_timeout,
+        )?,
         relay_wait: secs(&raw.relay_wait_secs, "relay_wait_secs", d.relay_wait)?,
         http_header_timeout: secs(
             &raw.http_header_timeout_secs,
@@ -166,7 +174,8 @@ mod tests {
 
     use crate::config::BrokerConfig;
 
-    const BROKER: &str = "[broker]\nlisten = \"127.0.0.1:1\"\nhttps_listen = \"127.0.0.1:2\"\ndata_dir = \"d\"\n";
+    const BROKER: &str =
+        "[broker]\nlisten = \"127.0.0.1:1\"\nhttps_listen = \"127.0.0.1:2\"\ndata_dir = \"d\"\n";
 
     #[test]
     fn defaults_and_overrides() {
@@ -198,6 +207,9 @@ mod tests {
         let err = BrokerConfig::parse(Path::new("b.toml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("must not exceed max_connections (10)"), "{err}");
+        assert!(
+            err.contains("must not exceed max_connections (10)"),
+            "{err}"
+        );
     }
 }

@@ -432,7 +432,10 @@ mod tests {
             lifeline_protocol::MAX_FRAME_BYTES,
             Duration::from_millis(200),
         );
-        link.tx.send(Frame::Data(vec![0u8; 64 * 1024])).await.unwrap();
+        link.tx
+            .send(Frame::Data(vec![0u8; 64 * 1024]))
+            .await
+            .unwrap();
         let end = tokio::time::timeout(WAIT, link.rx.recv()).await;
         assert!(matches!(end, Ok(None)), "the link stayed open");
         assert!(link.close_reason.stalled());
@@ -454,14 +457,20 @@ mod tests {
         );
         // The writer blocks on a frame larger than the pipe, then the queue
         // fills up behind it.
-        link.tx.send(Frame::Data(vec![0u8; 64 * 1024])).await.unwrap();
+        link.tx
+            .send(Frame::Data(vec![0u8; 64 * 1024]))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let chat = || Frame::Control(Message::Ping { nonce: 7 });
         let queued = (0..10 * SEND_QUEUE_FRAMES)
             .take_while(|_| link.tx.try_send(chat()).is_ok())
             .count();
         assert!(queued < 10 * SEND_QUEUE_FRAMES, "the queue never filled");
-        let r = link.tx.send_within(chat(), Duration::from_millis(100)).await;
+        let r = link
+            .tx
+            .send_within(chat(), Duration::from_millis(100))
+            .await;
         assert!(matches!(r, Err(SendError::Stalled(_))), "{r:?}");
         let end = tokio::time::timeout(WAIT, link.rx.recv()).await;
         assert!(matches!(end, Ok(None)), "the link stayed open");
