@@ -271,6 +271,39 @@ async fn https_half_headers_and_idle_keep_alive_are_cut_off() {
 }
 
 #[tokio::test]
+async fn https_connections_past_the_per_source_cap_are_refused() {
+    let tb = start_limited(BrokerLimits {
+        max_connections_per_source: 1,
+        ..Default::default()
+    })
+    .await;
+    let _held = tls_from(&tb, tb.broker.https_addr, "127.0.0.1", None).await;
+    // The second from the same address is closed before TLS completes.
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tcp = sock.connect(tb.broker.https_addr).await.unwrap();
+    let cfg = tls::client_config(&Trust::Pinned(tb.broker.fingerprint)).unwrap();
+    let refused = tokio::time::timeout(
+        WAIT,
+        tokio_rustls::TlsConnector::from(cfg)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp),
+    )
+    .await
+    .expect("the refused connection was left hanging");
+    assert!(
+        refused.is_err(),
+        "a second HTTPS connection from one address was served"
+    );
+    // Another address is served.
+    let mut s = tls_from(&tb, tb.broker.https_addr, "127.0.0.2", None).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_until_closed(&mut s).await.unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+}
+
+#[tokio::test]
 async fn a_login_burst_beyond_the_hashing_pool_is_told_busy() {
     let tb = start_limited(BrokerLimits {
         login_hash_threads: 1,

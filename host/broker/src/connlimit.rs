@@ -8,6 +8,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Refusals are logged at most this often (with a count), so that a flood
+/// past the caps cannot flood the log too.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Where a connection comes from, as far as limits are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,10 +52,15 @@ pub enum Refusal {
 struct Counts {
     total: usize,
     by_source: HashMap<Source, usize>,
+    /// Refusals not yet logged, and when the last log line was written.
+    unlogged: u64,
+    logged_at: Option<Instant>,
 }
 
 /// Counts open connections of one listener.
 pub struct ConnectionLimiter {
+    /// Which listener, for log lines.
+    name: &'static str,
     max_total: usize,
     max_per_source: usize,
     counts: Mutex<Counts>,
@@ -66,6 +76,7 @@ pub struct ConnPermit {
 impl std::fmt::Debug for ConnectionLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionLimiter")
+            .field("name", &self.name)
             .field("max_total", &self.max_total)
             .field("max_per_source", &self.max_per_source)
             .finish_non_exhaustive()
@@ -73,8 +84,9 @@ impl std::fmt::Debug for ConnectionLimiter {
 }
 
 impl ConnectionLimiter {
-    pub fn new(max_total: usize, max_per_source: usize) -> Arc<Self> {
+    pub fn new(name: &'static str, max_total: usize, max_per_source: usize) -> Arc<Self> {
         Arc::new(ConnectionLimiter {
+            name,
             max_total,
             max_per_source,
             counts: Mutex::new(Counts::default()),
@@ -92,15 +104,31 @@ impl ConnectionLimiter {
         let source = Source::of(ip);
         let mut c = self.counts();
         let mine = c.by_source.get(&source).copied().unwrap_or(0);
-        if mine >= self.max_per_source {
-            return Err(Refusal::Source {
+        let refusal = if mine >= self.max_per_source {
+            Some(Refusal::Source {
                 limit: self.max_per_source,
-            });
-        }
-        if c.total >= self.max_total {
-            return Err(Refusal::Full {
+            })
+        } else if c.total >= self.max_total {
+            Some(Refusal::Full {
                 limit: self.max_total,
-            });
+            })
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            c.unlogged += 1;
+            let due = c.logged_at.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
+            if due {
+                tracing::warn!(
+                    "{}: refused {} connection(s) in the last {} s; the latest from {ip}: {r}",
+                    self.name,
+                    c.unlogged,
+                    REFUSAL_LOG_EVERY.as_secs()
+                );
+                c.unlogged = 0;
+                c.logged_at = Some(Instant::now());
+            }
+            return Err(r);
         }
         c.total += 1;
         c.by_source.insert(source, mine + 1);
@@ -139,7 +167,7 @@ mod tests {
 
     #[test]
     fn per_source_and_global_caps() {
-        let l = ConnectionLimiter::new(3, 2);
+        let l = ConnectionLimiter::new("test", 3, 2);
         let a1 = l.admit(ip("192.0.2.1")).unwrap();
         let _a2 = l.admit(ip("192.0.2.1")).unwrap();
         assert_eq!(
@@ -158,7 +186,7 @@ mod tests {
 
     #[test]
     fn ipv6_counts_by_64_prefix_and_mapped_v4_as_v4() {
-        let l = ConnectionLimiter::new(100, 1);
+        let l = ConnectionLimiter::new("test", 100, 1);
         let _x = l.admit(ip("2001:db8:1:2::1")).unwrap();
         assert!(l.admit(ip("2001:db8:1:2:ffff::9")).is_err());
         let _y = l.admit(ip("2001:db8:1:3::1")).unwrap();

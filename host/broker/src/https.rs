@@ -51,11 +51,9 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
         };
         let permit = match shared.https_conns.admit(peer.ip()) {
             Ok(p) => p,
-            Err(refusal) => {
-                // No TLS for refused connections: a flood costs nothing.
-                tracing::info!(%peer, "refused HTTPS connection: {refusal}");
-                continue;
-            }
+            // No TLS for refused connections: a flood costs nothing (the
+            // limiter logs refusals, at most once a minute).
+            Err(_) => continue,
         };
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(

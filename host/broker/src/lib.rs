@@ -101,7 +101,7 @@ impl Shared {
         password: String,
     ) -> Result<(i64, OperatorProfile), (ErrorCode, String)> {
         let admission = self.hash_pool.admit().map_err(|busy| {
-            tracing::info!(%source, "login refused: {busy}");
+            tracing::debug!(%source, "login refused: {busy}");
             (ErrorCode::RateLimited, busy.to_string())
         })?;
         if let Err(l) = self.login_limiter.acquire(source) {
@@ -329,10 +329,12 @@ impl Broker {
             ),
             code_limiter: back_office::limiter(),
             session_conns: ConnectionLimiter::new(
+                "session listener",
                 cfg.limits.max_connections,
                 cfg.limits.max_connections_per_source,
             ),
             https_conns: ConnectionLimiter::new(
+                "HTTPS listener",
                 cfg.limits.max_connections,
                 cfg.limits.max_connections_per_source,
             ),

@@ -47,7 +47,6 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
         let permit = match shared.session_conns.admit(peer.ip()) {
             Ok(p) => p,
             Err(refusal) => {
-                tracing::info!(%peer, "refused connection: {refusal}");
                 if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
                     tokio::spawn(async move {
                         refuse(tcp, acceptor, refusal.to_string()).await;
