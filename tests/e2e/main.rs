@@ -15,6 +15,7 @@ pub mod processes;
 mod reboot;
 mod runas;
 mod scripts;
+mod sec_conn;
 mod sec_consent;
 mod sec_quota;
 mod sessions;

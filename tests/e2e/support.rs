@@ -36,6 +36,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         heartbeat,
         script_categories: vec!["Diagnostics".into(), "Network".into()],
         back_office: None,
+        limits: Default::default(),
     }
 }
 

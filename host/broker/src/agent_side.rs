@@ -20,7 +20,7 @@ use crate::server::kind_of;
 pub const MAX_HOST_CHARS: usize = 255;
 
 pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
-    let first = link.rx.recv().await;
+    let first = crate::server::first_frame(&shared, &mut link, peer).await;
     let ended = Arc::new(Notify::new());
     let joined = match first {
         Some(Frame::Control(Message::Join { credential, host })) => {
@@ -119,9 +119,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
         };
         match frame {
             Frame::Data(_) => {
-                for tx in shared.registry.operator_txs(&id) {
-                    let _ = tx.send(frame.clone()).await;
-                }
+                crate::relay::to_all(&shared, shared.registry.operator_txs(&id), &frame).await;
             }
             Frame::Control(Message::Session { msg, .. }) => {
                 if !from_customer(&shared, &id, msg, &link).await {
@@ -368,9 +366,7 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
         shared.record_traffic(id, kind, Party::Customer, &text);
     }
     let frame = crate::registry::frame(id, msg);
-    for tx in shared.registry.operator_txs(id) {
-        let _ = tx.send(frame.clone()).await;
-    }
+    crate::relay::to_all(shared, shared.registry.operator_txs(id), &frame).await;
     true
 }
 

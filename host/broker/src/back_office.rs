@@ -120,11 +120,18 @@ async fn authenticate(s: &Shared, peer: IpAddr, h: &HeaderMap) -> Result<String,
                 _ => crate::accounts::dummy_hash().to_string(),
             };
             let code = code.to_string();
-            let verified =
-                tokio::task::spawn_blocking(move || crate::accounts::verify_password(&code, &hash))
-                    .await
-                    .unwrap_or(false);
-            verified && other.is_some()
+            let checked = s
+                .hash_pool
+                .run(move || crate::accounts::verify_password(&code, &hash))
+                .await;
+            match checked {
+                Ok(verified) => verified.unwrap_or(false) && other.is_some(),
+                Err(busy) => {
+                    // Not a guess: give the attempt back.
+                    s.code_limiter.refund(peer);
+                    return Err(text(StatusCode::SERVICE_UNAVAILABLE, busy.to_string()));
+                }
+            }
         }
     };
     if ok {

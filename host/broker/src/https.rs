@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -29,18 +29,39 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Bytes hyper buffers per connection (request header included): bounds
+/// the memory each open HTTPS connection can claim. Join pages, redirects
+/// and back-office requests need a few KiB.
+pub const HTTP_MAX_BUF_BYTES: usize = 64 * 1024;
+
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
-    let app = router(shared);
+    let app = router(Arc::clone(&shared));
+    let limits = shared.cfg.limits.clone();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // Without a timer hyper applies no header-read timeout at all; with it
+    // the timeout also ends idle keep-alive connections.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout)
+        .max_buf_size(HTTP_MAX_BUF_BYTES);
+    let http = Arc::new(http);
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
+        };
+        let permit = match shared.https_conns.admit(peer.ip()) {
+            Ok(p) => p,
+            // No TLS for refused connections: a flood costs nothing (the
+            // limiter logs refusals, at most once a minute).
+            Err(_) => continue,
         };
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(
             app.clone()
                 .layer(axum::Extension(crate::back_office::Peer(peer.ip()))),
         );
+        let http = Arc::clone(&http);
+        let lifetime = limits.http_connection;
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(t)) => t,
@@ -50,12 +71,17 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
                 }
                 Err(_) => return,
             };
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
-                tracing::debug!(%peer, "https connection: {e}");
+            let conn = http.serve_connection(TokioIo::new(tls), service);
+            match tokio::time::timeout(lifetime, conn).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(%peer, "https connection: {e}"),
+                Err(_) => tracing::info!(
+                    %peer,
+                    "https connection closed: open longer than {} s (broker.limits.http_connection_secs)",
+                    lifetime.as_secs()
+                ),
             }
+            drop(permit);
         });
     }
 }

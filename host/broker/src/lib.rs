@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
+pub mod connlimit;
 pub mod diskfull;
+pub mod hashing;
 pub mod https;
 pub mod invitations;
 pub mod library;
@@ -14,6 +16,7 @@ pub mod quota;
 pub mod ratelimit;
 pub mod registry;
 pub mod rejoin;
+pub mod relay;
 pub mod server;
 pub mod store;
 
@@ -30,6 +33,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::connlimit::ConnectionLimiter;
+use crate::hashing::HashPool;
 use crate::ratelimit::{BucketSpec, GuessLimiter};
 use crate::registry::Registry;
 use crate::store::{NewSession, Store, StoreError};
@@ -70,6 +75,12 @@ pub struct Shared {
     pub login_limiter: GuessLimiter,
     /// Wrong verification codes at the license back office.
     pub code_limiter: GuessLimiter,
+    /// Open connections of the session listener.
+    pub session_conns: Arc<ConnectionLimiter>,
+    /// Open connections of the HTTPS listener.
+    pub https_conns: Arc<ConnectionLimiter>,
+    /// Password and verification-code hashing (argon2id).
+    pub hash_pool: HashPool,
     next_conn: AtomicU64,
     /// Report events a full disk kept out, by session.
     disk_drops: Mutex<HashMap<String, Dropped>>,
@@ -163,13 +174,19 @@ impl Shared {
     }
 
     /// Verifies a password (rate-limited per source, constant work for
-    /// unknown users). The password is moved in and dropped after hashing.
+    /// unknown users, at most `hash_pool`'s worth at once: beyond it the
+    /// login is refused as busy without costing the source a guess). The
+    /// password is moved in and dropped after hashing.
     pub async fn login(
         &self,
         source: IpAddr,
         username: &str,
         password: String,
     ) -> Result<(i64, OperatorProfile), (ErrorCode, String)> {
+        let admission = self.hash_pool.admit().map_err(|busy| {
+            tracing::debug!(%source, "login refused: {busy}");
+            (ErrorCode::RateLimited, busy.to_string())
+        })?;
         if let Err(l) = self.login_limiter.acquire(source) {
             return Err((
                 ErrorCode::RateLimited,
@@ -186,11 +203,12 @@ impl Shared {
                 "the broker's database failed".to_string(),
             )
         })?;
-        let hash = row
-            .as_ref()
-            .map(|r| r.password_hash.clone())
-            .unwrap_or_else(|| accounts::dummy_hash().to_string());
-        let ok = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+        let hash = row.as_ref().map(|r| r.password_hash.clone());
+        let ok = admission
+            .run(move || match &hash {
+                Some(h) => accounts::verify_password(&password, h),
+                None => accounts::verify_password(&password, accounts::dummy_hash()),
+            })
             .await
             .unwrap_or(false);
         match row {
@@ -395,6 +413,17 @@ impl Broker {
                 },
             ),
             code_limiter: back_office::limiter(),
+            session_conns: ConnectionLimiter::new(
+                "session listener",
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_source,
+            ),
+            https_conns: ConnectionLimiter::new(
+                "HTTPS listener",
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_source,
+            ),
+            hash_pool: HashPool::new(cfg.limits.login_hash_threads, cfg.limits.login_queue),
             next_conn: AtomicU64::new(1),
             disk_drops: Mutex::new(HashMap::new()),
             cfg,

@@ -436,10 +436,9 @@ impl Shared {
                 "the customer's connection closed".to_string(),
             )
         };
-        agent
-            .send(crate::registry::frame(session_id, batch))
-            .await
-            .map_err(|_| closed())?;
+        if !crate::relay::to(self, &agent, crate::registry::frame(session_id, batch)).await {
+            return Err(closed());
+        }
         for (index, (exec_b64, input_b64)) in files.into_iter().enumerate() {
             let msg = SessionMessage::ScriptFiles {
                 batch_id,
@@ -447,10 +446,9 @@ impl Shared {
                 exec_b64,
                 input_b64,
             };
-            agent
-                .send(crate::registry::frame(session_id, msg))
-                .await
-                .map_err(|_| closed())?;
+            if !crate::relay::to(self, &agent, crate::registry::frame(session_id, msg)).await {
+                return Err(closed());
+            }
         }
         Ok(batch_id)
     }

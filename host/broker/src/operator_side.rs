@@ -11,11 +11,12 @@ use lifeline_protocol::{
     ErrorCode, Frame, Message, OperatorProfile, Party, ReplyBody, Request, SessionMessage,
     SessionState,
 };
+use tokio::time::Instant;
 
 use crate::Shared;
 use crate::accounts;
 use crate::registry::ConnId;
-use crate::server::kind_of;
+use crate::server::{kind_of, next_before};
 
 /// Longest ticket number.
 pub const MAX_TICKET_CHARS: usize = 64;
@@ -46,12 +47,23 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
         token_hash: None,
         attached: BTreeSet::new(),
     };
-    while let Some(frame) = link.rx.recv().await {
+    // Unauthenticated since the handshake, or since the last logout.
+    let mut anonymous_since = Some(Instant::now());
+    loop {
+        let deadline = anonymous_since.map(|t| t + shared.cfg.limits.auth_deadline);
+        let Some(frame) = next_before(&mut link, deadline, peer, "login").await else {
+            break;
+        };
         match frame {
             Frame::Control(Message::Request { id, body }) => {
                 let body = match handle(&shared, &mut c, &link, body).await {
                     Ok(b) => b,
                     Err((code, message)) => ReplyBody::Error { code, message },
+                };
+                anonymous_since = match (c.operator.is_some(), anonymous_since) {
+                    (true, _) => None,
+                    (false, None) => Some(Instant::now()),
+                    (false, since) => since,
                 };
                 if link
                     .tx
@@ -80,7 +92,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                     .flatten();
                 match target {
                     Some(tx) => {
-                        let _ = tx.send(frame).await;
+                        crate::relay::to(&shared, &tx, frame).await;
                     }
                     None => {
                         let message = "data frames need exactly one attached session".to_string();
@@ -107,29 +119,33 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
         }
     }
     tracing::info!(peer = %c.peer, "operator connection closed: {}", link.close_reason.get());
+    // A connection dropped for not reading is noted in every report it
+    // was part of, even when other connections of the operator remain.
+    let dropped = link.close_reason.stalled().then(|| link.close_reason.get());
     for id in std::mem::take(&mut c.attached) {
-        leave(&shared, &c, &id);
+        leave(&shared, &c, &id, dropped.as_deref());
     }
     if let Some((op, _)) = &c.operator {
         shared.registry.operator_offline(*op, c.id);
     }
 }
 
-fn leave(shared: &Shared, c: &Conn, id: &str) {
+/// Detaches from a session; `dropped`: why the broker closed the
+/// connection, when it did.
+fn leave(shared: &Shared, c: &Conn, id: &str, dropped: Option<&str>) {
     let name = c
         .operator
         .as_ref()
         .map(|(_, p)| p.name.as_str())
         .unwrap_or("?");
     let notice = format!("{name} left; the session stays open");
-    if shared.registry.detach(&shared.store, id, c.id, &notice) {
-        shared.record(
-            id,
-            "disconnect",
-            Party::Operator,
-            &format!("{name} disconnected"),
-        );
-    }
+    let last = shared.registry.detach(&shared.store, id, c.id, &notice);
+    let text = match dropped {
+        Some(why) => format!("{name} disconnected by the broker: {why}"),
+        None if last => format!("{name} disconnected"),
+        None => return,
+    };
+    shared.record(id, "disconnect", Party::Operator, &text);
 }
 
 fn check_len(what: &str, s: &str, max: usize, required: bool) -> Result<(), Failure> {
@@ -232,15 +248,18 @@ async fn handle(
             }
             shared.registry.operator_offline(op_id, c.id);
             for id in std::mem::take(&mut c.attached) {
-                leave(shared, c, &id);
+                leave(shared, c, &id, None);
             }
             c.operator = None;
             Ok(ReplyBody::Ok)
         }
         Request::ChangePassword { old, new } => {
             shared.login(c.peer.ip(), &profile.username, old).await?;
-            let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&new))
+            let hash = shared
+                .hash_pool
+                .run(move || accounts::hash_password(&new))
                 .await
+                .map_err(|busy| fail(ErrorCode::RateLimited, busy.to_string()))?
                 .map_err(|_| fail(ErrorCode::Internal, "password hashing failed"))?
                 .map_err(|e| fail(ErrorCode::Invalid, e.to_string()))?;
             shared
@@ -348,7 +367,7 @@ async fn handle(
         }
         Request::Detach { session_id } => {
             if c.attached.remove(&session_id) {
-                leave(shared, c, &session_id);
+                leave(shared, c, &session_id, None);
             }
             Ok(ReplyBody::Ok)
         }
@@ -634,7 +653,7 @@ async fn session_msg(
         }
     };
     if let Some(tx) = shared.registry.agent_tx(id) {
-        let _ = tx.send(crate::registry::frame(id, msg)).await;
+        crate::relay::to(shared, &tx, crate::registry::frame(id, msg)).await;
     }
     Ok(())
 }

@@ -7,22 +7,32 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifeline_core::link::spawn_link;
+use lifeline_core::link::{Link, spawn_link_with};
 use lifeline_protocol::{
     ClientRole, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, Message,
     PROTOCOL_NAME, PROTOCOL_VERSION, read_frame, write_frame,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::Shared;
 
 /// Time a new connection has for TLS and its `Hello`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Refused connections told why at once (TLS, `Hello`, `Error`); beyond
+/// this many in progress, further refusals are plain closes. Bounds the
+/// work a flood past the connection caps can cause.
+pub const MAX_PENDING_REFUSALS: usize = 32;
+/// Time a refused connection has to complete TLS and send its `Hello`
+/// before it is closed without an explanation.
+pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Accepts connections until the listener fails.
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+    let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -34,11 +44,41 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
             }
         };
         let acceptor = acceptor.clone();
+        let permit = match shared.session_conns.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                if let Ok(slot) = Arc::clone(&refusals).try_acquire_owned() {
+                    tokio::spawn(async move {
+                        refuse(tcp, acceptor, refusal.to_string()).await;
+                        drop(slot);
+                    });
+                }
+                continue;
+            }
+        };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             handle(tcp, peer, acceptor, shared).await;
+            drop(permit);
         });
     }
+}
+
+/// Tells a refused client why (within [`REFUSAL_TIMEOUT`]) and closes.
+async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, message: String) {
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        let mut tls = acceptor.accept(tcp).await.ok()?;
+        // Read the Hello first: closing with it unread would reset the
+        // connection before the client reads the reason.
+        read_frame(&mut tls, MAX_HANDSHAKE_FRAME_BYTES).await.ok()?;
+        let error = Message::Error {
+            code: ErrorCode::RateLimited,
+            message,
+        };
+        write_frame(&mut tls, &Frame::Control(error)).await.ok()?;
+        tls.shutdown().await.ok()
+    })
+    .await;
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared: Arc<Shared>) {
@@ -63,11 +103,55 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared:
         }
         Ok(Ok(x)) => x,
     };
-    let link = spawn_link(tls, shared.cfg.heartbeat, MAX_FRAME_BYTES);
+    let link = spawn_link_with(
+        tls,
+        shared.cfg.heartbeat,
+        MAX_FRAME_BYTES,
+        shared.cfg.limits.write_timeout,
+    );
     match role {
         ClientRole::Agent => crate::agent_side::run(shared, link, peer).await,
         ClientRole::Operator => crate::operator_side::run(shared, link, peer).await,
     }
+}
+
+/// The next frame of a connection that must authenticate (operator login
+/// or resume, agent join or rejoin) by `deadline`; `None`: no deadline
+/// (already authenticated). `None` when the link closed, or the deadline
+/// passed (the peer was told why and the connection is being closed).
+/// `what` names what was expected, for the error.
+pub async fn next_before(
+    link: &mut Link,
+    deadline: Option<Instant>,
+    peer: SocketAddr,
+    what: &str,
+) -> Option<Frame> {
+    let Some(deadline) = deadline else {
+        return link.rx.recv().await;
+    };
+    match tokio::time::timeout_at(deadline, link.rx.recv()).await {
+        Ok(frame) => frame,
+        Err(_) => {
+            let message = format!(
+                "connection closed: no {what} within the broker's authentication deadline (broker.limits.auth_deadline_secs)"
+            );
+            tracing::info!(%peer, "{message}");
+            let error = Message::Error {
+                code: ErrorCode::NotLoggedIn,
+                message,
+            };
+            let _ = link.tx.try_send(Frame::Control(error));
+            None
+        }
+    }
+}
+
+/// The first frame of a new agent connection: it must come (a join or a
+/// rejoin) within the authentication deadline; `None` when it did not or
+/// the link closed.
+pub async fn first_frame(shared: &Shared, link: &mut Link, peer: SocketAddr) -> Option<Frame> {
+    let deadline = Instant::now() + shared.cfg.limits.auth_deadline;
+    next_before(link, Some(deadline), peer, "join or rejoin").await
 }
 
 /// Reads and checks the `Hello`; answers `Welcome` or a precise error.

@@ -113,6 +113,12 @@ impl Harness {
             heartbeat: HEARTBEAT,
             script_categories: vec!["Other".into()],
             back_office: None,
+            // Up to 25 000 idle agents from 127.0.0.1: lift the caps.
+            limits: lifeline_core::limits::BrokerLimits {
+                max_connections: 1_000_000,
+                max_connections_per_source: 1_000_000,
+                ..Default::default()
+            },
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),

@@ -65,6 +65,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         heartbeat: Duration::from_secs(15),
         script_categories: vec!["Diagnostics".into(), "Network".into()],
         back_office: None,
+        limits: Default::default(),
     };
     let vendor = crate::demo_license::Vendor::new(&root)?;
     let mut cfg = cfg;

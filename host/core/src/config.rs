@@ -196,6 +196,7 @@ struct RawBroker {
     rejoin_ttl_secs: Option<Spanned<u64>>,
     heartbeat_secs: Option<Spanned<u64>>,
     script_categories: Option<Spanned<Vec<String>>>,
+    limits: Option<crate::limits::RawLimits>,
 }
 
 /// Script categories when the admin defines none.
@@ -227,6 +228,8 @@ pub struct BrokerConfig {
     pub script_categories: Vec<String>,
     /// License back office (`[back_office]`); `None`: not offered.
     pub back_office: Option<crate::remote_service::BackOfficeConfig>,
+    /// Connection-resource limits (`[broker.limits]`).
+    pub limits: crate::limits::BrokerLimits,
 }
 
 impl BrokerConfig {
@@ -303,6 +306,7 @@ impl BrokerConfig {
                 .map(|r| crate::remote_service::validate_back_office(&doc, r))
                 .transpose()?,
             script_categories,
+            limits: crate::limits::validate(&doc, &b.limits.unwrap_or_default())?,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
             listen: doc.addr(&b.listen, "broker.listen")?,
             https_listen: doc.addr(&b.https_listen, "broker.https_listen")?,

@@ -6,6 +6,7 @@ pub mod capability;
 pub mod client;
 pub mod config;
 pub mod consent;
+pub mod limits;
 pub mod link;
 pub mod machine;
 pub mod proxy;

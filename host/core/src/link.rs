@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lifeline_protocol::{Frame, FrameError, Message, read_frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 /// Frames queued towards a peer before senders wait (backpressure).
 pub const SEND_QUEUE_FRAMES: usize = 32;
@@ -24,15 +24,24 @@ pub const MAX_QUEUED_DATA_BYTES: usize = 4 << 20;
 /// A peer silent for this many heartbeat intervals is considered gone.
 pub const MISSED_HEARTBEATS: u32 = 3;
 
+/// Time a peer has to take one frame (at most [`MAX_FRAME_BYTES`]) before
+/// the link is closed as stalled: a peer that stops reading cannot keep a
+/// writer, its queue and everyone relaying to it waiting for ever. The
+/// broker configures its own (`broker.limits.write_timeout_secs`).
+///
+/// [`MAX_FRAME_BYTES`]: lifeline_protocol::MAX_FRAME_BYTES
+pub const DEFAULT_WRITE_TIMEOUT: Duration =
+    Duration::from_secs(crate::limits::DEFAULT_WRITE_TIMEOUT_SECS);
+
 /// Why a link closed; shared between its tasks and its owner.
 #[derive(Clone, Default, Debug)]
-pub struct CloseReason(Arc<Mutex<Option<String>>>);
+pub struct CloseReason(Arc<Mutex<Option<(String, bool)>>>);
 
 impl CloseReason {
-    fn set(&self, why: String) {
+    fn set(&self, why: String, stalled: bool) {
         let mut slot = self.0.lock().expect("close-reason lock is never poisoned");
         if slot.is_none() {
-            *slot = Some(why);
+            *slot = Some((why, stalled));
         }
     }
     /// The first recorded reason, or "closed".
@@ -40,8 +49,42 @@ impl CloseReason {
         self.0
             .lock()
             .expect("close-reason lock is never poisoned")
-            .clone()
-            .unwrap_or_else(|| "closed".to_string())
+            .as_ref()
+            .map_or_else(|| "closed".to_string(), |(why, _)| why.clone())
+    }
+    /// True when the link was closed because the peer stopped reading.
+    pub fn stalled(&self) -> bool {
+        self.0
+            .lock()
+            .expect("close-reason lock is never poisoned")
+            .as_ref()
+            .is_some_and(|(_, stalled)| *stalled)
+    }
+}
+
+/// Closes a link from anywhere: both of its tasks stop at once, whatever
+/// they are waiting for, and the reason is recorded.
+#[derive(Clone, Debug)]
+struct Closer {
+    flag: Arc<watch::Sender<bool>>,
+    reason: CloseReason,
+}
+
+impl Closer {
+    fn new(reason: CloseReason) -> Self {
+        Closer {
+            flag: Arc::new(watch::Sender::new(false)),
+            reason,
+        }
+    }
+    fn close(&self, why: String, stalled: bool) {
+        self.reason.set(why, stalled);
+        self.flag.send_replace(true);
+    }
+    async fn closed(&self) {
+        let mut rx = self.flag.subscribe();
+        // The sender lives in `self`, so waiting cannot fail.
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 }
 
@@ -52,6 +95,7 @@ impl CloseReason {
 pub struct FrameSender {
     queue: mpsc::Sender<Queued>,
     budget: Arc<Semaphore>,
+    closer: Closer,
 }
 
 /// A queued frame and, for data, the share of the byte budget it holds
@@ -82,6 +126,16 @@ async fn queued(budget: &Arc<Semaphore>, frame: Frame) -> Result<Queued, Closed>
 #[error("the connection is closed")]
 pub struct Closed;
 
+/// Why [`FrameSender::send_within`] did not queue a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the connection is closed")]
+    Closed,
+    /// The queue stayed full for the whole wait; the link is now closed.
+    #[error("the peer stopped reading: {0}")]
+    Stalled(String),
+}
+
 impl FrameSender {
     /// Queues a frame, waiting while the queue is full.
     pub async fn send(&self, frame: Frame) -> Result<(), Closed> {
@@ -103,6 +157,29 @@ impl FrameSender {
             .try_send(Box::new((frame, permit)))
             .map_err(|_| Closed)
     }
+
+    /// Queues a frame, waiting at most `wait` for room. A peer whose queue
+    /// stays full that long has stopped reading: its link is closed (the
+    /// reason says so) and nobody waits for it again.
+    pub async fn send_within(&self, frame: Frame, wait: Duration) -> Result<(), SendError> {
+        match tokio::time::timeout(wait, self.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Closed)) => Err(SendError::Closed),
+            Err(_) => {
+                let why = format!(
+                    "stopped reading: its queue stayed full for {} s",
+                    wait.as_secs_f32()
+                );
+                self.closer.close(why.clone(), true);
+                Err(SendError::Stalled(why))
+            }
+        }
+    }
+
+    /// Closes the link now, recording `why` (the owner's receiver ends).
+    pub fn close(&self, why: impl Into<String>) {
+        self.closer.close(why.into(), false);
+    }
 }
 
 /// Frames read from a peer.
@@ -123,44 +200,109 @@ pub struct Link {
     pub close_reason: CloseReason,
 }
 
-/// Starts the reader and writer tasks for `stream`.
+/// Starts the reader and writer tasks for `stream`, with the default write
+/// timeout.
 pub fn spawn_link<S>(stream: S, heartbeat: Duration, max_frame: usize) -> Link
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut rd, wr) = tokio::io::split(stream);
+    spawn_link_with(stream, heartbeat, max_frame, DEFAULT_WRITE_TIMEOUT)
+}
+
+/// Starts the reader and writer tasks for `stream`; a frame not written
+/// within `write_timeout` closes the link as stalled.
+pub fn spawn_link_with<S>(
+    stream: S,
+    heartbeat: Duration,
+    max_frame: usize,
+    write_timeout: Duration,
+) -> Link
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel::<Queued>(SEND_QUEUE_FRAMES);
     let (in_tx, in_rx) = mpsc::channel::<Queued>(RECV_QUEUE_FRAMES);
-    let out_budget = Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES));
-    let in_budget = Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES));
     let reason = CloseReason::default();
+    let closer = Closer::new(reason.clone());
 
-    let r_reason = reason.clone();
-    let pong_tx = out_tx.downgrade();
+    let reader = Reader {
+        pong_tx: out_tx.downgrade(),
+        in_tx,
+        in_budget: Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES)),
+        limit: heartbeat * MISSED_HEARTBEATS,
+        max_frame,
+        reason: reason.clone(),
+    };
+    let r_closer = closer.clone();
     tokio::spawn(async move {
-        let limit = heartbeat * MISSED_HEARTBEATS;
+        tokio::select! {
+            _ = r_closer.closed() => {}
+            _ = reader.run(rd) => {}
+        }
+        // Dropping in_tx closes the owner's rx.
+    });
+    let w_closer = closer.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = w_closer.closed() => {}
+            _ = writer(wr, out_rx, heartbeat, write_timeout, &w_closer) => {}
+        }
+    });
+
+    Link {
+        tx: FrameSender {
+            queue: out_tx,
+            budget: Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES)),
+            closer,
+        },
+        rx: FrameReceiver(in_rx),
+        close_reason: reason,
+    }
+}
+
+/// The reading half of a link.
+struct Reader {
+    pong_tx: mpsc::WeakSender<Queued>,
+    in_tx: mpsc::Sender<Queued>,
+    in_budget: Arc<Semaphore>,
+    limit: Duration,
+    max_frame: usize,
+    reason: CloseReason,
+}
+
+impl Reader {
+    async fn run<R: AsyncRead + Unpin>(self, mut rd: R) {
         loop {
-            let frame = match tokio::time::timeout(limit, read_frame(&mut rd, max_frame)).await {
+            let read = tokio::time::timeout(self.limit, read_frame(&mut rd, self.max_frame));
+            // An owner that dropped its receiver is gone: stop reading even
+            // if the peer only ever sends pings.
+            let frame = match tokio::select! {
+                r = read => r,
+                _ = self.in_tx.closed() => {
+                    self.reason.set("closed locally".into(), false);
+                    return;
+                }
+            } {
                 Err(_) => {
-                    r_reason.set(format!(
-                        "no heartbeat from peer for {} s",
-                        limit.as_secs_f32()
-                    ));
-                    break;
+                    let secs = self.limit.as_secs_f32();
+                    self.reason
+                        .set(format!("no heartbeat from peer for {secs} s"), false);
+                    return;
                 }
                 Ok(Err(FrameError::Closed)) => {
-                    r_reason.set("connection closed by peer".into());
-                    break;
+                    self.reason.set("connection closed by peer".into(), false);
+                    return;
                 }
                 Ok(Err(e)) => {
-                    r_reason.set(e.to_string());
-                    break;
+                    self.reason.set(e.to_string(), false);
+                    return;
                 }
                 Ok(Ok(f)) => f,
             };
             match frame {
                 Frame::Control(Message::Ping { nonce }) => {
-                    if let Some(tx) = pong_tx.upgrade() {
+                    if let Some(tx) = self.pong_tx.upgrade() {
                         let _ = tx
                             .send(Box::new((Frame::Control(Message::Pong { nonce }), None)))
                             .await;
@@ -168,38 +310,28 @@ where
                 }
                 Frame::Control(Message::Pong { .. }) => {}
                 other => {
-                    let sent = match queued(&in_budget, other).await {
-                        Ok(q) => in_tx.send(q).await.is_ok(),
+                    let sent = match queued(&self.in_budget, other).await {
+                        Ok(q) => self.in_tx.send(q).await.is_ok(),
                         Err(Closed) => false,
                     };
                     if !sent {
-                        r_reason.set("closed locally".into());
-                        break;
+                        self.reason.set("closed locally".into(), false);
+                        return;
                     }
                 }
             }
         }
-        // Dropping in_tx closes the owner's rx.
-    });
-
-    let w_reason = reason.clone();
-    tokio::spawn(writer(wr, out_rx, heartbeat, w_reason));
-
-    Link {
-        tx: FrameSender {
-            queue: out_tx,
-            budget: out_budget,
-        },
-        rx: FrameReceiver(in_rx),
-        close_reason: reason,
     }
 }
 
+/// Writes queued frames and heartbeats until every sender is gone; a frame
+/// not written within `write_timeout` closes the whole link as stalled.
 async fn writer<W: AsyncWrite>(
     wr: W,
     mut out_rx: mpsc::Receiver<Queued>,
     heartbeat: Duration,
-    reason: CloseReason,
+    write_timeout: Duration,
+    closer: &Closer,
 ) {
     tokio::pin!(wr);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -215,30 +347,48 @@ async fn writer<W: AsyncWrite>(
                 Box::new((Frame::Control(Message::Ping { nonce }), None))
             }
         };
-        let res = async {
-            match &frame.0 {
-                Frame::Data(payload) => {
-                    wr.write_all(&lifeline_protocol::frame::header(
-                        lifeline_protocol::frame::KIND_DATA,
-                        payload.len(),
-                    ))
-                    .await?;
-                    wr.write_all(payload).await?;
-                }
-                Frame::Control(_) => wr.write_all(&frame.0.encode()).await?,
+        let flush = out_rx.is_empty();
+        let res = tokio::time::timeout(write_timeout, write_one(&mut wr, &frame.0, flush)).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                closer.close(format!("write failed: {e}"), false);
+                return;
             }
-            if out_rx.is_empty() {
-                wr.flush().await?;
+            Err(_) => {
+                let why = format!(
+                    "stopped reading: a frame could not be written within {} s",
+                    write_timeout.as_secs_f32()
+                );
+                closer.close(why, true);
+                return;
             }
-            Ok::<_, std::io::Error>(())
-        }
-        .await;
-        if let Err(e) = res {
-            reason.set(format!("write failed: {e}"));
-            return;
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = tokio::time::timeout(write_timeout, wr.shutdown()).await;
+}
+
+/// Writes one frame, flushing when nothing else is queued.
+async fn write_one<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    frame: &Frame,
+    flush: bool,
+) -> std::io::Result<()> {
+    match frame {
+        Frame::Data(payload) => {
+            wr.write_all(&lifeline_protocol::frame::header(
+                lifeline_protocol::frame::KIND_DATA,
+                payload.len(),
+            ))
+            .await?;
+            wr.write_all(payload).await?;
+        }
+        Frame::Control(_) => wr.write_all(&frame.encode()).await?,
+    }
+    if flush {
+        wr.flush().await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -268,5 +418,62 @@ mod tests {
                 .try_send(Frame::Control(Message::Ping { nonce: 1 }))
                 .is_ok()
         );
+    }
+
+    /// Bound on waits in these tests (never a timing assertion).
+    const WAIT: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut link = spawn_link_with(
+            ours,
+            Duration::from_secs(60),
+            lifeline_protocol::MAX_FRAME_BYTES,
+            Duration::from_millis(200),
+        );
+        link.tx
+            .send(Frame::Data(vec![0u8; 64 * 1024]))
+            .await
+            .unwrap();
+        let end = tokio::time::timeout(WAIT, link.rx.recv()).await;
+        assert!(matches!(end, Ok(None)), "the link stayed open");
+        assert!(link.close_reason.stalled());
+        let why = link.close_reason.get();
+        assert!(why.contains("stopped reading"), "{why}");
+        // Senders learn at once that the link is gone.
+        let sent = tokio::time::timeout(WAIT, link.tx.send(Frame::Data(vec![1; 8]))).await;
+        assert_eq!(sent, Ok(Err(Closed)));
+    }
+
+    #[tokio::test]
+    async fn send_within_drops_a_peer_whose_queue_stays_full() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut link = spawn_link_with(
+            ours,
+            Duration::from_secs(60),
+            lifeline_protocol::MAX_FRAME_BYTES,
+            Duration::from_secs(3600),
+        );
+        // The writer blocks on a frame larger than the pipe, then the queue
+        // fills up behind it.
+        link.tx
+            .send(Frame::Data(vec![0u8; 64 * 1024]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let chat = || Frame::Control(Message::Ping { nonce: 7 });
+        let queued = (0..10 * SEND_QUEUE_FRAMES)
+            .take_while(|_| link.tx.try_send(chat()).is_ok())
+            .count();
+        assert!(queued < 10 * SEND_QUEUE_FRAMES, "the queue never filled");
+        let r = link
+            .tx
+            .send_within(chat(), Duration::from_millis(100))
+            .await;
+        assert!(matches!(r, Err(SendError::Stalled(_))), "{r:?}");
+        let end = tokio::time::timeout(WAIT, link.rx.recv()).await;
+        assert!(matches!(end, Ok(None)), "the link stayed open");
+        assert!(link.close_reason.stalled());
     }
 }

@@ -18,7 +18,8 @@ pub enum ErrorCode {
     NotLoggedIn,
     /// Connection ID or link token unknown, expired or already used.
     InvalidInvitation,
-    /// Too many wrong guesses; try again later.
+    /// Too many wrong guesses, connections from one source, or logins being
+    /// checked at once (busy); try again later.
     RateLimited,
     /// The session does not exist or is not this operator's.
     NoSuchSession,
