@@ -58,7 +58,7 @@ fn assert_root() {
 }
 
 fn context(dir: &Path, port: Arc<RunAsPort>) -> CallContext {
-    let text = "[plugin]\nid = \"files\"\nversion = \"1.0.0\"\nruntime = \"lua\"\nentry = \"main.lua\"\n\n[capabilities]\n\"fs.temp\" = \"Use a temporary folder\"\n\"process.spawn\" = \"Run programs\"\n\n[[commands]]\nname = \"x\"\ndescription = \"x\"\n";
+    let text = "[plugin]\nid = \"files\"\nversion = \"1.0.0\"\nruntime = \"lua\"\nentry = \"main.lua\"\ndescription = \"files\"\n\n[capabilities]\n\"fs.temp\" = \"Use a temporary folder\"\n\"process.spawn\" = \"Run programs\"\n\n[[commands]]\nname = \"x\"\ndescription = \"x\"\n";
     let manifest = Manifest::parse(&dir.join("plugin.toml"), text).unwrap();
     CallContext::new(
         Arc::new(manifest),

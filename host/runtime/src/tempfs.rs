@@ -45,9 +45,16 @@ fn io_err(what: &str, e: std::io::Error) -> HostError {
 
 fn hand_over(f: &impl std::os::fd::AsFd, owner: Owner, what: &str) -> Result<(), HostError> {
     if let Some(id) = owner {
-        std::os::unix::fs::fchown(f, Some(id.uid), Some(id.gid)).map_err(|e| {
-            HostError::Failed(format!("{what}: cannot hand it to {}: {e}", id.user))
-        })?;
+        // `fchownat(fd, "", AT_EMPTY_PATH)`: also for cap-std's `O_PATH`
+        // folder descriptors, which `fchown` refuses.
+        rustix::fs::chownat(
+            f,
+            "",
+            Some(rustix::fs::Uid::from_raw(id.uid)),
+            Some(rustix::fs::Gid::from_raw(id.gid)),
+            rustix::fs::AtFlags::EMPTY_PATH,
+        )
+        .map_err(|e| HostError::Failed(format!("{what}: cannot hand it to {}: {e}", id.user)))?;
     }
     Ok(())
 }
