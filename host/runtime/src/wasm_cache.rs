@@ -143,8 +143,9 @@ impl WasmCache {
         f.write_all(ENTRY_MAGIC)?;
         f.write_all(source)?;
         f.write_all(&Sha256::digest(artifact))?;
-        f.write_all(artifact)?;
-        f.sync_all()
+        // No fsync: a torn entry after a crash fails its digest and is
+        // recompiled.
+        f.write_all(artifact)
     }
 }
 
