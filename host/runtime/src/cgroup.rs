@@ -82,6 +82,41 @@ fn parent() -> Result<&'static Path, &'static CgroupError> {
     PARENT.get_or_init(own_group).as_ref().map(PathBuf::as_path)
 }
 
+/// Kills and removes the groups an agent that is gone left behind (it
+/// crashed while a process ran): their folder name carries its process ID.
+pub fn sweep_stale() {
+    let Ok(parent) = parent() else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(owner) = name
+            .strip_prefix(GROUP_PREFIX)
+            .and_then(|r| r.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists() {
+            tracing::warn!(
+                "ending the processes a stopped agent left in {}",
+                e.path().display()
+            );
+            // Opening cgroup.procs only fails for a folder already gone.
+            if let Ok(procs) = std::fs::OpenOptions::new()
+                .write(true)
+                .open(e.path().join("cgroup.procs"))
+            {
+                drop(Group {
+                    dir: e.path(),
+                    procs,
+                });
+            }
+        }
+    }
+}
+
 /// One spawned tree's cgroup: killed and removed when dropped.
 pub struct Group {
     dir: PathBuf,

@@ -84,8 +84,10 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// Starts the engines and removes temporary folders a crash left behind.
+    /// Starts the engines and removes temporary folders (and the process
+    /// groups, see [`crate::cgroup::sweep_stale`]) a crash left behind.
     pub fn new(cfg: RuntimeConfig) -> Result<Self, String> {
+        crate::cgroup::sweep_stale();
         if cfg.env.temp_root.exists() {
             let _ = std::fs::remove_dir_all(&cfg.env.temp_root);
         }

@@ -358,3 +358,33 @@ fn the_wasm_cache_folder_is_private_or_refused() {
         "{err}"
     );
 }
+
+/// Finding 6: the process groups an agent that crashed left behind are
+/// killed and removed when the next one starts its plugin runtime.
+#[test]
+fn groups_of_a_crashed_agent_are_swept() {
+    assert_root();
+    let Ok(group) = crate::cgroup::Group::create() else {
+        eprintln!("no writable cgroup v2 here: nothing to sweep");
+        return;
+    };
+    // A PID that is certainly gone: a child that already exited.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale =
+        group
+            .path()
+            .with_file_name(format!("{}{}-0", crate::cgroup::GROUP_PREFIX, gone.id()));
+    std::fs::create_dir(&stale).unwrap();
+    let mut left = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(stale.join("cgroup.procs"), left.id().to_string()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    drop(runtime(dir.path(), dir.path(), vec![]).unwrap());
+    assert!(!stale.exists(), "{} was not removed", stale.display());
+    // Killed: the wait returns (bounded by the sweep having killed it).
+    assert!(!left.wait().unwrap().success());
+    drop(group);
+}
