@@ -18,5 +18,6 @@ mod scripts;
 mod sec_conn;
 mod sec_consent;
 mod sec_quota;
+mod sec_sandbox;
 mod sessions;
 mod support;

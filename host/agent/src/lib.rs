@@ -512,6 +512,9 @@ pub async fn serve(
             }
         }
     };
+    // Plugin calls still running see the session end (`SessionPort::ended`):
+    // the processes they spawned are killed.
+    drop(plug_rx);
     deciding.abort_all();
     while deciding.join_next().await.is_some() {}
     if suspended.is_some() || runas.identity().is_some() {

@@ -199,6 +199,10 @@ impl SessionPort for AgentPort {
     fn report(&self, plugin: &str, text: &str) {
         self.send(plugin, "report", text);
     }
+    /// The session loop drops its receiver when the session ends.
+    fn ended(&self) -> bool {
+        self.tx.is_closed()
+    }
     fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
         self.runas.identity()
     }

@@ -170,6 +170,10 @@ impl SessionPort for ScriptPort {
     fn report(&self, plugin: &str, text: &str) {
         self.output(plugin, text);
     }
+    /// The session loop drops its receiver when the session ends.
+    fn ended(&self) -> bool {
+        self.tx.is_closed()
+    }
     /// Scripts run as the user the operator is logged in as, if any.
     fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
         self.runas.identity()

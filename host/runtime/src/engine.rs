@@ -47,11 +47,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// Loads the entry file named by the manifest.
-    pub fn load(manifest: Manifest, wasm: &WasmEngine) -> Result<Loaded, CallError> {
-        let bytes = std::fs::read(&manifest.entry).map_err(|e| {
-            CallError::Load(format!("cannot read {}: {e}", manifest.entry.display()))
-        })?;
+    /// Loads the entry file named by the manifest from `bytes`, its content
+    /// as read (and, for a signed plugin, verified) once: the disk is not
+    /// read again.
+    pub fn load(
+        manifest: Manifest,
+        bytes: Vec<u8>,
+        wasm: &WasmEngine,
+    ) -> Result<Loaded, CallError> {
         let code = match manifest.runtime {
             Runtime::Wasm => Code::Wasm(wasm.load(&bytes, &manifest).map_err(CallError::Load)?),
             Runtime::Lua => {

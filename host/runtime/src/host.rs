@@ -6,7 +6,7 @@
 //! asked for through the [`SessionPort`] before its first use in the call.
 
 use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,9 @@ use crate::capability::{Capability, HostCall};
 use crate::kv::KvStore;
 use crate::manifest::Manifest;
 use crate::process::{self, Identity};
+use crate::tempfs::TempFolder;
 
-/// Largest file a plugin may read or write in its temporary folder.
-pub const MAX_FILE_BYTES: usize = 16 << 20;
+pub use crate::tempfs::MAX_FILE_BYTES;
 /// Longest time a spawned process may run (its own timeout, asked by the
 /// plugin, is capped at this).
 pub const MAX_SPAWN_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -84,6 +84,11 @@ pub trait SessionPort: Send + Sync {
         let _ = (plugin, reason);
         Err(NOT_ON_THIS_HOST.to_string())
     }
+    /// Whether the session this call belongs to has ended: a spawned
+    /// process tree is then killed (checked while it runs).
+    fn ended(&self) -> bool {
+        false
+    }
     /// The license back office; `None` when the agent has no remote service.
     fn license(&self) -> Option<Arc<dyn LicenseService>> {
         None
@@ -129,7 +134,7 @@ pub struct CallContext {
     port: Arc<dyn SessionPort>,
     kv: Arc<KvStore>,
     env: Arc<HostEnv>,
-    temp: Option<tempfile::TempDir>,
+    temp: Option<TempFolder>,
     output_used: u64,
     granted: HashSet<Capability>,
     /// Time spent outside the plugin's code — waiting for the customer's
@@ -254,107 +259,34 @@ impl CallContext {
             .map_err(HostError::Failed)
     }
 
-    fn temp(&mut self) -> Result<&Path, HostError> {
+    fn temp(&mut self) -> Result<&TempFolder, HostError> {
         if self.temp.is_none() {
-            let root = &self.env.temp_root;
-            std::fs::create_dir_all(root)
-                .map_err(|e| HostError::Failed(format!("cannot create {}: {e}", root.display())))?;
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("{}-", self.manifest.id))
-                .tempdir_in(&self.env.temp_root)
-                .map_err(|e| HostError::Failed(format!("cannot create a temporary folder: {e}")))?;
-            if let Some(id) = self.port.identity() {
-                // The run-as user's processes work in it.
-                std::os::unix::fs::chown(dir.path(), Some(id.uid), Some(id.gid)).map_err(|e| {
-                    HostError::Failed(format!(
-                        "cannot hand the temporary folder to {}: {e}",
-                        id.user
-                    ))
-                })?;
-            }
-            self.temp = Some(dir);
+            // The run-as user's processes work in it.
+            let owner = self.port.identity();
+            let folder =
+                TempFolder::create(&self.env.temp_root, &self.manifest.id, owner.as_deref())?;
+            self.temp = Some(folder);
         }
-        Ok(self
-            .temp
-            .as_ref()
-            .map(|t| t.path())
-            .expect("created just above"))
+        Ok(self.temp.as_ref().expect("created just above"))
     }
 
     pub fn temp_dir(&mut self) -> Result<String, HostError> {
         self.check(HostCall::TempDir)?;
-        Ok(self.temp()?.display().to_string())
+        Ok(self.temp()?.path().display().to_string())
     }
 
-    /// Resolves a relative path inside the temporary folder; anything that
-    /// could leave it (absolute, `..`) is refused.
-    fn inside(&mut self, rel: &str) -> Result<PathBuf, HostError> {
-        let p = Path::new(rel);
-        if rel.is_empty()
-            || p.is_absolute()
-            || p.components()
-                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(HostError::Denied(format!(
-                "{rel:?} is outside the plugin's temporary folder"
-            )));
-        }
-        Ok(self.temp()?.join(p))
-    }
-
+    /// Reads a file of the temporary folder (see [`TempFolder::read`]).
     pub fn fs_read(&mut self, rel: &str) -> Result<Vec<u8>, HostError> {
         self.check(HostCall::FsRead)?;
-        let path = self.inside(rel)?;
-        // Refuse symlinks that point out of the folder.
-        let real = path
-            .canonicalize()
-            .map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
-        let root = self
-            .temp()?
-            .canonicalize()
-            .map_err(|e| HostError::Failed(e.to_string()))?;
-        if !real.starts_with(&root) {
-            return Err(HostError::Denied(format!(
-                "{rel:?} leads outside the plugin's temporary folder"
-            )));
-        }
-        let meta =
-            std::fs::metadata(&real).map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
-        if meta.len() > MAX_FILE_BYTES as u64 {
-            return Err(HostError::Limit(format!(
-                "{rel} is larger than {} MiB",
-                MAX_FILE_BYTES >> 20
-            )));
-        }
-        std::fs::read(&real).map_err(|e| HostError::Failed(format!("{rel}: {e}")))
+        self.temp()?.read(rel)
     }
 
+    /// Writes a file of the temporary folder, handed to the run-as user
+    /// (see [`TempFolder::write`]).
     pub fn fs_write(&mut self, rel: &str, data: &[u8]) -> Result<(), HostError> {
         self.check(HostCall::FsWrite)?;
-        if data.len() > MAX_FILE_BYTES {
-            return Err(HostError::Limit(format!(
-                "a file is limited to {} MiB",
-                MAX_FILE_BYTES >> 20
-            )));
-        }
-        let path = self.inside(rel)?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
-        }
-        if path
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            return Err(HostError::Denied(format!("{rel:?} is a symbolic link")));
-        }
-        std::fs::write(&path, data).map_err(|e| HostError::Failed(format!("{rel}: {e}")))?;
-        if let Some(id) = self.port.identity() {
-            std::os::unix::fs::chown(&path, Some(id.uid), Some(id.gid)).map_err(|e| {
-                HostError::Failed(format!("{rel}: cannot hand to {}: {e}", id.user))
-            })?;
-        }
-        Ok(())
+        let owner = self.port.identity();
+        self.temp()?.write(rel, data, owner.as_deref())
     }
 
     pub fn spawn(
@@ -365,7 +297,7 @@ impl CallContext {
     ) -> Result<ProcessOutput, HostError> {
         self.check(HostCall::Spawn)?;
         let limit = self.manifest.limits.output_bytes as usize;
-        let cwd = self.temp()?.to_owned();
+        let cwd = self.temp()?.path().to_owned();
         let timeout = timeout.min(MAX_SPAWN_TIMEOUT);
         let (port, id) = (Arc::clone(&self.port), self.manifest.id.clone());
         let mut streamed = 0usize;
@@ -377,18 +309,20 @@ impl CallContext {
             }
         };
         let identity = self.port.identity();
+        let job = process::Job {
+            program,
+            args,
+            cwd: &cwd,
+            timeout,
+            output_limit: limit,
+            identity: identity.as_deref(),
+        };
+        let session = Arc::clone(&self.port);
         // The process runs on this thread: its time is the call's own work,
-        // not time the plugin's code spent; keep the time limit fair.
+        // not time the plugin's code spent; keep the time limit fair. When
+        // the session ends, so does the process tree.
         off_the_clock(&mut self.host_wait, || {
-            process::run_streaming_as(
-                program,
-                args,
-                &cwd,
-                timeout,
-                limit,
-                identity.as_deref(),
-                &mut on_line,
-            )
+            process::run_job(&job, &mut on_line, &|| session.ended())
         })
         .map_err(HostError::Failed)
     }

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod capability;
+pub mod cgroup;
 pub mod engine;
 pub mod host;
 pub mod http;
@@ -13,9 +14,11 @@ pub mod manifest;
 pub mod plugins;
 pub mod process;
 pub mod sysinfo;
+pub mod tempfs;
 pub mod wasm;
 #[doc(hidden)]
 pub mod wasm_bench;
+pub mod wasm_cache;
 pub mod watch;
 
 pub use capability::{Capability, HostCall};
@@ -25,5 +28,7 @@ pub use manifest::Manifest;
 pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
 pub use process::Identity;
 
+#[cfg(test)]
+mod sandbox_tests;
 #[cfg(test)]
 mod tests;

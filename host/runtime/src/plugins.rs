@@ -17,6 +17,21 @@ use crate::kv::KvStore;
 use crate::manifest::{MANIFEST_FILE, Manifest, Runtime};
 use crate::wasm::WasmEngine;
 
+/// The key of `entry` in a plugin's [`bundle::Files`]: its path relative to
+/// `dir`, with `/` between folders.
+fn entry_key(dir: &Path, entry: &Path) -> Option<String> {
+    let rel = entry.strip_prefix(dir).ok()?;
+    let parts: Option<Vec<&str>> = rel
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| match c {
+            std::path::Component::Normal(n) => n.to_str(),
+            _ => None,
+        })
+        .collect();
+    Some(parts?.join("/"))
+}
+
 /// Consecutive crashes after which a plugin is paused and restarted.
 pub const CRASHES_BEFORE_BACKOFF: u32 = 3;
 /// First pause after repeated crashes; doubles each time, up to the max.
@@ -69,8 +84,10 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// Starts the engines and removes temporary folders a crash left behind.
+    /// Starts the engines and removes temporary folders (and the process
+    /// groups, see [`crate::cgroup::sweep_stale`]) a crash left behind.
     pub fn new(cfg: RuntimeConfig) -> Result<Self, String> {
+        crate::cgroup::sweep_stale();
         if cfg.env.temp_root.exists() {
             let _ = std::fs::remove_dir_all(&cfg.env.temp_root);
         }
@@ -105,15 +122,52 @@ impl PluginHost {
         errors
     }
 
-    /// Checks the signature (unless unsigned plugins are allowed), reads
-    /// the manifest and loads the code. Nothing changes on error.
+    /// Reads the plugin once into memory, checks the signature of exactly
+    /// those bytes (unless unsigned plugins are allowed), then parses the
+    /// manifest and loads the code from them. Nothing changes on error.
     pub fn prepare(&self, dir: &Path) -> Result<Loaded, String> {
-        if !self.cfg.allow_unsigned {
+        let (manifest, code) = self.read_plugin(dir)?;
+        Loaded::load(manifest, code, &self.wasm).map_err(|e| e.to_string())
+    }
+
+    /// The manifest and the entry file's bytes of the plugin in `dir`, read
+    /// once (and verified when signatures are required).
+    fn read_plugin(&self, dir: &Path) -> Result<(Manifest, Vec<u8>), String> {
+        let manifest_file = dir.join(MANIFEST_FILE);
+        let mut files = if self.cfg.allow_unsigned {
+            // Development: the folder may hold sources and builds; read
+            // just the manifest here and the entry file below.
+            let text = std::fs::read(&manifest_file)
+                .map_err(|e| format!("cannot read {}: {e}", manifest_file.display()))?;
+            bundle::Files::from([(MANIFEST_FILE.to_string(), text)])
+        } else {
             let files = bundle::read_dir_files(dir).map_err(|e| e.to_string())?;
             bundle::verify(&files, dir, &self.cfg.trusted_keys).map_err(|e| e.to_string())?;
-        }
-        let manifest = Manifest::load_dir(dir).map_err(|e| e.to_string())?;
-        Loaded::load(manifest, &self.wasm).map_err(|e| e.to_string())
+            files
+        };
+        let manifest = {
+            let text = files
+                .get(MANIFEST_FILE)
+                .ok_or_else(|| format!("{}: no such file", manifest_file.display()))?;
+            Manifest::parse(&manifest_file, &String::from_utf8_lossy(text))
+                .map_err(|e| e.to_string())?
+        };
+        let entry = &manifest.entry;
+        let key = entry_key(dir, entry)
+            .ok_or_else(|| format!("{}: not inside {}", entry.display(), dir.display()))?;
+        let code = match files.remove(&key) {
+            Some(code) => code,
+            None if self.cfg.allow_unsigned => {
+                std::fs::read(entry).map_err(|e| format!("cannot read {}: {e}", entry.display()))?
+            }
+            None => {
+                return Err(format!(
+                    "{}: no such file in the signed plugin",
+                    entry.display()
+                ));
+            }
+        };
+        Ok((manifest, code))
     }
 
     /// Loads (or reloads) the plugin in `dir`; on error the running version

@@ -18,7 +18,7 @@ type Case = (&'static str, fn(&CallError) -> bool, &'static str);
 /// Bound on every wait in these tests.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -76,7 +76,7 @@ fn host_with(plugins: &[&str]) -> (tempfile::TempDir, Arc<PluginHost>) {
     (dir, Arc::new(host))
 }
 
-fn copy_dir(src: &Path, dst: &Path) {
+pub(crate) fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();

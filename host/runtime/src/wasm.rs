@@ -5,7 +5,7 @@
 //! everything a plugin does goes through the host API and its capabilities.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::engine::CallError;
 use crate::host::{CallContext, HostError, Level};
 use crate::manifest::{MAX_MEMORY_MB, Manifest};
+use crate::wasm_cache::WasmCache;
 
 wasmtime::component::bindgen!({
     world: "plugin",
@@ -171,7 +172,7 @@ impl host::Host for State {
 pub struct WasmEngine {
     engine: Engine,
     linker: Linker<State>,
-    cache_dir: PathBuf,
+    cache: WasmCache,
 }
 
 /// A compiled plugin, ready to instantiate.
@@ -192,7 +193,11 @@ impl Hasher for ShaHasher<'_> {
 }
 
 impl WasmEngine {
+    /// Starts the engine with its compiled-artifact cache in `cache_dir`
+    /// (created 0700; refused when others could write it, see
+    /// [`WasmCache::open`]).
     pub fn new(cache_dir: &Path) -> Result<Self, String> {
+        let cache = WasmCache::open(cache_dir).map_err(|e| e.to_string())?;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES)
             .total_core_instances(POOL_INSTANCES * 4)
@@ -229,37 +234,43 @@ impl WasmEngine {
         Ok(WasmEngine {
             engine,
             linker,
-            cache_dir: cache_dir.to_owned(),
+            cache,
         })
     }
 
-    fn cache_path(&self, wasm: &[u8]) -> PathBuf {
+    /// The cache entry name of a source: SHA-256 over the source's SHA-256
+    /// and this engine's compatibility hash.
+    fn cache_name(&self, source: &[u8; 32]) -> String {
         let mut h = Sha256::new();
-        h.update(Sha256::digest(wasm));
+        h.update(source);
         self.engine
             .precompile_compatibility_hash()
             .hash(&mut ShaHasher(&mut h));
-        self.cache_dir
-            .join(format!("{}.cwasm", hex::encode(h.finalize())))
+        format!("{}.cwasm", hex::encode(h.finalize()))
     }
 
-    /// Compiles (or takes from the cache) and links a component.
+    /// Compiles (or takes from the cache) and links a component; `wasm` is
+    /// the entry file's content as verified.
     #[allow(unsafe_code)]
     pub fn load(&self, wasm: &[u8], manifest: &Manifest) -> Result<WasmPlugin, String> {
-        let path = self.cache_path(wasm);
-        let mut component = None;
-        if path.exists() {
-            // SAFETY: cache files are written only by `Component::serialize`
-            // below, named by the SHA-256 of the source and of this engine's
-            // compatibility hash, and published by an atomic rename.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(c) => component = Some(c),
-                Err(e) => {
-                    tracing::warn!("unusable cache entry {}, recompiling: {e}", path.display())
-                }
-            }
-        }
-        let component = match component {
+        let source: [u8; 32] = Sha256::digest(wasm).into();
+        let name = self.cache_name(&source);
+        let cached = self.cache.get(&name, &source).and_then(|artifact| {
+            // SAFETY: the bytes were read once into memory from the agent's
+            // own cache folder (0700, owner checked), and their header
+            // names the SHA-256 of these verified source bytes and of the
+            // artifact, both checked; entries are written only by
+            // `Component::serialize` below.
+            unsafe { Component::deserialize(&self.engine, &artifact) }
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        "unusable cache entry {}/{name}, recompiling: {e}",
+                        self.cache.path().display()
+                    )
+                })
+                .ok()
+        });
+        let component = match cached {
             Some(c) => c,
             None => {
                 let c = Component::new(&self.engine, wasm).map_err(|e| {
@@ -269,11 +280,7 @@ impl WasmEngine {
                     )
                 })?;
                 if let Ok(bytes) = c.serialize() {
-                    let _ = std::fs::create_dir_all(&self.cache_dir);
-                    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                    if std::fs::write(&tmp, bytes).is_ok() {
-                        let _ = std::fs::rename(&tmp, &path);
-                    }
+                    self.cache.put(&name, &source, &bytes);
                 }
                 c
             }
