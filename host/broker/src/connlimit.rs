@@ -6,7 +6,7 @@
 //! and could otherwise open connections from 2⁶⁴ addresses.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,26 +14,9 @@ use std::time::{Duration, Instant};
 /// past the caps cannot flood the log too.
 pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// Where a connection comes from, as far as limits are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    V4(Ipv4Addr),
-    /// The first 64 bits of an IPv6 address.
-    V6Prefix(u64),
-}
-
-impl Source {
-    /// The source an address counts against (IPv4-mapped IPv6 as IPv4).
-    pub fn of(ip: IpAddr) -> Source {
-        match ip {
-            IpAddr::V4(v4) => Source::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Source::V4(v4),
-                None => Source::V6Prefix((v6.to_bits() >> 64) as u64),
-            },
-        }
-    }
-}
+/// Where a connection comes from, as far as limits are concerned: the
+/// same key as the guessing limits ([`crate::ratelimit::source_key`]).
+pub type Source = IpAddr;
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,7 +84,7 @@ impl ConnectionLimiter {
 
     /// Takes a place for a connection from `ip`, or says why not.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, Refusal> {
-        let source = Source::of(ip);
+        let source = crate::ratelimit::source_key(ip);
         let mut c = self.counts();
         let mine = c.by_source.get(&source).copied().unwrap_or(0);
         let refusal = if mine >= self.max_per_source {
