@@ -15,5 +15,6 @@ pub mod processes;
 mod reboot;
 mod runas;
 mod scripts;
+mod sec_rejoin;
 mod sessions;
 mod support;

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
+pub mod db_files;
 pub mod https;
 pub mod invitations;
 pub mod library;
@@ -61,6 +62,8 @@ pub struct Shared {
     pub store: Store,
     pub registry: Registry,
     pub join_limiter: GuessLimiter,
+    /// Failed rejoin tickets, per source only (see `rejoin`).
+    pub rejoin_limiter: GuessLimiter,
     pub login_limiter: GuessLimiter,
     /// Wrong verification codes at the license back office.
     pub code_limiter: GuessLimiter,
@@ -299,6 +302,7 @@ impl Broker {
             store,
             registry: Registry::new(),
             join_limiter: invitations::join_limiter(cfg.invitation_ttl),
+            rejoin_limiter: rejoin::rejoin_limiter(),
             login_limiter: GuessLimiter::new(
                 BucketSpec {
                     capacity: LOGIN_BURST,
@@ -396,7 +400,8 @@ pub fn add_operator(
     Ok(())
 }
 
-/// Admin: sets an operator's password.
+/// Admin: sets an operator's password and revokes all its login tokens
+/// (every client must log in again with the new password).
 pub fn reset_password(
     cfg: &BrokerConfig,
     username: &str,
@@ -407,7 +412,7 @@ pub fn reset_password(
         .operator_by_name(username)?
         .ok_or_else(|| BrokerError::Admin(format!("no operator named {username:?}")))?;
     let hash = accounts::hash_password(password).map_err(|e| BrokerError::Admin(e.to_string()))?;
-    store.set_password_hash(row.id, &hash)?;
+    store.set_password_hash(row.id, &hash, None)?;
     Ok(())
 }
 
