@@ -59,18 +59,21 @@ async fn guess_until_limited(tb: &TestBroker, hello: impl Fn() -> Message) {
     panic!("the broker never rate-limited the guesses");
 }
 
-/// Runs the agent's rejoin; returns its task and screen.
-fn start_rejoin(
-    acfg: lifeline_core::config::AgentConfig,
-) -> (
+/// A running rejoin: its task, what it shows, and its input.
+type Rejoining = (
     tokio::task::JoinHandle<Result<Option<lifeline_agent::Outcome>, lifeline_agent::AgentError>>,
     mpsc::UnboundedReceiver<String>,
     mpsc::Sender<String>,
-) {
+);
+
+/// Runs the agent's rejoin; returns its task and screen.
+fn start_rejoin(acfg: lifeline_core::config::AgentConfig) -> Rejoining {
     let (stx, srx) = mpsc::unbounded_channel();
     let (itx, irx) = mpsc::channel(8);
     let task =
-        tokio::spawn(async move { lifeline_agent::rejoin(&acfg, Arc::new(Screen(stx)), irx).await });
+        tokio::spawn(
+            async move { lifeline_agent::rejoin(&acfg, Arc::new(Screen(stx)), irx).await },
+        );
     (task, srx, itx)
 }
 
@@ -137,7 +140,9 @@ async fn rate_limited_rejoin_keeps_its_ticket_and_retries() {
     let (task, mut srx, _itx) = start_rejoin(acfg);
     let seen = screen_until(&mut srx, "Cannot rejoin yet").await;
     assert!(
-        seen.last().unwrap().contains("too many invalid rejoin tickets"),
+        seen.last()
+            .unwrap()
+            .contains("too many invalid rejoin tickets"),
         "{seen:#?}"
     );
     assert!(ticket.exists(), "a rate-limited rejoin keeps the ticket");
@@ -320,8 +325,12 @@ async fn password_change_and_reset_revoke_login_tokens() {
         resumes(token_a.clone()).await,
         "the client that changed the password stays logged in"
     );
-    lifeline_broker::reset_password(&tb.broker.shared.cfg, "alice", "reset by the admin 7").unwrap();
-    assert!(!resumes(token_a).await, "an admin reset revokes every token");
+    lifeline_broker::reset_password(&tb.broker.shared.cfg, "alice", "reset by the admin 7")
+        .unwrap();
+    assert!(
+        !resumes(token_a).await,
+        "an admin reset revokes every token"
+    );
 }
 
 #[tokio::test]
@@ -361,7 +370,10 @@ async fn a_license_is_served_only_to_its_organisation() {
     let err = lifeline_broker::back_office::publish_for(shared_cfg, &f, Some(ORG))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("belongs to organisation \"ORG-OWNER\""), "{err}");
+    assert!(
+        err.contains("belongs to organisation \"ORG-OWNER\""),
+        "{err}"
+    );
 
     // ORG is valid, but the serial is not its own: nothing published.
     let other = office.updater(
@@ -395,7 +407,10 @@ fn documented_frame_limits_are_the_code_constants() {
         lifeline_protocol::MAX_HANDSHAKE_FRAME_BYTES >> 10
     );
     assert!(doc.contains(&frame), "docs/architecture.md lacks {frame:?}");
-    assert!(doc.contains(&handshake), "docs/architecture.md lacks {handshake:?}");
+    assert!(
+        doc.contains(&handshake),
+        "docs/architecture.md lacks {handshake:?}"
+    );
     assert!(doc.contains(&format!(
         "`MAX_FRAME_BYTES` = {} MiB",
         lifeline_protocol::MAX_FRAME_BYTES >> 20

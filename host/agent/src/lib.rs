@@ -19,8 +19,8 @@ use lifeline_core::client::ConnectError;
 use lifeline_core::config::AgentConfig;
 use lifeline_core::consent::{ConsentEngine, ConsentRequest};
 use lifeline_protocol::{
-    Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo,
-    SessionMessage, SessionState,
+    Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo, SessionMessage,
+    SessionState,
 };
 use tokio::sync::{Mutex, mpsc};
 

@@ -199,7 +199,11 @@ async fn license(
     let found = if owned {
         s.store.latest_license(&serial)
     } else {
-        tracing::info!(organisation = org, serial, "license of another organisation asked for");
+        tracing::info!(
+            organisation = org,
+            serial,
+            "license of another organisation asked for"
+        );
         Ok(None)
     };
     match found {

@@ -76,7 +76,11 @@ mod tests {
             )
             .unwrap();
         let db = dir.path().join(DB_FILE);
-        for p in [db.clone(), with_suffix(&db, "-wal"), with_suffix(&db, "-shm")] {
+        for p in [
+            db.clone(),
+            with_suffix(&db, "-wal"),
+            with_suffix(&db, "-shm"),
+        ] {
             assert_eq!(mode(&p), DB_FILE_MODE, "{}", p.display());
         }
         drop(store);

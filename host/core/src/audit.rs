@@ -255,7 +255,12 @@ impl AuditLog {
         let file = open_locked(path)?;
         let head = read_head(path)?;
         let mut tip = Tip::genesis();
-        let found = scan(path, BufReader::new(&file), &mut tip, head.as_ref().map(|h| h.seq))?;
+        let found = scan(
+            path,
+            BufReader::new(&file),
+            &mut tip,
+            head.as_ref().map(|h| h.seq),
+        )?;
         if let Some(h) = &head {
             check_head(path, h, &tip, &found)?;
         }
@@ -392,7 +397,12 @@ pub fn verify(path: &Path) -> Result<(u64, String), AuditError> {
     let f = std::fs::File::open(path).map_err(io_err(path))?;
     let head = read_head(path)?;
     let mut tip = Tip::genesis();
-    let found = scan(path, BufReader::new(f), &mut tip, head.as_ref().map(|h| h.seq))?;
+    let found = scan(
+        path,
+        BufReader::new(f),
+        &mut tip,
+        head.as_ref().map(|h| h.seq),
+    )?;
     if let Some(h) = &head {
         check_head(path, h, &tip, &found)?;
     }
@@ -500,7 +510,8 @@ mod tests {
         let all = lines(&p);
         assert_eq!(all.len(), 3);
         assert!(
-            all[2].contains("audit_log_repaired") && all[2].contains("\"incomplete_bytes_removed\":19"),
+            all[2].contains("audit_log_repaired")
+                && all[2].contains("\"incomplete_bytes_removed\":19"),
             "{}",
             all[2]
         );

@@ -89,8 +89,12 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, FetchError> {
         let eol = find(b, b"\r\n").ok_or_else(|| bad("a chunk size line has no end".into()))?;
         let size_text = std::str::from_utf8(&b[..eol]).unwrap_or("?");
         let digits = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(digits, 16)
-            .map_err(|_| bad(format!("chunk size {:?} is not a hex number", digits.chars().take(20).collect::<String>())))?;
+        let size = usize::from_str_radix(digits, 16).map_err(|_| {
+            bad(format!(
+                "chunk size {:?} is not a hex number",
+                digits.chars().take(20).collect::<String>()
+            ))
+        })?;
         if size > MAX_REPLY_BYTES.saturating_sub(out.len()) {
             return Err(bad(format!(
                 "chunk of {size} bytes exceeds the {MAX_REPLY_BYTES}-byte reply limit"
@@ -100,7 +104,10 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, FetchError> {
         if size == 0 {
             return Ok(out);
         }
-        let (chunk, rest) = (b.get(..size), b.get(size..).and_then(|r| r.strip_prefix(b"\r\n")));
+        let (chunk, rest) = (
+            b.get(..size),
+            b.get(size..).and_then(|r| r.strip_prefix(b"\r\n")),
+        );
         let (Some(chunk), Some(rest)) = (chunk, rest) else {
             return Err(bad(format!("chunk of {size} bytes is cut short")));
         };

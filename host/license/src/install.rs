@@ -99,9 +99,7 @@ type Captured = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
 
 /// Reads `pipe` to its end on a thread, keeping the first bytes; returns
 /// the buffer and the thread (finished once the pipe closed).
-fn drain(
-    mut pipe: impl std::io::Read + Send + 'static,
-) -> (Captured, std::thread::JoinHandle<()>) {
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> (Captured, std::thread::JoinHandle<()>) {
     let kept = Captured::default();
     let buf = std::sync::Arc::clone(&kept);
     let reader = std::thread::spawn(move || {
