@@ -18,6 +18,7 @@ mod scripts;
 mod sec_conn;
 mod sec_consent;
 mod sec_quota;
+mod sec_rejoin;
 mod sec_sandbox;
 mod sessions;
 mod support;

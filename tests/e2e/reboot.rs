@@ -222,7 +222,7 @@ fn install_service_writes_a_systemd_unit() {
 /// In-process: a session whose agent took a rejoin ticket and stopped (the
 /// power backend "succeeds" without stopping anything; the test stops the
 /// agent). The operator stays attached throughout.
-async fn rebooted(
+pub(crate) async fn rebooted(
     rejoin_ttl: std::time::Duration,
 ) -> (
     crate::support::TestBroker,

@@ -20,7 +20,8 @@ pub enum CredentialError {
 pub fn parse_credential(s: &str) -> Result<JoinCredential, CredentialError> {
     let t = s.trim();
     if t.len() > MAX_CREDENTIAL_CHARS {
-        return Err(CredentialError::Unrecognised(format!("{}…", &t[..32])));
+        let start: String = t.chars().take(32).collect();
+        return Err(CredentialError::Unrecognised(format!("{start}…")));
     }
     let digits: String = t.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -88,5 +89,16 @@ mod tests {
             parse_credential("ftp://x/j/abc"),
             Err(CredentialError::Unrecognised(_))
         ));
+    }
+
+    #[test]
+    fn overlong_text_is_cut_at_a_character_boundary() {
+        // Byte 32 falls inside a two-byte character.
+        let long = format!("a{}", "é".repeat(MAX_CREDENTIAL_CHARS));
+        let err = parse_credential(&long).unwrap_err();
+        assert_eq!(
+            err,
+            CredentialError::Unrecognised(format!("a{}…", "é".repeat(31)))
+        );
     }
 }

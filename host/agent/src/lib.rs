@@ -7,6 +7,7 @@ pub mod native;
 pub mod plugins;
 pub mod prompt;
 pub mod reboot;
+pub mod reconnect;
 pub mod runas;
 pub mod scripts;
 pub mod x11;
@@ -14,12 +15,12 @@ pub mod x11;
 use std::sync::Arc;
 
 use lifeline_core::audit::{AuditError, AuditLog};
-use lifeline_core::client::{self, ConnectError};
+use lifeline_core::client::ConnectError;
 use lifeline_core::config::AgentConfig;
 use lifeline_core::consent::{ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::{
-    ClientRole, Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo,
-    SessionMessage, SessionState,
+    Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo, SessionMessage,
+    SessionState,
 };
 use tokio::sync::{Mutex, mpsc};
 
@@ -92,8 +93,8 @@ pub enum Entry {
     Rejoin(reboot::SavedTicket),
 }
 
-/// Longest pause between connection attempts while rejoining (the network
-/// may come up after the agent at boot).
+/// Longest pause between rejoin attempts (the network may come up after
+/// the agent at boot; the broker may be rate limiting or busy).
 pub const REJOIN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Joins with `code_or_link` and runs the session until it ends. Lines the
@@ -173,51 +174,9 @@ pub async fn serve(
         }
     }
     let session_proxy = cfg.remote_service.as_ref().and_then(|r| r.session_proxy());
-    let (mut link, welcome) = match &entry {
-        Entry::Join(_) => {
-            client::connect_via(&cfg.endpoint, ClientRole::Agent, session_proxy).await?
-        }
-        Entry::Rejoin(t) => connect_until(cfg, t.expires_at, ui.as_ref()).await?,
-    };
-    let host = hostname();
-    let hello = match &entry {
-        Entry::Join(credential) => Message::Join {
-            credential: credential.clone(),
-            host: host.clone(),
-        },
-        Entry::Rejoin(t) => Message::Rejoin {
-            ticket: t.ticket.clone(),
-            host: host.clone(),
-        },
-    };
-    link.tx
-        .send(Frame::Control(hello))
-        .await
-        .map_err(|_| AgentError::ConnectionLost(link.close_reason.get()))?;
-    let (session, operator, rejoined) = loop {
-        match link.rx.recv().await {
-            Some(Frame::Control(Message::Joined { session, operator })) => {
-                break (session, operator, None);
-            }
-            Some(Frame::Control(Message::Rejoined {
-                session,
-                operator,
-                operator_present,
-            })) => {
-                reboot::remove(&cfg.data_dir);
-                break (session, operator, Some(operator_present));
-            }
-            Some(Frame::Control(Message::Error { message, .. })) => {
-                if matches!(entry, Entry::Rejoin(_)) {
-                    reboot::remove(&cfg.data_dir);
-                    ui.show(&format!("! {message}"));
-                    return Err(AgentError::RejoinRefused(message));
-                }
-                return Err(AgentError::JoinRefused(message));
-            }
-            Some(_) => continue,
-            None => return Err(AgentError::ConnectionLost(link.close_reason.get())),
-        }
+    let (mut link, welcome, session, operator, rejoined) = match &entry {
+        Entry::Join(credential) => reconnect::join(cfg, credential, session_proxy).await?,
+        Entry::Rejoin(t) => reconnect::rejoin(cfg, t, session_proxy, ui.as_ref()).await?,
     };
     let sid = session.session_id.clone();
     engine.lock().await.audit().append(&serde_json::json!({
@@ -608,33 +567,6 @@ async fn end_run_as(
             user,
             detail: why.to_string(),
         });
-    }
-}
-
-/// Connects for a rejoin, retrying (the network may come up after the
-/// agent at boot) until the ticket expires.
-async fn connect_until(
-    cfg: &AgentConfig,
-    expires_at: i64,
-    ui: &dyn CustomerUi,
-) -> Result<(lifeline_core::link::Link, client::Welcome), AgentError> {
-    let mut pause = std::time::Duration::from_millis(500);
-    loop {
-        match client::connect(&cfg.endpoint, ClientRole::Agent).await {
-            Ok(x) => return Ok(x),
-            Err(e) => {
-                let left = expires_at - lifeline_core::time::now_millis();
-                if left <= 0 {
-                    return Err(e.into());
-                }
-                ui.show(&format!(
-                    "* Cannot reach the broker yet ({e}); trying again in {:.1} s…",
-                    pause.as_secs_f32()
-                ));
-                tokio::time::sleep(pause.min(std::time::Duration::from_millis(left as u64))).await;
-                pause = (pause * 2).min(REJOIN_RETRY_MAX);
-            }
-        }
     }
 }
 

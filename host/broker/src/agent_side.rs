@@ -83,38 +83,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             _ = ended.notified() => return,
         };
         let Some(frame) = frame else {
-            let reason = link.close_reason.get();
-            if shared.registry.state(&id) == Some(SessionState::Rebooting) {
-                // The reboot itself: the session waits for the rejoin.
-                let _ = shared.registry.apply_event(
-                    &shared.store,
-                    &id,
-                    SessionEvent::CustomerLost,
-                    "the customer's agent stopped for the restart; it will rejoin by itself",
-                );
-                shared.record(
-                    &id,
-                    "reboot",
-                    Party::Customer,
-                    &format!("agent stopped for the reboot (connection closed: {reason})"),
-                );
-                return;
-            }
-            if shared.registry.end(
-                &shared.store,
-                &id,
-                SessionEvent::CustomerLost,
-                Party::Broker,
-                &format!("the customer's connection was lost: {reason}"),
-            ) {
-                shared.record(
-                    &id,
-                    "error",
-                    Party::Broker,
-                    &format!("customer connection lost: {reason}"),
-                );
-                tracing::info!(session = %id, "customer connection lost: {reason}");
-            }
+            shared.agent_link_closed(&id, &ended, &link.close_reason.get());
             return;
         };
         match frame {

@@ -3,6 +3,13 @@
 //! for their serial over HTTPS, authenticated by their service organisation
 //! ID and verification code. Failed codes are rate-limited per source
 //! address and globally; the code is never logged.
+//!
+//! Each serial belongs to one organisation (`license_owners`, set when it is
+//! first published): another organisation asking for it gets the same 404
+//! as for a serial nobody published, so serials cannot be harvested across
+//! organisations. Serials published before owners were recorded are served
+//! only by a back office with a single organisation; publish them again with
+//! `--organisation` to bind them.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -15,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lifeline_core::config::BrokerConfig;
-use lifeline_core::remote_service::CodeCheck;
+use lifeline_core::remote_service::{BackOfficeConfig, CodeCheck};
 use lifeline_license::License;
 use lifeline_license::document::valid_serial;
 use lifeline_license::fetch::{CODE_HEADER, LICENSE_PATH, ORG_HEADER};
@@ -179,7 +186,34 @@ async fn license(
             "a serial number is letters, digits, '-' or '_'".into(),
         );
     }
-    match s.store.latest_license(&serial) {
+    let owned = match s.store.license_owner(&serial) {
+        Ok(Some(owner)) => owner == org,
+        // Not recorded (published before owners were): only a back office
+        // with a single organisation can tell whose it is.
+        Ok(None) => s
+            .cfg
+            .back_office
+            .as_ref()
+            .is_some_and(|bo| bo.organisations.len() == 1),
+        Err(e) => {
+            tracing::error!("license owner lookup: {e}");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the back office's database failed".into(),
+            );
+        }
+    };
+    let found = if owned {
+        s.store.latest_license(&serial)
+    } else {
+        tracing::info!(
+            organisation = org,
+            serial,
+            "license of another organisation asked for"
+        );
+        Ok(None)
+    };
+    match found {
         Ok(Some(row)) => {
             tracing::info!(
                 organisation = org,
@@ -217,9 +251,38 @@ pub enum Published {
     AlreadyThere(License),
 }
 
-/// Admin: verifies a signed license file against the vendor keys and
-/// stores it as the newest license of its serial.
+/// Admin: [`publish_for`] the back office's only organisation.
 pub fn publish(cfg: &BrokerConfig, file: &Path) -> Result<Published, BrokerError> {
+    publish_for(cfg, file, None)
+}
+
+/// The organisation a license is published for: the one named (it must be
+/// configured), else the only one configured.
+fn owner_of(bo: &BackOfficeConfig, named: Option<&str>) -> Result<String, BrokerError> {
+    let ids: Vec<&str> = bo.organisations.iter().map(|o| o.id.as_str()).collect();
+    match (named, ids.as_slice()) {
+        (Some(n), _) if ids.contains(&n) => Ok(n.to_string()),
+        (Some(n), _) => Err(BrokerError::Admin(format!(
+            "organisation {n:?} is not in [back_office] organisations (configured: {})",
+            ids.join(", ")
+        ))),
+        (None, [only]) => Ok((*only).to_string()),
+        (None, _) => Err(BrokerError::Admin(format!(
+            "name the organisation that owns this license with --organisation (configured: {})",
+            ids.join(", ")
+        ))),
+    }
+}
+
+/// Admin: verifies a signed license file against the vendor keys and
+/// stores it as the newest license of its serial, owned by `organisation`
+/// (see [`owner_of`]). A serial stays with the organisation it was first
+/// published for.
+pub fn publish_for(
+    cfg: &BrokerConfig,
+    file: &Path,
+    organisation: Option<&str>,
+) -> Result<Published, BrokerError> {
     let bo = cfg.back_office.as_ref().ok_or_else(|| {
         BrokerError::Admin(
             "this broker has no [back_office] section with vendor_keys; add one to publish licenses"
@@ -229,7 +292,19 @@ pub fn publish(cfg: &BrokerConfig, file: &Path) -> Result<Published, BrokerError
     let admin = |e: lifeline_license::LicenseError| BrokerError::Admin(e.to_string());
     let l = License::load(file).map_err(admin)?;
     l.verify(file, &bo.vendor_keys).map_err(admin)?;
+    let owner = owner_of(bo, organisation)?;
     let store = Store::open(&cfg.data_dir)?;
+    match store.license_owner(&l.serial)? {
+        Some(o) if o != owner => {
+            return Err(BrokerError::Admin(format!(
+                "{}: serial {} belongs to organisation {o:?}, not {owner:?}",
+                file.display(),
+                l.serial
+            )));
+        }
+        Some(_) => {}
+        None => store.set_license_owner(&l.serial, &owner)?,
+    }
     let issued = l.issued.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     if let Some(latest) = store.latest_license(&l.serial)? {
         if latest.issued == issued {
@@ -261,4 +336,42 @@ pub fn publish(cfg: &BrokerConfig, file: &Path) -> Result<Published, BrokerError
         published_at: lifeline_core::time::now_millis(),
     })?;
     Ok(Published::New(l))
+}
+
+/// Which organisation owns each serial (kept beside `license_documents`;
+/// created on first use).
+const OWNERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS license_owners (
+    serial       TEXT PRIMARY KEY,
+    organisation TEXT NOT NULL
+)";
+
+impl Store {
+    /// The organisation a serial was published for, if recorded.
+    pub fn license_owner(&self, serial: &str) -> Result<Option<String>, crate::store::StoreError> {
+        use rusqlite::OptionalExtension;
+        let db = self.db();
+        db.execute_batch(OWNERS_TABLE)?;
+        Ok(db
+            .query_row(
+                "SELECT organisation FROM license_owners WHERE serial = ?1",
+                [serial],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records the owner of a serial (first publish).
+    pub fn set_license_owner(
+        &self,
+        serial: &str,
+        organisation: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let db = self.db();
+        db.execute_batch(OWNERS_TABLE)?;
+        db.execute(
+            "INSERT OR IGNORE INTO license_owners (serial, organisation) VALUES (?1, ?2)",
+            [serial, organisation],
+        )?;
+        Ok(())
+    }
 }

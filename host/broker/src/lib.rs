@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
 pub mod connlimit;
+pub mod db_files;
 pub mod diskfull;
 pub mod hashing;
 pub mod https;
@@ -69,9 +70,10 @@ pub struct Shared {
     pub public_url: String,
     pub store: Store,
     pub registry: Registry,
-    /// Wrong connection IDs (weighted by live codes, see `invitations`);
-    /// `rejoin` still charges invalid tickets here, one token each.
+    /// Wrong connection IDs (weighted by live codes, see `invitations`).
     pub join_limiter: GuessLimiter,
+    /// Failed rejoin tickets, per source only (see `rejoin`).
+    pub rejoin_limiter: GuessLimiter,
     pub login_limiter: GuessLimiter,
     /// Wrong verification codes at the license back office.
     pub code_limiter: GuessLimiter,
@@ -402,6 +404,7 @@ impl Broker {
             store,
             registry: Registry::new(),
             join_limiter: invitations::join_limiter(cfg.invitation_ttl),
+            rejoin_limiter: rejoin::rejoin_limiter(),
             login_limiter: GuessLimiter::new(
                 BucketSpec {
                     capacity: LOGIN_BURST,
@@ -512,7 +515,8 @@ pub fn add_operator(
     Ok(())
 }
 
-/// Admin: sets an operator's password.
+/// Admin: sets an operator's password and revokes all its login tokens
+/// (every client must log in again with the new password).
 pub fn reset_password(
     cfg: &BrokerConfig,
     username: &str,
@@ -523,7 +527,7 @@ pub fn reset_password(
         .operator_by_name(username)?
         .ok_or_else(|| BrokerError::Admin(format!("no operator named {username:?}")))?;
     let hash = accounts::hash_password(password).map_err(|e| BrokerError::Admin(e.to_string()))?;
-    store.set_password_hash(row.id, &hash)?;
+    store.set_password_hash(row.id, &hash, None)?;
     Ok(())
 }
 

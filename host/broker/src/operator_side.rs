@@ -264,7 +264,7 @@ async fn handle(
                 .map_err(|e| fail(ErrorCode::Invalid, e.to_string()))?;
             shared
                 .store
-                .set_password_hash(op_id, &hash)
+                .set_password_hash(op_id, &hash, c.token_hash.as_deref())
                 .map_err(store_err)?;
             tracing::info!(operator = %profile.username, "password changed");
             Ok(ReplyBody::Ok)

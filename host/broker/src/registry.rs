@@ -199,9 +199,23 @@ impl Registry {
         by: Party,
         reason: &str,
     ) -> bool {
-        let Some(mut s) = self.live().remove(id) else {
+        let Some(s) = self.live().remove(id) else {
             return false;
         };
+        Self::finish(store, id, s, event, by, reason);
+        true
+    }
+
+    /// The end of a session removed from the live map: persists, tells both
+    /// sides, releases the agent.
+    fn finish(
+        store: &Store,
+        id: &str,
+        mut s: LiveSession,
+        event: SessionEvent,
+        by: Party,
+        reason: &str,
+    ) {
         let _ = Self::apply(store, id, &mut s, event);
         let msg = SessionMessage::End {
             by,
@@ -212,7 +226,6 @@ impl Registry {
             notify(tx, session_frame(id, msg.clone()));
         }
         s.ended.notify_one();
-        true
     }
 
     /// True when `conn` is attached to the live session `id`.
@@ -311,7 +324,12 @@ impl Registry {
             .ok_or_else(|| "the session has ended".to_string())?;
         Self::apply(store, id, s, SessionEvent::CustomerRejoined).map_err(|e| e.to_string())?;
         s.agent = agent;
-        s.ended = ended;
+        let old = std::mem::replace(&mut s.ended, ended);
+        if !Arc::ptr_eq(&old, &s.ended) {
+            // A newer connection took over: the old handler (its socket
+            // perhaps half-open) stops without touching the session.
+            old.notify_one();
+        }
         s.rejoin_deadline = None;
         let present = !s.operators.is_empty();
         let state = if present {
@@ -321,6 +339,63 @@ impl Registry {
         };
         tell_operators(s, id, state, notice);
         Ok(present)
+    }
+}
+
+/// What the loss of an agent connection did to its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentLost {
+    /// The session is not live (it ended already).
+    NotLive,
+    /// A newer agent connection has taken the session over (a rejoin after
+    /// a reboot): nothing changed.
+    Superseded,
+    /// The session is rebooting and waits for the rejoin.
+    Rebooting,
+    /// The session ended: the customer's connection was lost.
+    Ended,
+}
+
+impl Registry {
+    /// The agent connection whose handler holds `ended` lost its link.
+    /// Agent connections are told apart by their `ended` notifier (each
+    /// handler creates its own; a rejoin replaces it), so checking and
+    /// changing the session happen under one lock and a stale handler can
+    /// never end or change a session a newer connection took over.
+    pub fn agent_lost(
+        &self,
+        store: &Store,
+        id: &str,
+        ended: &Arc<Notify>,
+        rebooting_notice: &str,
+        lost_reason: &str,
+    ) -> AgentLost {
+        let mut live = self.live();
+        let Some(s) = live.get_mut(id) else {
+            return AgentLost::NotLive;
+        };
+        if !Arc::ptr_eq(&s.ended, ended) {
+            return AgentLost::Superseded;
+        }
+        if s.state == SessionState::Rebooting {
+            if let Ok(to) = Self::apply(store, id, s, SessionEvent::CustomerLost) {
+                tell_operators(s, id, to, rebooting_notice);
+            }
+            return AgentLost::Rebooting;
+        }
+        let Some(s) = live.remove(id) else {
+            return AgentLost::NotLive;
+        };
+        drop(live);
+        Self::finish(
+            store,
+            id,
+            s,
+            SessionEvent::CustomerLost,
+            Party::Broker,
+            lost_reason,
+        );
+        AgentLost::Ended
     }
 }
 

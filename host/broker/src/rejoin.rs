@@ -9,6 +9,18 @@
 //! or unknown ticket is refused with a message telling the customer how to
 //! start a new session. A session whose customer does not come back before
 //! the ticket expires is ended by the sweeper.
+//!
+//! Tickets are 256-bit secrets, so guessing them needs no global budget: a
+//! rejoin pays only into its own per-source limiter ([`rejoin_limiter`]),
+//! never into the join-guessing budget that wrong connection IDs drain, and
+//! a burst of wrong codes cannot lock rebooting customers out. The agent
+//! retries a rate-limited rejoin until its ticket expires.
+//!
+//! An agent may come back before the broker noticed that its old socket
+//! died. The rejoin replaces the session's agent connection and wakes the
+//! old handler, which then stops without touching the session; an old
+//! handler that sees its link close only changes the session while it is
+//! still the session's agent ([`crate::registry::Registry::agent_lost`]).
 
 use std::sync::Arc;
 
@@ -19,7 +31,32 @@ use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 
 use crate::Shared;
+use crate::ratelimit::{BucketSpec, GuessLimiter};
+use crate::registry::AgentLost;
 use crate::store::{Store, StoreError};
+
+/// Failed rejoin attempts (unknown, used or expired tickets) one source
+/// address may make at once. Guards the ticket lookup against floods from
+/// one address; the tickets' 256 bits guard against guessing.
+pub const REJOIN_PER_SOURCE_BURST: f64 = 10.0;
+/// Time for a source address to earn one more failed rejoin attempt.
+pub const REJOIN_PER_SOURCE_REFILL: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// The rejoin limiter: per source only. Its global bucket never runs dry
+/// (infinite capacity), so no one address, nor many, can block other
+/// customers' rejoins.
+pub fn rejoin_limiter() -> GuessLimiter {
+    GuessLimiter::new(
+        BucketSpec {
+            capacity: REJOIN_PER_SOURCE_BURST,
+            refill_every: REJOIN_PER_SOURCE_REFILL,
+        },
+        BucketSpec {
+            capacity: f64::INFINITY,
+            refill_every: std::time::Duration::from_secs(1),
+        },
+    )
+}
 
 pub use lifeline_core::session::START_AGAIN;
 
@@ -138,11 +175,11 @@ impl Shared {
         agent: FrameSender,
         ended: Arc<Notify>,
     ) -> Result<(SessionInfo, OperatorProfile, bool), (ErrorCode, String)> {
-        if let Err(l) = self.join_limiter.acquire(source) {
+        if let Err(l) = self.rejoin_limiter.acquire(source) {
             return Err((
                 ErrorCode::RateLimited,
                 format!(
-                    "too many invalid tickets; try again in {} s",
+                    "too many invalid rejoin tickets from this address; try again in {} s",
                     l.retry_after.as_secs().max(1)
                 ),
             ));
@@ -175,7 +212,7 @@ impl Shared {
         if !self.store.use_rejoin_ticket(&hash, now).map_err(internal)? {
             return Err(refuse("this rejoin ticket was already used"));
         }
-        self.join_limiter.refund(source);
+        self.rejoin_limiter.refund(source);
         let session = self
             .store
             .session(&row.session_id)
@@ -212,6 +249,40 @@ impl Shared {
             operator.profile,
             present,
         ))
+    }
+
+    /// An agent connection's link closed: a rebooting session waits for
+    /// the rejoin, any other ends, unless a newer connection of the agent
+    /// has already taken the session over (then nothing changes).
+    pub fn agent_link_closed(&self, id: &str, ended: &Arc<Notify>, reason: &str) {
+        let lost = format!("the customer's connection was lost: {reason}");
+        match self.registry.agent_lost(
+            &self.store,
+            id,
+            ended,
+            "the customer's agent stopped for the restart; it will rejoin by itself",
+            &lost,
+        ) {
+            AgentLost::Rebooting => self.record(
+                id,
+                "reboot",
+                Party::Customer,
+                &format!("agent stopped for the reboot (connection closed: {reason})"),
+            ),
+            AgentLost::Ended => {
+                self.record(
+                    id,
+                    "error",
+                    Party::Broker,
+                    &format!("customer connection lost: {reason}"),
+                );
+                tracing::info!(session = %id, "customer connection lost: {reason}");
+            }
+            AgentLost::Superseded => {
+                tracing::info!(session = %id, "an earlier agent connection closed after the rejoin: {reason}");
+            }
+            AgentLost::NotLive => {}
+        }
     }
 
     /// Ends rebooting sessions whose customer did not come back in time.

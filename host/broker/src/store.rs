@@ -115,6 +115,11 @@ pub enum StoreError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make the database file {path} owner-only (mode 0600): {source}")]
+    FileMode {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "database {path} has schema version {found}, this broker knows version {SCHEMA_VERSION}"
     )]
@@ -251,6 +256,7 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
+        crate::db_files::make_private(&path)?;
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -418,10 +424,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
-        self.db()
-            .prepare_cached("UPDATE operators SET password_hash = ?2 WHERE id = ?1")?
-            .execute(params![id, hash])?;
+    /// Sets an operator's password hash and, in the same transaction,
+    /// revokes every login token of that operator except `keep` (the
+    /// token of the connection that changed its own password, if any).
+    pub fn set_password_hash(
+        &self,
+        id: i64,
+        hash: &str,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute(
+            "UPDATE operators SET password_hash = ?2 WHERE id = ?1",
+            params![id, hash],
+        )?;
+        tx.execute(
+            "DELETE FROM login_tokens WHERE operator_id = ?1 AND token_hash IS NOT ?2",
+            params![id, keep],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 

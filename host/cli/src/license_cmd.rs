@@ -66,6 +66,10 @@ pub enum BrokerLicenseCmd {
     /// Verify a signed license against [back_office] vendor_keys and publish it.
     Publish {
         file: PathBuf,
+        /// The organisation that owns the serial (only it can fetch the
+        /// license); may be left out when [back_office] has one organisation.
+        #[arg(long)]
+        organisation: Option<String>,
         #[command(flatten)]
         cfg: ConfigArg,
     },
@@ -182,9 +186,14 @@ fn can_update(
 
 pub fn broker(cmd: BrokerLicenseCmd) -> Result<ExitCode> {
     match cmd {
-        BrokerLicenseCmd::Publish { file, cfg } => {
+        BrokerLicenseCmd::Publish {
+            file,
+            organisation,
+            cfg,
+        } => {
             let cfg = BrokerConfig::load(&cfg.config)?;
-            match lifeline_broker::back_office::publish(&cfg, &file)? {
+            let org = organisation.as_deref();
+            match lifeline_broker::back_office::publish_for(&cfg, &file, org)? {
                 lifeline_broker::back_office::Published::New(l) => println!(
                     "Published the license for serial {} (issued {}, maintenance until {}).",
                     l.serial,

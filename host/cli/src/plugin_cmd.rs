@@ -46,9 +46,19 @@ pub fn bundle(cmd: PluginCmd) -> Result<ExitCode> {
             let key = bundle::load_signing_key(&key)?;
             let mut files = bundle::read_bundle(&path)?;
             bundle::sign(&mut files, &key);
-            let tmp = path.with_extension("signing");
-            bundle::write_bundle(&tmp, &files)?;
-            std::fs::rename(&tmp, &path)
+            // A fresh random name in the bundle's folder (O_EXCL), never a
+            // predictable one a planted link could redirect.
+            let folder = match path.parent() {
+                Some(f) if !f.as_os_str().is_empty() => f,
+                _ => std::path::Path::new("."),
+            };
+            let tmp = tempfile::Builder::new()
+                .prefix(".signing-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .tempfile_in(folder)
+                .with_context(|| format!("creating a temporary file in {}", folder.display()))?;
+            bundle::write_bundle(tmp.path(), &files)?;
+            tmp.persist(&path)
                 .with_context(|| format!("replacing {}", path.display()))?;
             println!(
                 "Signed {} with {}.",

@@ -2,7 +2,7 @@
 //! can read them, and write them owner-only and atomically.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A secret file problem, naming the file.
@@ -35,24 +35,28 @@ pub fn check_private(path: &Path) -> Result<(), SecretFileError> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` with mode 0600, atomically (temporary file in the
-/// same folder, fsync, rename), so a crash never leaves a half-written secret.
+/// Writes `bytes` to `path` with mode 0600, atomically (a temporary file
+/// with a random name created `O_EXCL` in the same folder, fsync, rename), so
+/// a crash never leaves a half-written secret and nobody can plant a link or
+/// file at a predictable temporary name.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SecretFileError> {
     let io = |source| SecretFileError::Io {
         path: path.to_owned(),
         source,
     };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates with O_EXCL and mode 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".lifeline-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
         .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }
 
@@ -73,5 +77,21 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(&p).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn a_planted_link_at_the_old_temporary_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.pem");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        // The old code wrote through `key.tmpPID`, following a link there.
+        let old_tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        write_private(&p, b"secret").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&p).unwrap(), b"secret");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 3, "no temporary file is left behind");
     }
 }

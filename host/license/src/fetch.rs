@@ -80,24 +80,39 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Decodes a chunked body.
+/// Decodes a chunked body. Sizes come from the server: checked arithmetic,
+/// and no chunk or total beyond [`MAX_REPLY_BYTES`].
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, FetchError> {
-    let bad = || FetchError::BadReply("bad chunked encoding".into());
+    let bad = |why: String| FetchError::BadReply(format!("bad chunked encoding: {why}"));
     let mut out = Vec::new();
     loop {
-        let eol = find(b, b"\r\n").ok_or_else(bad)?;
-        let size_text = std::str::from_utf8(&b[..eol]).map_err(|_| bad())?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| bad())?;
+        let eol = find(b, b"\r\n").ok_or_else(|| bad("a chunk size line has no end".into()))?;
+        let size_text = std::str::from_utf8(&b[..eol]).unwrap_or("?");
+        let digits = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(digits, 16).map_err(|_| {
+            bad(format!(
+                "chunk size {:?} is not a hex number",
+                digits.chars().take(20).collect::<String>()
+            ))
+        })?;
+        if size > MAX_REPLY_BYTES.saturating_sub(out.len()) {
+            return Err(bad(format!(
+                "chunk of {size} bytes exceeds the {MAX_REPLY_BYTES}-byte reply limit"
+            )));
+        }
         b = &b[eol + 2..];
         if size == 0 {
             return Ok(out);
         }
-        if b.len() < size + 2 {
-            return Err(bad());
-        }
-        out.extend_from_slice(&b[..size]);
-        b = &b[size + 2..];
+        let (chunk, rest) = (
+            b.get(..size),
+            b.get(size..).and_then(|r| r.strip_prefix(b"\r\n")),
+        );
+        let (Some(chunk), Some(rest)) = (chunk, rest) else {
+            return Err(bad(format!("chunk of {size} bytes is cut short")));
+        };
+        out.extend_from_slice(chunk);
+        b = rest;
     }
 }
 
@@ -283,5 +298,20 @@ mod tests {
         assert_eq!(r.body, b"hello");
         assert!(parse_reply(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nhello").is_err());
         assert!(parse_reply(b"garbage").is_err());
+    }
+
+    #[test]
+    fn hostile_chunk_sizes_are_clear_errors_not_panics() {
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for (body, says) in [
+            (&b"ffffffffffffffff\r\nab\r\n0\r\n\r\n"[..], "reply limit"),
+            (&b"fffffffffffffffff\r\nab\r\n"[..], "not a hex number"),
+            (&b"5\r\nab"[..], "cut short"),
+            (&b"2\r\nabXY0\r\n\r\n"[..], "cut short"),
+        ] {
+            let raw = [head.as_slice(), body].concat();
+            let err = parse_reply(&raw).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
     }
 }

@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most output of the reload command kept for the report.
 pub const MAX_RELOAD_OUTPUT_CHARS: usize = 2000;
+/// Most bytes of each of the reload command's pipes (stdout, stderr) kept
+/// in memory; the rest is read and dropped. Both pipes are drained while
+/// the command runs, so a chatty command never blocks on a full pipe (64 KiB
+/// on Linux) and a hostile one cannot fill the agent's memory.
+pub const MAX_RELOAD_CAPTURE_BYTES: usize = 16 * 1024;
+/// How long output is still collected after the command exited (a child it
+/// left in the background may hold the pipes open).
+pub const RELOAD_OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a license could not be installed (the previous one is kept).
 #[derive(Debug, thiserror::Error)]
@@ -37,25 +45,25 @@ pub fn backup_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+/// Writes `bytes` to `path` through a temporary file (random name, created
+/// `O_EXCL`, so no planted file or link is followed), fsync and rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
     let folder = path.parent().ok_or("no folder")?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(format!(".new-{}", std::process::id()));
-    let tmp = folder.join(tmp_name);
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".new-");
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(folder)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
         // The rename itself survives a crash once the folder is synced.
         std::fs::File::open(folder)?.sync_all()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.map_err(|e| e.to_string())
 }
 
@@ -86,6 +94,40 @@ pub fn install(dest: &Path, bytes: &[u8]) -> Result<Installed, InstallError> {
     })
 }
 
+/// Output read from one pipe so far (at most [`MAX_RELOAD_CAPTURE_BYTES`]).
+type Captured = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Reads `pipe` to its end on a thread, keeping the first bytes; returns
+/// the buffer and the thread (finished once the pipe closed).
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> (Captured, std::thread::JoinHandle<()>) {
+    let kept = Captured::default();
+    let buf = std::sync::Arc::clone(&kept);
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+            let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
+            let room = MAX_RELOAD_CAPTURE_BYTES.saturating_sub(b.len());
+            b.extend_from_slice(&chunk[..n.min(room)]);
+        }
+    });
+    (kept, reader)
+}
+
+/// The captured text of both pipes, waiting at most [`RELOAD_OUTPUT_GRACE`]
+/// for them to close.
+fn collect(pipes: Vec<(Captured, std::thread::JoinHandle<()>)>) -> String {
+    let until = Instant::now() + RELOAD_OUTPUT_GRACE;
+    let mut t = String::new();
+    for (kept, reader) in pipes {
+        while !reader.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let b = kept.lock().unwrap_or_else(|p| p.into_inner());
+        t.push_str(&String::from_utf8_lossy(&b));
+    }
+    t.trim().chars().take(MAX_RELOAD_OUTPUT_CHARS).collect()
+}
+
 /// Runs the reload command; `Ok(output)` when it exited 0.
 pub fn reload(command: &[String]) -> Result<String, String> {
     let (program, args) = command.split_first().ok_or("empty reload command")?;
@@ -96,6 +138,13 @@ pub fn reload(command: &[String]) -> Result<String, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let pipes: Vec<_> = [
+        child.stdout.take().map(drain),
+        child.stderr.take().map(drain),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -112,17 +161,7 @@ pub fn reload(command: &[String]) -> Result<String, String> {
             Err(e) => return Err(format!("waiting for {program}: {e}")),
         }
     };
-    let out = child
-        .wait_with_output()
-        .map(|o| {
-            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
-            t.push_str(&String::from_utf8_lossy(&o.stderr));
-            t.trim()
-                .chars()
-                .take(MAX_RELOAD_OUTPUT_CHARS)
-                .collect::<String>()
-        })
-        .unwrap_or_default();
+    let out = collect(pipes);
     if status.success() {
         Ok(out)
     } else {
@@ -190,5 +229,34 @@ mod tests {
         );
         let e = reload(&["sh".into(), "-c".into(), "echo no >&2; exit 3".into()]).unwrap_err();
         assert!(e.contains("failed") && e.contains("no"), "{e}");
+    }
+
+    #[test]
+    fn chatty_reload_command_is_drained_and_capped() {
+        // 1 MiB on each pipe: far past what a pipe buffers, so undrained
+        // pipes would block the command until the timeout.
+        let out = reload(&[
+            "sh".into(),
+            "-c".into(),
+            "head -c 1048576 /dev/zero | tr '\\0' a; head -c 1048576 /dev/zero | tr '\\0' b >&2; echo done".into(),
+        ])
+        .unwrap();
+        assert_eq!(out.chars().count(), MAX_RELOAD_OUTPUT_CHARS);
+        assert!(out.starts_with("aaaa"), "{}", &out[..10]);
+    }
+
+    #[test]
+    fn planted_link_at_the_old_temporary_name_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("license.toml");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let old_tmp = dir
+            .path()
+            .join(format!(".license.toml.new-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        install(&dest, b"new").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
     }
 }

@@ -1,0 +1,162 @@
+//! Entering a session over the wire: a join with what the customer typed,
+//! or the rejoin after a reboot with the saved ticket.
+//!
+//! Both go through the configured session proxy. A rejoin keeps its ticket
+//! until the broker refuses it definitively (used, expired or unknown
+//! ticket, session over: `InvalidInvitation`); anything else (broker
+//! unreachable, rate limited, busy, connection lost) is retried with backoff
+//! until the ticket expires, so a reboot is not lost to a transient problem.
+
+use std::time::Duration;
+
+use lifeline_core::client::{self, Welcome};
+use lifeline_core::link::Link;
+use lifeline_core::remote_service::ManualProxy;
+use lifeline_protocol::{
+    ClientRole, ErrorCode, Frame, JoinCredential, Message, OperatorProfile, SessionInfo,
+};
+
+use crate::reboot::{self, SavedTicket};
+use crate::{AgentError, CustomerUi, REJOIN_RETRY_MAX, START_AGAIN, hostname};
+
+/// First pause after a failed rejoin attempt; it doubles up to
+/// [`REJOIN_RETRY_MAX`].
+pub const REJOIN_RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// A session entered: the link, the broker's welcome, the session, its
+/// operator, and for a rejoin whether the operator is attached now.
+pub(crate) type Entered = (Link, Welcome, SessionInfo, OperatorProfile, Option<bool>);
+
+/// Joins with a connection ID or link.
+pub(crate) async fn join(
+    cfg: &lifeline_core::config::AgentConfig,
+    credential: &JoinCredential,
+    proxy: Option<&ManualProxy>,
+) -> Result<Entered, AgentError> {
+    let (mut link, welcome) = client::connect_via(&cfg.endpoint, ClientRole::Agent, proxy).await?;
+    let hello = Message::Join {
+        credential: credential.clone(),
+        host: hostname(),
+    };
+    link.tx
+        .send(Frame::Control(hello))
+        .await
+        .map_err(|_| AgentError::ConnectionLost(link.close_reason.get()))?;
+    loop {
+        match link.rx.recv().await {
+            Some(Frame::Control(Message::Joined { session, operator })) => {
+                return Ok((link, welcome, session, operator, None));
+            }
+            Some(Frame::Control(Message::Error { message, .. })) => {
+                return Err(AgentError::JoinRefused(message));
+            }
+            Some(_) => continue,
+            None => return Err(AgentError::ConnectionLost(link.close_reason.get())),
+        }
+    }
+}
+
+/// How one rejoin attempt ended.
+enum Attempt {
+    Rejoined(Box<Entered>),
+    /// The ticket is no good (used, expired, unknown, session over).
+    Refused(String),
+    /// Worth another try while the ticket lives.
+    Transient(String),
+}
+
+async fn attempt(
+    cfg: &lifeline_core::config::AgentConfig,
+    t: &SavedTicket,
+    proxy: Option<&ManualProxy>,
+) -> Attempt {
+    let (mut link, welcome) =
+        match client::connect_via(&cfg.endpoint, ClientRole::Agent, proxy).await {
+            Ok(x) => x,
+            Err(e) => return Attempt::Transient(format!("cannot reach the broker: {e}")),
+        };
+    let hello = Message::Rejoin {
+        ticket: t.ticket.clone(),
+        host: hostname(),
+    };
+    if link.tx.send(Frame::Control(hello)).await.is_err() {
+        return Attempt::Transient(format!(
+            "the connection was lost: {}",
+            link.close_reason.get()
+        ));
+    }
+    loop {
+        match link.rx.recv().await {
+            Some(Frame::Control(Message::Rejoined {
+                session,
+                operator,
+                operator_present,
+            })) => {
+                return Attempt::Rejoined(Box::new((
+                    link,
+                    welcome,
+                    session,
+                    operator,
+                    Some(operator_present),
+                )));
+            }
+            Some(Frame::Control(Message::Error {
+                code: ErrorCode::InvalidInvitation,
+                message,
+            })) => return Attempt::Refused(message),
+            Some(Frame::Control(Message::Error { message, .. })) => {
+                return Attempt::Transient(message);
+            }
+            Some(_) => continue,
+            None => {
+                return Attempt::Transient(format!(
+                    "the connection was lost: {}",
+                    link.close_reason.get()
+                ));
+            }
+        }
+    }
+}
+
+/// Rejoins with the saved ticket, retrying transient failures until the
+/// ticket expires. The ticket file is removed once the broker took it, once
+/// it refused it for good, or once it expired.
+pub(crate) async fn rejoin(
+    cfg: &lifeline_core::config::AgentConfig,
+    t: &SavedTicket,
+    proxy: Option<&ManualProxy>,
+    ui: &dyn CustomerUi,
+) -> Result<Entered, AgentError> {
+    let mut pause = REJOIN_RETRY_FIRST;
+    loop {
+        let why = match attempt(cfg, t, proxy).await {
+            Attempt::Rejoined(entered) => {
+                reboot::remove(&cfg.data_dir);
+                return Ok(*entered);
+            }
+            Attempt::Refused(message) => {
+                reboot::remove(&cfg.data_dir);
+                ui.show(&format!("! {message}"));
+                return Err(AgentError::RejoinRefused(message));
+            }
+            Attempt::Transient(why) => why,
+        };
+        let left = t.expires_at - lifeline_core::time::now_millis();
+        if left <= 0 {
+            reboot::remove(&cfg.data_dir);
+            let message = format!(
+                "the rejoin ticket expired at {} before the broker took it (last problem: {why}); {START_AGAIN}",
+                lifeline_core::time::millis_to_rfc3339(t.expires_at)
+            );
+            ui.show(&format!("! {message}"));
+            return Err(AgentError::RejoinRefused(message));
+        }
+        let wait = pause.min(Duration::from_millis(left.unsigned_abs()));
+        ui.show(&format!(
+            "* Cannot rejoin yet ({why}); trying again in {:.1} s…",
+            wait.as_secs_f32()
+        ));
+        tokio::time::sleep(wait).await;
+        pause = (pause * 2).min(REJOIN_RETRY_MAX);
+    }
+}
