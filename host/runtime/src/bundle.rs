@@ -284,22 +284,35 @@ pub fn verify(
 /// rename); an older version is replaced only once the new one is complete.
 pub fn install(files: &Files, plugins_root: &Path, id: &str) -> Result<PathBuf, BundleError> {
     let target = plugins_root.join(id);
-    let staging = plugins_root.join(format!(".{id}.installing"));
-    let _ = std::fs::remove_dir_all(&staging);
+    // Random names created exclusively (mkdtemp, 0700): nothing planted at
+    // a predictable name is followed or reused.
+    let fresh = |what: &str| {
+        tempfile::Builder::new()
+            .prefix(&format!(".{id}.{what}-"))
+            .tempdir_in(plugins_root)
+            .map_err(io(plugins_root))
+    };
+    let staging = fresh("installing")?;
     for (rel, data) in files {
-        let p = staging.join(rel);
+        let p = staging.path().join(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         std::fs::write(&p, data).map_err(io(&p))?;
     }
-    let old = plugins_root.join(format!(".{id}.old"));
-    let _ = std::fs::remove_dir_all(&old);
+    // The installed folder is readable like any plugin folder.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(io(staging.path()))?;
+    let old = fresh("old")?;
     if target.exists() {
-        std::fs::rename(&target, &old).map_err(io(&target))?;
+        // Replaces the empty folder `old` (rename(2) allows it for folders).
+        std::fs::rename(&target, old.path()).map_err(io(&target))?;
     }
+    let staging = staging.keep();
     std::fs::rename(&staging, &target).map_err(io(&staging))?;
-    let _ = std::fs::remove_dir_all(&old);
+    // The previous version, now in `old`, is removed with it.
+    drop(old);
     Ok(target)
 }
 
