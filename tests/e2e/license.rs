@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lifeline_core::config::{AgentConfig, PluginsConfig};
+use lifeline_core::config::AgentConfig;
 use lifeline_core::remote_service::{
     LicenseMode, ManualProxy, ProxySetting, RemoteServiceConfig, Secret,
 };
@@ -60,13 +60,7 @@ async fn update_in_a_session_through_the_authenticating_proxy() {
     let mut cfg: AgentConfig = office
         .tb
         .agent_config("agent", None, Duration::from_secs(20));
-    cfg.plugins = Some(PluginsConfig {
-        dirs: vec![root],
-        trusted_keys: vec![],
-        allow_unsigned: true,
-        hot_reload: false,
-        http_proxy: None,
-    });
+    cfg.plugins = Some(unsigned_plugins(root));
     let reload_marker = office.tb.dir.path().join("reload.txt");
     let rs = office.remote_service(
         "agent",

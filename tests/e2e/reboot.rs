@@ -245,13 +245,7 @@ pub(crate) async fn rebooted(
     let root = tb.dir.path().join("plugins");
     crate::plugins::install_plugins(&root, &["plugins/reboot"]);
     let mut acfg = tb.agent_config("agent", None, Duration::from_secs(20));
-    acfg.plugins = Some(lifeline_core::config::PluginsConfig {
-        dirs: vec![root],
-        trusted_keys: vec![],
-        allow_unsigned: true,
-        hot_reload: false,
-        http_proxy: None,
-    });
+    acfg.plugins = Some(unsigned_plugins(root));
     acfg.power.reboot_command = vec!["true".into()];
     let (sid, mut agent) = connected_session(&tb, &op, acfg.clone()).await;
     let run = op.run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {});

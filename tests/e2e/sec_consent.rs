@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use lifeline_core::config::PluginsConfig;
 use lifeline_core::tls::Trust;
 use lifeline_protocol::{
     ClientRole, ConsentDecision, Frame, JoinCredential, Message, Party, SessionMessage,
@@ -22,13 +21,7 @@ fn with_plugins(tb: &TestBroker, plugins: &[&str]) -> lifeline_core::config::Age
     let root = tb.dir.path().join("plugins");
     crate::plugins::install_plugins(&root, plugins);
     let mut cfg = tb.agent_config("agent", None, Duration::from_secs(20));
-    cfg.plugins = Some(PluginsConfig {
-        dirs: vec![root],
-        trusted_keys: vec![],
-        allow_unsigned: true,
-        hot_reload: false,
-        http_proxy: None,
-    });
+    cfg.plugins = Some(unsigned_plugins(root));
     cfg
 }
 

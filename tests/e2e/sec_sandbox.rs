@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lifeline_core::config::PluginsConfig;
 use lifeline_core::consent::{Policy, Rule};
 
 use crate::support::*;
@@ -58,13 +57,7 @@ async fn session_end_kills_what_a_plugin_spawned() {
         .into(),
     };
     let mut cfg = tb.agent_config("agent", Some(policy), Duration::from_secs(20));
-    cfg.plugins = Some(PluginsConfig {
-        dirs: vec![root],
-        trusted_keys: vec![],
-        allow_unsigned: true,
-        hot_reload: false,
-        http_proxy: None,
-    });
+    cfg.plugins = Some(unsigned_plugins(root));
     let (sid, agent) = connected_session(&tb, &op, cfg).await;
     let pid = Arc::new(Mutex::new(None::<i32>));
     let run = op.run_plugin(&sid, "spawner", "run", &[], WAIT, {

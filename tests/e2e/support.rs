@@ -180,3 +180,14 @@ pub async fn report_kinds(op: &Client, sid: &str) -> Vec<String> {
         .map(|e| e.kind)
         .collect()
 }
+
+/// Plugins from `root`, unsigned allowed (test plugins), no hot reload.
+pub fn unsigned_plugins(root: std::path::PathBuf) -> lifeline_core::config::PluginsConfig {
+    lifeline_core::config::PluginsConfig {
+        dirs: vec![root],
+        trusted_keys: vec![],
+        allow_unsigned: true,
+        hot_reload: false,
+        http_proxy: None,
+    }
+}
