@@ -363,6 +363,12 @@ fn refused(what: &str, why: &str) -> Refusal {
     )
 }
 
+/// A joined session and who helps in it, as the agent is told.
+type Joined = (
+    lifeline_protocol::SessionInfo,
+    lifeline_protocol::OperatorProfile,
+);
+
 impl Shared {
     /// Checks a join credential, claims the invitation, and registers the
     /// live session. Only wrong connection IDs pay from the guessing budget
@@ -374,13 +380,7 @@ impl Shared {
         host: &str,
         agent: lifeline_core::link::FrameSender,
         ended: Arc<Notify>,
-    ) -> Result<
-        (
-            lifeline_protocol::SessionInfo,
-            lifeline_protocol::OperatorProfile,
-        ),
-        Refusal,
-    > {
+    ) -> Result<Joined, Refusal> {
         let row = match credential {
             JoinCredential::ConnectionId(code) => {
                 self.claim_by_connection_id(code, source, host)?
@@ -479,13 +479,7 @@ impl Shared {
         host: &str,
         agent: lifeline_core::link::FrameSender,
         ended: Arc<Notify>,
-    ) -> Result<
-        (
-            lifeline_protocol::SessionInfo,
-            lifeline_protocol::OperatorProfile,
-        ),
-        Refusal,
-    > {
+    ) -> Result<Joined, Refusal> {
         let operator = self
             .store
             .operator_by_id(row.operator_id)
