@@ -22,6 +22,7 @@ use lifeline_protocol::{
     Frame, JoinCredential, Message, OperatorProfile, Party, SessionInfo, SessionMessage,
     SessionState,
 };
+use lifeline_runtime::wit::SessionEvent;
 use tokio::sync::{Mutex, mpsc};
 
 pub use credential::{CredentialError, parse_credential};
@@ -240,6 +241,51 @@ pub async fn serve(
     let mut pending_ticket: Option<
         tokio::sync::oneshot::Sender<Result<(lifeline_protocol::Secret, i64), String>>,
     > = None;
+    // Plugin streams go straight onto the link; long-lived plugins hear
+    // the session's events.
+    let services_cell = Arc::new(std::sync::OnceLock::new());
+    let streams = lifeline_runtime::StreamHub::new(Box::new(plugins::AgentSink {
+        link: link.tx.clone(),
+        rt: tokio::runtime::Handle::current(),
+        tx: plug_tx.clone(),
+        services: Arc::clone(&services_cell),
+    }));
+    let port_for = |call_id: u64| {
+        Arc::new(plugins::AgentPort {
+            session_id: sid.clone(),
+            operator: operator.name.clone(),
+            call_id,
+            engine: Arc::clone(&engine),
+            prompter: Arc::clone(&prompter),
+            tx: plug_tx.clone(),
+            rt: tokio::runtime::Handle::current(),
+            runas: Arc::clone(&runas),
+            creds: Arc::clone(&creds),
+            credential_timeout: cfg.run_as.credential_timeout,
+            ctl: ctl_tx.clone(),
+            data_dir: cfg.data_dir.clone(),
+            power: cfg.power.clone(),
+            ui: Arc::clone(&ui),
+            license: license_service
+                .clone()
+                .map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
+            streams: Arc::clone(&streams),
+        })
+    };
+    let services: Arc<lifeline_runtime::Services> = Arc::new(match &plugin_host {
+        Some(host) => lifeline_runtime::Services::start(host, port_for(0)),
+        None => lifeline_runtime::Services::default(),
+    });
+    let _ = services_cell.set(Arc::clone(&services));
+    match rejoined {
+        None => services.event(&SessionEvent::Started),
+        Some(present) => {
+            services.event(&SessionEvent::Rejoined);
+            if present {
+                services.event(&SessionEvent::OperatorAttached(operator.name.clone()));
+            }
+        }
+    }
     let outcome = |ended_by, reason: String| Outcome {
         session: session.clone(),
         operator: operator.clone(),
@@ -255,14 +301,26 @@ pub async fn serve(
                 let Some(frame) = frame else {
                     break Err(AgentError::ConnectionLost(link.close_reason.get()));
                 };
-                let Frame::Control(msg) = frame else { continue };
+                let msg = match frame {
+                    Frame::Control(msg) => msg,
+                    Frame::Data(d) => {
+                        match lifeline_protocol::StreamData::decode(d) {
+                            Ok(data) => streams.on_operator_data(data),
+                            Err(e) => tracing::debug!("stream frame ignored: {e}"),
+                        }
+                        continue;
+                    }
+                };
                 match msg {
                     Message::Session { msg, .. } => match msg {
                         SessionMessage::Chat { text, .. } => ui.show(&format!("[{}] {text}", operator.name)),
                         SessionMessage::State { state, detail } => {
                             ui.show(&format!("* {detail}"));
-                            if state == SessionState::Ended {
-                                break Ok(outcome(Party::Broker, detail));
+                            match state {
+                                SessionState::Ended => break Ok(outcome(Party::Broker, detail)),
+                                SessionState::Connected => services.event(&SessionEvent::OperatorAttached(operator.name.clone())),
+                                SessionState::Waiting => services.event(&SessionEvent::OperatorLeft(operator.name.clone())),
+                                _ => {}
                             }
                         }
                         SessionMessage::CredentialReply { request_id, secret } => creds.answer(request_id, secret),
@@ -307,24 +365,9 @@ pub async fn serve(
                                 let _ = tx.send(SessionMessage::PluginDone { call_id, plugin, ok: false, text: why });
                                 continue;
                             }
-                            let port = Arc::new(plugins::AgentPort {
-                                session_id: sid.clone(),
-                                operator: operator.name.clone(),
-                                call_id,
-                                engine: Arc::clone(&engine),
-                                prompter: Arc::clone(&prompter),
-                                tx: tx.clone(),
-                                rt: tokio::runtime::Handle::current(),
-                                runas: Arc::clone(&runas),
-                                creds: Arc::clone(&creds),
-                                credential_timeout: cfg.run_as.credential_timeout,
-                                ctl: ctl_tx.clone(),
-                                data_dir: cfg.data_dir.clone(),
-                                power: cfg.power.clone(),
-                                ui: Arc::clone(&ui),
-                                license: license_service.clone().map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
-                            });
+                            let port = port_for(call_id);
                             tokio::task::spawn_blocking(move || {
+                                let args: Vec<lifeline_runtime::Arg> = args.into_iter().map(lifeline_runtime::Arg::Text).collect();
                                 let (ok, text) = match host.call(&plugin, &command, &args, port) {
                                     Ok(t) => (true, t),
                                     Err(e) => (false, e.to_string()),
@@ -368,6 +411,8 @@ pub async fn serve(
                         | SessionMessage::PluginDone { .. }
                         | SessionMessage::ConsentDecided { .. }
                         | SessionMessage::PluginNotice { .. }
+                        | SessionMessage::StreamOpened { .. }
+                        | SessionMessage::StreamClosed { .. }
                         | SessionMessage::CredentialRequest { .. }
                         | SessionMessage::Access { .. } => {}
                     },
@@ -390,6 +435,7 @@ pub async fn serve(
                 let mut release = Vec::new();
                 match &msg {
                     SessionMessage::Access { suspended: true, user, .. } => {
+                        services.event(&SessionEvent::AccessSuspended(user.clone()));
                         suspended = Some(user.clone());
                         ui.show(&format!(
                             "* {} is now working on this computer as user {user}. Your access is suspended until they log out or the session ends; your messages are held. Type {END_COMMAND} to end the session.",
@@ -397,6 +443,7 @@ pub async fn serve(
                         ));
                     }
                     SessionMessage::Access { suspended: false, user, detail } => {
+                        services.event(&SessionEvent::AccessRestored(user.clone()));
                         suspended = None;
                         release = std::mem::take(&mut held);
                         ui.show(&format!("* The login as {user} ended ({detail}). Your access is restored."));
@@ -471,6 +518,14 @@ pub async fn serve(
             }
         }
     };
+    // Long-lived plugins hear `ending` and stop; streams close.
+    let reason = match &result {
+        Ok(o) => o.reason.clone(),
+        Err(e) => e.to_string(),
+    };
+    let svc = Arc::clone(&services);
+    let _ = tokio::task::spawn_blocking(move || svc.stop(&reason)).await;
+    streams.close_all("the session ended");
     // Plugin calls still running see the session end (`SessionPort::ended`):
     // the processes they spawned are killed.
     drop(plug_rx);

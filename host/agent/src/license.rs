@@ -15,8 +15,7 @@ use lifeline_core::consent::{ConsentEngine, ConsentRequest, Prompter, RequestKin
 use lifeline_license::updater::Offer;
 use lifeline_license::{Check, LicenseError, Updater};
 use lifeline_protocol::ConsentDecision;
-use lifeline_runtime::LicenseService;
-use serde_json::json;
+use lifeline_runtime::{LicenseService, wit};
 
 use crate::{AUDIT_FILE, CustomerUi};
 
@@ -79,55 +78,62 @@ impl AgentLicense {
     }
 }
 
-/// The JSON answer of a check, announcing an offer to the customer.
-pub fn check_json(check: &Check) -> serde_json::Value {
-    match check {
-        Check::UpToDate(l) => json!({
-            "status": "up-to-date",
-            "installed": l.summary_json(),
-            "text": format!("The installed license (serial {}) is up to date.", l.serial),
-        }),
-        Check::NothingPublished(l) => json!({
-            "status": "nothing-published",
-            "installed": l.summary_json(),
-            "text": format!("The back office has no license for serial {}.", l.serial),
-        }),
-        Check::Available(o) => json!({
-            "status": "available",
-            "installed": o.installed.summary_json(),
-            "candidate": o.candidate.summary_json(),
-            "changes": o.changes.lines(),
-            "text": Updater::announcement(o),
-        }),
+/// The answer of a check, as plugins get it.
+pub fn check_record(check: &Check) -> wit::LicenseCheck {
+    let (status, text, changes) = match check {
+        Check::UpToDate(l) => (
+            wit::LicenseStatus::UpToDate,
+            format!("The installed license (serial {}) is up to date.", l.serial),
+            Vec::new(),
+        ),
+        Check::NothingPublished(l) => (
+            wit::LicenseStatus::NothingPublished,
+            format!("The back office has no license for serial {}.", l.serial),
+            Vec::new(),
+        ),
+        Check::Available(o) => (
+            wit::LicenseStatus::Available,
+            Updater::announcement(o),
+            o.changes.lines(),
+        ),
+    };
+    wit::LicenseCheck {
+        status,
+        text,
+        changes,
     }
 }
 
 impl LicenseService for AgentLicense {
-    fn about(&self) -> Result<String, String> {
+    fn about(&self) -> Result<wit::LicenseAbout, String> {
         let l = self.updater.installed().map_err(|e| e.to_string())?;
         let last = Updater::last_status(&self.updater.state_dir);
-        Ok(json!({
-            "about": l.about(today()),
-            "license": l.summary_json(),
-            "remote_service": if self.updater.cfg.enabled { "enabled" } else { "disabled" },
-            "mode": self.updater.cfg.mode.name(),
-            "last_check": last.as_ref().map(|s| s.last_check.clone()),
-            "last_result": last.map(|s| s.result),
+        Ok(wit::LicenseAbout {
+            about: l.about(today()),
+            serial: l.serial.to_string(),
+            remote_service: if self.updater.cfg.enabled {
+                "enabled"
+            } else {
+                "disabled"
+            }
+            .into(),
+            mode: self.updater.cfg.mode.name().into(),
+            last_check: last.as_ref().map(|s| s.last_check.clone()),
+            last_result: last.map(|s| s.result),
         })
-        .to_string())
     }
 
-    fn check(&self) -> Result<String, String> {
+    fn check(&self) -> Result<wit::LicenseCheck, String> {
         let check = self.updater.check().map_err(|e| e.to_string())?;
-        let answer = check_json(&check);
+        let answer = check_record(&check);
         if let Check::Available(offer) = check {
             self.ui.show(&Updater::announcement(&offer));
             *self.pending() = Some(*offer);
         }
-        Ok(answer.to_string())
+        Ok(answer)
     }
 
-    fn install(&self) -> Result<String, String> {
+    fn install(&self) -> Result<wit::LicenseInstall, String> {
         let offer = match self.pending().take() {
             Some(o) => o,
             None => match self.updater.check().map_err(|e| e.to_string())? {
@@ -138,23 +144,22 @@ impl LicenseService for AgentLicense {
                 other => {
                     return Err(format!(
                         "no newer license to install: {}",
-                        check_json(&other)["text"].as_str().unwrap_or("")
+                        check_record(&other).text
                     ));
                 }
             },
         };
         let out = self.updater.install(&offer).map_err(|e| e.to_string())?;
         self.ui.show(&out.message);
-        Ok(json!({
-            "installed": out.copy_to.is_none(),
-            "message": out.message,
-            "path": out.path.display().to_string(),
-            "backup": out.backup.map(|b| b.display().to_string()),
-            "reload": out.reload.map(|r| match r { Ok(o) => json!({"ok": true, "output": o}), Err(e) => json!({"ok": false, "output": e}) }),
-            "copy_to": out.copy_to.map(|c| c.display().to_string()),
-            "about": offer.candidate.about(today()),
+        Ok(wit::LicenseInstall {
+            installed: out.copy_to.is_none(),
+            message: out.message,
+            path: out.path.display().to_string(),
+            backup: out.backup.map(|b| b.display().to_string()),
+            reload_output: out.reload,
+            copy_to: out.copy_to.map(|c| c.display().to_string()),
+            about: offer.candidate.about(today()),
         })
-        .to_string())
     }
 }
 
@@ -186,11 +191,7 @@ pub async fn check_once(
     let offer = match check {
         Check::Available(o) => *o,
         other => {
-            let text = check_json(&other)["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            return Ok(text);
+            return Ok(check_record(&other).text);
         }
     };
     let announcement = Updater::announcement(&offer);

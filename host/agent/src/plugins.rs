@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use lifeline_core::config::PluginsConfig;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
-use lifeline_protocol::{PluginCommandInfo, PluginSummary, SessionMessage};
+use lifeline_core::link::FrameSender;
+use lifeline_protocol::{Frame, PluginCommandInfo, PluginSummary, SessionMessage};
 use lifeline_runtime::host::HostEnv;
+use lifeline_runtime::stream::{Mode, StreamInfo, StreamSink, StreamStats};
 use lifeline_runtime::watch::{self, HotReload, ReloadEvent};
 use lifeline_runtime::{Capability, Manifest, PluginHost, RuntimeConfig, SessionPort};
+use lifeline_runtime::{Services, StreamHub, wit};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::native::{Credentials, Ctl};
@@ -149,6 +152,8 @@ pub struct AgentPort {
     pub ui: Arc<dyn crate::CustomerUi>,
     /// The license back office (`license.update`), when configured.
     pub license: Option<Arc<dyn lifeline_runtime::LicenseService>>,
+    /// The session's plugin streams.
+    pub streams: Arc<StreamHub>,
 }
 
 impl AgentPort {
@@ -217,5 +222,55 @@ impl SessionPort for AgentPort {
     }
     fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
         self.license.clone()
+    }
+    fn streams(&self) -> Option<Arc<StreamHub>> {
+        Some(Arc::clone(&self.streams))
+    }
+}
+
+/// Where a session's plugin streams go: data frames straight onto the
+/// broker link (its bounded queue is the back-pressure), announcements
+/// through the session loop, operator input to the long-lived plugin.
+pub struct AgentSink {
+    pub link: FrameSender,
+    pub rt: tokio::runtime::Handle,
+    pub tx: mpsc::UnboundedSender<SessionMessage>,
+    /// Set once the session's long-lived plugins run.
+    pub services: Arc<std::sync::OnceLock<Arc<Services>>>,
+}
+
+impl StreamSink for AgentSink {
+    fn data(&self, payload: Vec<u8>) -> bool {
+        self.rt
+            .block_on(self.link.send(Frame::Data(payload)))
+            .is_ok()
+    }
+    fn try_data(&self, payload: Vec<u8>) -> bool {
+        self.link.try_send(Frame::Data(payload)).is_ok()
+    }
+    fn opened(&self, info: &StreamInfo) {
+        let _ = self.tx.send(SessionMessage::StreamOpened {
+            stream: info.id,
+            plugin: info.plugin.clone(),
+            name: info.name.clone(),
+            content_type: info.content_type.clone(),
+            latest_wins: info.mode == Mode::LatestWins,
+        });
+    }
+    fn closed(&self, info: &StreamInfo, stats: &StreamStats, reason: &str) {
+        let _ = self.tx.send(SessionMessage::StreamClosed {
+            stream: info.id,
+            plugin: info.plugin.clone(),
+            name: info.name.clone(),
+            frames: stats.frames,
+            bytes: stats.bytes,
+            dropped: stats.dropped,
+            reason: reason.to_string(),
+        });
+    }
+    fn input(&self, plugin: &str, stream: u32) {
+        if let Some(s) = self.services.get() {
+            s.event_to(plugin, wit::SessionEvent::StreamInput(stream));
+        }
     }
 }

@@ -11,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::{ScriptMeta, SessionMessage};
+use lifeline_runtime::Arg;
 use lifeline_runtime::{Capability, Manifest, PluginHost, SessionPort};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, mpsc};
@@ -29,10 +30,13 @@ pub const MAX_PENDING_BATCHES: usize = 8;
 pub struct Pending {
     operator: String,
     scripts: Vec<ScriptMeta>,
-    files: Vec<Option<(String, Option<String>)>>,
+    files: Vec<Option<ScriptFiles>>,
     stop_on_failure: bool,
     timeout_secs: u64,
 }
+
+/// A script's execution file and input file, checked against their hashes.
+type ScriptFiles = (Vec<u8>, Option<Vec<u8>>);
 
 /// Batches of one session.
 #[derive(Default)]
@@ -84,31 +88,33 @@ impl Batches {
         exec_b64: String,
         input_b64: Option<String>,
     ) -> Result<Option<Pending>, String> {
-        let checked = self.check(batch_id, index, &exec_b64, input_b64.as_deref());
-        if let Err(e) = checked {
-            // A bad file spoils the whole batch: nothing of it runs.
-            self.0.remove(&batch_id);
-            return Err(e);
-        }
+        let files = match self.check(batch_id, index, &exec_b64, input_b64.as_deref()) {
+            Ok(files) => files,
+            Err(e) => {
+                // A bad file spoils the whole batch: nothing of it runs.
+                self.0.remove(&batch_id);
+                return Err(e);
+            }
+        };
         let p = self
             .0
             .get_mut(&batch_id)
             .ok_or("files for an unknown batch")?;
-        p.files[index] = Some((exec_b64, input_b64));
+        p.files[index] = Some(files);
         if p.files.iter().all(Option::is_some) {
             return Ok(self.0.remove(&batch_id));
         }
         Ok(None)
     }
 
-    /// Size and hash checks of one script's files.
+    /// Size and hash checks of one script's files; their bytes.
     fn check(
         &self,
         batch_id: u64,
         index: usize,
         exec_b64: &str,
         input_b64: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<ScriptFiles, String> {
         let p = self.0.get(&batch_id).ok_or("files for an unknown batch")?;
         let meta = p
             .scripts
@@ -141,7 +147,7 @@ impl Batches {
                 meta.name
             ));
         }
-        Ok(())
+        Ok((exec, input))
     }
 }
 
@@ -267,13 +273,14 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
     let total = p.scripts.len();
     let mut succeeded = 0;
     for (i, (meta, files)) in p.scripts.iter().zip(p.files).enumerate() {
-        let (exec_b64, input_b64) = files.expect("a batch runs only once complete");
+        let (exec, input) = files.expect("a batch runs only once complete");
+        // The files travel to the plugin as bytes (WIT `list<u8>`).
         let args = vec![
-            meta.exec_name.clone(),
-            exec_b64,
-            meta.input_name.clone().unwrap_or_default(),
-            input_b64.unwrap_or_default(),
-            p.timeout_secs.to_string(),
+            Arg::Text(meta.exec_name.clone()),
+            Arg::Bytes(exec),
+            Arg::Text(meta.input_name.clone().unwrap_or_default()),
+            Arg::Bytes(input.unwrap_or_default()),
+            Arg::Text(p.timeout_secs.to_string()),
         ];
         let port = Arc::new(ScriptPort {
             batch_id,

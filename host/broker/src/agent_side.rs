@@ -191,6 +191,37 @@ fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
             )
         }
         M::PluginNotice { text } => ("plugin", text.clone()),
+        M::StreamOpened {
+            stream,
+            plugin,
+            name,
+            content_type,
+            latest_wins,
+        } => (
+            "stream",
+            format!(
+                "plugin {plugin} opened stream {stream} {name:?} ({content_type}, {})",
+                if *latest_wins {
+                    "latest wins"
+                } else {
+                    "queued"
+                }
+            ),
+        ),
+        M::StreamClosed {
+            stream,
+            plugin,
+            name,
+            frames,
+            bytes,
+            dropped,
+            reason,
+        } => (
+            "stream",
+            format!(
+                "plugin {plugin} closed stream {stream} {name:?}: {frames} frames, {bytes} bytes, {dropped} dropped ({reason})"
+            ),
+        ),
         M::CredentialRequest {
             call_id,
             request_id,

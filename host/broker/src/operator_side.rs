@@ -639,6 +639,8 @@ async fn session_msg(
         | SessionMessage::PluginDone { .. }
         | SessionMessage::ConsentDecided { .. }
         | SessionMessage::PluginNotice { .. }
+        | SessionMessage::StreamOpened { .. }
+        | SessionMessage::StreamClosed { .. }
         | SessionMessage::ScriptBatch { .. }
         | SessionMessage::ScriptFiles { .. }
         | SessionMessage::ScriptOutput { .. }

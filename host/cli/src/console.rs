@@ -72,6 +72,12 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                         say!("* consent for {plugin} {action}: {} ({decided_by})", decision.as_str());
                     }
                     SessionMessage::PluginNotice { text } => say!("* {text}"),
+                    SessionMessage::StreamOpened { stream, plugin, name, content_type, .. } => {
+                        say!("* {plugin} opened stream {stream} {name:?} ({content_type}); `lifeline operator stream` shows it");
+                    }
+                    SessionMessage::StreamClosed { stream, name, frames, bytes, reason, .. } => {
+                        say!("* stream {stream} {name:?} closed: {frames} frames, {bytes} bytes ({reason})");
+                    }
                     SessionMessage::ScriptOutput { script, line, .. } => say!("[{script}] {line}"),
                     SessionMessage::ScriptDone { script, exit_code, duration_ms, timed_out, error, .. } => {
                         say!("* script {script}: exit {exit_code:?}, {duration_ms} ms{}{}", if timed_out { ", timed out" } else { "" }, error.map(|e| format!(", {e}")).unwrap_or_default());

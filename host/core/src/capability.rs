@@ -34,13 +34,18 @@ pub enum Capability {
     PowerReboot,
     /// Check the back office for an updated license and install it.
     LicenseUpdate,
+    /// Open byte streams to the operator side of the session (and read
+    /// what the operator sends back on them).
+    SessionStream,
+    /// Run as a long-lived plugin: receive the session's events, set timers.
+    SessionEvents,
     /// Run a batch of library scripts (asked by the agent for the whole
     /// batch with every script's name and hashes; no plugin declares it).
     ScriptRun,
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 13] = [
+pub const ALL: [Capability; 15] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -53,6 +58,8 @@ pub const ALL: [Capability; 13] = [
     Capability::AccountRunAs,
     Capability::PowerReboot,
     Capability::LicenseUpdate,
+    Capability::SessionStream,
+    Capability::SessionEvents,
     Capability::ScriptRun,
 ];
 
@@ -72,6 +79,8 @@ impl Capability {
             Capability::AccountRunAs => "account.run-as",
             Capability::PowerReboot => "power.reboot",
             Capability::LicenseUpdate => "license.update",
+            Capability::SessionStream => "session.stream",
+            Capability::SessionEvents => "session.events",
             Capability::ScriptRun => "script.run",
         }
     }
@@ -87,7 +96,12 @@ impl Capability {
             Capability::Log
             | Capability::Output
             | Capability::ReportWrite
-            | Capability::StateKv => false,
+            | Capability::StateKv
+            // A stream carries only what the plugin could already read
+            // (each source is its own capability); events tell the plugin
+            // nothing outside its session.
+            | Capability::SessionStream
+            | Capability::SessionEvents => false,
             Capability::ChatSend
             | Capability::SystemInfo
             | Capability::FsTemp

@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod stream;
 pub mod types;
 
 pub use frame::{
@@ -13,4 +14,5 @@ pub use frame::{
 pub use message::{
     ClientRole, Message, PROTOCOL_NAME, PROTOCOL_VERSION, ReplyBody, Request, SessionMessage,
 };
+pub use stream::StreamData;
 pub use types::*;

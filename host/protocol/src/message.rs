@@ -183,6 +183,25 @@ pub enum SessionMessage {
     },
     /// Agent → operator: plugin housekeeping (reloaded, reload failed).
     PluginNotice { text: String },
+    /// Agent → operator: a plugin opened a stream (see [`crate::stream`]);
+    /// its frames flow once an operator client grants credit.
+    StreamOpened {
+        stream: u32,
+        plugin: String,
+        name: String,
+        content_type: String,
+        latest_wins: bool,
+    },
+    /// Agent → operator: the stream ended, with what went through.
+    StreamClosed {
+        stream: u32,
+        plugin: String,
+        name: String,
+        frames: u64,
+        bytes: u64,
+        dropped: u64,
+        reason: String,
+    },
     /// Broker → agent: run these scripts in this order (files follow in
     /// `ScriptFiles`, one message per script).
     ScriptBatch {

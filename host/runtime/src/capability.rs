@@ -29,10 +29,16 @@ pub enum HostCall {
     LicenseAbout,
     LicenseCheck,
     LicenseInstall,
+    StreamOpen,
+    StreamCredit,
+    StreamSend,
+    StreamRecv,
+    StreamClose,
+    TimerSet,
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 20] = [
+pub const ALL_CALLS: [HostCall; 26] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -53,6 +59,12 @@ pub const ALL_CALLS: [HostCall; 20] = [
     HostCall::LicenseAbout,
     HostCall::LicenseCheck,
     HostCall::LicenseInstall,
+    HostCall::StreamOpen,
+    HostCall::StreamCredit,
+    HostCall::StreamSend,
+    HostCall::StreamRecv,
+    HostCall::StreamClose,
+    HostCall::TimerSet,
 ];
 
 impl HostCall {
@@ -80,6 +92,12 @@ impl HostCall {
             HostCall::LicenseAbout => Capability::LicenseUpdate,
             HostCall::LicenseCheck => Capability::LicenseUpdate,
             HostCall::LicenseInstall => Capability::LicenseUpdate,
+            HostCall::StreamOpen => Capability::SessionStream,
+            HostCall::StreamCredit => Capability::SessionStream,
+            HostCall::StreamSend => Capability::SessionStream,
+            HostCall::StreamRecv => Capability::SessionStream,
+            HostCall::StreamClose => Capability::SessionStream,
+            HostCall::TimerSet => Capability::SessionEvents,
         }
     }
 
@@ -108,7 +126,13 @@ impl HostCall {
             | HostCall::HttpRequest
             | HostCall::RunAsLogin
             | HostCall::Reboot
-            | HostCall::LicenseInstall => false,
+            | HostCall::LicenseInstall
+            | HostCall::StreamOpen
+            | HostCall::StreamCredit
+            | HostCall::StreamSend
+            | HostCall::StreamRecv
+            | HostCall::StreamClose
+            | HostCall::TimerSet => false,
         };
         self.capability().needs_consent() && !gives_back_or_looks
     }
@@ -136,6 +160,12 @@ impl HostCall {
             HostCall::LicenseAbout => "license_about",
             HostCall::LicenseCheck => "license_check",
             HostCall::LicenseInstall => "license_install",
+            HostCall::StreamOpen => "stream_open",
+            HostCall::StreamCredit => "stream_credit",
+            HostCall::StreamSend => "stream_send",
+            HostCall::StreamRecv => "stream_recv",
+            HostCall::StreamClose => "stream_close",
+            HostCall::TimerSet => "timer_set",
         }
     }
 }

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::capability::Capability;
 use crate::host::CallContext;
 use crate::lua::LuaPlugin;
 use crate::manifest::{Manifest, Runtime};
 use crate::wasm::{WasmEngine, WasmPlugin};
+use crate::wit::Arg;
 
 /// Why a plugin call did not return a result. Each ends only that call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,10 +69,30 @@ impl Loaded {
                 )
             }
         };
-        Ok(Loaded {
+        let loaded = Loaded {
             manifest: Arc::new(manifest),
             code,
-        })
+        };
+        let declared = loaded.manifest.grants(Capability::SessionEvents);
+        match (declared, loaded.is_service()) {
+            (true, false) => Err(CallError::Load(format!(
+                "{} declares session.events but handles no events: export the service world (start, on-event, stop) or, in Lua, define on_event",
+                loaded.manifest.entry.display()
+            ))),
+            (false, true) => Err(CallError::Load(format!(
+                "{} handles session events but plugin.toml does not declare the capability session.events",
+                loaded.manifest.entry.display()
+            ))),
+            _ => Ok(loaded),
+        }
+    }
+
+    /// True for a long-lived plugin (it handles session events).
+    pub fn is_service(&self) -> bool {
+        match &self.code {
+            Code::Wasm(w) => w.service,
+            Code::Lua(l) => l.service,
+        }
     }
 
     /// Runs one command. Blocking: call from a blocking thread.
@@ -78,7 +100,7 @@ impl Loaded {
         &self,
         ctx: CallContext,
         command: &str,
-        args: &[String],
+        args: &[Arg],
     ) -> (CallContext, Result<String, CallError>) {
         if self.manifest.command(command).is_none() {
             let known = self
@@ -99,5 +121,17 @@ impl Loaded {
             Code::Wasm(w) => w.run(ctx, command, args),
             Code::Lua(l) => l.run(ctx, command, args),
         }
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Arg {
+        Arg::Text(s.to_string())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(s: String) -> Arg {
+        Arg::Text(s)
     }
 }

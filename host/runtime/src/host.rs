@@ -7,14 +7,17 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::capability::{Capability, HostCall};
 use crate::kv::KvStore;
 use crate::manifest::Manifest;
 use crate::process::{self, Identity};
+use crate::service::Timers;
+use crate::stream::{Mode, Sent, StreamHub};
 use crate::tempfs::TempFolder;
+use crate::wit;
 
 pub use crate::tempfs::MAX_FILE_BYTES;
 /// Longest time a spawned process may run (its own timeout, asked by the
@@ -93,18 +96,22 @@ pub trait SessionPort: Send + Sync {
     fn license(&self) -> Option<Arc<dyn LicenseService>> {
         None
     }
+    /// The session's streams; `None` where nothing can receive them.
+    fn streams(&self) -> Option<Arc<StreamHub>> {
+        None
+    }
 }
 
 /// The license back office, as the agent provides it to plugins holding
-/// `license.update` (see `lifeline-license`). Each answer is JSON text;
-/// `Err` is the reason, for the plugin and the operator.
+/// `license.update` (see `lifeline-license`). Each answer is the WIT
+/// record; `Err` is the reason, for the plugin and the operator.
 pub trait LicenseService: Send + Sync {
     /// The installed license and the last check.
-    fn about(&self) -> Result<String, String>;
+    fn about(&self) -> Result<wit::LicenseAbout, String>;
     /// Asks the back office for a newer license; announces it to the customer.
-    fn check(&self) -> Result<String, String>;
+    fn check(&self) -> Result<wit::LicenseCheck, String>;
     /// Installs the license the last check offered (checking first if none).
-    fn install(&self) -> Result<String, String>;
+    fn install(&self) -> Result<wit::LicenseInstall, String>;
 }
 
 /// What a host without the agent's native features answers.
@@ -143,6 +150,25 @@ pub struct CallContext {
     pub host_wait: Duration,
     /// Set when the output limit was hit: the call ends with that error.
     pub flooded: bool,
+    /// Streams this call opened; closed when it ends unless `keep_streams`.
+    pub streams: Vec<u32>,
+    /// A long-lived plugin's streams outlive one activation.
+    pub keep_streams: bool,
+    /// A long-lived plugin's timers (`timer-set`); `None` for a command.
+    pub timers: Option<Arc<Mutex<Timers>>>,
+}
+
+impl Drop for CallContext {
+    fn drop(&mut self) {
+        if self.keep_streams || self.streams.is_empty() {
+            return;
+        }
+        if let Some(hub) = self.port.streams() {
+            for id in std::mem::take(&mut self.streams) {
+                let _ = hub.close(&self.manifest.id, id, "the plugin call ended");
+            }
+        }
+    }
 }
 
 impl CallContext {
@@ -162,7 +188,23 @@ impl CallContext {
             granted: HashSet::new(),
             host_wait: Duration::ZERO,
             flooded: false,
+            streams: Vec::new(),
+            keep_streams: false,
+            timers: None,
         }
+    }
+
+    /// A context of the same plugin and session with nothing granted,
+    /// opened or used (kept in a long-lived instance between activations).
+    pub(crate) fn idle_copy(&self) -> CallContext {
+        let mut ctx = CallContext::new(
+            Arc::clone(&self.manifest),
+            Arc::clone(&self.port),
+            Arc::clone(&self.kv),
+            Arc::clone(&self.env),
+        );
+        ctx.keep_streams = true;
+        ctx
     }
 
     /// The permission gate every host call passes first.
@@ -252,11 +294,12 @@ impl CallContext {
         self.kv.delete(key).map_err(HostError::Failed)
     }
 
-    pub fn system_info(&mut self, category: &str) -> Result<String, HostError> {
+    pub fn system_info(
+        &mut self,
+        category: wit::InfoCategory,
+    ) -> Result<wit::SystemInfo, HostError> {
         self.check(HostCall::SystemInfo)?;
-        crate::sysinfo::category(category)
-            .map(|v| v.to_string())
-            .map_err(HostError::Failed)
+        Ok(crate::sysinfo::category(category))
     }
 
     fn temp(&mut self) -> Result<&TempFolder, HostError> {
@@ -356,13 +399,13 @@ impl CallContext {
         })
     }
 
-    pub fn license_about(&mut self) -> Result<String, HostError> {
+    pub fn license_about(&mut self) -> Result<wit::LicenseAbout, HostError> {
         self.license(HostCall::LicenseAbout)?
             .about()
             .map_err(HostError::Failed)
     }
 
-    pub fn license_check(&mut self) -> Result<String, HostError> {
+    pub fn license_check(&mut self) -> Result<wit::LicenseCheck, HostError> {
         let svc = self.license(HostCall::LicenseCheck)?;
         off_the_clock(&mut self.host_wait, || svc.check()).map_err(HostError::Failed)
     }
@@ -394,11 +437,77 @@ impl CallContext {
             .map_err(HostError::Failed)
     }
 
-    pub fn license_install(&mut self) -> Result<String, HostError> {
+    pub fn license_install(&mut self) -> Result<wit::LicenseInstall, HostError> {
         let svc = self.license(HostCall::LicenseInstall)?;
         off_the_clock(&mut self.host_wait, || svc.install()).map_err(HostError::Failed)
     }
+
+    fn hub(&mut self, call: HostCall) -> Result<Arc<StreamHub>, HostError> {
+        self.check(call)?;
+        self.port.streams().ok_or_else(|| {
+            HostError::Failed(format!("{NOT_ON_THIS_HOST}: no session to stream to"))
+        })
+    }
+
+    pub fn stream_open(
+        &mut self,
+        name: &str,
+        content_type: &str,
+        mode: Mode,
+    ) -> Result<u32, HostError> {
+        let hub = self.hub(HostCall::StreamOpen)?;
+        let id = hub.open(&self.manifest.id, name, content_type, mode)?;
+        self.streams.push(id);
+        Ok(id)
+    }
+
+    pub fn stream_credit(&mut self, id: u32) -> Result<u64, HostError> {
+        self.hub(HostCall::StreamCredit)?
+            .credit(&self.manifest.id, id)
+    }
+
+    /// Sends a frame; waiting for credit is off the plugin's clock.
+    pub fn stream_send(&mut self, id: u32, frame: Vec<u8>) -> Result<Sent, HostError> {
+        let hub = self.hub(HostCall::StreamSend)?;
+        let (port, plugin) = (Arc::clone(&self.port), self.manifest.id.clone());
+        off_the_clock(&mut self.host_wait, || {
+            hub.send(&plugin, id, frame, &|| port.ended())
+        })
+    }
+
+    pub fn stream_recv(
+        &mut self,
+        id: u32,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        let hub = self.hub(HostCall::StreamRecv)?;
+        let timeout = timeout.min(MAX_RECV_WAIT);
+        let plugin = self.manifest.id.clone();
+        off_the_clock(&mut self.host_wait, || hub.recv(&plugin, id, timeout))
+    }
+
+    pub fn stream_close(&mut self, id: u32) -> Result<(), HostError> {
+        let hub = self.hub(HostCall::StreamClose)?;
+        hub.close(&self.manifest.id, id, "closed by the plugin")?;
+        self.streams.retain(|s| *s != id);
+        Ok(())
+    }
+
+    /// Sets a one-shot timer of a long-lived plugin; returns its id.
+    pub fn timer_set(&mut self, after: Duration) -> Result<u32, HostError> {
+        self.check(HostCall::TimerSet)?;
+        let timers = self.timers.as_ref().ok_or_else(|| {
+            HostError::Failed(
+                "timers belong to long-lived plugins (session events); a command cannot set one"
+                    .into(),
+            )
+        })?;
+        timers.lock().unwrap_or_else(|p| p.into_inner()).set(after)
+    }
 }
+
+/// Longest a `stream-recv` waits (its own timeout is capped at this).
+pub const MAX_RECV_WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `f` (waiting on the customer, the operator, a spawned process or the
 /// back office) and adds its time to `host_wait`, which the call's time

@@ -13,12 +13,15 @@ pub mod lua;
 pub mod manifest;
 pub mod plugins;
 pub mod process;
+pub mod service;
+pub mod stream;
 pub mod sysinfo;
 pub mod tempfs;
 pub mod wasm;
 #[doc(hidden)]
 pub mod wasm_bench;
 pub mod wasm_cache;
+mod wasm_live;
 pub mod watch;
 
 pub use capability::{Capability, HostCall};
@@ -27,6 +30,12 @@ pub use host::{CallContext, HostEnv, HostError, LicenseService, SessionPort};
 pub use manifest::Manifest;
 pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
 pub use process::Identity;
+pub use service::Services;
+pub use stream::StreamHub;
+/// The records and variants of the host API (`sdk/wit`), shared by both
+/// runtimes (Lua sees them as tables).
+pub use wasm::lifeline::plugin::types as wit;
+pub use wit::Arg;
 
 #[cfg(test)]
 mod sandbox_tests;

@@ -1,18 +1,28 @@
 //! Lua plugins (Luau via mlua): one sandboxed state per plugin instance, a
 //! memory limit, and a time limit per call enforced by an interrupt.
 //!
-//! The entry file returns a table with `run(command, args)`. The host API
-//! is the global table `lifeline` with the WIT names (`_` for `-`); each
-//! function returns its value, or `nil, message` when the host refused or
-//! failed, so a plugin can handle a denied capability.
+//! The entry file returns a table with `run(command, args)`; a long-lived
+//! plugin also defines `on_event(event)` and may define `start(reason)` and
+//! `stop()`. The host API is the global table `lifeline` with the WIT names
+//! (`_` for `-`); each function returns its value, or `nil, message` when
+//! the host refused or failed, so a plugin can handle a denied capability.
+//! WIT records arrive as tables (field names with `_`), bytes as strings;
+//! a table returned by `run` reaches the operator as JSON.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mlua::{Function, Lua, LuaOptions, RegistryKey, StdLib, Table, Value, VmState};
+use mlua::{
+    Function, IntoLuaMulti, Lua, LuaOptions, LuaSerdeExt, RegistryKey, StdLib, Table, Value,
+    VmState,
+};
 
 use crate::engine::CallError;
 use crate::host::{CallContext, HostError, Level};
+use crate::service::{Activation, event_name, reason_name};
+use crate::stream::Mode;
+use crate::wit;
+use mlua::serde::SerializeOptions;
 
 /// Globals removed before sandboxing: code loading, module loading, and
 /// anything that reaches outside the state.
@@ -37,6 +47,8 @@ struct Current {
 
 pub struct LuaPlugin {
     lua: Mutex<(Lua, RegistryKey)>,
+    /// The module defines `on_event`: a long-lived plugin.
+    pub(crate) service: bool,
     /// What a fresh state is built from after a call hit a limit.
     name: String,
     code: String,
@@ -119,7 +131,12 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
     t.set(
         "system_info",
         lua.create_function(|lua, cat: String| {
-            with_ctx(lua, |c| host_result(c.system_info(&cat)))
+            let which = match crate::sysinfo::parse_category(&cat) {
+                Ok(w) => w,
+                Err(e) => return Ok((None, Some(e))),
+            };
+            let r = with_ctx(lua, |c| c.system_info(which))?;
+            lua_result(lua, r, |lua, info| system_info_value(lua, &info))
         })?,
     )?;
     t.set(
@@ -229,25 +246,203 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
     )?;
     t.set(
         "license_about",
-        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.license_about())))?,
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.license_about())?;
+            lua_result(lua, r, |lua, a| to_lua(lua, &a))
+        })?,
     )?;
     t.set(
         "license_check",
-        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.license_check())))?,
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.license_check())?;
+            lua_result(lua, r, |lua, c| license_check_value(lua, &c))
+        })?,
     )?;
     t.set(
         "license_install",
-        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.license_install())))?,
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.license_install())?;
+            lua_result(lua, r, |lua, i| license_install_value(lua, &i))
+        })?,
     )?;
+    install_streams(lua, &t)?;
     lua.globals().set("lifeline", t)?;
     Ok(())
+}
+
+/// `stream_*` and `timer_set`.
+fn install_streams(lua: &Lua, t: &Table) -> mlua::Result<()> {
+    t.set(
+        "stream_open",
+        lua.create_function(
+            |lua, (name, content_type, mode): (String, String, Option<String>)| {
+                let mode = match mode.as_deref().unwrap_or("queued") {
+                    "queued" => Mode::Queued,
+                    "latest-wins" => Mode::LatestWins,
+                    other => {
+                        return Ok((
+                            None,
+                            Some(format!(
+                                "unknown stream mode {other:?}; use queued or latest-wins"
+                            )),
+                        ));
+                    }
+                };
+                with_ctx(lua, |c| {
+                    host_result(c.stream_open(&name, &content_type, mode))
+                })
+            },
+        )?,
+    )?;
+    t.set(
+        "stream_credit",
+        lua.create_function(|lua, id: u32| with_ctx(lua, |c| host_result(c.stream_credit(id))))?,
+    )?;
+    t.set(
+        "stream_send",
+        lua.create_function(|lua, (id, frame): (u32, mlua::LuaString)| {
+            let frame = frame.as_bytes().to_vec();
+            let r = with_ctx(lua, |c| c.stream_send(id, frame))?;
+            lua_result(lua, r, |lua, s| {
+                let t = lua.create_table()?;
+                t.set("credit", s.credit)?;
+                t.set("dropped", s.dropped)?;
+                Ok(Value::Table(t))
+            })
+        })?,
+    )?;
+    t.set(
+        "stream_recv",
+        lua.create_function(|lua, (id, timeout_ms): (u32, Option<u32>)| {
+            let timeout = Duration::from_millis(u64::from(timeout_ms.unwrap_or(0)));
+            let r = with_ctx(lua, |c| c.stream_recv(id, timeout))?;
+            lua_result(lua, r, |lua, f| match f {
+                Some(bytes) => Ok(Value::String(lua.create_string(&bytes)?)),
+                None => Ok(Value::Nil),
+            })
+        })?,
+    )?;
+    t.set(
+        "stream_close",
+        lua.create_function(|lua, id: u32| {
+            with_ctx(lua, |c| host_result(c.stream_close(id).map(|_| true)))
+        })?,
+    )?;
+    t.set(
+        "timer_set",
+        lua.create_function(|lua, after_ms: u32| {
+            with_ctx(lua, |c| {
+                host_result(c.timer_set(Duration::from_millis(u64::from(after_ms))))
+            })
+        })?,
+    )?;
+    Ok(())
+}
+
+/// Options for WIT values as Lua values: absent options are `nil`.
+fn serialize_options() -> SerializeOptions {
+    SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false)
+}
+
+fn to_lua<T: serde::Serialize>(lua: &Lua, v: &T) -> mlua::Result<Value> {
+    lua.to_value_with(v, serialize_options())
+}
+
+/// `value, nil` or `nil, message`, converting the value with `f`.
+fn lua_result<T>(
+    lua: &Lua,
+    r: Result<T, HostError>,
+    f: impl FnOnce(&Lua, T) -> mlua::Result<Value>,
+) -> mlua::Result<(Option<Value>, Option<String>)> {
+    match r {
+        Ok(v) => Ok((Some(f(lua, v)?), None)),
+        Err(e) => Ok((None, Some(e.to_string()))),
+    }
+}
+
+/// A category's record (or list) as a table.
+fn system_info_value(lua: &Lua, info: &wit::SystemInfo) -> mlua::Result<Value> {
+    use wit::SystemInfo as S;
+    match info {
+        S::Os(v) => to_lua(lua, v),
+        S::Cpu(v) => to_lua(lua, v),
+        S::Memory(v) => to_lua(lua, v),
+        S::Disks(v) => to_lua(lua, v),
+        S::Network(v) => to_lua(lua, v),
+        S::Processes(v) => to_lua(lua, v),
+        S::Users(v) => to_lua(lua, v),
+        S::Software(v) => to_lua(lua, v),
+    }
+}
+
+fn license_check_value(lua: &Lua, c: &wit::LicenseCheck) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.set(
+        "status",
+        match c.status {
+            wit::LicenseStatus::UpToDate => "up-to-date",
+            wit::LicenseStatus::NothingPublished => "nothing-published",
+            wit::LicenseStatus::Available => "available",
+        },
+    )?;
+    t.set("text", c.text.as_str())?;
+    t.set("changes", c.changes.clone())?;
+    Ok(Value::Table(t))
+}
+
+fn license_install_value(lua: &Lua, i: &wit::LicenseInstall) -> mlua::Result<Value> {
+    let Value::Table(t) = to_lua(lua, i)? else {
+        return Err(mlua::Error::runtime("a record is a table"));
+    };
+    // `reload_output` as { ok = bool, output = text } instead of serde's Ok/Err.
+    let reload = match &i.reload_output {
+        None => Value::Nil,
+        Some(r) => {
+            let (ok, output) = match r {
+                Ok(o) => (true, o),
+                Err(e) => (false, e),
+            };
+            let r = lua.create_table()?;
+            r.set("ok", ok)?;
+            r.set("output", output.as_str())?;
+            Value::Table(r)
+        }
+    };
+    t.set("reload_output", reload)?;
+    Ok(Value::Table(t))
+}
+
+/// A session event as `{ kind = "operator-attached", operator = "…" }`.
+fn event_value(lua: &Lua, e: &wit::SessionEvent) -> mlua::Result<Table> {
+    use wit::SessionEvent as E;
+    let t = lua.create_table()?;
+    t.set("kind", event_name(e))?;
+    match e {
+        E::Started | E::Rejoined => {}
+        E::OperatorAttached(n) | E::OperatorLeft(n) => t.set("operator", n.as_str())?,
+        E::AccessSuspended(u) | E::AccessRestored(u) => t.set("user", u.as_str())?,
+        E::Timer(id) => t.set("timer", *id)?,
+        E::StreamInput(id) => t.set("stream", *id)?,
+        E::Ending(r) => t.set("reason", r.as_str())?,
+    }
+    Ok(t)
 }
 
 impl LuaPlugin {
     /// Loads the plugin's code into a fresh sandboxed state.
     pub fn load(name: &str, code: &str, memory_limit: u64) -> Result<Self, String> {
+        let state = Self::fresh_state(name, code, memory_limit)?;
+        let service = {
+            let (lua, key) = &state;
+            lua.registry_value::<Table>(key)
+                .and_then(|m| m.get::<Value>("on_event"))
+                .is_ok_and(|f| f.is_function())
+        };
         Ok(LuaPlugin {
-            lua: Mutex::new(Self::fresh_state(name, code, memory_limit)?),
+            lua: Mutex::new(state),
+            service,
             name: name.to_string(),
             code: code.to_string(),
             memory_limit,
@@ -292,15 +487,66 @@ impl LuaPlugin {
         Ok((lua, key))
     }
 
-    /// Calls `run(command, args)` under the context's limits.
+    /// Calls `run(command, args)` under the context's limits; byte
+    /// arguments arrive as Lua strings.
     pub fn run(
         &self,
         ctx: CallContext,
         command: &str,
-        args: &[String],
+        args: &[wit::Arg],
     ) -> (CallContext, Result<String, CallError>) {
+        let (ctx, result) = self.call(ctx, |lua, module| {
+            let run: Function = module.get("run")?;
+            let list = lua.create_table()?;
+            for (i, a) in args.iter().enumerate() {
+                let v = match a {
+                    wit::Arg::Text(t) => lua.create_string(t)?,
+                    wit::Arg::Bytes(b) => lua.create_string(b)?,
+                };
+                list.raw_set(i + 1, v)?;
+            }
+            run.call((command, list))
+        });
+        let result = result.and_then(|v| match v {
+            Value::String(s) => Ok(s.to_string_lossy()),
+            Value::Nil => Ok(String::new()),
+            Value::Table(_) => serde_json::to_string(&v)
+                .map_err(|e| CallError::Plugin(format!("the returned table is not data: {e}"))),
+            other => Ok(format!("{other:?}")),
+        });
+        (ctx, result)
+    }
+
+    /// One activation of a long-lived plugin: `start(reason)`,
+    /// `on_event(event)` or `stop()` (`start` and `stop` are optional).
+    pub(crate) fn activate(
+        &self,
+        ctx: CallContext,
+        what: &Activation,
+    ) -> (CallContext, Result<(), CallError>) {
+        let (ctx, result) = self.call(ctx, |lua, module| {
+            let (name, args) = match what {
+                Activation::Start(r) => ("start", reason_name(*r).into_lua_multi(lua)?),
+                Activation::Event(e) => ("on_event", event_value(lua, e)?.into_lua_multi(lua)?),
+                Activation::Stop => ("stop", ().into_lua_multi(lua)?),
+            };
+            match module.get::<Value>(name)? {
+                Value::Function(f) => f.call(args),
+                _ => Ok(Value::Nil),
+            }
+        });
+        (ctx, result.map(|_| ()))
+    }
+
+    /// Runs `f` on the state under the context's limits; after a limit the
+    /// next call starts on a fresh state.
+    fn call(
+        &self,
+        ctx: CallContext,
+        f: impl FnOnce(&Lua, &Table) -> mlua::Result<Value>,
+    ) -> (CallContext, Result<Value, CallError>) {
         let mut guard = self.lua.lock().unwrap_or_else(|p| p.into_inner());
-        let (ctx, result) = Self::run_in(&guard, ctx, command, args);
+        let (ctx, result) = Self::call_in(&guard, ctx, f);
         if matches!(result, Err(CallError::Limit(_))) {
             // A limit can leave the state full (memory held by the module),
             // mid-update or flagged: the next call starts on a fresh plugin.
@@ -314,12 +560,11 @@ impl LuaPlugin {
         (ctx, result)
     }
 
-    fn run_in(
+    fn call_in(
         state: &(Lua, RegistryKey),
         ctx: CallContext,
-        command: &str,
-        args: &[String],
-    ) -> (CallContext, Result<String, CallError>) {
+        f: impl FnOnce(&Lua, &Table) -> mlua::Result<Value>,
+    ) -> (CallContext, Result<Value, CallError>) {
         let (lua, key) = state;
         let limit = ctx.manifest.limits.time_per_call;
         lua.set_app_data(Current {
@@ -338,11 +583,9 @@ impl LuaPlugin {
             }
             Ok(VmState::Continue)
         });
-        let result = (|| -> mlua::Result<Value> {
-            let module: Table = lua.registry_value(key)?;
-            let run: Function = module.get("run")?;
-            run.call((command, args.to_vec()))
-        })();
+        let result = lua
+            .registry_value::<Table>(key)
+            .and_then(|module| f(lua, &module));
         let cur = lua
             .remove_app_data::<Current>()
             .expect("set at the start of the call");
@@ -352,9 +595,7 @@ impl LuaPlugin {
                 "output limit of {} KiB reached",
                 ctx.manifest.limits.output_bytes >> 10
             ))),
-            Ok(Value::String(s)) => Ok(s.to_string_lossy()),
-            Ok(Value::Nil) => Ok(String::new()),
-            Ok(other) => Ok(format!("{other:?}")),
+            Ok(v) => Ok(v),
             Err(e) => Err(classify(&e, &ctx)),
         };
         (ctx, result)

@@ -16,6 +16,7 @@ use crate::host::{CallContext, HostEnv, SessionPort};
 use crate::kv::KvStore;
 use crate::manifest::{MANIFEST_FILE, Manifest, Runtime};
 use crate::wasm::WasmEngine;
+use crate::wit::Arg;
 
 /// The key of `entry` in a plugin's [`bundle::Files`]: its path relative to
 /// `dir`, with `/` between folders.
@@ -240,6 +241,31 @@ impl PluginHost {
             .collect()
     }
 
+    /// The version of plugin `id` now live, with its state.
+    pub fn current(&self, id: &str) -> Option<(Arc<Loaded>, Arc<KvStore>)> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|s| (Arc::clone(&s.current), Arc::clone(&s.kv)))
+    }
+
+    /// The long-lived plugins (see [`crate::service`]).
+    pub fn service_ids(&self) -> Vec<String> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, s)| s.current.is_service())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// What every plugin call gets from the agent.
+    pub fn env(&self) -> Arc<HostEnv> {
+        Arc::clone(&self.env)
+    }
+
     pub fn manifest(&self, id: &str) -> Option<Arc<Manifest>> {
         self.slots
             .read()
@@ -253,7 +279,7 @@ impl PluginHost {
         &self,
         id: &str,
         command: &str,
-        args: &[String],
+        args: &[Arg],
         port: Arc<dyn SessionPort>,
     ) -> Result<String, CallError> {
         let slot = self
@@ -295,7 +321,7 @@ impl PluginHost {
         &self,
         slot: &Slot,
         command: &str,
-        args: &[String],
+        args: &[Arg],
         port: Arc<dyn SessionPort>,
     ) -> Result<String, CallError> {
         let loaded = Arc::clone(&slot.current);

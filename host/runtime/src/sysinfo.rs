@@ -1,7 +1,7 @@
 //! System information gathered natively for the `system.info` capability,
-//! one category at a time, as JSON.
+//! one category at a time, as the WIT records of `sdk/wit`.
 
-use serde_json::{Value, json};
+use crate::wit;
 use sysinfo::{Disks, Networks, ProcessesToUpdate, System, Users};
 
 /// The categories `system-info` answers.
@@ -29,14 +29,14 @@ fn tool(program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// Logged-in users from `who`: user, terminal, since, from.
-fn logged_in() -> Vec<Value> {
+fn logged_in() -> Vec<wit::Login> {
     tool("who", &[])
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
-            let user = f.next()?;
-            let tty = f.next()?;
+            let user = f.next()?.to_string();
+            let terminal = f.next()?.to_string();
             let rest: Vec<&str> = f.collect();
             let from = rest
                 .iter()
@@ -48,25 +48,34 @@ fn logged_in() -> Vec<Value> {
                 .copied()
                 .collect::<Vec<_>>()
                 .join(" ");
-            Some(json!({"user": user, "terminal": tty, "since": since, "from": from}))
+            Some(wit::Login {
+                user,
+                terminal,
+                since,
+                from,
+            })
         })
         .collect()
 }
 
 /// Installed software from the platform's package manager.
-fn software() -> Value {
-    let (manager, list) = if let Some(out) =
-        tool("dpkg-query", &["-W", "-f", "${Package}\t${Version}\n"])
-    {
-        ("dpkg", out)
-    } else if let Some(out) = tool(
-        "rpm",
-        &["-qa", "--queryformat", "%{NAME}\t%{VERSION}-%{RELEASE}\n"],
-    ) {
-        ("rpm", out)
-    } else {
-        return json!({"manager": null, "count": 0, "packages": [], "note": "this platform does not tell (no dpkg or rpm)"});
-    };
+fn software() -> wit::SoftwareInfo {
+    let (manager, list) =
+        if let Some(out) = tool("dpkg-query", &["-W", "-f", "${Package}\t${Version}\n"]) {
+            ("dpkg", out)
+        } else if let Some(out) = tool(
+            "rpm",
+            &["-qa", "--queryformat", "%{NAME}\t%{VERSION}-%{RELEASE}\n"],
+        ) {
+            ("rpm", out)
+        } else {
+            return wit::SoftwareInfo {
+                manager: None,
+                count: 0,
+                packages: Vec::new(),
+                note: Some("this platform does not tell (no dpkg or rpm)".into()),
+            };
+        };
     let mut pkgs: Vec<(String, String)> = list
         .lines()
         .filter_map(|l| {
@@ -75,119 +84,168 @@ fn software() -> Value {
         })
         .collect();
     pkgs.sort();
-    let count = pkgs.len();
-    let packages: Vec<Value> = pkgs
+    let count = u32::try_from(pkgs.len()).unwrap_or(u32::MAX);
+    let packages = pkgs
         .into_iter()
         .take(MAX_PACKAGES)
-        .map(|(n, v)| json!({"name": n, "version": v}))
+        .map(|(name, version)| wit::Package { name, version })
         .collect();
-    json!({"manager": manager, "count": count, "packages": packages})
+    wit::SoftwareInfo {
+        manager: Some(manager.into()),
+        count,
+        packages,
+        note: None,
+    }
 }
 /// Processes listed per ordering (by CPU and by memory).
 pub const TOP_PROCESSES: usize = 10;
 
-/// One category as JSON; an unknown category names the valid ones.
-pub fn category(name: &str) -> Result<Value, String> {
-    match name {
-        "os" => Ok(json!({
-            "name": System::name(),
-            "version": System::long_os_version(),
-            "kernel": System::kernel_version(),
-            "host_name": System::host_name(),
-            "uptime_secs": System::uptime(),
-            "boot_time": System::boot_time(),
-        })),
-        "cpu" => {
-            let mut s = System::new();
-            s.refresh_cpu_all();
-            std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
-            s.refresh_cpu_all();
-            let cpus: Vec<Value> = s
-                .cpus()
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn cpu() -> wit::CpuInfo {
+    let mut s = System::new();
+    s.refresh_cpu_all();
+    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+    s.refresh_cpu_all();
+    let cpus: Vec<wit::CpuCore> = s
+        .cpus()
+        .iter()
+        .map(|c| wit::CpuCore {
+            name: c.name().into(),
+            brand: c.brand().into(),
+            frequency_mhz: c.frequency(),
+            usage_percent: c.cpu_usage(),
+        })
+        .collect();
+    wit::CpuInfo {
+        count: count(cpus.len()),
+        physical_cores: System::physical_core_count().map(count),
+        arch: System::cpu_arch(),
+        cpus,
+    }
+}
+
+fn processes() -> wit::ProcessesInfo {
+    let mut s = System::new();
+    s.refresh_processes(ProcessesToUpdate::All, true);
+    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+    s.refresh_processes(ProcessesToUpdate::All, true);
+    let mut procs: Vec<_> = s.processes().values().collect();
+    let row = |p: &&sysinfo::Process| wit::ProcessRow {
+        pid: p.pid().as_u32(),
+        name: p.name().to_string_lossy().into_owned(),
+        cpu_percent: p.cpu_usage(),
+        memory_bytes: p.memory(),
+    };
+    procs.sort_by(|a, b| b.cpu_usage().total_cmp(&a.cpu_usage()));
+    let top_by_cpu = procs.iter().take(TOP_PROCESSES).map(row).collect();
+    procs.sort_by_key(|p| std::cmp::Reverse(p.memory()));
+    let top_by_memory = procs.iter().take(TOP_PROCESSES).map(row).collect();
+    wit::ProcessesInfo {
+        count: count(procs.len()),
+        top_by_cpu,
+        top_by_memory,
+    }
+}
+
+fn network() -> Vec<wit::NetworkInterface> {
+    let nets = Networks::new_with_refreshed_list();
+    let mut list: Vec<wit::NetworkInterface> = nets
+        .iter()
+        .map(|(name, n)| wit::NetworkInterface {
+            name: name.clone(),
+            mac: n.mac_address().to_string(),
+            addresses: n
+                .ip_networks()
                 .iter()
-                .map(|c| json!({"name": c.name(), "brand": c.brand(), "frequency_mhz": c.frequency(), "usage_percent": c.cpu_usage()}))
-                .collect();
-            let physical = System::physical_core_count();
-            Ok(
-                json!({"count": cpus.len(), "physical_cores": physical, "arch": System::cpu_arch(), "cpus": cpus}),
-            )
-        }
-        "memory" => {
+                .map(|ip| format!("{}/{}", ip.addr, ip.prefix))
+                .collect(),
+            received_bytes: n.total_received(),
+            transmitted_bytes: n.total_transmitted(),
+        })
+        .collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    list
+}
+
+/// One category of facts.
+pub fn category(which: wit::InfoCategory) -> wit::SystemInfo {
+    use wit::InfoCategory as C;
+    match which {
+        C::Os => wit::SystemInfo::Os(wit::OsInfo {
+            name: System::name(),
+            version: System::long_os_version(),
+            kernel: System::kernel_version(),
+            host_name: System::host_name(),
+            uptime_secs: System::uptime(),
+            boot_time: System::boot_time(),
+        }),
+        C::Cpu => wit::SystemInfo::Cpu(cpu()),
+        C::Memory => {
             let mut s = System::new();
             s.refresh_memory();
-            Ok(json!({
-                "total_bytes": s.total_memory(),
-                "used_bytes": s.used_memory(),
-                "available_bytes": s.available_memory(),
-                "swap_total_bytes": s.total_swap(),
-                "swap_used_bytes": s.used_swap(),
-            }))
+            wit::SystemInfo::Memory(wit::MemoryInfo {
+                total_bytes: s.total_memory(),
+                used_bytes: s.used_memory(),
+                available_bytes: s.available_memory(),
+                swap_total_bytes: s.total_swap(),
+                swap_used_bytes: s.used_swap(),
+            })
         }
-        "disks" => {
-            let disks = Disks::new_with_refreshed_list();
-            Ok(Value::Array(
-                disks
-                    .iter()
-                    .map(|d| {
-                        json!({
-                            "name": d.name().to_string_lossy(),
-                            "mount_point": d.mount_point().display().to_string(),
-                            "file_system": d.file_system().to_string_lossy(),
-                            "total_bytes": d.total_space(),
-                            "available_bytes": d.available_space(),
-                            "removable": d.is_removable(),
-                        })
-                    })
-                    .collect(),
-            ))
-        }
-        "network" => {
-            let nets = Networks::new_with_refreshed_list();
-            let mut list: Vec<Value> = nets
+        C::Disks => wit::SystemInfo::Disks(
+            Disks::new_with_refreshed_list()
                 .iter()
-                .map(|(name, n)| json!({
-                    "name": name,
-                    "mac": n.mac_address().to_string(),
-                    "addresses": n.ip_networks().iter().map(|ip| format!("{}/{}", ip.addr, ip.prefix)).collect::<Vec<_>>(),
-                    "received_bytes": n.total_received(),
-                    "transmitted_bytes": n.total_transmitted(),
-                }))
-                .collect();
-            list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-            Ok(Value::Array(list))
-        }
-        "processes" => {
-            let mut s = System::new();
-            s.refresh_processes(ProcessesToUpdate::All, true);
-            std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
-            s.refresh_processes(ProcessesToUpdate::All, true);
-            let mut procs: Vec<_> = s.processes().values().collect();
-            let row = |p: &sysinfo::Process| {
-                json!({
-                    "pid": p.pid().as_u32(),
-                    "name": p.name().to_string_lossy(),
-                    "cpu_percent": p.cpu_usage(),
-                    "memory_bytes": p.memory(),
+                .map(|d| wit::Disk {
+                    name: d.name().to_string_lossy().into_owned(),
+                    mount_point: d.mount_point().display().to_string(),
+                    file_system: d.file_system().to_string_lossy().into_owned(),
+                    total_bytes: d.total_space(),
+                    available_bytes: d.available_space(),
+                    removable: d.is_removable(),
                 })
-            };
-            procs.sort_by(|a, b| b.cpu_usage().total_cmp(&a.cpu_usage()));
-            let by_cpu: Vec<Value> = procs.iter().take(TOP_PROCESSES).map(|p| row(p)).collect();
-            procs.sort_by_key(|p| std::cmp::Reverse(p.memory()));
-            let by_memory: Vec<Value> = procs.iter().take(TOP_PROCESSES).map(|p| row(p)).collect();
-            Ok(json!({"count": procs.len(), "top_by_cpu": by_cpu, "top_by_memory": by_memory}))
-        }
-        "users" => {
+                .collect(),
+        ),
+        C::Network => wit::SystemInfo::Network(network()),
+        C::Processes => wit::SystemInfo::Processes(processes()),
+        C::Users => {
             let users = Users::new_with_refreshed_list();
-            let mut names: Vec<String> = users.iter().map(|u| u.name().to_string()).collect();
-            names.sort();
-            Ok(json!({"logged_in": logged_in(), "accounts": names}))
+            let mut accounts: Vec<String> = users.iter().map(|u| u.name().to_string()).collect();
+            accounts.sort();
+            wit::SystemInfo::Users(wit::UsersInfo {
+                logged_in: logged_in(),
+                accounts,
+            })
         }
-        "software" => Ok(software()),
-        other => Err(format!(
-            "unknown category {other:?}; use one of {}",
-            CATEGORIES.join(", ")
-        )),
+        C::Software => wit::SystemInfo::Software(software()),
     }
+}
+
+/// The category named `name` (as Lua plugins pass it); an unknown name
+/// lists the valid ones.
+pub fn parse_category(name: &str) -> Result<wit::InfoCategory, String> {
+    use wit::InfoCategory as C;
+    let all = [
+        C::Os,
+        C::Cpu,
+        C::Memory,
+        C::Disks,
+        C::Network,
+        C::Processes,
+        C::Users,
+        C::Software,
+    ];
+    CATEGORIES
+        .iter()
+        .position(|c| *c == name)
+        .map(|i| all[i])
+        .ok_or_else(|| {
+            format!(
+                "unknown category {name:?}; use one of {}",
+                CATEGORIES.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]
@@ -195,9 +253,18 @@ mod tests {
     #[test]
     fn every_category_answers() {
         for c in super::CATEGORIES {
-            let v = super::category(c).unwrap();
-            assert!(!v.is_null(), "{c}");
+            let which = super::parse_category(c).unwrap();
+            let info = super::category(which);
+            let json = serde_json::to_value(&info).unwrap();
+            assert!(
+                json.as_object().is_some_and(|o| o.len() == 1),
+                "{c}: {json}"
+            );
         }
-        assert!(super::category("gpu").unwrap_err().contains("os, cpu"));
+        assert!(
+            super::parse_category("gpu")
+                .unwrap_err()
+                .contains("os, cpu")
+        );
     }
 }

@@ -97,7 +97,7 @@ fn call(host: &PluginHost, port: &Arc<Port>, id: &str, cmd: &str) -> Result<Stri
         match host.call(
             id,
             cmd,
-            &["Ada".to_string()],
+            &["Ada".into()],
             Arc::clone(port) as Arc<dyn SessionPort>,
         ) {
             Err(CallError::Restarting(ms)) if Instant::now() < deadline => {
@@ -503,7 +503,7 @@ fn http_goes_to_allowed_hosts_through_the_real_proxy() {
         .call(
             "net-lua",
             "get",
-            &[format!("http://{addr}/hello")],
+            &[format!("http://{addr}/hello").into()],
             Arc::clone(&port),
         )
         .unwrap();

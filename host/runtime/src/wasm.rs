@@ -26,8 +26,10 @@ use crate::wasm_cache::WasmCache;
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../../sdk/wit",
+    additional_derives: [serde::Serialize],
 });
 
+use crate::stream::Mode;
 use lifeline::plugin::{host, types};
 
 /// Interval of the engine's epoch ticker; time limits are checked this often.
@@ -97,8 +99,11 @@ impl host::Host for State {
     fn kv_delete(&mut self, key: String) -> Result<(), types::HostError> {
         self.ctx.kv_delete(&key).map_err(wit_err)
     }
-    fn system_info(&mut self, category: String) -> Result<String, types::HostError> {
-        self.ctx.system_info(&category).map_err(wit_err)
+    fn system_info(
+        &mut self,
+        category: types::InfoCategory,
+    ) -> Result<types::SystemInfo, types::HostError> {
+        self.ctx.system_info(category).map_err(wit_err)
     }
     fn temp_dir(&mut self) -> Result<String, types::HostError> {
         self.ctx.temp_dir().map_err(wit_err)
@@ -157,14 +162,61 @@ impl host::Host for State {
     fn reboot(&mut self, reason: String) -> Result<String, types::HostError> {
         self.ctx.reboot(&reason).map_err(wit_err)
     }
-    fn license_about(&mut self) -> Result<String, types::HostError> {
+    fn license_about(&mut self) -> Result<types::LicenseAbout, types::HostError> {
         self.ctx.license_about().map_err(wit_err)
     }
-    fn license_check(&mut self) -> Result<String, types::HostError> {
+    fn license_check(&mut self) -> Result<types::LicenseCheck, types::HostError> {
         self.ctx.license_check().map_err(wit_err)
     }
-    fn license_install(&mut self) -> Result<String, types::HostError> {
+    fn license_install(&mut self) -> Result<types::LicenseInstall, types::HostError> {
         self.ctx.license_install().map_err(wit_err)
+    }
+    fn stream_open(
+        &mut self,
+        name: String,
+        content_type: String,
+        mode: types::StreamMode,
+    ) -> Result<u32, types::HostError> {
+        let mode = match mode {
+            types::StreamMode::Queued => Mode::Queued,
+            types::StreamMode::LatestWins => Mode::LatestWins,
+        };
+        self.ctx
+            .stream_open(&name, &content_type, mode)
+            .map_err(wit_err)
+    }
+    fn stream_credit(&mut self, stream: u32) -> Result<u64, types::HostError> {
+        self.ctx.stream_credit(stream).map_err(wit_err)
+    }
+    fn stream_send(
+        &mut self,
+        stream: u32,
+        frame: Vec<u8>,
+    ) -> Result<types::StreamSent, types::HostError> {
+        self.ctx
+            .stream_send(stream, frame)
+            .map(|s| types::StreamSent {
+                credit: s.credit,
+                dropped: s.dropped,
+            })
+            .map_err(wit_err)
+    }
+    fn stream_recv(
+        &mut self,
+        stream: u32,
+        timeout_ms: u32,
+    ) -> Result<Option<Vec<u8>>, types::HostError> {
+        self.ctx
+            .stream_recv(stream, Duration::from_millis(u64::from(timeout_ms)))
+            .map_err(wit_err)
+    }
+    fn stream_close(&mut self, stream: u32) -> Result<(), types::HostError> {
+        self.ctx.stream_close(stream).map_err(wit_err)
+    }
+    fn timer_set(&mut self, after_ms: u32) -> Result<u32, types::HostError> {
+        self.ctx
+            .timer_set(Duration::from_millis(u64::from(after_ms)))
+            .map_err(wit_err)
     }
 }
 
@@ -179,6 +231,9 @@ pub struct WasmEngine {
 pub struct WasmPlugin {
     pub(crate) engine: Engine,
     pub(crate) pre: PluginPre<State>,
+    /// The component exports the `service` world's `on-event` (and so
+    /// `start` and `stop`).
+    pub(crate) service: bool,
 }
 
 struct ShaHasher<'a>(&'a mut Sha256);
@@ -291,11 +346,22 @@ impl WasmEngine {
                 manifest.entry.display()
             )
         })?;
+        let service = ["start", "on-event", "stop"]
+            .iter()
+            .filter(|name| component.get_export_index(None, **name).is_some())
+            .count();
+        if service != 0 && service != 3 {
+            return Err(format!(
+                "{} exports only part of the service world: a long-lived plugin exports start, on-event and stop",
+                manifest.entry.display()
+            ));
+        }
         let pre =
             PluginPre::new(pre).map_err(|e| format!("{}: {e:#}", manifest.entry.display()))?;
         Ok(WasmPlugin {
             engine: self.engine.clone(),
             pre,
+            service: service == 3,
         })
     }
 }
@@ -346,7 +412,7 @@ impl WasmPlugin {
         &self,
         ctx: CallContext,
         command: &str,
-        args: &[String],
+        args: &[types::Arg],
     ) -> (CallContext, Result<String, CallError>) {
         let limits_m = ctx.manifest.limits;
         let stderr = MemoryOutputPipe::new(STDERR_KEPT);
@@ -370,7 +436,11 @@ impl WasmPlugin {
     }
 }
 
-fn classify(e: &wasmtime::Error, ctx: &CallContext, stderr: &MemoryOutputPipe) -> CallError {
+pub(crate) fn classify(
+    e: &wasmtime::Error,
+    ctx: &CallContext,
+    stderr: &MemoryOutputPipe,
+) -> CallError {
     let text = format!("{e:#}");
     let limits = ctx.manifest.limits;
     if text.contains("time limit of") {

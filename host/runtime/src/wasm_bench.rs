@@ -126,9 +126,24 @@ impl BenchInstance {
             .map_err(|e| format!("{e:#}"))
     }
 
+    /// The guest's `echo-bytes16`: a 16-byte `list<u8>`.
+    pub fn echo_bytes16(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.plugin
+            .call_echo_bytes16(&mut self.store, data)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// The guest's `echo-record`: a small record.
+    pub fn echo_record(&mut self, row: &ProcessRow) -> Result<ProcessRow, String> {
+        self.plugin
+            .call_echo_record(&mut self.store, row)
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// The guest's `run`, on this instance.
     pub fn run(&mut self, command: &str, args: &[String]) -> Result<String, String> {
-        match self.plugin.call_run(&mut self.store, command, args) {
+        let args: Vec<Arg> = args.iter().cloned().map(Arg::Text).collect();
+        match self.plugin.call_run(&mut self.store, command, &args) {
             Ok(r) => r,
             Err(e) => Err(format!("{e:#}")),
         }
