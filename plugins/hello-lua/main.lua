@@ -15,6 +15,7 @@ function M.run(command, args)
     if not info then
       return "The customer did not allow reading system information (" .. err .. ")."
     end
+    -- The memory record as a table: the operator sees its fields.
     return info
   end
   error("unknown command " .. command)

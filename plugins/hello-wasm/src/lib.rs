@@ -7,7 +7,7 @@ wit_bindgen::generate!({
 });
 
 use lifeline::plugin::host;
-use lifeline::plugin::types::{HostError, Level};
+use lifeline::plugin::types::{HostError, InfoCategory, Level, OsInfo, SystemInfo};
 
 struct Hello;
 
@@ -20,11 +20,52 @@ fn describe(e: HostError) -> String {
     }
 }
 
+/// The `i`-th argument as text (bytes read as UTF-8, lossily).
+fn text_arg(args: &[Arg], i: usize) -> Option<String> {
+    args.get(i).map(|a| match a {
+        Arg::Text(t) => t.clone(),
+        Arg::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+    })
+}
+
+/// A string as a quoted, escaped JSON string (`null` when absent).
+fn quoted(v: Option<&str>) -> String {
+    let Some(s) = v else { return "null".into() };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The OS record as one JSON object line, as the operator saw it in 0.1.
+fn os_text(o: &OsInfo) -> String {
+    format!(
+        "{{\"name\":{},\"version\":{},\"kernel\":{},\"host_name\":{},\"uptime_secs\":{},\"boot_time\":{}}}",
+        quoted(o.name.as_deref()),
+        quoted(o.version.as_deref()),
+        quoted(o.kernel.as_deref()),
+        quoted(o.host_name.as_deref()),
+        o.uptime_secs,
+        o.boot_time
+    )
+}
+
 impl Guest for Hello {
-    fn run(command: String, args: Vec<String>) -> Result<String, String> {
+    fn run(command: String, args: Vec<Arg>) -> Result<String, String> {
         match command.as_str() {
             "greet" => {
-                let who = args.first().map(String::as_str).unwrap_or("operator");
+                let who = text_arg(&args, 0).unwrap_or_else(|| "operator".into());
                 host::log(Level::Info, &format!("greeting {who}"));
                 host::send_output(&format!("Hello, {who}!")).map_err(describe)?;
                 let n: u64 = host::kv_get("greetings")
@@ -35,8 +76,9 @@ impl Guest for Hello {
                 host::kv_set("greetings", &n.to_string()).map_err(describe)?;
                 Ok(format!("greeted {n} times"))
             }
-            "os" => match host::system_info("os") {
-                Ok(json) => Ok(json),
+            "os" => match host::system_info(InfoCategory::Os) {
+                Ok(SystemInfo::Os(o)) => Ok(os_text(&o)),
+                Ok(_) => Err("the host answered another category than os".into()),
                 Err(HostError::Denied(m)) => Ok(format!(
                     "The customer did not allow reading system information ({m})."
                 )),

@@ -10,18 +10,18 @@ wit_bindgen::generate!({
 mod panels;
 
 use lifeline::plugin::host;
-use lifeline::plugin::types::HostError;
+use lifeline::plugin::types::{HostError, InfoCategory};
 
 /// Categories in display order, with their panel titles.
-pub const CATEGORIES: [(&str, &str); 8] = [
-    ("os", "Operating system"),
-    ("cpu", "Hardware and CPU"),
-    ("memory", "Memory"),
-    ("disks", "Disks and file systems"),
-    ("network", "Network interfaces"),
-    ("processes", "Running processes"),
-    ("users", "Logged-in users"),
-    ("software", "Installed software"),
+pub const CATEGORIES: [(&str, InfoCategory, &str); 8] = [
+    ("os", InfoCategory::Os, "Operating system"),
+    ("cpu", InfoCategory::Cpu, "Hardware and CPU"),
+    ("memory", InfoCategory::Memory, "Memory"),
+    ("disks", InfoCategory::Disks, "Disks and file systems"),
+    ("network", InfoCategory::Network, "Network interfaces"),
+    ("processes", InfoCategory::Processes, "Running processes"),
+    ("users", InfoCategory::Users, "Logged-in users"),
+    ("software", InfoCategory::Software, "Installed software"),
 ];
 
 struct SysInfo;
@@ -33,10 +33,17 @@ fn describe(e: HostError) -> String {
     }
 }
 
-fn panel(category: &str, title: &str, filter: Option<&str>) -> Result<String, String> {
-    let json = host::system_info(category).map_err(describe)?;
-    let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| format!("{category}: {e}"))?;
-    let mut lines = panels::render(category, &v);
+/// The `i`-th argument as text (bytes read as UTF-8, lossily).
+fn text_arg(args: &[Arg], i: usize) -> Option<String> {
+    args.get(i).map(|a| match a {
+        Arg::Text(t) => t.clone(),
+        Arg::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+    })
+}
+
+fn panel(category: InfoCategory, title: &str, filter: Option<&str>) -> Result<String, String> {
+    let info = host::system_info(category).map_err(describe)?;
+    let mut lines = panels::render(&info);
     if let Some(f) = filter {
         let f = f.to_lowercase();
         lines.retain(|l| l.to_lowercase().contains(&f));
@@ -50,23 +57,23 @@ fn panel(category: &str, title: &str, filter: Option<&str>) -> Result<String, St
 }
 
 impl Guest for SysInfo {
-    fn run(command: String, args: Vec<String>) -> Result<String, String> {
+    fn run(command: String, args: Vec<Arg>) -> Result<String, String> {
         match command.as_str() {
-            "categories" => Ok(CATEGORIES.iter().map(|(c, t)| format!("{c:<10} {t}")).collect::<Vec<_>>().join("\n")),
+            "categories" => Ok(CATEGORIES.iter().map(|(c, _, t)| format!("{c:<10} {t}")).collect::<Vec<_>>().join("\n")),
             "show" => {
-                let which = args.first().map(String::as_str).filter(|s| !s.is_empty()).unwrap_or("all");
-                let filter = args.get(1).map(String::as_str).filter(|s| !s.is_empty());
-                let chosen: Vec<(&str, &str)> = if which == "all" {
+                let which = text_arg(&args, 0).filter(|s| !s.is_empty()).unwrap_or_else(|| "all".into());
+                let filter = text_arg(&args, 1).filter(|s| !s.is_empty());
+                let chosen: Vec<(&str, InfoCategory, &str)> = if which == "all" {
                     CATEGORIES.to_vec()
                 } else {
-                    let c = CATEGORIES.iter().find(|(c, _)| *c == which).ok_or_else(|| {
-                        let names: Vec<&str> = CATEGORIES.iter().map(|(c, _)| *c).collect();
+                    let c = CATEGORIES.iter().find(|(c, _, _)| *c == which).ok_or_else(|| {
+                        let names: Vec<&str> = CATEGORIES.iter().map(|(c, _, _)| *c).collect();
                         format!("unknown category {which:?}; use all or one of {}", names.join(", "))
                     })?;
                     vec![*c]
                 };
-                for (c, title) in &chosen {
-                    let text = panel(c, title, filter)?;
+                for (_, c, title) in &chosen {
+                    let text = panel(*c, title, filter.as_deref())?;
                     host::send_output(&text).map_err(describe)?;
                 }
                 Ok(format!("{} categor{} shown", chosen.len(), if chosen.len() == 1 { "y" } else { "ies" }))

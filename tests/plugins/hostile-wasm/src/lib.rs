@@ -6,7 +6,7 @@ wit_bindgen::generate!({
 });
 
 use lifeline::plugin::host;
-use lifeline::plugin::types::HostError;
+use lifeline::plugin::types::{HostError, InfoCategory};
 
 struct Hostile;
 
@@ -20,7 +20,7 @@ fn describe(e: HostError) -> String {
 }
 
 impl Guest for Hostile {
-    fn run(command: String, _args: Vec<String>) -> Result<String, String> {
+    fn run(command: String, _args: Vec<Arg>) -> Result<String, String> {
         match command.as_str() {
             "ok" => Ok("fine".into()),
             "loop" => {
@@ -52,7 +52,7 @@ impl Guest for Hostile {
             "spawn" => host::spawn("sh", &["-c".to_string(), "id".to_string()], 1000)
                 .map(|o| format!("ran: {}", String::from_utf8_lossy(&o.stdout)))
                 .map_err(describe),
-            "denied" => match host::system_info("os") {
+            "denied" => match host::system_info(InfoCategory::Os) {
                 Ok(_) => Ok("allowed".into()),
                 Err(HostError::Denied(m)) => Ok(format!("handled the denial: {m}")),
                 Err(e) => Err(describe(e)),
