@@ -21,4 +21,5 @@ mod sec_quota;
 mod sec_rejoin;
 mod sec_sandbox;
 mod sessions;
+mod streams;
 mod support;

@@ -2,6 +2,7 @@
 //! matching, the saved login, and the actions of the technician's CLI.
 
 pub mod report;
+pub mod stream;
 pub mod token;
 
 use std::collections::HashMap;
@@ -62,6 +63,13 @@ pub enum Event {
         msg: SessionMessage,
     },
     Error(String),
+    /// A frame of a plugin stream (see [`stream`]); grant credit back with
+    /// [`Client::stream_credit`] once it is consumed.
+    Stream {
+        stream: u32,
+        body: Vec<u8>,
+    },
+    /// A data frame that is not a stream frame.
     Data(Vec<u8>),
 }
 
@@ -101,7 +109,7 @@ impl Client {
                     }
                     Frame::Control(Message::Error { message, .. }) => Event::Error(message),
                     Frame::Control(_) => continue,
-                    Frame::Data(d) => Event::Data(d),
+                    Frame::Data(d) => stream::event(d),
                 };
                 if ev_tx.send(ev).await.is_err() {
                     break;
