@@ -40,4 +40,6 @@ pub use wit::Arg;
 #[cfg(test)]
 mod sandbox_tests;
 #[cfg(test)]
+mod service_tests;
+#[cfg(test)]
 mod tests;

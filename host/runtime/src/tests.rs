@@ -49,7 +49,7 @@ impl SessionPort for Port {
 }
 
 /// Copies plugin folders into a fresh plugin root and starts a host on it.
-fn host_with(plugins: &[&str]) -> (tempfile::TempDir, Arc<PluginHost>) {
+pub(crate) fn host_with(plugins: &[&str]) -> (tempfile::TempDir, Arc<PluginHost>) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("plugins");
     for p in plugins {
