@@ -1,11 +1,13 @@
-//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle]`:
+//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle|features|stream]`:
 //! three loopback benchmarks of the broker, each beside a baseline measured
 //! in the same run.
 //!
 //! 1. join latency: connection ID entered → operator connected;
 //! 2. relay throughput operator → agent through the broker;
 //! 3. idle agents: broker memory per idle agent (broker in its own process);
-//! 4. features: script-run overhead, system-information gathering.
+//! 4. features: script-run overhead, system-information gathering;
+//! 5. stream: a WASM plugin's stream to the operator client, against the
+//!    raw relay of benchmark 2 in the same run.
 //!
 //! `LIFELINE_BENCH_QUICK=1` shrinks every size about tenfold;
 //! `LIFELINE_BENCH_AGENTS=N` sets the number of idle agents (default 10,000).
@@ -17,6 +19,8 @@ mod features;
 mod idle;
 #[path = "bench/latency.rs"]
 mod latency;
+#[path = "bench/stream.rs"]
+mod stream;
 #[path = "bench/throughput.rs"]
 mod throughput;
 
@@ -245,6 +249,9 @@ fn main() -> Result<()> {
     }
     if wants("features") {
         rows.extend(features::run(opts)?);
+    }
+    if wants("stream") {
+        rows.extend(rt.block_on(stream::run(opts))?);
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     println!(

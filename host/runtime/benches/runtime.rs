@@ -1,4 +1,4 @@
-//! `cargo bench -p lifeline-runtime --bench runtime [echo|instantiate|lua|reload]`:
+//! `cargo bench -p lifeline-runtime --bench runtime [echo|instantiate|lua|reload|typed|events]`:
 //! the plugin runtime, each figure beside a baseline measured in the same run.
 //!
 //! 1. echo: host → guest call on a reused instance, 16 B and 64 KiB, against
@@ -7,12 +7,18 @@
 //! 2. instantiate: `InstancePre::instantiate` from the compiled-artifact cache
 //!    with the pooling allocator, and the whole per-call path of a WASM call;
 //! 3. lua: `PluginHost::call` of a Lua plugin, and a raw Rust → Lua call;
-//! 4. reload: hot reload latency, file written → new version live.
+//! 4. reload: hot reload latency, file written → new version live;
+//! 5. typed: host → guest calls with a 16-byte `list<u8>` and a small
+//!    record, beside 16 bytes by value;
+//! 6. events: event delivery to a long-lived plugin, beside a bare thread
+//!    hand-off.
 //!
 //! `LIFELINE_BENCH_QUICK=1` shrinks every count about tenfold;
 //! `LIFELINE_BENCH_NO_EXTISM=1` skips the Extism baselines (and their build).
 //! Figures and how to read them: docs/benchmarks.md, "Plugin runtime".
 
+#[path = "runtime/events.rs"]
+mod events;
 #[path = "runtime/extism.rs"]
 mod extism;
 #[path = "runtime/lua.rs"]
@@ -273,6 +279,14 @@ fn main() -> Result<()> {
     if run("reload") {
         println!("== 4. hot reload");
         rows.extend(reload::run(opts)?);
+    }
+    if run("typed") {
+        println!("== 5. typed values host → guest");
+        rows.extend(wasm::typed(opts)?);
+    }
+    if run("events") {
+        println!("== 6. event delivery to a long-lived plugin");
+        rows.extend(events::run(opts)?);
     }
 
     println!();

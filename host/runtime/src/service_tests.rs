@@ -64,7 +64,10 @@ fn a_wasm_service_hears_every_event_then_stops() {
     assert!(services.ids().is_empty());
 }
 
-fn lua_host(code: &str, declares_events: bool) -> (tempfile::TempDir, Result<Arc<PluginHost>, String>) {
+fn lua_host(
+    code: &str,
+    declares_events: bool,
+) -> (tempfile::TempDir, Result<Arc<PluginHost>, String>) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("plugins/svc");
     std::fs::create_dir_all(&p).unwrap();

@@ -88,7 +88,7 @@ where
 }
 
 /// Operator → broker → agent.
-async fn relay(h: &Harness, chunk: usize, total: u64) -> Result<f64> {
+pub async fn relay(h: &Harness, chunk: usize, total: u64) -> Result<f64> {
     let inv = step("invite", h.op.invite("TPUT-1", "Customer", None)).await?;
     let token = inv.link.rsplit('/').next().unwrap_or_default().into();
     let (agent, _) = join(&h.ep, JoinCredential::LinkToken(token)).await?;

@@ -377,3 +377,74 @@ pub fn instantiate(opts: Opts, ext: Option<&mut Extism>) -> Result<Vec<Row>> {
         ),
     ])
 }
+
+/// Host → guest calls with typed values on a reused instance: 16 bytes as a
+/// `list<u8>` and a small record, beside 16 bytes by value (two `u64`s, no
+/// allocation in the guest) measured in the same run.
+pub fn typed(opts: Opts) -> Result<Vec<Row>> {
+    use lifeline_runtime::wit::ProcessRow;
+    let l = Loaded::new()?;
+    let bw = BenchWasm::new(&l.plugin).map_err(anyhow::Error::msg)?;
+    let mut inst = bw.instance(l.ctx()).map_err(anyhow::Error::msg)?;
+    let bytes = data(SMALL);
+    let rec = ProcessRow {
+        pid: 4242,
+        name: "lifeline".into(),
+        cpu_percent: 1.5,
+        memory_bytes: 64 << 20,
+    };
+    if inst.echo_bytes16(&bytes).map_err(anyhow::Error::msg)? != bytes
+        || inst.echo_record(&rec).map_err(anyhow::Error::msg)?.name != rec.name
+    {
+        bail!("bench-wasm answers wrongly");
+    }
+    let calls = opts.n(20_000);
+    let mut measure =
+        |f: &mut dyn FnMut(&mut lifeline_runtime::wasm_bench::BenchInstance) -> Result<()>| {
+            inst.restart_clock();
+            batches(3, calls / 10, || f(&mut inst))?;
+            inst.restart_clock();
+            Ok::<f64, anyhow::Error>(median(batches(7, calls, || f(&mut inst))?))
+        };
+    let by_value = measure(&mut |i| {
+        black_box(
+            i.echo16(black_box(7), black_box(9))
+                .map_err(anyhow::Error::msg)?,
+        );
+        Ok(())
+    })?;
+    let list = measure(&mut |i| {
+        black_box(
+            i.echo_bytes16(black_box(&bytes))
+                .map_err(anyhow::Error::msg)?,
+        );
+        Ok(())
+    })?;
+    let record = measure(&mut |i| {
+        black_box(i.echo_record(black_box(&rec)).map_err(anyhow::Error::msg)?);
+        Ok(())
+    })?;
+    println!(
+        "typed calls: list<u8> 16 B {}, record {}, 16 B by value {}",
+        t(list),
+        t(record),
+        t(by_value)
+    );
+    let base = format!("16 B by value: {}", t(by_value));
+    Ok(vec![
+        row(
+            "5",
+            "host → guest `echo-bytes16(list<u8>)`, 16 B each way, reused instance, per call",
+            format!("**{}**", t(list)),
+            base.clone(),
+            None,
+        ),
+        row(
+            "5",
+            "host → guest `echo-record(process-row)` (u32, string, f32, u64) each way, per call",
+            format!("**{}**", t(record)),
+            base,
+            None,
+        ),
+    ])
+}
