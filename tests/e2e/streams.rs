@@ -347,3 +347,80 @@ fn a_long_lived_plugin_hears_every_event_across_reloads_and_a_reboot() {
 fn run_cli(args: &[&str]) -> std::process::Output {
     crate::processes::run(args, None)
 }
+
+#[test]
+fn operator_input_reaches_the_plugin_and_the_cli_saves_streams() {
+    let s = setup(&["tests/plugins/stream-wasm"], "");
+    // Frames sent back on a stream reach the plugin (input events).
+    runtime().block_on(async {
+        let c = operator(&s).await;
+        run(&c, &s.sid, "stream-wasm", "echo", &[]).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let id = loop {
+            if let Event::Session {
+                msg: SessionMessage::StreamOpened { stream, .. },
+                ..
+            } = next(&c, deadline).await
+            {
+                break stream;
+            }
+        };
+        c.stream_credit(id, 1 << 20).await.unwrap();
+        for word in ["key a", "key b", "click 10 20"] {
+            c.stream_input(id, word.as_bytes().to_vec()).await.unwrap();
+            let back = loop {
+                if let Event::Stream { body, .. } = next(&c, deadline).await {
+                    break body;
+                }
+            };
+            assert_eq!(back, word.as_bytes());
+        }
+        c.stream_input(id, b"bye".to_vec()).await.unwrap();
+        loop {
+            if let Event::Session {
+                msg: SessionMessage::PluginDone { ok, text, .. },
+                ..
+            } = next(&c, deadline).await
+            {
+                assert!(ok, "{text}");
+                assert_eq!(text, "echoed 3 frames");
+                break;
+            }
+        }
+    });
+    // `operator run --streams DIR` saves what a command streams.
+    let out_dir = s.dir.path().join("streams");
+    let said = ok(
+        &[
+            "operator",
+            "run",
+            "--config",
+            &s.op,
+            &s.sid,
+            "stream-wasm",
+            "stream",
+            "300000",
+            "4096",
+            "--streams",
+            p(&out_dir),
+        ],
+        None,
+    );
+    assert!(said.contains("sent 300000 bytes in 74 frames"), "{said}");
+    let files: Vec<_> = std::fs::read_dir(&out_dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0]
+            .file_name()
+            .to_string_lossy()
+            .ends_with("-data.bin")
+    );
+    let saved = std::fs::read(files[0].path()).unwrap();
+    assert_eq!(saved.len(), 300_000);
+    assert!(
+        saved
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern(i as u64))
+    );
+}

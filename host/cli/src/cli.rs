@@ -302,6 +302,10 @@ pub enum OperatorCmd {
         /// the first line of standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// Save every stream the command opens into this folder, one file
+        /// per stream (a latest-wins stream keeps its newest frame).
+        #[arg(long, value_name = "DIR")]
+        streams: Option<std::path::PathBuf>,
     },
     /// Log in as another user on the customer's computer (the run-as
     /// plugin): the customer consents, then you type the account's password.

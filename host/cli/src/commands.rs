@@ -392,9 +392,15 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             args,
             timeout,
             password_stdin,
+            streams,
         } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
+            if let Some(dir) = streams {
+                let wait = Duration::from_secs(timeout);
+                return crate::stream_cmd::run(&c, &session, &plugin, &command, &args, wait, &dir)
+                    .await;
+            }
             crate::plugin_cmd::run(
                 &c,
                 &session,

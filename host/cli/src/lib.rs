@@ -22,6 +22,7 @@ pub mod license_cmd;
 pub mod plugin_cmd;
 pub mod scripts_cmd;
 pub mod service_cmd;
+pub mod stream_cmd;
 
 use std::process::ExitCode;
 
