@@ -319,11 +319,7 @@ impl StreamHub {
     pub fn close(&self, plugin: &str, id: u32, reason: &str) -> Result<(), HostError> {
         let s = {
             let mut hub = self.lock();
-            if !hub
-                .streams
-                .get(&id)
-                .is_some_and(|s| s.info.plugin == plugin)
-            {
+            if hub.streams.get(&id).is_none_or(|s| s.info.plugin != plugin) {
                 return Err(not_yours(id));
             }
             hub.streams.remove(&id).expect("checked just above")
