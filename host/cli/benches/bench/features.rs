@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use base64::Engine;
 use lifeline_runtime::host::{HostEnv, SessionPort};
-use lifeline_runtime::{Capability, Manifest, PluginHost, RuntimeConfig};
+use lifeline_runtime::{Arg, Capability, Manifest, PluginHost, RuntimeConfig};
 
 use crate::{Opts, Row, ms, percentile, row};
 
@@ -53,13 +52,13 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
         "the scripts plugin did not load"
     );
     let port: Arc<dyn SessionPort> = Arc::new(Granted);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(SCRIPT);
+    // As the agent hands a script over: the files as bytes.
     let args = vec![
-        "run.sh".to_string(),
-        b64,
-        String::new(),
-        String::new(),
-        "30".to_string(),
+        Arg::Text("run.sh".into()),
+        Arg::Bytes(SCRIPT.as_bytes().to_vec()),
+        Arg::Text(String::new()),
+        Arg::Bytes(Vec::new()),
+        Arg::Text("30".into()),
     ];
     let n = if opts.quick { 30 } else { 300 };
     let (mut via, mut direct) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -109,7 +108,8 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
         let t = Instant::now();
         for c in lifeline_runtime::sysinfo::CATEGORIES {
             let t = Instant::now();
-            lifeline_runtime::sysinfo::category(c).map_err(anyhow::Error::msg)?;
+            let which = lifeline_runtime::sysinfo::parse_category(c).map_err(anyhow::Error::msg)?;
+            lifeline_runtime::sysinfo::category(which);
             per.push((c, t.elapsed()));
         }
         all.push(t.elapsed());
