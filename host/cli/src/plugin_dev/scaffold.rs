@@ -213,6 +213,23 @@ mod tests {
     }
 
     #[test]
+    fn the_sdk_readme_documents_every_capability_and_the_api_version() {
+        let readme = include_str!("../../../../sdk/README.md");
+        for c in lifeline_core::capability::ALL {
+            assert!(
+                readme.contains(&format!("| `{}` |", c.name())),
+                "{c} in the capability table of sdk/README.md"
+            );
+        }
+        let version = WIT
+            .lines()
+            .find_map(|l| l.strip_prefix("package "))
+            .unwrap()
+            .trim_end_matches(';');
+        assert!(readme.contains(&format!("`{version}`")), "{version}");
+    }
+
+    #[test]
     fn bad_names_and_used_folders_are_refused() {
         let d = tempfile::tempdir().unwrap();
         let err = new(Lang::Lua, "My Plugin", d.path())
