@@ -321,3 +321,69 @@ fn events_reach_a_long_lived_plugin_and_streams_land_in_files() {
     ]);
     assert!(out.contains("comes last"), "{out}");
 }
+
+/// The SDK's five-minute walkthrough: a new plugin in the agent's plugin
+/// folder runs in a live session; `plugin watch` and the agent's hot reload
+/// both pick up a save, and the session runs the new code with the state
+/// the old one left.
+#[test]
+fn new_plugin_runs_live_and_a_save_reloads_it_in_the_session() {
+    use crate::processes::{Proc, client_configs, invite, join_ready, login, start_broker};
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("agent-plugins");
+    ok(&[
+        "plugin",
+        "new",
+        "--lang",
+        "lua",
+        "greeter",
+        "--dir",
+        p(&root),
+    ]);
+    let dir = root.join("greeter");
+    let (_broker, addr, fp) = start_broker(d.path());
+    let (op, agent_cfg) = client_configs(d.path(), &addr, &fp);
+    write(
+        &d.path().join("policy.toml"),
+        "[policy]\ndefault = \"deny\"\n[policy.capabilities]\n\"system.info\" = \"allow\"\n",
+    );
+    let text = std::fs::read_to_string(&agent_cfg)
+        .unwrap()
+        .replace("[agent]\n", "[agent]\npolicy = \"policy.toml\"\n")
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\nhot_reload = true\n";
+    write(Path::new(&agent_cfg), &text);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-5");
+    let agent = join_ready(
+        &op,
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+        &sid,
+    );
+    let run = [
+        "operator", "run", "--config", &op, &sid, "greeter", "hello", "Ada",
+    ];
+    let out = crate::processes::ok(&run, None);
+    assert!(
+        out.contains("Hello, Ada!") && out.contains("greeted 1 times on "),
+        "{out}"
+    );
+
+    let watch = Proc::spawn(&["plugin", "watch", p(&dir), "hello", "Ada"]);
+    watch.wait_line("[watch] passed");
+    let main = dir.join("main.lua");
+    let code = std::fs::read_to_string(&main).unwrap();
+    write(&main, &code.replace("\"Hello, \"", "\"Howdy, \""));
+    watch.wait_line("[output] Howdy, Ada!");
+    agent.wait_line("plugin greeter reloaded");
+    let out = crate::processes::ok(&run, None);
+    assert!(
+        out.contains("Howdy, Ada!") && out.contains("greeted 2 times"),
+        "the new code with the old state: {out}"
+    );
+    // Ctrl-C ends the watcher, which removes its temporary folder.
+    let pid = nix::unistd::Pid::from_raw(watch.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let mut watch = watch;
+    assert_eq!(watch.child.wait().unwrap().code(), Some(130));
+}
