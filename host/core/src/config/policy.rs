@@ -103,7 +103,9 @@ mod tests {
         assert!(
             err.contains("p.toml:4")
                 && err.contains("\"screen.view\" is not a capability")
-                && err.contains("power.reboot, license.update, script.run"),
+                && err.contains(
+                    "power.reboot, license.update, session.stream, session.events, script.run"
+                ),
             "{err}"
         );
     }
