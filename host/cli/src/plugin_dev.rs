@@ -213,6 +213,7 @@ pub fn run_once(args: &TestArgs, sandbox: &Sandbox) -> Result<bool> {
     if !args.no_build {
         build::rust_plugin(&plan.dir, &plan.manifest)?;
     }
+    check_entry(&plan, args.no_build)?;
     let host = Arc::new(sandbox.host()?);
     let (id, version) = host
         .load_dir(&plan.dir)
@@ -242,6 +243,23 @@ pub fn run_once(args: &TestArgs, sandbox: &Sandbox) -> Result<bool> {
     };
     hub.close_all("the test ended");
     Ok(passed)
+}
+
+/// Refuses a missing entry file, saying how to make it.
+fn check_entry(plan: &Plan, no_build: bool) -> Result<()> {
+    let entry = &plan.manifest.entry;
+    if entry.is_file() {
+        return Ok(());
+    }
+    let how = match (build::is_rust(&plan.dir), no_build) {
+        (true, true) => "build it: run without --no-build",
+        (true, false) => "the build did not make it",
+        (false, _) => "build the component and copy it there (see the SDK's README)",
+    };
+    bail!(
+        "{}: the entry file plugin.toml names is missing; {how}",
+        entry.display()
+    )
 }
 
 /// Runs one command and prints its result; true when it succeeded.
