@@ -10,6 +10,7 @@ mod license;
 mod license_support;
 mod machine;
 mod plugin_binary;
+mod plugin_dev;
 mod plugins;
 pub mod processes;
 mod reboot;

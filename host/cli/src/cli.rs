@@ -38,7 +38,8 @@ pub enum Command {
     /// The agent's audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// Plugin bundles: keys, packing, signing, verifying, installing.
+    /// Plugins: writing and testing them (new, test, watch) and bundles
+    /// (keys, packing, signing, verifying, installing).
     #[command(subcommand)]
     Plugin(PluginCmd),
     /// Licenses: show (About), vendor keys, signing, update eligibility.
@@ -48,6 +49,31 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum PluginCmd {
+    /// Write a working plugin folder PARENT/NAME: plugin.toml, the code, a
+    /// test file (plugin.test.toml) and a README.
+    New {
+        /// rust (a WASM component) or lua.
+        #[arg(long, value_enum)]
+        lang: crate::plugin_dev::Lang,
+        /// The plugin's id (lower-case letters, digits, '-' and '_').
+        name: String,
+        /// The folder to create NAME in.
+        #[arg(long = "dir", value_name = "PARENT", default_value = ".")]
+        parent: PathBuf,
+    },
+    /// Run a plugin locally against a fake session (no broker, no agent):
+    /// one COMMAND, or the cases of DIR/plugin.test.toml. A Rust plugin is
+    /// built for wasm32-wasip2 first.
+    Test(crate::plugin_dev::TestArgs),
+    /// Run `plugin test` again on every save in DIR, until Ctrl-C.
+    Watch(crate::plugin_dev::TestArgs),
+    #[command(flatten)]
+    Bundle(BundleCmd),
+}
+
+/// Plugin bundles: keys, packing, signing, verifying, installing.
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
     /// Create a publisher key pair: the secret goes to FILE (mode 0600), the
     /// public key (for agents' trusted_keys) is printed.
     Keygen {

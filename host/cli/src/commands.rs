@@ -35,7 +35,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
             println!("{}: valid {role:?} configuration", file.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plugin(p) => crate::plugin_cmd::bundle(p),
+        Command::Plugin(p) => crate::plugin_dev::plugin(p).await,
         Command::License(l) => crate::license_cmd::license(l).await,
         Command::Audit(AuditCmd::Verify { file }) => {
             let (n, hash) = lifeline_core::audit::verify(&file)?;

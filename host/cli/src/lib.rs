@@ -20,6 +20,7 @@ pub mod demo_license;
 pub mod input;
 pub mod license_cmd;
 pub mod plugin_cmd;
+pub mod plugin_dev;
 pub mod scripts_cmd;
 pub mod service_cmd;
 pub mod stream_cmd;

@@ -9,20 +9,20 @@ use lifeline_operator::Client;
 use lifeline_runtime::bundle;
 use lifeline_runtime::manifest::{MANIFEST_FILE, Manifest};
 
-use crate::cli::PluginCmd;
+use crate::cli::BundleCmd;
 
 /// Time to wait for the agent's plugin list.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn bundle(cmd: PluginCmd) -> Result<ExitCode> {
+pub fn bundle(cmd: BundleCmd) -> Result<ExitCode> {
     match cmd {
-        PluginCmd::Keygen { out } => {
+        BundleCmd::Keygen { out } => {
             let public = bundle::keygen(&out)?;
             println!("Secret key written to {} (keep it private).", out.display());
             println!("Public key for agents' [plugins] trusted_keys:");
             println!("{}", bundle::public_key_string(&public));
         }
-        PluginCmd::Pack { dir, out } => {
+        BundleCmd::Pack { dir, out } => {
             let manifest = Manifest::load_dir(&dir)?;
             if !manifest.entry.is_file() {
                 bail!(
@@ -42,7 +42,7 @@ pub fn bundle(cmd: PluginCmd) -> Result<ExitCode> {
                 out.display()
             );
         }
-        PluginCmd::Sign { bundle: path, key } => {
+        BundleCmd::Sign { bundle: path, key } => {
             let key = bundle::load_signing_key(&key)?;
             let mut files = bundle::read_bundle(&path)?;
             bundle::sign(&mut files, &key);
@@ -66,7 +66,7 @@ pub fn bundle(cmd: PluginCmd) -> Result<ExitCode> {
                 bundle::public_key_string(&key.verifying_key())
             );
         }
-        PluginCmd::Verify {
+        BundleCmd::Verify {
             bundle: path,
             trusted,
             config,
@@ -88,7 +88,7 @@ pub fn bundle(cmd: PluginCmd) -> Result<ExitCode> {
                 bundle::public_key_string(&who)
             );
         }
-        PluginCmd::Install {
+        BundleCmd::Install {
             bundle: path,
             config,
         } => {

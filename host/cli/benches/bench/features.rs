@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-
 use lifeline_runtime::host::{HostEnv, SessionPort};
 use lifeline_runtime::{Arg, Capability, Manifest, PluginHost, RuntimeConfig};
 
@@ -53,6 +52,7 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
         "the scripts plugin did not load"
     );
     let port: Arc<dyn SessionPort> = Arc::new(Granted);
+    // As the agent hands a script over: the files as bytes.
     let args = vec![
         Arg::Text("run.sh".into()),
         Arg::Bytes(SCRIPT.as_bytes().to_vec()),
