@@ -42,7 +42,7 @@ async fn hello(s: &mut Tls, version: u16, role: ClientRole) -> Message {
         .unwrap()
     {
         Frame::Control(m) => m,
-        Frame::Data(_) => panic!("data frame in handshake"),
+        Frame::Data(_) | Frame::SessionData { .. } => panic!("data frame in handshake"),
     }
 }
 
@@ -61,7 +61,7 @@ async fn closed_by_broker(s: &mut Tls) -> Vec<Message> {
             Err(_) => panic!("broker did not close the connection"),
             Ok(Err(_)) => return seen,
             Ok(Ok(Frame::Control(m))) => seen.push(m),
-            Ok(Ok(Frame::Data(_))) => {}
+            Ok(Ok(Frame::Data(_) | Frame::SessionData { .. })) => {}
         }
     }
 }
@@ -88,7 +88,7 @@ async fn agent_join(tb: &TestBroker, cred: JoinCredential) -> Message {
     .unwrap();
     match read_frame(&mut s, MAX_FRAME_BYTES).await.unwrap() {
         Frame::Control(m) => m,
-        Frame::Data(_) => panic!("data"),
+        Frame::Data(_) | Frame::SessionData { .. } => panic!("data"),
     }
 }
 

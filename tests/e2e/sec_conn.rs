@@ -73,7 +73,9 @@ async fn next_message<S: AsyncRead + Unpin>(s: &mut S) -> Message {
             .expect("no message from the broker")
             .expect("the connection closed")
         {
-            Frame::Control(Message::Ping { .. } | Message::Pong { .. }) | Frame::Data(_) => {}
+            Frame::Control(Message::Ping { .. } | Message::Pong { .. })
+            | Frame::Data(_)
+            | Frame::SessionData { .. } => {}
             Frame::Control(m) => return m,
         }
     }
@@ -498,7 +500,7 @@ async fn an_agent_that_stops_reading_is_dropped_without_blocking_the_operator() 
     // block on the customer that does not read.
     let flooded = tokio::time::timeout(WAIT, async {
         for _ in 0..200 {
-            if alice.send_data(vec![0u8; 64 * 1024]).await.is_err() {
+            if alice.send_data(&sid, vec![0u8; 64 * 1024]).await.is_err() {
                 break;
             }
         }

@@ -58,7 +58,7 @@ async fn next_control(s: &mut Tls) -> Message {
             .expect("a frame")
         {
             Frame::Control(m) => return m,
-            Frame::Data(_) => {}
+            Frame::Data(_) | Frame::SessionData { .. } => {}
         }
     }
 }

@@ -127,7 +127,7 @@ fn a_wasm_plugin_streams_100_mib_to_a_slow_operator_in_bounded_memory() {
                 Event::Session { msg, .. } => match msg {
                     SessionMessage::StreamOpened { stream, name, .. } => {
                         assert_eq!(name, "data");
-                        c.stream_credit(stream, 1 << 20).await.unwrap();
+                        c.stream_credit(&s.sid, stream, 1 << 20).await.unwrap();
                     }
                     SessionMessage::StreamClosed { bytes, frames, .. } => {
                         closed = Some((bytes, frames))
@@ -135,7 +135,7 @@ fn a_wasm_plugin_streams_100_mib_to_a_slow_operator_in_bounded_memory() {
                     SessionMessage::PluginDone { ok, text, .. } => done = Some((ok, text)),
                     _ => {}
                 },
-                Event::Stream { stream, body } => {
+                Event::Stream { stream, body, .. } => {
                     hash.update(&body);
                     got += body.len() as u64;
                     frames += 1;
@@ -144,7 +144,7 @@ fn a_wasm_plugin_streams_100_mib_to_a_slow_operator_in_bounded_memory() {
                         peak.0 = peak.0.max(rss_kib(broker_pid));
                         peak.1 = peak.1.max(rss_kib(agent_pid));
                     }
-                    c.stream_credit(stream, body.len() as u64).await.unwrap();
+                    c.stream_credit(&s.sid, stream, body.len() as u64).await.unwrap();
                 }
                 other => panic!("unexpected {other:?}"),
             }
@@ -196,9 +196,9 @@ fn a_latest_wins_stream_with_a_stalled_reader_keeps_only_the_newest_frame() {
             }
         }
         let id = id.expect("the stream was announced");
-        c.stream_credit(id, 1 << 20).await.unwrap();
+        c.stream_credit(&s.sid, id, 1 << 20).await.unwrap();
         let body = loop {
-            if let Event::Stream { stream, body } = next(&c, deadline).await {
+            if let Event::Stream { stream, body, .. } = next(&c, deadline).await {
                 assert_eq!(stream, id);
                 break body;
             }
@@ -208,7 +208,7 @@ fn a_latest_wins_stream_with_a_stalled_reader_keeps_only_the_newest_frame() {
             "frame 100",
             "only the newest"
         );
-        c.stream_input(id, b"done".to_vec()).await.unwrap();
+        c.stream_input(&s.sid, id, b"done".to_vec()).await.unwrap();
         let (mut done, mut closed) = (None, None);
         while done.is_none() || closed.is_none() {
             match next(&c, deadline).await {
@@ -365,9 +365,11 @@ fn operator_input_reaches_the_plugin_and_the_cli_saves_streams() {
                 break stream;
             }
         };
-        c.stream_credit(id, 1 << 20).await.unwrap();
+        c.stream_credit(&s.sid, id, 1 << 20).await.unwrap();
         for word in ["key a", "key b", "click 10 20"] {
-            c.stream_input(id, word.as_bytes().to_vec()).await.unwrap();
+            c.stream_input(&s.sid, id, word.as_bytes().to_vec())
+                .await
+                .unwrap();
             let back = loop {
                 if let Event::Stream { body, .. } = next(&c, deadline).await {
                     break body;
@@ -375,7 +377,7 @@ fn operator_input_reaches_the_plugin_and_the_cli_saves_streams() {
             };
             assert_eq!(back, word.as_bytes());
         }
-        c.stream_input(id, b"bye".to_vec()).await.unwrap();
+        c.stream_input(&s.sid, id, b"bye".to_vec()).await.unwrap();
         loop {
             if let Event::Session {
                 msg: SessionMessage::PluginDone { ok, text, .. },
@@ -423,4 +425,43 @@ fn operator_input_reaches_the_plugin_and_the_cli_saves_streams() {
             .enumerate()
             .all(|(i, b)| *b == pattern(i as u64))
     );
+}
+
+/// The same stream with the agent in this process (as the benchmark runs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_agent_streams_to_the_operator() {
+    use crate::support::*;
+    let tb = TestBroker::start().await;
+    let op = tb.operator("alice").await;
+    let root = tb.dir.path().join("plugins");
+    crate::plugins::install_plugins(&root, &["tests/plugins/stream-wasm"]);
+    let mut cfg = tb.agent_config("agent", None, Duration::from_secs(20));
+    cfg.plugins = Some(unsigned_plugins(root));
+    let (sid, _agent) = connected_session(&tb, &op, cfg).await;
+    run(&op, &sid, "stream-wasm", "stream", &["4194304", "1048576"]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = 0;
+    loop {
+        match next(&op, deadline).await {
+            Event::Session {
+                msg: SessionMessage::StreamOpened { stream, .. },
+                ..
+            } => op.stream_credit(&sid, stream, 8 << 20).await.unwrap(),
+            Event::Stream { stream, body, .. } => {
+                got += body.len();
+                op.stream_credit(&sid, stream, body.len() as u64)
+                    .await
+                    .unwrap();
+            }
+            Event::Session {
+                msg: SessionMessage::PluginDone { ok, text, .. },
+                ..
+            } => {
+                assert!(ok, "{text}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(got, 4 << 20);
 }

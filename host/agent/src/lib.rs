@@ -310,6 +310,8 @@ pub async fn serve(
                         }
                         continue;
                     }
+                    // Only the broker's operator side names sessions.
+                    Frame::SessionData { .. } => continue,
                 };
                 match msg {
                     Message::Session { msg, .. } => match msg {

@@ -87,7 +87,12 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             return;
         };
         match frame {
-            Frame::Data(_) => {
+            Frame::Data(payload) => {
+                // Operators may watch several sessions: the frame names its own.
+                let frame = Frame::SessionData {
+                    session: id.clone(),
+                    payload,
+                };
                 crate::relay::to_all(&shared, shared.registry.operator_txs(&id), &frame).await;
             }
             Frame::Control(Message::Session { msg, .. }) => {

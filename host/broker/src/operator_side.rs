@@ -82,20 +82,20 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                         .await;
                 }
             }
-            Frame::Data(_) => {
-                let target = (c.attached.len() == 1)
-                    .then(|| {
-                        c.attached
-                            .first()
-                            .and_then(|id| shared.registry.agent_tx(id))
-                    })
+            Frame::SessionData { session, payload } => {
+                let target = c
+                    .attached
+                    .contains(&session)
+                    .then(|| shared.registry.agent_tx(&session))
                     .flatten();
                 match target {
                     Some(tx) => {
-                        crate::relay::to(&shared, &tx, frame).await;
+                        crate::relay::to(&shared, &tx, Frame::Data(payload)).await;
                     }
                     None => {
-                        let message = "data frames need exactly one attached session".to_string();
+                        let message = format!(
+                            "data for session {session:?}, which this connection is not attached to (or which has no agent now)"
+                        );
                         let _ = link
                             .tx
                             .send(Frame::Control(Message::Error {

@@ -204,6 +204,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 pub fn kind_of(f: &Frame) -> String {
     match f {
         Frame::Data(d) => format!("{} data bytes", d.len()),
+        Frame::SessionData { payload, .. } => format!("{} session data bytes", payload.len()),
         Frame::Control(m) => {
             let v = serde_json::to_value(m).unwrap_or_default();
             format!(

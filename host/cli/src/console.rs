@@ -110,7 +110,7 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
                     | SessionMessage::CredentialReply { .. } => {}
                 },
                 Some(Event::Error(m)) => say!("! {m}"),
-                Some(Event::Data(_) | Event::Stream { .. }) => {}
+                Some(Event::Data { .. } | Event::Stream { .. }) => {}
             },
             line = lines.recv() => {
                 let Some(line) = line else {

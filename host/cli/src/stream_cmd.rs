@@ -89,7 +89,7 @@ pub async fn run(
         args: args.to_vec(),
     };
     c.send(session, msg).await?;
-    let outcome = tokio::time::timeout(wait, follow(c, dir)).await;
+    let outcome = tokio::time::timeout(wait, follow(c, session, dir)).await;
     let _ = c.detach(session).await;
     let (ok, text) = match outcome {
         Ok(r) => r?,
@@ -107,20 +107,24 @@ pub async fn run(
 }
 
 /// Handles the call's events until it is done: (ok, result text).
-async fn follow(c: &Client, dir: &Path) -> Result<(bool, String)> {
+async fn follow(c: &Client, session: &str, dir: &Path) -> Result<(bool, String)> {
     let mut saving: HashMap<u32, Saving> = HashMap::new();
     loop {
         let Some(ev) = c.next_event().await else {
             bail!("the connection to the broker was lost");
         };
         match ev {
-            Event::Stream { stream, body } => {
+            Event::Stream {
+                session_id,
+                stream,
+                body,
+            } if session_id == session => {
                 if let Some(s) = saving.get_mut(&stream) {
                     s.write(&body)?;
-                    c.stream_credit(stream, body.len() as u64).await?;
+                    c.stream_credit(session, stream, body.len() as u64).await?;
                 }
             }
-            Event::Session { msg, .. } => match msg {
+            Event::Session { session_id, msg } if session_id == session => match msg {
                 SessionMessage::StreamOpened {
                     stream,
                     name,
@@ -134,7 +138,8 @@ async fn follow(c: &Client, dir: &Path) -> Result<(bool, String)> {
                         s.path.display()
                     );
                     saving.insert(stream, s);
-                    c.stream_credit(stream, DEFAULT_WINDOW_BYTES).await?;
+                    c.stream_credit(session, stream, DEFAULT_WINDOW_BYTES)
+                        .await?;
                 }
                 SessionMessage::StreamClosed {
                     stream,
@@ -170,7 +175,7 @@ async fn follow(c: &Client, dir: &Path) -> Result<(bool, String)> {
                 _ => {}
             },
             Event::Error(m) => esay!("! {m}"),
-            Event::Data(_) => {}
+            Event::Session { .. } | Event::Stream { .. } | Event::Data { .. } => {}
         }
     }
 }

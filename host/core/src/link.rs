@@ -109,14 +109,14 @@ fn permits(len: usize) -> u32 {
 }
 
 async fn queued(budget: &Arc<Semaphore>, frame: Frame) -> Result<Queued, Closed> {
-    let permit = match &frame {
-        Frame::Data(d) => Some(
+    let permit = match frame.data_len() {
+        Some(len) => Some(
             Arc::clone(budget)
-                .acquire_many_owned(permits(d.len()))
+                .acquire_many_owned(permits(len))
                 .await
                 .map_err(|_| Closed)?,
         ),
-        Frame::Control(_) => None,
+        None => None,
     };
     Ok(Box::new((frame, permit)))
 }
@@ -145,13 +145,13 @@ impl FrameSender {
 
     /// Queues a frame if there is room now.
     pub fn try_send(&self, frame: Frame) -> Result<(), Closed> {
-        let permit = match &frame {
-            Frame::Data(d) => Some(
+        let permit = match frame.data_len() {
+            Some(len) => Some(
                 Arc::clone(&self.budget)
-                    .try_acquire_many_owned(permits(d.len()))
+                    .try_acquire_many_owned(permits(len))
                     .map_err(|_| Closed)?,
             ),
-            Frame::Control(_) => None,
+            None => None,
         };
         self.queue
             .try_send(Box::new((frame, permit)))
@@ -381,6 +381,16 @@ async fn write_one<W: AsyncWrite + Unpin>(
                 payload.len(),
             ))
             .await?;
+            wr.write_all(payload).await?;
+        }
+        Frame::SessionData { session, payload } => {
+            let prefix = lifeline_protocol::frame::session_prefix(session);
+            wr.write_all(&lifeline_protocol::frame::header(
+                lifeline_protocol::frame::KIND_SESSION_DATA,
+                prefix.len() + payload.len(),
+            ))
+            .await?;
+            wr.write_all(&prefix).await?;
             wr.write_all(payload).await?;
         }
         Frame::Control(_) => wr.write_all(&frame.encode()).await?,

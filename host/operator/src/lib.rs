@@ -63,14 +63,18 @@ pub enum Event {
         msg: SessionMessage,
     },
     Error(String),
-    /// A frame of a plugin stream (see [`stream`]); grant credit back with
-    /// [`Client::stream_credit`] once it is consumed.
+    /// A frame of a plugin stream of a session (see [`stream`]); grant
+    /// credit back with [`Client::stream_credit`] once it is consumed.
     Stream {
+        session_id: String,
         stream: u32,
         body: Vec<u8>,
     },
-    /// A data frame that is not a stream frame.
-    Data(Vec<u8>),
+    /// A data frame of a session that is not a stream frame.
+    Data {
+        session_id: String,
+        payload: Vec<u8>,
+    },
 }
 
 /// A connection of the operator client.
@@ -109,7 +113,9 @@ impl Client {
                     }
                     Frame::Control(Message::Error { message, .. }) => Event::Error(message),
                     Frame::Control(_) => continue,
-                    Frame::Data(d) => stream::event(d),
+                    Frame::SessionData { session, payload } => stream::event(session, payload),
+                    // The broker names the session of every data frame.
+                    Frame::Data(_) => continue,
                 };
                 if ev_tx.send(ev).await.is_err() {
                     break;
@@ -322,10 +328,13 @@ impl Client {
             .map_err(|_| OperatorError::Lost(self.closed.get()))
     }
 
-    /// Sends a data frame to the (single) attached session's agent.
-    pub async fn send_data(&self, bytes: Vec<u8>) -> Result<(), OperatorError> {
+    /// Sends a data frame to the agent of attached session `session_id`.
+    pub async fn send_data(&self, session_id: &str, bytes: Vec<u8>) -> Result<(), OperatorError> {
         self.tx
-            .send(Frame::Data(bytes))
+            .send(Frame::SessionData {
+                session: session_id.to_string(),
+                payload: bytes,
+            })
             .await
             .map_err(|_| OperatorError::Lost(self.closed.get()))
     }

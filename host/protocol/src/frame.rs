@@ -9,8 +9,11 @@
 //!   counts kind+payload
 //! ```
 //!
-//! `kind` is [`KIND_CONTROL`] (a JSON [`Message`]) or [`KIND_DATA`] (opaque
-//! bytes the broker relays between operator and agent without parsing them).
+//! `kind` is [`KIND_CONTROL`] (a JSON [`Message`]), [`KIND_DATA`] (opaque
+//! bytes the broker relays between operator and agent without parsing them)
+//! or [`KIND_SESSION_DATA`] (the same, between the broker and an operator
+//! connection, which may be attached to several sessions: the payload is
+//! prefixed with the session ID, `u8` length then the ID's bytes).
 //! A frame longer than the reader's limit is refused before its payload is
 //! read, so an attacker cannot make a peer allocate more than the limit.
 
@@ -31,6 +34,10 @@ pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 16 * 1024;
 pub const KIND_CONTROL: u8 = 1;
 /// Frame kind byte of an opaque relayed data chunk.
 pub const KIND_DATA: u8 = 2;
+/// Frame kind byte of a data chunk naming its session (operator side).
+pub const KIND_SESSION_DATA: u8 = 3;
+/// Longest session ID a session data frame may name.
+pub const MAX_SESSION_ID_BYTES: usize = 64;
 
 /// One unit on the wire.
 // Frames are moved boxed through the link queues (`lifeline_core::link`), so
@@ -42,6 +49,9 @@ pub enum Frame {
     Control(Message),
     /// Opaque bytes for the session peer (relayed untouched by the broker).
     Data(Vec<u8>),
+    /// Opaque bytes of one session, between the broker and an operator
+    /// connection (which may be attached to several sessions).
+    SessionData { session: String, payload: Vec<u8> },
 }
 
 /// Why a frame could not be read.
@@ -70,8 +80,41 @@ impl Frame {
                 with_header(KIND_CONTROL, &json)
             }
             Frame::Data(bytes) => with_header(KIND_DATA, bytes),
+            Frame::SessionData { session, payload } => {
+                let mut out = header(
+                    KIND_SESSION_DATA,
+                    session_prefix_len(session) + payload.len(),
+                )
+                .to_vec();
+                out.extend_from_slice(&session_prefix(session));
+                out.extend_from_slice(payload);
+                out
+            }
         }
     }
+
+    /// Bytes of relayed data this frame carries (0 for a control message).
+    pub fn data_len(&self) -> Option<usize> {
+        match self {
+            Frame::Control(_) => None,
+            Frame::Data(d) => Some(d.len()),
+            Frame::SessionData { payload, .. } => Some(payload.len()),
+        }
+    }
+}
+
+fn session_prefix_len(session: &str) -> usize {
+    1 + session.len().min(MAX_SESSION_ID_BYTES)
+}
+
+/// The prefix of a session data payload: the ID's length, then the ID
+/// (cut at [`MAX_SESSION_ID_BYTES`]; real IDs are 12 characters).
+pub fn session_prefix(session: &str) -> Vec<u8> {
+    let id = &session.as_bytes()[..session.len().min(MAX_SESSION_ID_BYTES)];
+    let mut out = Vec::with_capacity(1 + id.len());
+    out.push(u8::try_from(id.len()).expect("at most 64"));
+    out.extend_from_slice(id);
+    out
 }
 
 /// The 5 header bytes of a frame whose payload has `payload_len` bytes, so
@@ -120,6 +163,20 @@ pub fn decode_body(kind: u8, payload: Vec<u8>) -> Result<Frame, FrameError> {
             .map(Frame::Control)
             .map_err(|e| FrameError::Malformed(e.to_string())),
         KIND_DATA => Ok(Frame::Data(payload)),
+        KIND_SESSION_DATA => {
+            let n = usize::from(*payload.first().ok_or(FrameError::Empty)?);
+            if n > MAX_SESSION_ID_BYTES || payload.len() < 1 + n {
+                return Err(FrameError::Malformed(format!(
+                    "session data frame with a bad session ID length {n}"
+                )));
+            }
+            let session = std::str::from_utf8(&payload[1..1 + n])
+                .map_err(|_| FrameError::Malformed("session ID is not UTF-8".into()))?
+                .to_string();
+            let mut payload = payload;
+            payload.drain(..1 + n);
+            Ok(Frame::SessionData { session, payload })
+        }
         other => Err(FrameError::UnknownKind(other)),
     }
 }
@@ -140,6 +197,10 @@ mod tests {
         let frames = vec![
             Frame::Control(Message::Ping { nonce: 7 }),
             Frame::Data(vec![1, 2, 3]),
+            Frame::SessionData {
+                session: "abc123".into(),
+                payload: vec![4, 5],
+            },
         ];
         let mut buf = Vec::new();
         for f in &frames {

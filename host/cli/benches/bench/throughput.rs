@@ -98,9 +98,10 @@ pub async fn relay(h: &Harness, chunk: usize, total: u64) -> Result<f64> {
         tx: _agent_tx, rx, ..
     } = agent;
     let op = Arc::clone(&h.op);
+    let sid = inv.session_id.clone();
     let send = |b| {
-        let op = Arc::clone(&op);
-        async move { Ok(op.send_data(b).await?) }
+        let (op, sid) = (Arc::clone(&op), sid.clone());
+        async move { Ok(op.send_data(&sid, b).await?) }
     };
     let secs = transfer(rx, chunk, total, send).await?;
     step("end", h.op.end(&inv.session_id, "throughput run over")).await?;
