@@ -87,6 +87,14 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             return;
         };
         match frame {
+            Frame::Data(payload) if payload.len() > lifeline_protocol::MAX_DATA_PAYLOAD_BYTES => {
+                let reason = format!(
+                    "data frame of {} bytes dropped: relayed data is limited to {} bytes per frame",
+                    payload.len(),
+                    lifeline_protocol::MAX_DATA_PAYLOAD_BYTES
+                );
+                send_error(&link, ErrorCode::Invalid, reason).await;
+            }
             Frame::Data(payload) => {
                 // Operators may watch several sessions: the frame names its own.
                 let frame = Frame::SessionData {

@@ -51,6 +51,8 @@ pub enum OperatorError {
     Token(#[from] token::TokenError),
     #[error("timed out after {0:?} waiting for {1}")]
     Waited(Duration, &'static str),
+    #[error("a data frame of {len} bytes is larger than the {max} bytes the broker relays")]
+    TooLarge { len: usize, max: usize },
 }
 
 type Pending = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<ReplyBody>>>>;
@@ -330,6 +332,13 @@ impl Client {
 
     /// Sends a data frame to the agent of attached session `session_id`.
     pub async fn send_data(&self, session_id: &str, bytes: Vec<u8>) -> Result<(), OperatorError> {
+        let max = lifeline_protocol::MAX_DATA_PAYLOAD_BYTES;
+        if bytes.len() > max {
+            return Err(OperatorError::TooLarge {
+                len: bytes.len(),
+                max,
+            });
+        }
         self.tx
             .send(Frame::SessionData {
                 session: session_id.to_string(),

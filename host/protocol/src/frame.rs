@@ -38,6 +38,9 @@ pub const KIND_DATA: u8 = 2;
 pub const KIND_SESSION_DATA: u8 = 3;
 /// Longest session ID a session data frame may name.
 pub const MAX_SESSION_ID_BYTES: usize = 64;
+/// Largest payload of relayed data (either kind): what still fits in a
+/// frame once the broker adds the session prefix on the operator side.
+pub const MAX_DATA_PAYLOAD_BYTES: usize = MAX_FRAME_BYTES - 2 - MAX_SESSION_ID_BYTES;
 
 /// One unit on the wire.
 // Frames are moved boxed through the link queues (`lifeline_core::link`), so
@@ -151,9 +154,38 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<F
     }
     let mut kind = [0u8; 1];
     r.read_exact(&mut kind).await?;
+    if kind[0] == KIND_SESSION_DATA {
+        return read_session_data(r, len - 1).await;
+    }
     let mut payload = vec![0u8; len - 1];
     r.read_exact(&mut payload).await?;
     decode_body(kind[0], payload)
+}
+
+/// The body of a session data frame of `body_len` bytes, read prefix first
+/// so that the payload lands in its own buffer (no move of megabytes).
+async fn read_session_data<R: AsyncRead + Unpin>(
+    r: &mut R,
+    body_len: usize,
+) -> Result<Frame, FrameError> {
+    let mut n = [0u8; 1];
+    if body_len == 0 {
+        return Err(FrameError::Empty);
+    }
+    r.read_exact(&mut n).await?;
+    let n = usize::from(n[0]);
+    if n > MAX_SESSION_ID_BYTES || body_len < 1 + n {
+        return Err(FrameError::Malformed(format!(
+            "session data frame with a bad session ID length {n}"
+        )));
+    }
+    let mut id = vec![0u8; n];
+    r.read_exact(&mut id).await?;
+    let session = String::from_utf8(id)
+        .map_err(|_| FrameError::Malformed("session ID is not UTF-8".into()))?;
+    let mut payload = vec![0u8; body_len - 1 - n];
+    r.read_exact(&mut payload).await?;
+    Ok(Frame::SessionData { session, payload })
 }
 
 /// Decodes a frame body given its kind byte.

@@ -9,7 +9,8 @@ pub mod stream;
 pub mod types;
 
 pub use frame::{
-    Frame, FrameError, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, read_frame, write_frame,
+    Frame, FrameError, MAX_DATA_PAYLOAD_BYTES, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES,
+    read_frame, write_frame,
 };
 pub use message::{
     ClientRole, Message, PROTOCOL_NAME, PROTOCOL_VERSION, ReplyBody, Request, SessionMessage,

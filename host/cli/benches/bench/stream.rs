@@ -1,5 +1,7 @@
 //! Benchmark 5: plugin stream throughput, guest → operator client: the
-//! `stream-wasm` plugin (WASM) sends a queued stream of 1 MiB frames; the
+//! `stream-wasm` plugin (WASM) sends a queued stream of 1 MiB frames
+//! (`blast`: one frame made once and sent again and again, as the raw
+//! relay sends one buffer again and again); the
 //! agent (in this process) puts them on its TLS link; the broker relays
 //! them to the operator client, which grants the credit back as it reads.
 //! Baseline: the raw relay, operator → broker → agent data frames of the
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use lifeline_core::config::{AgentConfig, PluginsConfig};
-use lifeline_operator::Event;
+use lifeline_operator::{Client, Event};
 use lifeline_protocol::SessionMessage;
 
 use crate::{Harness, Opts, Row, row, step};
@@ -62,25 +64,29 @@ fn agent_config(h: &Harness, dir: &Path) -> Result<AgentConfig> {
 async fn streamed(h: &Harness, total: u64) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let cfg = agent_config(h, dir.path())?;
-    let inv = step("invite", h.op.invite("STREAM-1", "Customer", None)).await?;
+    // An operator connection of its own: the harness's drains its events.
+    let mut op = step("operator connect", Client::connect(&h.ep)).await?;
+    step("operator login", op.login(crate::USERNAME, crate::PASSWORD)).await?;
+    let op = &op;
+    let inv = step("invite", op.invite("STREAM-1", "Customer", None)).await?;
     let (_input, irx) = tokio::sync::mpsc::channel(1);
     let code = inv.connection_id.clone();
     let agent =
         tokio::spawn(async move { lifeline_agent::run(&cfg, &code, Arc::new(Quiet), irx).await });
-    step("ready", h.op.wait_ready(&inv.session_id, crate::STEP)).await?;
-    step("attach", h.op.attach(&inv.session_id)).await?;
+    step("ready", op.wait_ready(&inv.session_id, crate::STEP)).await?;
+    step("attach", op.attach(&inv.session_id)).await?;
     let msg = SessionMessage::RunPlugin {
         call_id: 1,
         plugin: "stream-wasm".into(),
-        command: "stream".into(),
+        command: "blast".into(),
         args: vec![total.to_string(), FRAME.to_string()],
     };
-    step("run", h.op.send(&inv.session_id, msg)).await?;
+    step("run", op.send(&inv.session_id, msg)).await?;
     let sid = inv.session_id.as_str();
     let run = async {
         let (mut got, mut t0) = (0u64, None);
         loop {
-            let ev = h.op.next_event().await.context("connection lost")?;
+            let ev = op.next_event().await.context("connection lost")?;
             if std::env::var_os("LIFELINE_BENCH_DEBUG").is_some() {
                 match &ev {
                     Event::Stream { stream, body, .. } => {
@@ -95,7 +101,7 @@ async fn streamed(h: &Harness, total: u64) -> Result<f64> {
                     session_id,
                 } if session_id == sid => {
                     t0 = Some(Instant::now());
-                    h.op.stream_credit(sid, stream, WINDOW).await?;
+                    op.stream_credit(sid, stream, WINDOW).await?;
                 }
                 Event::Stream {
                     session_id,
@@ -103,7 +109,7 @@ async fn streamed(h: &Harness, total: u64) -> Result<f64> {
                     body,
                 } if session_id == sid => {
                     got += body.len() as u64;
-                    h.op.stream_credit(sid, stream, body.len() as u64).await?;
+                    op.stream_credit(sid, stream, body.len() as u64).await?;
                     if got == total {
                         let t0 = t0.context("frames before the stream was opened")?;
                         return Ok::<f64, anyhow::Error>(t0.elapsed().as_secs_f64());
@@ -123,7 +129,7 @@ async fn streamed(h: &Harness, total: u64) -> Result<f64> {
     let secs = tokio::time::timeout(TRANSFER_TIMEOUT, run)
         .await
         .context("stream not done in time")??;
-    step("end", h.op.end(&inv.session_id, "stream run over")).await?;
+    step("end", op.end(&inv.session_id, "stream run over")).await?;
     let _ = step("agent", async { agent.await.context("agent task") }).await;
     Ok(secs)
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use lifeline_core::link::{Link, spawn_link};
 use lifeline_core::tls::{self, Trust};
-use lifeline_protocol::{Frame, JoinCredential, MAX_FRAME_BYTES};
+use lifeline_protocol::{Frame, JoinCredential, MAX_DATA_PAYLOAD_BYTES, MAX_FRAME_BYTES};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -149,7 +149,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
     println!("\n[2/3] relay throughput: {} MiB per run", total >> 20);
     let h = Harness::start().await?;
     let mut rows = Vec::new();
-    for (chunk, label) in [(MAX_FRAME_BYTES - 1, "1 MiB-1"), (256 << 10, "256 KiB")] {
+    for (chunk, label) in [(MAX_DATA_PAYLOAD_BYTES, "4 MiB-66"), (256 << 10, "256 KiB")] {
         let total = total / chunk as u64 * chunk as u64;
         let base = direct(chunk, total).await?;
         let via = relay(&h, chunk, total).await?;

@@ -65,6 +65,25 @@ fn stream(size: u64, frame: u64) -> Result<String, String> {
     Ok(format!("sent {size} bytes in {frames} frames"))
 }
 
+/// `blast SIZE FRAME`: SIZE bytes in frames of FRAME bytes, the same frame
+/// again and again (what the stream path costs, not making the data).
+fn blast(size: u64, frame: u64) -> Result<String, String> {
+    if frame == 0 {
+        return Err("FRAME must be at least 1 byte".into());
+    }
+    let id = host::stream_open("data", "application/octet-stream", StreamMode::Queued).map_err(describe)?;
+    let buf: Vec<u8> = (0..frame.min(size)).map(pattern).collect();
+    let (mut offset, mut frames) = (0u64, 0u64);
+    while offset < size {
+        let n = (size - offset).min(frame) as usize;
+        host::stream_send(id, &buf[..n]).map_err(describe)?;
+        frames += 1;
+        offset += n as u64;
+    }
+    host::stream_close(id).map_err(describe)?;
+    Ok(format!("sent {size} bytes in {frames} frames"))
+}
+
 /// `latest COUNT`: COUNT frames at once on a latest-wins stream, then wait
 /// for the operator's "done".
 fn latest(count: u64) -> Result<String, String> {
@@ -105,6 +124,7 @@ impl Guest for Stream {
     fn run(command: String, args: Vec<Arg>) -> Result<String, String> {
         match command.as_str() {
             "stream" => stream(number_arg(&args, 0, "SIZE")?, number_arg(&args, 1, "FRAME")?),
+            "blast" => blast(number_arg(&args, 0, "SIZE")?, number_arg(&args, 1, "FRAME")?),
             "latest" => latest(number_arg(&args, 0, "COUNT")?),
             "echo" => echo(),
             other => Err(format!("unknown command {other:?}")),
