@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::capability::Capability;
-use crate::host::{HostEnv, SessionPort};
+use crate::host::SessionPort;
 use crate::manifest::Manifest;
-use crate::plugins::{PluginHost, RuntimeConfig};
+use crate::plugins::PluginHost;
 use crate::service::Services;
-use crate::tests::host_with;
+use crate::tests::{host_with, unsigned_host};
 use crate::wit::SessionEvent;
 
 /// Bound on every wait in these tests.
@@ -86,17 +86,7 @@ fn lua_host(
     )
     .unwrap();
     std::fs::write(p.join("main.lua"), code).unwrap();
-    let host = PluginHost::new(RuntimeConfig {
-        plugin_dirs: vec![dir.path().join("plugins")],
-        state_dir: dir.path().join("state"),
-        env: HostEnv {
-            temp_root: dir.path().join("tmp"),
-            proxy: None,
-        },
-        trusted_keys: vec![],
-        allow_unsigned: true,
-    })
-    .unwrap();
+    let host = unsigned_host(dir.path().join("plugins"), dir.path());
     let errors = host.load_all();
     let host = match errors.first() {
         Some((_, e)) => Err(e.clone()),

@@ -48,6 +48,22 @@ impl SessionPort for Port {
     fn report(&self, _: &str, _: &str) {}
 }
 
+/// A host for the plugins under `root` (unsigned allowed), with its state
+/// and temporary folders in `dir`.
+pub(crate) fn unsigned_host(root: PathBuf, dir: &Path) -> PluginHost {
+    PluginHost::new(RuntimeConfig {
+        plugin_dirs: vec![root],
+        state_dir: dir.join("state"),
+        env: HostEnv {
+            temp_root: dir.join("tmp"),
+            proxy: None,
+        },
+        trusted_keys: vec![],
+        allow_unsigned: true,
+    })
+    .unwrap()
+}
+
 /// Copies plugin folders into a fresh plugin root and starts a host on it.
 pub(crate) fn host_with(plugins: &[&str]) -> (tempfile::TempDir, Arc<PluginHost>) {
     let dir = tempfile::tempdir().unwrap();
@@ -57,17 +73,7 @@ pub(crate) fn host_with(plugins: &[&str]) -> (tempfile::TempDir, Arc<PluginHost>
         let name = src.file_name().unwrap().to_owned();
         copy_dir(&src, &root.join(name));
     }
-    let host = PluginHost::new(RuntimeConfig {
-        plugin_dirs: vec![root],
-        state_dir: dir.path().join("state"),
-        env: HostEnv {
-            temp_root: dir.path().join("tmp"),
-            proxy: None,
-        },
-        trusted_keys: vec![],
-        allow_unsigned: true,
-    })
-    .unwrap();
+    let host = unsigned_host(root, dir.path());
     let errors = host.load_all();
     assert!(
         errors.is_empty(),
