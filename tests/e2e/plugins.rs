@@ -52,6 +52,7 @@ async fn operator_lists_and_runs_plugins_under_consent() {
         allow_unsigned: true,
         hot_reload: true,
         http_proxy: None,
+        folders: Default::default(),
     });
     let (sid, mut agent) = connected_session(&tb, &op, cfg).await;
 

@@ -189,5 +189,6 @@ pub fn unsigned_plugins(root: std::path::PathBuf) -> lifeline_core::config::Plug
         allow_unsigned: true,
         hot_reload: false,
         http_proxy: None,
+        folders: Default::default(),
     }
 }

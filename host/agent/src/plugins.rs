@@ -36,6 +36,17 @@ pub fn start(
         env: HostEnv {
             temp_root: data_dir.join("plugin-tmp"),
             proxy: cfg.http_proxy.clone(),
+            folders: cfg
+                .folders
+                .iter()
+                .map(|(name, f)| {
+                    let folder = lifeline_runtime::folder::Folder {
+                        path: f.path.clone(),
+                        write: f.write,
+                    };
+                    (name.clone(), folder)
+                })
+                .collect(),
         },
         trusted_keys,
         allow_unsigned: cfg.allow_unsigned,

@@ -421,5 +421,6 @@ fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::Plugins
         allow_unsigned: false,
         hot_reload: false,
         http_proxy: None,
+        folders: Default::default(),
     })
 }

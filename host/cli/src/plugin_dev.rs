@@ -128,6 +128,7 @@ impl Sandbox {
             env: HostEnv {
                 temp_root: self.path().join("tmp"),
                 proxy: None,
+                folders: Default::default(),
             },
             trusted_keys: vec![],
             allow_unsigned: true,

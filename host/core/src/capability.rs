@@ -23,6 +23,9 @@ pub enum Capability {
     SystemInfo,
     /// A scoped temporary folder: create, read and write files in it.
     FsTemp,
+    /// Read (and, where the admin allows, replace) files in folders the
+    /// agent's admin names in `[plugins.folders]` (logs, a license folder).
+    FsFolder,
     /// Spawn a process inside the scoped temporary folder.
     ProcessSpawn,
     /// HTTP requests to the manifest's allowed hosts, through the proxy.
@@ -45,7 +48,7 @@ pub enum Capability {
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 15] = [
+pub const ALL: [Capability; 16] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -53,6 +56,7 @@ pub const ALL: [Capability; 15] = [
     Capability::StateKv,
     Capability::SystemInfo,
     Capability::FsTemp,
+    Capability::FsFolder,
     Capability::ProcessSpawn,
     Capability::HttpRequest,
     Capability::AccountRunAs,
@@ -74,6 +78,7 @@ impl Capability {
             Capability::StateKv => "state.kv",
             Capability::SystemInfo => "system.info",
             Capability::FsTemp => "fs.temp",
+            Capability::FsFolder => "fs.folder",
             Capability::ProcessSpawn => "process.spawn",
             Capability::HttpRequest => "http.request",
             Capability::AccountRunAs => "account.run-as",
@@ -105,6 +110,7 @@ impl Capability {
             Capability::ChatSend
             | Capability::SystemInfo
             | Capability::FsTemp
+            | Capability::FsFolder
             | Capability::ProcessSpawn
             | Capability::HttpRequest
             | Capability::AccountRunAs

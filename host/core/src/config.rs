@@ -420,6 +420,8 @@ struct RawPlugins {
     #[serde(default = "yes")]
     hot_reload: bool,
     http_proxy: Option<Spanned<String>>,
+    #[serde(default)]
+    folders: std::collections::BTreeMap<Spanned<String>, folders::RawFolder>,
 }
 
 fn yes() -> bool {
@@ -439,6 +441,8 @@ pub struct PluginsConfig {
     pub hot_reload: bool,
     /// Proxy for plugins' `http.request`, e.g. `http://proxy.example:3128`.
     pub http_proxy: Option<String>,
+    /// Folders plugins holding `fs.folder` may reach by name.
+    pub folders: std::collections::BTreeMap<String, FolderConfig>,
 }
 
 fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, ConfigError> {
@@ -476,6 +480,7 @@ fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, Co
         allow_unsigned: raw.allow_unsigned,
         hot_reload: raw.hot_reload,
         http_proxy,
+        folders: folders::validate(doc, &raw.folders)?,
     })
 }
 
@@ -609,7 +614,9 @@ impl OperatorConfig {
 
 // ---------------------------------------------------------------- policy
 
+mod folders;
 mod policy;
+pub use folders::{FolderConfig, valid_name as valid_folder_name};
 
 // ---------------------------------------------------------------- any role
 

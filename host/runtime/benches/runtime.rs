@@ -214,6 +214,7 @@ pub fn fixture(plugins: &[&str]) -> Result<Fixture> {
         env: HostEnv {
             temp_root: dir.path().join("tmp"),
             proxy: None,
+            folders: Default::default(),
         },
         trusted_keys: vec![],
         allow_unsigned: true,

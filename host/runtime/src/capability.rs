@@ -20,6 +20,9 @@ pub enum HostCall {
     TempDir,
     FsRead,
     FsWrite,
+    FolderList,
+    FolderRead,
+    FolderWrite,
     Spawn,
     HttpRequest,
     RunAsLogin,
@@ -38,7 +41,7 @@ pub enum HostCall {
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 26] = [
+pub const ALL_CALLS: [HostCall; 29] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -50,6 +53,9 @@ pub const ALL_CALLS: [HostCall; 26] = [
     HostCall::TempDir,
     HostCall::FsRead,
     HostCall::FsWrite,
+    HostCall::FolderList,
+    HostCall::FolderRead,
+    HostCall::FolderWrite,
     HostCall::Spawn,
     HostCall::HttpRequest,
     HostCall::RunAsLogin,
@@ -83,6 +89,9 @@ impl HostCall {
             HostCall::TempDir => Capability::FsTemp,
             HostCall::FsRead => Capability::FsTemp,
             HostCall::FsWrite => Capability::FsTemp,
+            HostCall::FolderList => Capability::FsFolder,
+            HostCall::FolderRead => Capability::FsFolder,
+            HostCall::FolderWrite => Capability::FsFolder,
             HostCall::Spawn => Capability::ProcessSpawn,
             HostCall::HttpRequest => Capability::HttpRequest,
             HostCall::RunAsLogin => Capability::AccountRunAs,
@@ -122,6 +131,9 @@ impl HostCall {
             | HostCall::TempDir
             | HostCall::FsRead
             | HostCall::FsWrite
+            | HostCall::FolderList
+            | HostCall::FolderRead
+            | HostCall::FolderWrite
             | HostCall::Spawn
             | HostCall::HttpRequest
             | HostCall::RunAsLogin
@@ -151,6 +163,9 @@ impl HostCall {
             HostCall::TempDir => "temp_dir",
             HostCall::FsRead => "fs_read",
             HostCall::FsWrite => "fs_write",
+            HostCall::FolderList => "folder_list",
+            HostCall::FolderRead => "folder_read",
+            HostCall::FolderWrite => "folder_write",
             HostCall::Spawn => "spawn",
             HostCall::HttpRequest => "http_request",
             HostCall::RunAsLogin => "run_as_login",

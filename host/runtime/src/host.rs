@@ -133,6 +133,8 @@ pub struct HostEnv {
     pub temp_root: PathBuf,
     /// Proxy for `http.request`, e.g. `http://proxy.example:3128`.
     pub proxy: Option<String>,
+    /// The admin's folders for `fs.folder`, by name.
+    pub folders: crate::folder::Folders,
 }
 
 /// Everything one call of one plugin may touch.
@@ -330,6 +332,25 @@ impl CallContext {
         self.check(HostCall::FsWrite)?;
         let owner = self.port.identity();
         self.temp()?.write(rel, data, owner.as_deref())
+    }
+
+    pub fn folder_list(
+        &mut self,
+        folder: &str,
+        rel: &str,
+    ) -> Result<Vec<wit::DirEntry>, HostError> {
+        self.check(HostCall::FolderList)?;
+        crate::folder::list(&self.env.folders, &self.manifest.folders, folder, rel)
+    }
+
+    pub fn folder_read(&mut self, folder: &str, rel: &str) -> Result<Vec<u8>, HostError> {
+        self.check(HostCall::FolderRead)?;
+        crate::folder::read(&self.env.folders, &self.manifest.folders, folder, rel)
+    }
+
+    pub fn folder_write(&mut self, folder: &str, rel: &str, data: &[u8]) -> Result<(), HostError> {
+        self.check(HostCall::FolderWrite)?;
+        crate::folder::write(&self.env.folders, &self.manifest.folders, folder, rel, data)
     }
 
     pub fn spawn(

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod capability;
 pub mod cgroup;
 pub mod engine;
+pub mod folder;
 pub mod host;
 pub mod http;
 pub mod kv;
@@ -37,6 +38,8 @@ pub use stream::StreamHub;
 pub use wasm::lifeline::plugin::types as wit;
 pub use wit::Arg;
 
+#[cfg(test)]
+mod folder_tests;
 #[cfg(test)]
 mod sandbox_tests;
 #[cfg(test)]

@@ -266,6 +266,7 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
         })?,
     )?;
     install_streams(lua, &t)?;
+    install_folders(lua, &t)?;
     lua.globals().set("lifeline", t)?;
     Ok(())
 }
@@ -335,6 +336,42 @@ fn install_streams(lua: &Lua, t: &Table) -> mlua::Result<()> {
                 host_result(c.timer_set(Duration::from_millis(u64::from(after_ms))))
             })
         })?,
+    )?;
+    Ok(())
+}
+
+/// `folder_list`, `folder_read`, `folder_write`.
+fn install_folders(lua: &Lua, t: &Table) -> mlua::Result<()> {
+    t.set(
+        "folder_list",
+        lua.create_function(|lua, (folder, path): (String, Option<String>)| {
+            let r = with_ctx(lua, |c| {
+                c.folder_list(&folder, path.as_deref().unwrap_or(""))
+            })?;
+            lua_result(lua, r, |lua, entries| to_lua(lua, &entries))
+        })?,
+    )?;
+    t.set(
+        "folder_read",
+        lua.create_function(|lua, (folder, path): (String, String)| {
+            let r = with_ctx(lua, |c| c.folder_read(&folder, &path))?;
+            lua_result(lua, r, |lua, bytes| {
+                Ok(Value::String(lua.create_string(&bytes)?))
+            })
+        })?,
+    )?;
+    t.set(
+        "folder_write",
+        lua.create_function(
+            |lua, (folder, path, data): (String, String, mlua::LuaString)| {
+                with_ctx(lua, |c| {
+                    host_result(
+                        c.folder_write(&folder, &path, &data.as_bytes())
+                            .map(|_| true),
+                    )
+                })
+            },
+        )?,
     )?;
     Ok(())
 }

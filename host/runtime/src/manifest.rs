@@ -82,6 +82,9 @@ pub struct Manifest {
     pub commands: Vec<Command>,
     /// Hosts `http.request` may reach (exact host names).
     pub http_hosts: Vec<String>,
+    /// Folders of the agent's `[plugins.folders]` that `fs.folder` may
+    /// reach (by name; the admin decides what each name is).
+    pub folders: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +99,8 @@ struct RawManifest {
     commands: Vec<RawCommand>,
     #[serde(default)]
     http: Option<RawHttp>,
+    #[serde(default)]
+    folders: Option<RawFolders>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +146,43 @@ struct RawArg {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     allow_hosts: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFolders {
+    allow: Vec<Spanned<String>>,
+}
+
+/// The names of `[folders] allow` (needs `fs.folder`).
+fn folder_names(
+    doc: &lifeline_core::config::Doc<'_>,
+    raw: Option<&RawFolders>,
+    capabilities: &BTreeMap<Capability, String>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(f) = raw else {
+        return Ok(Vec::new());
+    };
+    if !capabilities.contains_key(&Capability::FsFolder) {
+        let span = f.allow.first().map(|s| s.span()).unwrap_or(0..0);
+        return Err(doc.invalid(
+            &span,
+            "folders.allow",
+            "declare the \"fs.folder\" capability to use [folders]",
+        ));
+    }
+    let mut out = Vec::new();
+    for name in &f.allow {
+        if !lifeline_core::config::valid_folder_name(name.get_ref()) {
+            return Err(doc.invalid(
+                &name.span(),
+                "folders.allow",
+                format!("{:?} is not a folder name: a-z, 0-9 and -", name.get_ref()),
+            ));
+        }
+        out.push(name.get_ref().clone());
+    }
+    Ok(out)
 }
 
 /// True for ids like `sysinfo` or `script-library`.
@@ -302,6 +344,7 @@ impl Manifest {
                 http_hosts.push(v.to_ascii_lowercase());
             }
         }
+        let folders = folder_names(&doc, raw.folders.as_ref(), &capabilities)?;
         let l = raw.limits.as_ref();
         let none = None;
         let limits = Limits {
@@ -337,6 +380,7 @@ impl Manifest {
             limits,
             commands,
             http_hosts,
+            folders,
         })
     }
 

@@ -67,6 +67,7 @@ fn context(dir: &Path, port: Arc<RunAsPort>) -> CallContext {
         Arc::new(HostEnv {
             temp_root: dir.join("tmp"),
             proxy: None,
+            folders: Default::default(),
         }),
     )
 }
@@ -220,6 +221,7 @@ fn runtime(
         env: HostEnv {
             temp_root: dir.join("tmp"),
             proxy: None,
+            folders: Default::default(),
         },
         allow_unsigned: trusted.is_empty(),
         trusted_keys: trusted,

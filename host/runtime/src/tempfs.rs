@@ -35,7 +35,7 @@ pub struct TempFolder {
 /// Who files are handed to (`None`: they stay the agent's).
 type Owner<'a> = Option<&'a Identity>;
 
-fn io_err(what: &str, e: std::io::Error) -> HostError {
+pub(crate) fn io_err(what: &str, e: std::io::Error) -> HostError {
     match e.kind() {
         // cap-std's answer to a path that would leave the folder.
         std::io::ErrorKind::PermissionDenied => HostError::Denied(format!("{what}: {e}")),
@@ -62,8 +62,16 @@ fn hand_over(f: &impl std::os::fd::AsFd, owner: Owner, what: &str) -> Result<(),
 /// Checks a plugin's relative path: anything that could leave the folder
 /// by its spelling (absolute, `..`) is refused. Returns the folder
 /// components and the file name.
-fn split(rel: &str) -> Result<(Vec<&std::ffi::OsStr>, &std::ffi::OsStr), HostError> {
-    let outside = || HostError::Denied(format!("{rel:?} is outside the plugin's temporary folder"));
+pub(crate) fn split(rel: &str) -> Result<(Vec<&std::ffi::OsStr>, &std::ffi::OsStr), HostError> {
+    split_in(rel, "the plugin's temporary folder")
+}
+
+/// [`split`] for a folder described as `place` in the error.
+pub(crate) fn split_in<'a>(
+    rel: &'a str,
+    place: &str,
+) -> Result<(Vec<&'a std::ffi::OsStr>, &'a std::ffi::OsStr), HostError> {
+    let outside = || HostError::Denied(format!("{rel:?} is outside {place}"));
     let p = Path::new(rel);
     if rel.is_empty() || p.is_absolute() {
         return Err(outside());

@@ -57,6 +57,7 @@ pub(crate) fn unsigned_host(root: PathBuf, dir: &Path) -> PluginHost {
         env: HostEnv {
             temp_root: dir.join("tmp"),
             proxy: None,
+            folders: Default::default(),
         },
         trusted_keys: vec![],
         allow_unsigned: true,
@@ -382,6 +383,7 @@ fn signatures_are_required_unless_the_development_switch_is_set() {
             env: HostEnv {
                 temp_root: dir.path().join("tmp"),
                 proxy: None,
+                folders: Default::default(),
             },
             trusted_keys: trusted,
             allow_unsigned: false,
@@ -498,6 +500,7 @@ fn http_goes_to_allowed_hosts_through_the_real_proxy() {
         env: HostEnv {
             temp_root: dir.path().join("tmp"),
             proxy: Some(format!("http://127.0.0.1:{}", proxy.1)),
+            folders: Default::default(),
         },
         trusted_keys: vec![],
         allow_unsigned: true,

@@ -114,6 +114,26 @@ impl host::Host for State {
     fn fs_write(&mut self, path: String, data: Vec<u8>) -> Result<(), types::HostError> {
         self.ctx.fs_write(&path, &data).map_err(wit_err)
     }
+    fn folder_list(
+        &mut self,
+        folder: String,
+        path: String,
+    ) -> Result<Vec<types::DirEntry>, types::HostError> {
+        self.ctx.folder_list(&folder, &path).map_err(wit_err)
+    }
+    fn folder_read(&mut self, folder: String, path: String) -> Result<Vec<u8>, types::HostError> {
+        self.ctx.folder_read(&folder, &path).map_err(wit_err)
+    }
+    fn folder_write(
+        &mut self,
+        folder: String,
+        path: String,
+        data: Vec<u8>,
+    ) -> Result<(), types::HostError> {
+        self.ctx
+            .folder_write(&folder, &path, &data)
+            .map_err(wit_err)
+    }
     fn spawn(
         &mut self,
         program: String,

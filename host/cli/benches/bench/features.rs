@@ -42,6 +42,7 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
         env: HostEnv {
             temp_root: dir.path().join("tmp"),
             proxy: None,
+            folders: Default::default(),
         },
         trusted_keys: vec![],
         allow_unsigned: true,

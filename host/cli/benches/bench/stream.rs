@@ -52,6 +52,7 @@ fn agent_config(h: &Harness, dir: &Path) -> Result<AgentConfig> {
             allow_unsigned: true,
             hot_reload: false,
             http_proxy: None,
+            folders: Default::default(),
         }),
         run_as: Default::default(),
         power: Default::default(),

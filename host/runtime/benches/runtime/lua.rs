@@ -59,6 +59,7 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
     let env = Arc::new(HostEnv {
         temp_root: dir.path().join("tmp"),
         proxy: None,
+        folders: Default::default(),
     });
     let direct = || -> Result<Duration> {
         let ctx = CallContext::new(

@@ -57,6 +57,7 @@ impl Loaded {
             env: Arc::new(HostEnv {
                 temp_root: dir.path().join("tmp"),
                 proxy: None,
+                folders: Default::default(),
             }),
             _dir: dir,
             plugin,
