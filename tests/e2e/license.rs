@@ -576,49 +576,141 @@ impl lifeline_agent::CustomerUi for Lines {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn periodic_checks_install_by_policy_then_find_nothing_newer() {
-    let office = Office::start().await;
-    office.publish(&new_license());
-    let mut rs = office.remote_service("periodic", LicenseMode::Remote, ProxySetting::None);
+/// An agent config for background runs: the policy allows installing
+/// licenses unattended; `plugins`: the license plugin, or none.
+fn background_config(
+    office: &Office,
+    name: &str,
+    plugin: bool,
+) -> (AgentConfig, std::path::PathBuf) {
+    let mut rs = office.remote_service(name, LicenseMode::Remote, ProxySetting::None);
     rs.check_interval = Duration::from_secs(1);
-    let file = rs.license_file.clone();
     let policy = lifeline_core::consent::Policy {
         default: lifeline_core::consent::Rule::Deny,
-        rules: [(
-            "license.update".to_string(),
-            lifeline_core::consent::Rule::Allow,
-        )]
+        rules: [
+            (
+                "license.update".to_string(),
+                lifeline_core::consent::Rule::Allow,
+            ),
+            (
+                "report.write".to_string(),
+                lifeline_core::consent::Rule::Allow,
+            ),
+        ]
         .into(),
     };
     let mut cfg = office
         .tb
-        .agent_config("periodic", Some(policy), Duration::from_secs(5));
+        .agent_config(name, Some(policy), Duration::from_secs(5));
+    let root = office.tb.dir.path().join(format!("{name}-plugins"));
+    std::fs::create_dir_all(&root).unwrap();
+    if plugin {
+        install_license_plugin(&root);
+    }
+    let mut plugins = unsigned_plugins(root.clone());
+    plugins.hot_reload = true;
+    cfg.plugins = Some(plugins);
     cfg.remote_service = Some(rs);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    (cfg, root)
+}
+
+/// Runs the background plugins; returns the lines they show and a stop.
+fn background(
+    cfg: AgentConfig,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        lifeline_agent::license::run_periodic(&cfg, Arc::new(Lines(tx)), async {
+        lifeline_agent::background::run(&cfg, Arc::new(Lines(tx)), async {
             let _ = stop_rx.await;
         })
-        .await;
+        .await
+        .unwrap();
     });
-    let mut checks = Vec::new();
-    while checks.len() < 2 {
+    (rx, stop_tx, task)
+}
+
+async fn next_check(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    loop {
         let line = tokio::time::timeout(WAIT, rx.recv())
             .await
             .unwrap()
             .unwrap();
-        if line.starts_with("license check") {
-            checks.push(line);
+        if line.contains("license check") {
+            return line;
         }
     }
-    let _ = stop_tx.send(());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn periodic_checks_install_by_policy_then_find_nothing_newer() {
+    let office = Office::start().await;
+    office.publish(&new_license());
+    let (cfg, _root) = background_config(&office, "periodic", true);
+    let file = cfg.remote_service.as_ref().unwrap().license_file.clone();
+    let (mut rx, stop, task) = background(cfg);
+    // The license plugin's own schedule: at once, then every second.
+    let first = next_check(&mut rx).await;
+    let second = next_check(&mut rx).await;
+    let _ = stop.send(());
     task.await.unwrap();
-    assert!(
-        checks[0].contains("A new license is available"),
-        "{checks:?}"
-    );
-    assert!(checks[1].contains("is up to date"), "{checks:?}");
+    assert!(first.contains("A new license is available"), "{first}");
+    assert!(second.contains("is up to date"), "{second}");
     assert_eq!(License::load(&file).unwrap(), new_license());
+}
+
+/// Proof by deletion and reload: without the license plugin the agent
+/// checks nothing by itself; the plugin's code, edited while the agent
+/// runs, is what checks next.
+#[tokio::test(flavor = "multi_thread")]
+async fn periodic_checks_are_the_license_plugins_deleted_or_edited() {
+    let office = Office::start().await;
+    office.publish(&new_license());
+    let (cfg, _root) = background_config(&office, "without", false);
+    let file = cfg.remote_service.as_ref().unwrap().license_file.clone();
+    let before = std::fs::read(&file).unwrap();
+    let (mut rx, stop, task) = background(cfg);
+    // (Checked below: the background run ends at once.)
+    let said = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(said.contains("No long-lived plugin is installed"), "{said}");
+    // Three of the admin's intervals: no check happens.
+    let quiet = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await;
+    assert!(
+        quiet.is_err() || quiet.as_ref().unwrap().is_none(),
+        "{quiet:?}"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), before, "nothing installed");
+
+    let (cfg, root) = background_config(&office, "edited", true);
+    let (mut rx, stop, task) = background(cfg);
+    next_check(&mut rx).await;
+    let main = root.join("license/main.lua");
+    let code = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        code.replace("\"license check: \"", "\"license check (edited): \""),
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let line = next_check(&mut rx).await;
+        if line.contains("license check (edited):") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the edit never went live"
+        );
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
 }

@@ -297,6 +297,9 @@ fn a_long_lived_plugin_hears_every_event_across_reloads_and_a_reboot() {
     wait_log(&d, "event rejoined");
     ok(&["operator", "end", "--config", &s.op, &s.sid], None);
     wait_log(&d, &format!("stop v{RELOADS}"));
+    // After the session, the agent service keeps long-lived plugins running
+    // in the background.
+    wait_log(&d, &format!("start background v{RELOADS}"));
 
     let log = events_log(&d);
     // Every event, once, in order, whichever version was live.
@@ -336,11 +339,16 @@ fn a_long_lived_plugin_hears_every_event_across_reloads_and_a_reboot() {
     }
     want.push(format!("start session v{RELOADS}"));
     want.push(format!("stop v{RELOADS}"));
+    // After the session, the agent service keeps long-lived plugins
+    // running in the background.
+    want.push(format!("start background v{RELOADS}"));
     assert_eq!(lifecycle, want, "log:\n{log}");
-    assert_eq!(
-        log.lines().last(),
-        Some(format!("stop v{RELOADS}").as_str())
+    let tail: Vec<&str> = log.lines().rev().take(2).collect();
+    let (background, stopped) = (
+        format!("start background v{RELOADS}"),
+        format!("stop v{RELOADS}"),
     );
+    assert_eq!(tail, [background.as_str(), stopped.as_str()], "log:\n{log}");
     drop(back);
 }
 

@@ -1,6 +1,7 @@
 //! The customer's side: join a session by connection ID or link, show who is
 //! helping, chat, answer consent requests, and keep the audit log.
 
+pub mod background;
 pub mod credential;
 pub mod license;
 pub mod native;

@@ -1,7 +1,9 @@
 //! The agent's license update: the back office service that plugins with
-//! `license.update` use in a session ([`AgentLicense`]), and checks outside
-//! a session every configured interval ([`run_periodic`]), where consent
-//! comes from the agent's policy file (no customer is asked).
+//! `license.update` use ([`AgentLicense`]), in a session or in the
+//! background (the license plugin schedules its own checks, see
+//! [`crate::background`]), and the admin's one-shot check
+//! ([`check_once`]), where consent comes from the agent's policy file (no
+//! customer is asked).
 
 use std::future::Future;
 use std::path::Path;
@@ -25,8 +27,6 @@ pub const SERVICE_SESSION: &str = "license-service";
 pub const SERVICE_PLUGIN: &str = "license";
 /// Capability name of license installs (same as the plugin's).
 pub const CAPABILITY: &str = "license.update";
-/// Shortest interval between periodic checks, whatever the config says.
-pub const MIN_PERIODIC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a check outside a session failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,7 @@ impl LicenseService for AgentLicense {
             mode: self.updater.cfg.mode.name().into(),
             last_check: last.as_ref().map(|s| s.last_check.clone()),
             last_result: last.map(|s| s.result),
+            check_interval_secs: self.updater.cfg.check_interval.as_secs(),
         })
     }
 
@@ -164,7 +165,7 @@ impl LicenseService for AgentLicense {
 }
 
 /// Outside a session nobody is asked: only the policy decides.
-struct NoCustomer;
+pub(crate) struct NoCustomer;
 
 impl Prompter for NoCustomer {
     fn ask<'a>(
@@ -219,34 +220,6 @@ pub async fn check_once(
         .map_err(|e| LicenseRunError::Join(e.to_string()))??;
     ui.show(&out.message);
     Ok(format!("{announcement}\n{}", out.message))
-}
-
-/// Checks every `check_interval` until `stop` completes; each result (or
-/// error) goes to `ui`. The first check runs at once.
-pub async fn run_periodic(
-    cfg: &AgentConfig,
-    ui: Arc<dyn CustomerUi>,
-    stop: impl Future<Output = ()>,
-) {
-    let every = cfg
-        .remote_service
-        .as_ref()
-        .map_or(MIN_PERIODIC_INTERVAL, |r| r.check_interval)
-        .max(MIN_PERIODIC_INTERVAL);
-    tokio::pin!(stop);
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tick.tick() => {
-                let line = match check_once(cfg, Arc::clone(&ui)).await {
-                    Ok(t) => format!("license check: {}", t.lines().next().unwrap_or("")),
-                    Err(e) => format!("license check failed: {e}"),
-                };
-                ui.show(&line);
-            }
-        }
-    }
 }
 
 /// The last check recorded in `data_dir`.

@@ -152,20 +152,15 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
                 ),
                 None => println!("No rejoin ticket is waiting: nothing to rejoin."),
             }
-            // Then, with the remote service on, license checks every interval
-            // (after the session: one writer of the audit log at a time).
-            if cfg.remote_service.as_ref().is_some_and(|r| r.enabled) {
-                println!("Checking for license updates periodically (Ctrl-C stops).");
-                let stop = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                lifeline_agent::license::run_periodic(
-                    &cfg,
-                    Arc::new(lifeline_agent::TerminalUi),
-                    stop,
-                )
-                .await;
-            }
+            // Then the long-lived plugins run in the background (the
+            // license plugin's periodic check), after the session: one
+            // writer of the audit log at a time.
+            println!("Running plugins in the background (Ctrl-C stops).");
+            let stop = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            lifeline_agent::background::run(&cfg, Arc::new(lifeline_agent::TerminalUi), stop)
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         AgentCmd::InstallService {

@@ -324,7 +324,8 @@ pub async fn license_check(c: ConfigArg, watch: bool) -> Result<ExitCode> {
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        lifeline_agent::license::run_periodic(&cfg, Arc::new(Printed), stop).await;
+        // The license plugin's own schedule, as the agent service runs it.
+        lifeline_agent::background::run(&cfg, Arc::new(Printed), stop).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let text = lifeline_agent::license::check_once(&cfg, Arc::new(Printed)).await?;

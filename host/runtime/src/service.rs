@@ -89,6 +89,7 @@ pub fn reason_name(r: StartReason) -> &'static str {
         StartReason::Session => "session",
         StartReason::Reload => "reload",
         StartReason::Restart => "restart",
+        StartReason::Background => "background",
     }
 }
 
@@ -320,6 +321,16 @@ impl Services {
     /// Starts an instance of every long-lived plugin of `host` for a
     /// session, with `start(session)`.
     pub fn start(host: &Arc<PluginHost>, port: Arc<dyn SessionPort>) -> Services {
+        Self::start_with(host, port, StartReason::Session)
+    }
+
+    /// Starts every long-lived plugin with `start(reason)`; `background`
+    /// runs them without a session (the agent service).
+    pub fn start_with(
+        host: &Arc<PluginHost>,
+        port: Arc<dyn SessionPort>,
+        reason: StartReason,
+    ) -> Services {
         let mut running = Vec::new();
         for id in host.service_ids() {
             let Some((loaded, kv)) = host.current(&id) else {
@@ -340,7 +351,7 @@ impl Services {
             let (tx, rx) = sync_channel(MAX_QUEUED_EVENTS);
             let thread = std::thread::Builder::new()
                 .name(format!("plugin-{id}"))
-                .spawn(move || runner.run(rx, StartReason::Session));
+                .spawn(move || runner.run(rx, reason));
             match thread {
                 Ok(thread) => running.push(Service { id, tx, thread }),
                 Err(e) => tracing::error!(plugin = %id, "cannot start the plugin's thread: {e}"),
