@@ -18,7 +18,6 @@ use lifeline_runtime::wit::StartReason;
 use lifeline_runtime::{Capability, Manifest, Services, SessionPort};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::license::NoCustomer;
 use crate::{AUDIT_FILE, AgentError, CustomerUi};
 
 /// Session ID consent decisions of background plugins are recorded under.
@@ -73,16 +72,14 @@ impl SessionPort for BackgroundPort {
     }
 }
 
-/// Runs the long-lived plugins in the background until `stop` completes.
-/// Returns at once when the agent has no long-lived plugin.
-pub async fn run(
+/// The plugin host and the background port of an agent config; `None`
+/// when the agent has no `[plugins]`.
+fn setup(
     cfg: &AgentConfig,
-    ui: Arc<dyn CustomerUi>,
-    stop: impl Future<Output = ()>,
-) -> Result<(), AgentError> {
+    ui: &Arc<dyn CustomerUi>,
+) -> Result<Option<(Arc<lifeline_runtime::PluginHost>, Arc<BackgroundPort>)>, AgentError> {
     let Some(pc) = &cfg.plugins else {
-        ui.show("No [plugins] configured: nothing runs in the background.");
-        return Ok(());
+        return Ok(None);
     };
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
         path: cfg.data_dir.clone(),
@@ -92,7 +89,56 @@ pub async fn run(
     for e in errors {
         ui.show(&format!("! {e}"));
     }
+    let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
+    let engine = ConsentEngine::new(cfg.policy.clone(), cfg.consent_timeout, audit);
+    let port = Arc::new(BackgroundPort {
+        engine: Arc::new(Mutex::new(engine)),
+        rt: tokio::runtime::Handle::current(),
+        ui: Arc::clone(ui),
+        license: crate::license::AgentLicense::new(cfg, Arc::clone(ui))
+            .map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
+        stopped: AtomicBool::new(false),
+    });
+    Ok(Some((host, port)))
+}
+
+/// Runs one plugin command without a session (the admin's one-shot
+/// commands, e.g. `agent license-check`): consent by policy, output to
+/// `ui`. Without the plugin the command does not exist.
+pub async fn call(
+    cfg: &AgentConfig,
+    ui: Arc<dyn CustomerUi>,
+    plugin: &str,
+    command: &str,
+) -> Result<Result<String, String>, AgentError> {
+    let Some((host, port)) = setup(cfg, &ui)? else {
+        return Ok(Err(format!(
+            "no [plugins] configured: the {plugin} plugin is not installed"
+        )));
+    };
+    let (plugin, command) = (plugin.to_string(), command.to_string());
+    let result = tokio::task::spawn_blocking(move || {
+        host.call(&plugin, &command, &[], port as Arc<dyn SessionPort>)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| AgentError::Plugins(format!("the plugin call stopped: {e}")))?;
+    Ok(result)
+}
+
+/// Runs the long-lived plugins in the background until `stop` completes.
+/// Returns at once when the agent has no long-lived plugin.
+pub async fn run(
+    cfg: &AgentConfig,
+    ui: Arc<dyn CustomerUi>,
+    stop: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let Some((host, port)) = setup(cfg, &ui)? else {
+        ui.show("No [plugins] configured: nothing runs in the background.");
+        return Ok(());
+    };
     let (notice_tx, mut notices) = mpsc::unbounded_channel::<SessionMessage>();
+    let pc = cfg.plugins.as_ref().expect("set up above");
     let _hot_reload = crate::plugins::watch(&host, pc, notice_tx);
     let shown = Arc::clone(&ui);
     tokio::spawn(async move {
@@ -101,16 +147,6 @@ pub async fn run(
                 shown.show(&format!("* {text}"));
             }
         }
-    });
-    let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
-    let engine = ConsentEngine::new(cfg.policy.clone(), cfg.consent_timeout, audit);
-    let port = Arc::new(BackgroundPort {
-        engine: Arc::new(Mutex::new(engine)),
-        rt: tokio::runtime::Handle::current(),
-        ui: Arc::clone(&ui),
-        license: crate::license::AgentLicense::new(cfg, Arc::clone(&ui))
-            .map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
-        stopped: AtomicBool::new(false),
     });
     let services = Arc::new(Services::start_with(
         &host,
@@ -127,4 +163,19 @@ pub async fn run(
     port.stopped.store(true, Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || services.stop("the agent service stopped")).await;
     Ok(())
+}
+
+/// Outside a session nobody is asked: only the policy decides.
+pub(crate) struct NoCustomer;
+
+impl lifeline_core::consent::Prompter for NoCustomer {
+    fn ask<'a>(
+        &'a self,
+        _request: &'a ConsentRequest,
+        _timeout: std::time::Duration,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Option<lifeline_protocol::ConsentDecision>> + Send + 'a>,
+    > {
+        Box::pin(async { None })
+    }
 }

@@ -1,47 +1,17 @@
 //! The agent's license update: the back office service that plugins with
-//! `license.update` use ([`AgentLicense`]), in a session or in the
-//! background (the license plugin schedules its own checks, see
-//! [`crate::background`]), and the admin's one-shot check
-//! ([`check_once`]), where consent comes from the agent's policy file (no
-//! customer is asked).
+//! `license.update` use ([`AgentLicense`]), in a session or without one
+//! (the license plugin schedules its own checks and answers the admin's
+//! `agent license-check`, see [`crate::background`]).
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use lifeline_core::audit::AuditLog;
 use lifeline_core::config::AgentConfig;
-use lifeline_core::consent::{ConsentEngine, ConsentRequest, Prompter, RequestKind};
 use lifeline_license::updater::Offer;
-use lifeline_license::{Check, LicenseError, Updater};
-use lifeline_protocol::ConsentDecision;
+use lifeline_license::{Check, Updater};
 use lifeline_runtime::{LicenseService, wit};
 
-use crate::{AUDIT_FILE, CustomerUi};
-
-/// Session ID consent decisions outside a session are recorded under.
-pub const SERVICE_SESSION: &str = "license-service";
-/// Plugin name recorded for checks the agent runs itself.
-pub const SERVICE_PLUGIN: &str = "license";
-/// Capability name of license installs (same as the plugin's).
-pub const CAPABILITY: &str = "license.update";
-
-/// Why a check outside a session failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LicenseRunError {
-    #[error(transparent)]
-    License(#[from] LicenseError),
-    #[error(transparent)]
-    Audit(#[from] lifeline_core::audit::AuditError),
-    #[error(
-        "installing the license was not allowed ({0}); set \"license.update\" = \"allow\" in the agent's policy to install unattended"
-    )]
-    Denied(String),
-    #[error("the check stopped unexpectedly: {0}")]
-    Join(String),
-}
+use crate::CustomerUi;
 
 fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
@@ -162,64 +132,6 @@ impl LicenseService for AgentLicense {
             about: offer.candidate.about(today()),
         })
     }
-}
-
-/// Outside a session nobody is asked: only the policy decides.
-pub(crate) struct NoCustomer;
-
-impl Prompter for NoCustomer {
-    fn ask<'a>(
-        &'a self,
-        _request: &'a ConsentRequest,
-        _timeout: Duration,
-    ) -> Pin<Box<dyn Future<Output = Option<ConsentDecision>> + Send + 'a>> {
-        Box::pin(async { None })
-    }
-}
-
-/// One unattended check: ask the back office; when a newer license is
-/// offered, announce it, decide consent by the agent's policy (recorded in
-/// the audit log), and install it. Returns what happened, for the log.
-pub async fn check_once(
-    cfg: &AgentConfig,
-    ui: Arc<dyn CustomerUi>,
-) -> Result<String, LicenseRunError> {
-    let up = updater(cfg).ok_or(LicenseError::NotConfigured)?;
-    let u = up.clone();
-    let check = tokio::task::spawn_blocking(move || u.check())
-        .await
-        .map_err(|e| LicenseRunError::Join(e.to_string()))??;
-    let offer = match check {
-        Check::Available(o) => *o,
-        other => {
-            return Ok(check_record(&other).text);
-        }
-    };
-    let announcement = Updater::announcement(&offer);
-    ui.show(&announcement);
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| LicenseError::Io {
-        path: cfg.data_dir.clone(),
-        reason: e.to_string(),
-    })?;
-    let audit = AuditLog::open(&cfg.data_dir.join(AUDIT_FILE))?;
-    let mut engine = ConsentEngine::new(cfg.policy.clone(), cfg.consent_timeout, audit);
-    let req = ConsentRequest {
-        session_id: SERVICE_SESSION.into(),
-        operator: "the agent service".into(),
-        plugin: SERVICE_PLUGIN.into(),
-        action: CAPABILITY.into(),
-        detail: announcement.clone(),
-        kind: RequestKind::Capability,
-    };
-    let d = engine.decide(&req, &NoCustomer).await?;
-    if !d.decision.is_allowed() {
-        return Err(LicenseRunError::Denied(d.decided_by.as_str().into()));
-    }
-    let out = tokio::task::spawn_blocking(move || up.install(&offer))
-        .await
-        .map_err(|e| LicenseRunError::Join(e.to_string()))??;
-    ui.show(&out.message);
-    Ok(format!("{announcement}\n{}", out.message))
 }
 
 /// The last check recorded in `data_dir`.

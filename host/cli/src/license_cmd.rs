@@ -328,9 +328,15 @@ pub async fn license_check(c: ConfigArg, watch: bool) -> Result<ExitCode> {
         lifeline_agent::background::run(&cfg, Arc::new(Printed), stop).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let text = lifeline_agent::license::check_once(&cfg, Arc::new(Printed)).await?;
-    if !text.contains('\n') {
-        println!("{text}");
+    // The license plugin checks (and installs by policy): without it,
+    // there is no license check.
+    match lifeline_agent::background::call(&cfg, Arc::new(Printed), "license", "update").await? {
+        Ok(text) => {
+            if !text.contains('\n') {
+                println!("{text}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => bail!("{}: license check: {why}", c.config.display()),
     }
-    Ok(ExitCode::SUCCESS)
 }
