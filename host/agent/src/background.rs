@@ -72,12 +72,12 @@ impl SessionPort for BackgroundPort {
     }
 }
 
+/// An agent's plugins with the port they use outside a session.
+type Background = (Arc<lifeline_runtime::PluginHost>, Arc<BackgroundPort>);
+
 /// The plugin host and the background port of an agent config; `None`
 /// when the agent has no `[plugins]`.
-fn setup(
-    cfg: &AgentConfig,
-    ui: &Arc<dyn CustomerUi>,
-) -> Result<Option<(Arc<lifeline_runtime::PluginHost>, Arc<BackgroundPort>)>, AgentError> {
+fn setup(cfg: &AgentConfig, ui: &Arc<dyn CustomerUi>) -> Result<Option<Background>, AgentError> {
     let Some(pc) = &cfg.plugins else {
         return Ok(None);
     };
