@@ -15,7 +15,7 @@ use lifeline_core::config::AgentConfig;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::SessionMessage;
 use lifeline_runtime::wit::StartReason;
-use lifeline_runtime::{Capability, Manifest, Services, SessionPort};
+use lifeline_runtime::{Capability, Manifest, Natives, Services, SessionPort};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::{AUDIT_FILE, AgentError, CustomerUi};
@@ -67,6 +67,15 @@ impl SessionPort for BackgroundPort {
     fn ended(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }
+    fn natives(&self) -> Option<&dyn Natives> {
+        Some(self)
+    }
+}
+
+/// Without a session only the license back office is offered: no run-as
+/// login (no operator to type a password) and no reboot (no session to
+/// rejoin).
+impl Natives for BackgroundPort {
     fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
         self.license.clone()
     }

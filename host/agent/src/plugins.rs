@@ -11,7 +11,7 @@ use lifeline_protocol::{Frame, PluginCommandInfo, PluginSummary, SessionMessage}
 use lifeline_runtime::host::HostEnv;
 use lifeline_runtime::stream::{Mode, StreamInfo, StreamSink, StreamStats};
 use lifeline_runtime::watch::{self, HotReload, ReloadEvent};
-use lifeline_runtime::{Capability, Manifest, PluginHost, RuntimeConfig, SessionPort};
+use lifeline_runtime::{Capability, Manifest, Natives, PluginHost, RuntimeConfig, SessionPort};
 use lifeline_runtime::{Services, StreamHub, wit};
 use tokio::sync::{Mutex, mpsc};
 
@@ -219,6 +219,16 @@ impl SessionPort for AgentPort {
     fn ended(&self) -> bool {
         self.tx.is_closed()
     }
+    fn streams(&self) -> Option<Arc<StreamHub>> {
+        Some(Arc::clone(&self.streams))
+    }
+    fn natives(&self) -> Option<&dyn Natives> {
+        Some(self)
+    }
+}
+
+/// The native capabilities of a session (see [`crate::native`]).
+impl Natives for AgentPort {
     fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
         self.runas.identity()
     }
@@ -233,9 +243,6 @@ impl SessionPort for AgentPort {
     }
     fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
         self.license.clone()
-    }
-    fn streams(&self) -> Option<Arc<StreamHub>> {
-        Some(Arc::clone(&self.streams))
     }
 }
 

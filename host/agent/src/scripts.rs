@@ -160,6 +160,14 @@ struct ScriptPort {
     runas: Arc<crate::runas::RunAs>,
 }
 
+/// Scripts run as the user the operator is logged in as, if any; nothing
+/// else native is part of a script batch.
+impl lifeline_runtime::Natives for ScriptPort {
+    fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
+        self.runas.identity()
+    }
+}
+
 impl SessionPort for ScriptPort {
     fn consent(&self, _plugin: &Manifest, cap: Capability) -> Result<(), String> {
         match cap {
@@ -180,9 +188,8 @@ impl SessionPort for ScriptPort {
     fn ended(&self) -> bool {
         self.tx.is_closed()
     }
-    /// Scripts run as the user the operator is logged in as, if any.
-    fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
-        self.runas.identity()
+    fn natives(&self) -> Option<&dyn lifeline_runtime::Natives> {
+        Some(self)
     }
     fn process_line(&self, _plugin: &str, stream: &str, line: &str) {
         let _ = self.tx.send(SessionMessage::ScriptOutput {

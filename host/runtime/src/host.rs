@@ -49,8 +49,10 @@ pub enum Level {
     Error,
 }
 
-/// Where a plugin call meets its session: consent, output, chat, report.
-/// Implemented by the agent; the test suite has its own.
+/// Where a plugin call meets its session: consent, output, chat, report,
+/// streams, the session's end. Implemented by the agent (in a session, and
+/// without one in the background); the test suite has its own. The native
+/// capabilities are a separate trait, [`Natives`], that a port may offer.
 pub trait SessionPort: Send + Sync {
     /// Asks consent for `cap` of `plugin` (blocking). `Err` carries the
     /// reason shown to the plugin and the operator.
@@ -65,6 +67,25 @@ pub trait SessionPort: Send + Sync {
         let _ = stream;
         self.output(plugin, line);
     }
+    /// Whether the session this call belongs to has ended: a spawned
+    /// process tree is then killed (checked while it runs).
+    fn ended(&self) -> bool {
+        false
+    }
+    /// The session's streams; `None` where nothing can receive them.
+    fn streams(&self) -> Option<Arc<StreamHub>> {
+        None
+    }
+    /// The native capabilities this host offers; `None`: none of them.
+    fn natives(&self) -> Option<&dyn Natives> {
+        None
+    }
+}
+
+/// The native capabilities behind host calls that must run in the agent
+/// itself (see "What is native and why" in docs/architecture.md). Each
+/// defaults to "not on this host".
+pub trait Natives: Send + Sync {
     /// The user the operator is logged in as (run-as), whose identity
     /// spawned processes take; `None`: the agent's own.
     fn identity(&self) -> Option<Arc<Identity>> {
@@ -87,17 +108,8 @@ pub trait SessionPort: Send + Sync {
         let _ = (plugin, reason);
         Err(NOT_ON_THIS_HOST.to_string())
     }
-    /// Whether the session this call belongs to has ended: a spawned
-    /// process tree is then killed (checked while it runs).
-    fn ended(&self) -> bool {
-        false
-    }
     /// The license back office; `None` when the agent has no remote service.
     fn license(&self) -> Option<Arc<dyn LicenseService>> {
-        None
-    }
-    /// The session's streams; `None` where nothing can receive them.
-    fn streams(&self) -> Option<Arc<StreamHub>> {
         None
     }
 }
@@ -209,6 +221,11 @@ impl CallContext {
         ctx
     }
 
+    /// The run-as user whose identity spawned processes take, if any.
+    fn identity(&self) -> Option<Arc<Identity>> {
+        self.port.natives().and_then(|n| n.identity())
+    }
+
     /// The permission gate every host call passes first.
     pub fn check(&mut self, call: HostCall) -> Result<(), HostError> {
         let cap = call.capability();
@@ -307,7 +324,7 @@ impl CallContext {
     fn temp(&mut self) -> Result<&TempFolder, HostError> {
         if self.temp.is_none() {
             // The run-as user's processes work in it.
-            let owner = self.port.identity();
+            let owner = self.identity();
             let folder =
                 TempFolder::create(&self.env.temp_root, &self.manifest.id, owner.as_deref())?;
             self.temp = Some(folder);
@@ -330,7 +347,7 @@ impl CallContext {
     /// (see [`TempFolder::write`]).
     pub fn fs_write(&mut self, rel: &str, data: &[u8]) -> Result<(), HostError> {
         self.check(HostCall::FsWrite)?;
-        let owner = self.port.identity();
+        let owner = self.identity();
         self.temp()?.write(rel, data, owner.as_deref())
     }
 
@@ -372,7 +389,7 @@ impl CallContext {
                 port.process_line(&id, stream, line);
             }
         };
-        let identity = self.port.identity();
+        let identity = self.identity();
         let job = process::Job {
             program,
             args,
@@ -413,11 +430,14 @@ impl CallContext {
 
     fn license(&mut self, call: HostCall) -> Result<Arc<dyn LicenseService>, HostError> {
         self.check(call)?;
-        self.port.license().ok_or_else(|| {
-            HostError::Failed(
-                "this agent has no [remote_service] configured: no license back office".into(),
-            )
-        })
+        self.port
+            .natives()
+            .and_then(|n| n.license())
+            .ok_or_else(|| {
+                HostError::Failed(
+                    "this agent has no [remote_service] configured: no license back office".into(),
+                )
+            })
     }
 
     pub fn license_about(&mut self) -> Result<wit::LicenseAbout, HostError> {
@@ -434,27 +454,32 @@ impl CallContext {
     pub fn run_as_login(&mut self, user: &str) -> Result<String, HostError> {
         self.check(HostCall::RunAsLogin)?;
         let id = self.manifest.id.clone();
-        off_the_clock(&mut self.host_wait, || self.port.run_as_login(&id, user))
-            .map_err(HostError::Failed)
+        let port = Arc::clone(&self.port);
+        off_the_clock(&mut self.host_wait, || {
+            native(&*port)?.run_as_login(&id, user)
+        })
+        .map_err(HostError::Failed)
     }
 
     pub fn run_as_logout(&mut self) -> Result<String, HostError> {
         self.check(HostCall::RunAsLogout)?;
         let id = self.manifest.id.clone();
-        off_the_clock(&mut self.host_wait, || self.port.run_as_logout(&id))
+        let port = Arc::clone(&self.port);
+        off_the_clock(&mut self.host_wait, || native(&*port)?.run_as_logout(&id))
             .map_err(HostError::Failed)
     }
 
     pub fn run_as_status(&mut self) -> Result<Option<String>, HostError> {
         self.check(HostCall::RunAsStatus)?;
-        Ok(self.port.identity().map(|i| i.user.clone()))
+        Ok(self.identity().map(|i| i.user.clone()))
     }
 
     pub fn reboot(&mut self, reason: &str) -> Result<String, HostError> {
         self.check(HostCall::Reboot)?;
         Self::line(reason)?;
         let id = self.manifest.id.clone();
-        off_the_clock(&mut self.host_wait, || self.port.reboot(&id, reason))
+        let port = Arc::clone(&self.port);
+        off_the_clock(&mut self.host_wait, || native(&*port)?.reboot(&id, reason))
             .map_err(HostError::Failed)
     }
 
@@ -529,6 +554,11 @@ impl CallContext {
 
 /// Longest a `stream-recv` waits (its own timeout is capped at this).
 pub const MAX_RECV_WAIT: Duration = Duration::from_secs(60);
+
+/// The port's native capabilities, or why there are none.
+fn native(port: &dyn SessionPort) -> Result<&dyn Natives, String> {
+    port.natives().ok_or_else(|| NOT_ON_THIS_HOST.to_string())
+}
 
 /// Runs `f` (waiting on the customer, the operator, a spawned process or the
 /// back office) and adds its time to `host_wait`, which the call's time

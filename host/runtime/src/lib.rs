@@ -27,7 +27,7 @@ pub mod watch;
 
 pub use capability::{Capability, HostCall};
 pub use engine::CallError;
-pub use host::{CallContext, HostEnv, HostError, LicenseService, SessionPort};
+pub use host::{CallContext, HostEnv, HostError, LicenseService, Natives, SessionPort};
 pub use manifest::Manifest;
 pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
 pub use process::Identity;

@@ -34,6 +34,15 @@ impl SessionPort for RunAsPort {
     fn output(&self, _: &str, _: &str) {}
     fn chat(&self, _: &str, _: &str) {}
     fn report(&self, _: &str, _: &str) {}
+    fn natives(&self) -> Option<&dyn crate::host::Natives> {
+        Some(self)
+    }
+    fn ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
+    }
+}
+
+impl crate::host::Natives for RunAsPort {
     fn identity(&self) -> Option<Arc<Identity>> {
         Some(Arc::new(Identity {
             user: "nobody".into(),
@@ -44,9 +53,6 @@ impl SessionPort for RunAsPort {
             shell: PathBuf::from("/bin/sh"),
             env: vec![],
         }))
-    }
-    fn ended(&self) -> bool {
-        self.ended.load(Ordering::Relaxed)
     }
 }
 
