@@ -8,14 +8,14 @@
 //! written through.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 use crate::host::HostError;
-use crate::tempfs::{MAX_FILE_BYTES, io_err, split_in};
+use crate::tempfs::{MAX_FILE_BYTES, io_err, read_regular, split_in};
 use crate::wit;
 
 /// Entries one listing returns at most.
@@ -99,28 +99,9 @@ pub fn read(
     let (root, _) = open(folders, allowed, name)?;
     let (parts, last) = split_in(rel, &format!("folder {name:?}"))?;
     let p: PathBuf = parts.iter().chain([&last]).collect();
-    let mut opts = OpenOptions::new();
-    // A FIFO must not block the agent.
-    opts.read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    let f = root
-        .open_with(&p, &opts)
-        .map_err(|e| io_err(rel, e))?
-        .into_std();
-    if !f.metadata().map_err(|e| io_err(rel, e))?.is_file() {
-        return Err(HostError::Denied(format!("{rel:?} is not a regular file")));
-    }
-    let mut data = Vec::new();
-    f.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| io_err(rel, e))?;
-    if data.len() > MAX_FILE_BYTES {
-        return Err(HostError::Limit(format!(
-            "{rel} is larger than {} MiB",
-            MAX_FILE_BYTES >> 20
-        )));
-    }
-    Ok(data)
+    // The admin's folder (logs may be hard-linked by rotation): only
+    // regular files, bounded.
+    read_regular(&root, &p, rel, false)
 }
 
 /// Replaces `rel` (its folder must exist) atomically.

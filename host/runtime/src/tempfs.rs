@@ -59,6 +59,45 @@ fn hand_over(f: &impl std::os::fd::AsFd, owner: Owner, what: &str) -> Result<(),
     Ok(())
 }
 
+/// Reads the regular file `path` beneath `dir` (`rel`: how the plugin
+/// named it, for errors), at most [`MAX_FILE_BYTES`]; a FIFO cannot block
+/// the agent, and with `no_hard_links` a file with other hard links is
+/// refused.
+pub(crate) fn read_regular(
+    dir: &Dir,
+    path: &Path,
+    rel: &str,
+    no_hard_links: bool,
+) -> Result<Vec<u8>, HostError> {
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    let f = dir
+        .open_with(path, &opts)
+        .map_err(|e| io_err(rel, e))?
+        .into_std();
+    let meta = f.metadata().map_err(|e| io_err(rel, e))?;
+    if !meta.is_file() {
+        return Err(HostError::Denied(format!("{rel:?} is not a regular file")));
+    }
+    if no_hard_links && meta.nlink() > 1 {
+        return Err(HostError::Denied(format!(
+            "{rel:?} has other hard links: refused"
+        )));
+    }
+    let mut data = Vec::new();
+    f.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| io_err(rel, e))?;
+    if data.len() > MAX_FILE_BYTES {
+        return Err(HostError::Limit(format!(
+            "{rel} is larger than {} MiB",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(data)
+}
+
 /// Checks a plugin's relative path: anything that could leave the folder
 /// by its spelling (absolute, `..`) is refused. Returns the folder
 /// components and the file name.
@@ -119,36 +158,8 @@ impl TempFolder {
     pub fn read(&self, rel: &str) -> Result<Vec<u8>, HostError> {
         let (parts, name) = split(rel)?;
         let path: PathBuf = parts.iter().chain([&name]).collect();
-        let mut opts = OpenOptions::new();
-        // A FIFO planted in the folder must not block the agent.
-        opts.read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        let f = self
-            .root
-            .open_with(&path, &opts)
-            .map_err(|e| io_err(rel, e))?
-            .into_std();
-        let meta = f.metadata().map_err(|e| io_err(rel, e))?;
-        if !meta.is_file() {
-            return Err(HostError::Denied(format!("{rel:?} is not a regular file")));
-        }
-        if meta.nlink() > 1 {
-            // A hard link could be another file of the system.
-            return Err(HostError::Denied(format!(
-                "{rel:?} has other hard links: refused"
-            )));
-        }
-        let mut data = Vec::new();
-        f.take(MAX_FILE_BYTES as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| io_err(rel, e))?;
-        if data.len() > MAX_FILE_BYTES {
-            return Err(HostError::Limit(format!(
-                "{rel} is larger than {} MiB",
-                MAX_FILE_BYTES >> 20
-            )));
-        }
-        Ok(data)
+        // A hard link could be another file of the system.
+        read_regular(&self.root, &path, rel, true)
     }
 
     /// Writes `rel` (creating its folders, handed to `owner`): as a new
