@@ -101,7 +101,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                     session: id.clone(),
                     payload,
                 };
-                crate::relay::to_all(&shared, shared.registry.operator_txs(&id), &frame).await;
+                crate::relay::to_all(&shared, shared.registry.operator_txs(&id), frame).await;
             }
             Frame::Control(Message::Session { msg, .. }) => {
                 if !from_customer(&shared, &id, msg, &link).await {
@@ -379,7 +379,7 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
         shared.record_traffic(id, kind, Party::Customer, &text);
     }
     let frame = crate::registry::frame(id, msg);
-    crate::relay::to_all(shared, shared.registry.operator_txs(id), &frame).await;
+    crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
     true
 }
 

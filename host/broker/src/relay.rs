@@ -23,9 +23,15 @@ pub async fn to(shared: &Shared, tx: &FrameSender, frame: Frame) -> bool {
     }
 }
 
-/// Sends `frame` to every peer in `txs`, each bounded as in [`to`].
-pub async fn to_all(shared: &Shared, txs: Vec<FrameSender>, frame: &Frame) {
+/// Sends `frame` to every peer in `txs`, each bounded as in [`to`]; the
+/// last peer gets the frame itself (no copy of its payload for the usual
+/// single operator connection).
+pub async fn to_all(shared: &Shared, mut txs: Vec<FrameSender>, frame: Frame) {
+    let Some(last) = txs.pop() else {
+        return;
+    };
     for tx in txs {
         to(shared, &tx, frame.clone()).await;
     }
+    to(shared, &last, frame).await;
 }

@@ -179,16 +179,21 @@ pub async fn run(
         )
         .await;
     let _ = c.detach(session).await;
-    match res? {
+    Ok(print_result(plugin, command, res?))
+}
+
+/// Prints a plugin call's result (or why it failed) and its exit code.
+pub(crate) fn print_result(plugin: &str, command: &str, res: Result<String, String>) -> ExitCode {
+    match res {
         Ok(result) => {
             if !result.is_empty() {
                 say!("{result}");
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Err(why) => {
             esay!("error: {plugin} {command}: {why}");
-            Ok(ExitCode::FAILURE)
+            ExitCode::FAILURE
         }
     }
 }

@@ -95,15 +95,8 @@ pub async fn run(
         Ok(r) => r?,
         Err(_) => bail!("{plugin} {command} did not finish within {wait:?}"),
     };
-    if ok {
-        if !text.is_empty() {
-            say!("{text}");
-        }
-        Ok(ExitCode::SUCCESS)
-    } else {
-        esay!("error: {plugin} {command}: {text}");
-        Ok(ExitCode::FAILURE)
-    }
+    let res = if ok { Ok(text) } else { Err(text) };
+    Ok(crate::plugin_cmd::print_result(plugin, command, res))
 }
 
 /// Handles the call's events until it is done: (ok, result text).

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crate::capability::Capability;
 use crate::folder::{Folder, Folders};
-use crate::host::{HostEnv, SessionPort};
+use crate::host::SessionPort;
 use crate::manifest::Manifest;
-use crate::plugins::{PluginHost, RuntimeConfig};
-use crate::tests::{copy_dir, repo};
+use crate::plugins::PluginHost;
+use crate::tests::{copy_dir, repo, unsigned_host_with};
 
 struct Allow;
 impl SessionPort for Allow {
@@ -30,18 +30,7 @@ fn host(dir: &Path, folders: Folders) -> PluginHost {
         &repo().join("examples/collect-logs"),
         &root.join("collect-logs"),
     );
-    let host = PluginHost::new(RuntimeConfig {
-        plugin_dirs: vec![root],
-        state_dir: dir.join("state"),
-        env: HostEnv {
-            temp_root: dir.join("tmp"),
-            proxy: None,
-            folders,
-        },
-        trusted_keys: vec![],
-        allow_unsigned: true,
-    })
-    .unwrap();
+    let host = unsigned_host_with(root, dir, folders);
     assert!(host.load_all().is_empty());
     host
 }

@@ -51,13 +51,22 @@ impl SessionPort for Port {
 /// A host for the plugins under `root` (unsigned allowed), with its state
 /// and temporary folders in `dir`.
 pub(crate) fn unsigned_host(root: PathBuf, dir: &Path) -> PluginHost {
+    unsigned_host_with(root, dir, Default::default())
+}
+
+/// [`unsigned_host`] with the admin's `folders` for `fs.folder`.
+pub(crate) fn unsigned_host_with(
+    root: PathBuf,
+    dir: &Path,
+    folders: crate::folder::Folders,
+) -> PluginHost {
     PluginHost::new(RuntimeConfig {
         plugin_dirs: vec![root],
         state_dir: dir.join("state"),
         env: HostEnv {
             temp_root: dir.join("tmp"),
             proxy: None,
-            folders: Default::default(),
+            folders,
         },
         trusted_keys: vec![],
         allow_unsigned: true,

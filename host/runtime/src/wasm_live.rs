@@ -46,7 +46,7 @@ impl WasmLive {
         })();
         match funcs {
             Ok((start, on_event, stop)) => {
-                let placeholder = fresh_like(&store.data().ctx);
+                let placeholder = store.data().ctx.idle_copy();
                 let ctx = std::mem::replace(&mut store.data_mut().ctx, placeholder);
                 let live = WasmLive {
                     store,
@@ -84,7 +84,7 @@ impl WasmLive {
                 .map(|r| r.0),
             Activation::Stop => self.stop.call(&mut self.store, ()).map(|()| Ok(())),
         };
-        let placeholder = fresh_like(&self.store.data().ctx);
+        let placeholder = self.store.data().ctx.idle_copy();
         let ctx = std::mem::replace(&mut self.store.data_mut().ctx, placeholder);
         let limits = ctx.manifest.limits;
         let result = match result {
@@ -98,10 +98,4 @@ impl WasmLive {
         };
         (ctx, result)
     }
-}
-
-/// A context to leave in the store between activations: same plugin, no
-/// grants, nothing open.
-fn fresh_like(ctx: &CallContext) -> CallContext {
-    ctx.idle_copy()
 }
