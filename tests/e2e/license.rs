@@ -14,7 +14,6 @@ use lifeline_core::remote_service::{
     LicenseMode, ManualProxy, ProxySetting, RemoteServiceConfig, Secret,
 };
 use lifeline_license::document::{License, public_key_string};
-use lifeline_license::{Check, LicenseError, Updater};
 
 use crate::license_support::*;
 use crate::processes;
@@ -164,19 +163,15 @@ async fn update_in_a_session_through_the_authenticating_proxy() {
     op.end(&sid, "done").await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn wrong_proxy_credentials_give_407_and_nothing_is_installed() {
     let office = Office::start().await;
     let proxy = Tinyproxy::start();
     office.publish(&new_license());
     let rs = office.remote_service("p407", LicenseMode::Remote, proxy.setting("wrong-password"));
     let file = rs.license_file.clone();
-    let up = office.updater(rs, "p407");
-    let err = tokio::task::spawn_blocking(move || up.check())
-        .await
-        .unwrap()
-        .unwrap_err();
-    let text = err.to_string();
+    let cfg = plugin_config(&office, "p407", rs);
+    let text = license_command(&cfg, "update").await.0.unwrap_err();
     assert!(
         text.contains("refused the credentials: proxy authentication required (407"),
         "{text}"
@@ -186,25 +181,57 @@ async fn wrong_proxy_credentials_give_407_and_nothing_is_installed() {
     assert!(!file.with_file_name("license.toml.bak").exists());
 }
 
-#[tokio::test]
+/// An agent config whose plugins are the license plugin, for `rs`; the
+/// policy allows installing unattended (`fs.folder`).
+fn plugin_config(office: &Office, name: &str, rs: RemoteServiceConfig) -> AgentConfig {
+    let policy = lifeline_core::consent::Policy {
+        default: lifeline_core::consent::Rule::Deny,
+        rules: [
+            ("fs.folder".to_string(), lifeline_core::consent::Rule::Allow),
+            (
+                "report.write".to_string(),
+                lifeline_core::consent::Rule::Allow,
+            ),
+        ]
+        .into(),
+    };
+    let mut cfg = office
+        .tb
+        .agent_config(name, Some(policy), Duration::from_secs(5));
+    let root = office.tb.dir.path().join(format!("{name}-plugins"));
+    install_license_plugin(&root);
+    cfg.plugins = Some(unsigned_plugins(root));
+    cfg.remote_service = Some(rs);
+    cfg
+}
+
+/// Runs one command of the license plugin without a session (as the
+/// admin's `agent license-check` does): its result and what it showed.
+async fn license_command(cfg: &AgentConfig, command: &str) -> (Result<String, String>, String) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let r = lifeline_agent::background::call(cfg, Arc::new(Lines(tx)), "license", command)
+        .await
+        .unwrap();
+    let mut shown = String::new();
+    while let Ok(l) = rx.try_recv() {
+        shown.push_str(&l);
+        shown.push('\n');
+    }
+    (r, shown)
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn tampered_foreign_and_older_licenses_are_refused_and_the_installed_one_kept() {
     let office = Office::start().await;
     let rs = office.remote_service("refuse", LicenseMode::Remote, ProxySetting::None);
     let file = rs.license_file.clone();
-    let up = Arc::new(office.updater(rs, "refuse"));
-    let check = |up: Arc<Updater>| async move {
-        tokio::task::spawn_blocking(move || up.check())
-            .await
-            .unwrap()
-    };
+    let cfg = plugin_config(&office, "refuse", rs);
     // Tampered: more users than were signed.
     let tampered = new_license().to_toml().replace("users = 25", "users = 999");
     office.serve_raw("2026-11-21T00:00:00Z", tampered);
-    let err = check(Arc::clone(&up)).await.unwrap_err();
-    assert!(matches!(err, LicenseError::BadSignature(_)), "{err}");
+    let err = license_command(&cfg, "update").await.0.unwrap_err();
     assert!(
-        err.to_string()
-            .contains("/license/v1/licenses/LL-2026-0042: `license.signature` does not match"),
+        err.contains("/license/v1/licenses/LL-2026-0042: `license.signature` does not match"),
         "{err}"
     );
     // Another installation's license, correctly signed.
@@ -216,7 +243,7 @@ async fn tampered_foreign_and_older_licenses_are_refused_and_the_installed_one_k
         99,
     );
     office.serve_raw("2026-11-22T00:00:00Z", foreign.to_toml());
-    let err = check(Arc::clone(&up)).await.unwrap_err().to_string();
+    let err = license_command(&cfg, "update").await.0.unwrap_err();
     assert!(
         err.contains("for serial LL-2026-0999, but this installation has serial LL-2026-0042"),
         "{err}"
@@ -224,15 +251,16 @@ async fn tampered_foreign_and_older_licenses_are_refused_and_the_installed_one_k
     // Older than the installed one (a replay).
     let older = license(SERIAL, "2025-06-01T00:00:00Z", "2025-12-31", &["print"], 5);
     office.serve_raw("2026-11-23T00:00:00Z", older.to_toml());
-    let err = check(Arc::clone(&up)).await.unwrap_err().to_string();
+    let err = license_command(&cfg, "update").await.0.unwrap_err();
     assert!(err.contains("is not newer than the installed one"), "{err}");
     assert_eq!(License::load(&file).unwrap(), old_license());
     assert!(!file.with_file_name("license.toml.bak").exists());
-    // The refusal is recorded for `agent status`.
-    let status = Updater::last_status(&up.state_dir).unwrap();
+    // The refusal is recorded for the About view and `agent status`.
+    let about = license_command(&cfg, "about").await.0.unwrap();
     assert!(
-        !status.ok && status.result.contains("not newer"),
-        "{status:?}"
+        about.contains("Last check:")
+            && about.contains("failed: license refused: the offered license"),
+        "{about}"
     );
 }
 
@@ -259,29 +287,18 @@ fn read_only(folder: &Path, on: bool) -> bool {
     !writable
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn failed_write_keeps_the_previous_license_and_manual_mode_leaves_a_download() {
     let office = Office::start().await;
     office.publish(&new_license());
     let rs = office.remote_service("ro", LicenseMode::Remote, ProxySetting::None);
     let file = rs.license_file.clone();
-    let up = office.updater(rs, "ro");
+    let cfg = plugin_config(&office, "ro", rs);
     let folder: PathBuf = file.parent().unwrap().to_owned();
-    let result = tokio::task::spawn_blocking(move || {
-        let Check::Available(offer) = up.check().unwrap() else {
-            panic!("offer expected")
-        };
-        if !read_only(&folder, true) {
-            return None;
-        }
-        let r = up.install(&offer);
+    if read_only(&folder, true) {
+        let r = license_command(&cfg, "update").await.0;
         read_only(&folder, false);
-        Some(r)
-    })
-    .await
-    .unwrap();
-    if let Some(r) = result {
-        let err = r.unwrap_err().to_string();
+        let err = r.unwrap_err();
         assert!(err.contains("the previous license is kept"), "{err}");
         assert_eq!(License::load(&file).unwrap(), old_license());
     } else {
@@ -289,22 +306,21 @@ async fn failed_write_keeps_the_previous_license_and_manual_mode_leaves_a_downlo
     }
     // Manual mode: the license waits in the download folder.
     let rs = office.remote_service("manual", LicenseMode::Manual, ProxySetting::None);
-    let file = rs.license_file.clone();
-    let up = office.updater(rs, "manual");
-    let out = tokio::task::spawn_blocking(move || {
-        let Check::Available(offer) = up.check().unwrap() else {
-            panic!("offer expected")
-        };
-        up.install(&offer).unwrap()
-    })
-    .await
-    .unwrap();
+    let (file, downloads) = (rs.license_file.clone(), rs.download_folder.clone());
+    let cfg = plugin_config(&office, "manual", rs);
+    let (r, shown) = license_command(&cfg, "update").await;
+    let message = r.unwrap();
     assert!(
-        out.message.contains("Copy it to") && out.message.contains(&file.display().to_string()),
-        "{}",
-        out.message
+        message.contains("Copy it to") && message.contains(&file.display().to_string()),
+        "{message}"
     );
-    assert_eq!(License::load(&out.path).unwrap(), new_license());
+    assert!(
+        shown.contains("Copy it to"),
+        "the customer is told: {shown}"
+    );
+    let name = format!("{SERIAL}-20261120T090000Z.toml");
+    assert!(message.contains(&name), "{message}");
+    assert_eq!(License::load(&downloads.join(name)).unwrap(), new_license());
     assert_eq!(License::load(&file).unwrap(), old_license());
 }
 
@@ -332,13 +348,9 @@ async fn disabled_remote_service_makes_no_connection() {
     rs.enabled = false;
     let mut cfg = office.tb.agent_config("off", None, Duration::from_secs(5));
     cfg.remote_service = Some(rs.clone());
-    let svc = lifeline_agent::license::AgentLicense::new(&cfg, Arc::new(Quiet)).unwrap();
-    let err = tokio::task::spawn_blocking(move || {
-        use lifeline_runtime::LicenseService;
-        svc.check().unwrap_err()
-    })
-    .await
-    .unwrap();
+    let _ = cfg;
+    let cfg = plugin_config(&office, "off", rs.clone());
+    let err = license_command(&cfg, "check").await.0.unwrap_err();
     assert!(
         err.contains("no connection to the back office is made"),
         "{err}"
@@ -366,16 +378,10 @@ async fn disabled_remote_service_makes_no_connection() {
     );
     // Enabled, the same server is contacted (the counter works).
     rs.enabled = true;
-    let up = office.updater(rs, "off");
-    let _ = tokio::task::spawn_blocking(move || up.check())
-        .await
-        .unwrap();
+    let cfg = plugin_config(&office, "on", rs);
+    let err = license_command(&cfg, "check").await.0.unwrap_err();
+    assert!(err.contains("back office"), "{err}");
     assert!(count.load(Ordering::SeqCst) >= 1);
-}
-
-struct Quiet;
-impl lifeline_agent::CustomerUi for Quiet {
-    fn show(&self, _line: &str) {}
 }
 
 /// Writes an agent.toml (and its 0600 code file) for `rs`.
@@ -405,7 +411,7 @@ fn write_agent_toml(file: &Path, rs: &RemoteServiceConfig, office: &Office, wron
     );
     std::fs::write(
         dir.join("policy.toml"),
-        "[policy]\n[policy.capabilities]\n\"license.update\" = \"allow\"\n",
+        "[policy]\n[policy.capabilities]\n\"fs.folder\" = \"allow\"\n",
     )
     .unwrap();
     // The license plugin answers `agent license-check`.
@@ -456,7 +462,7 @@ async fn cli_status_check_and_can_update_through_the_binary() {
     );
     let audit = read(&file.parent().unwrap().join("cli-data").join("audit.log"));
     assert!(
-        audit.contains("\"license.update\"") && audit.contains("\"policy\""),
+        audit.contains("\"fs.folder\"") && audit.contains("\"policy\""),
         "{audit}"
     );
     let out = processes::ok(&["agent", "status", "--config", cfg], None);
@@ -512,10 +518,14 @@ async fn wrong_codes_are_rate_limited() {
     let office = Office::start().await;
     let mut rs = office.remote_service("rate", LicenseMode::Remote, ProxySetting::None);
     rs.verification_code = Secret::new("guess");
-    let up = office.updater(rs, "rate");
+    let bo = office.back_office(&rs);
     let errs = tokio::task::spawn_blocking(move || {
         (0..7)
-            .map(|_| up.check().unwrap_err().to_string())
+            .map(|_| {
+                bo.get(&format!("/license/v1/licenses/{SERIAL}"))
+                    .unwrap_err()
+                    .to_string()
+            })
             .collect::<Vec<_>>()
     })
     .await
@@ -537,9 +547,9 @@ async fn wrong_codes_are_rate_limited() {
 async fn pin_mismatch_and_unreachable_proxy_are_explained() {
     let office = Office::start().await;
     let rs = office.remote_service("pin", LicenseMode::Remote, ProxySetting::None);
-    let mut up = office.updater(rs.clone(), "pin");
-    up.trust = lifeline_core::tls::Trust::Pinned(lifeline_core::tls::Fingerprint([9; 32]));
-    let err = tokio::task::spawn_blocking(move || up.back_office(Duration::from_secs(5)).hello())
+    let mut bo = office.back_office(&rs);
+    bo.trust = lifeline_core::tls::Trust::Pinned(lifeline_core::tls::Fingerprint([9; 32]));
+    let err = tokio::task::spawn_blocking(move || bo.hello())
         .await
         .unwrap()
         .unwrap_err()
@@ -559,8 +569,8 @@ async fn pin_mismatch_and_unreachable_proxy_are_explained() {
         port: closed,
         auth: None,
     });
-    let up = office.updater(rs, "pin");
-    let err = tokio::task::spawn_blocking(move || up.back_office(Duration::from_secs(5)).hello())
+    let bo = office.back_office(&rs);
+    let err = tokio::task::spawn_blocking(move || bo.hello())
         .await
         .unwrap()
         .unwrap_err()
@@ -591,10 +601,7 @@ fn background_config(
     let policy = lifeline_core::consent::Policy {
         default: lifeline_core::consent::Rule::Deny,
         rules: [
-            (
-                "license.update".to_string(),
-                lifeline_core::consent::Rule::Allow,
-            ),
+            ("fs.folder".to_string(), lifeline_core::consent::Rule::Allow),
             (
                 "report.write".to_string(),
                 lifeline_core::consent::Rule::Allow,

@@ -10,7 +10,7 @@ use lifeline_core::remote_service::{
     BackOfficeConfig, CodeCheck, LicenseMode, ManualProxy, Organisation, ProxyAuth, ProxySetting,
     RemoteServiceConfig, Secret,
 };
-use lifeline_license::Updater;
+use lifeline_license::BackOffice;
 use lifeline_license::document::{License, public_key_string};
 
 use crate::support::*;
@@ -145,12 +145,16 @@ impl Office {
         }
     }
 
-    pub fn updater(&self, rs: RemoteServiceConfig, name: &str) -> Updater {
-        Updater::new(
-            rs,
-            self.tb.endpoint().trust,
-            self.tb.dir.path().join(name).join("data"),
-        )
+    /// The back office client the agent's `back-office` endpoint uses.
+    pub fn back_office(&self, rs: &RemoteServiceConfig) -> BackOffice {
+        BackOffice {
+            url: rs.back_office.clone(),
+            trust: self.tb.endpoint().trust,
+            proxy: rs.proxy.clone(),
+            organisation_id: rs.organisation_id.clone(),
+            code: rs.verification_code.clone(),
+            timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -53,6 +53,8 @@ async fn operator_lists_and_runs_plugins_under_consent() {
         hot_reload: true,
         http_proxy: None,
         folders: Default::default(),
+        settings: Default::default(),
+        commands: Default::default(),
     });
     let (sid, mut agent) = connected_session(&tb, &op, cfg).await;
 

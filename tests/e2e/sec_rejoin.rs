@@ -339,7 +339,6 @@ async fn a_license_is_served_only_to_its_organisation() {
     use lifeline_core::remote_service::{
         BackOfficeConfig, CodeCheck, LicenseMode, Organisation, ProxySetting,
     };
-    use lifeline_license::Check;
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = broker_config(dir.path(), Duration::from_secs(15));
@@ -376,23 +375,30 @@ async fn a_license_is_served_only_to_its_organisation() {
     );
 
     // ORG is valid, but the serial is not its own: nothing published.
-    let other = office.updater(
-        office.remote_service("other", LicenseMode::Remote, ProxySetting::None),
+    let path = format!("/license/v1/licenses/{SERIAL}");
+    let other = office.back_office(&office.remote_service(
         "other",
-    );
-    let check = tokio::task::spawn_blocking(move || other.check())
+        LicenseMode::Remote,
+        ProxySetting::None,
+    ));
+    let p = path.clone();
+    let reply = tokio::task::spawn_blocking(move || other.get(&p))
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(check, Check::NothingPublished(_)), "{check:?}");
+    assert_eq!(reply.status, 404, "another organisation's serial");
     let mut rs = office.remote_service("owner", LicenseMode::Remote, ProxySetting::None);
     rs.organisation_id = "ORG-OWNER".into();
-    let owner = office.updater(rs, "owner");
-    let check = tokio::task::spawn_blocking(move || owner.check())
+    let owner = office.back_office(&rs);
+    let reply = tokio::task::spawn_blocking(move || owner.get(&path))
         .await
         .unwrap()
         .unwrap();
-    assert!(matches!(check, Check::Available(_)), "{check:?}");
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        lifeline_license::License::parse_bytes(std::path::Path::new("reply"), &reply.body).unwrap(),
+        new_license()
+    );
 }
 
 #[test]

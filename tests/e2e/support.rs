@@ -190,5 +190,7 @@ pub fn unsigned_plugins(root: std::path::PathBuf) -> lifeline_core::config::Plug
         hot_reload: false,
         http_proxy: None,
         folders: Default::default(),
+        settings: Default::default(),
+        commands: Default::default(),
     }
 }

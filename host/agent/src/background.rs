@@ -28,7 +28,7 @@ struct BackgroundPort {
     engine: Arc<Mutex<ConsentEngine>>,
     rt: tokio::runtime::Handle,
     ui: Arc<dyn CustomerUi>,
-    license: Option<Arc<dyn lifeline_runtime::LicenseService>>,
+    admin: Option<Arc<dyn lifeline_runtime::AdminResources>>,
     stopped: AtomicBool,
 }
 
@@ -76,12 +76,12 @@ impl SessionPort for BackgroundPort {
     }
 }
 
-/// Without a session only the license back office is offered: no run-as
-/// login (no operator to type a password) and no reboot (no session to
-/// rejoin).
+/// Without a session only what the admin names is offered (settings,
+/// document keys, endpoints, commands): no run-as login (no operator to
+/// type a password) and no reboot (no session to rejoin).
 impl Natives for BackgroundPort {
-    fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
-        self.license.clone()
+    fn admin(&self) -> Option<Arc<dyn lifeline_runtime::AdminResources>> {
+        self.admin.clone()
     }
 }
 
@@ -91,14 +91,14 @@ type Background = (Arc<lifeline_runtime::PluginHost>, Arc<BackgroundPort>);
 /// The plugin host and the background port of an agent config; `None`
 /// when the agent has no `[plugins]`.
 fn setup(cfg: &AgentConfig, ui: &Arc<dyn CustomerUi>) -> Result<Option<Background>, AgentError> {
-    let Some(pc) = &cfg.plugins else {
+    let Some(pc) = crate::admin::plugins_config(cfg) else {
         return Ok(None);
     };
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
         path: cfg.data_dir.clone(),
         source,
     })?;
-    let (host, errors) = crate::plugins::start(pc, &cfg.data_dir).map_err(AgentError::Plugins)?;
+    let (host, errors) = crate::plugins::start(&pc, &cfg.data_dir).map_err(AgentError::Plugins)?;
     for e in errors {
         ui.show(&format!("! {e}"));
     }
@@ -108,8 +108,8 @@ fn setup(cfg: &AgentConfig, ui: &Arc<dyn CustomerUi>) -> Result<Option<Backgroun
         engine: Arc::new(Mutex::new(engine)),
         rt: tokio::runtime::Handle::current(),
         ui: Arc::clone(ui),
-        license: crate::license::AgentLicense::new(cfg, Arc::clone(ui))
-            .map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
+        admin: crate::admin::AgentAdmin::new(cfg)
+            .map(|a| a as Arc<dyn lifeline_runtime::AdminResources>),
         stopped: AtomicBool::new(false),
     });
     Ok(Some((host, port)))

@@ -1,9 +1,10 @@
 //! The customer's side: join a session by connection ID or link, show who is
 //! helping, chat, answer consent requests, and keep the audit log.
 
+pub mod admin;
+pub mod admin_command;
 pub mod background;
 pub mod credential;
-pub mod license;
 pub mod native;
 pub mod plugins;
 pub mod prompt;
@@ -162,7 +163,7 @@ pub async fn serve(
     let (plug_tx, mut plug_rx) = mpsc::unbounded_channel::<SessionMessage>();
     let mut plugin_host = None;
     let mut _hot_reload = None;
-    if let Some(pc) = &cfg.plugins {
+    if let Some(pc) = &admin::plugins_config(cfg) {
         match plugins::start(pc, &cfg.data_dir) {
             Ok((host, errors)) => {
                 for e in errors {
@@ -230,7 +231,7 @@ pub async fn serve(
         });
     }
     let prompter = Arc::new(InputPrompter::new(Arc::clone(&ui)));
-    let license_service = license::AgentLicense::new(cfg, Arc::clone(&ui));
+    let admin = admin::AgentAdmin::new(cfg);
     let (answer_tx, mut answer_rx) = mpsc::channel::<SessionMessage>(8);
     // Consent decisions in progress; dropped (aborted) when the session ends.
     let mut deciding = tokio::task::JoinSet::new();
@@ -267,9 +268,9 @@ pub async fn serve(
             data_dir: cfg.data_dir.clone(),
             power: cfg.power.clone(),
             ui: Arc::clone(&ui),
-            license: license_service
+            admin: admin
                 .clone()
-                .map(|l| l as Arc<dyn lifeline_runtime::LicenseService>),
+                .map(|a| a as Arc<dyn lifeline_runtime::AdminResources>),
             streams: Arc::clone(&streams),
         })
     };

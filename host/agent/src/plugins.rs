@@ -161,8 +161,8 @@ pub struct AgentPort {
     pub data_dir: std::path::PathBuf,
     pub power: lifeline_core::machine::PowerConfig,
     pub ui: Arc<dyn crate::CustomerUi>,
-    /// The license back office (`license.update`), when configured.
-    pub license: Option<Arc<dyn lifeline_runtime::LicenseService>>,
+    /// What the admin names for plugins (settings, keys, endpoints, commands).
+    pub admin: Option<Arc<dyn lifeline_runtime::AdminResources>>,
     /// The session's plugin streams.
     pub streams: Arc<StreamHub>,
 }
@@ -247,8 +247,8 @@ impl Natives for AgentPort {
     fn reboot(&self, _plugin: &str, reason: &str) -> Result<String, String> {
         self.native_reboot(reason)
     }
-    fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
-        self.license.clone()
+    fn admin(&self) -> Option<Arc<dyn lifeline_runtime::AdminResources>> {
+        self.admin.clone()
     }
 }
 

@@ -198,7 +198,7 @@ pub enum AgentCmd {
     /// license, service state.
     Status(ConfigArg),
     /// Check the back office for an updated license now (and install it if
-    /// the policy allows "license.update"); --watch: every check interval.
+    /// the policy allows "fs.folder"); --watch: every check interval.
     LicenseCheck {
         #[command(flatten)]
         cfg: ConfigArg,

@@ -122,7 +122,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
             rules: [
                 ("system.info".to_string(), Rule::Allow),
                 ("script.run".to_string(), Rule::Allow),
-                ("license.update".to_string(), Rule::Allow),
+                ("fs.folder".to_string(), Rule::Allow),
             ]
             .into(),
         }),
@@ -422,5 +422,7 @@ fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::Plugins
         hot_reload: false,
         http_proxy: None,
         folders: Default::default(),
+        settings: Default::default(),
+        commands: Default::default(),
     })
 }

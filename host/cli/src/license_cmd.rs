@@ -9,9 +9,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use lifeline_core::config::{AgentConfig, BrokerConfig};
-use lifeline_core::remote_service::ProxySetting;
+use lifeline_core::remote_service::{ProxySetting, RemoteServiceConfig};
 use lifeline_license::document::{self, License, fmt_date};
-use lifeline_license::fetch::STATUS_TIMEOUT;
+use lifeline_license::fetch::{BackOffice, STATUS_TIMEOUT};
 
 use crate::cli::ConfigArg;
 use crate::input;
@@ -158,9 +158,11 @@ fn can_update(
         (Some(f), None) => License::load(&f)?,
         (None, Some(c)) => {
             let cfg = AgentConfig::load(&c)?;
-            let up = lifeline_agent::license::updater(&cfg)
+            let rs = cfg
+                .remote_service
+                .as_ref()
                 .with_context(|| format!("{}: no [remote_service] section", c.display()))?;
-            up.installed()?
+            installed(rs)?
         }
         _ => bail!("give --license FILE or --config agent.toml"),
     };
@@ -265,7 +267,6 @@ pub async fn agent_status(c: ConfigArg) -> Result<ExitCode> {
         println!("Service:           {}", service_state());
         return Ok(ExitCode::SUCCESS);
     };
-    let up = lifeline_agent::license::updater(&cfg).context("remote service")?;
     println!(
         "Remote service:    {} (organisation {}, license mode {})",
         if rs.enabled { "enabled" } else { "disabled" },
@@ -274,7 +275,14 @@ pub async fn agent_status(c: ConfigArg) -> Result<ExitCode> {
     );
     println!("Proxy:             {}", proxy_text(&rs.proxy));
     let connection = if rs.enabled {
-        let bo = up.back_office(STATUS_TIMEOUT);
+        let bo = BackOffice {
+            url: rs.back_office.clone(),
+            trust: cfg.endpoint.trust.clone(),
+            proxy: rs.proxy.clone(),
+            organisation_id: rs.organisation_id.clone(),
+            code: rs.verification_code.clone(),
+            timeout: STATUS_TIMEOUT,
+        };
         match tokio::task::spawn_blocking(move || bo.hello()).await? {
             Ok(text) => format!("connected to {}: {text}", rs.back_office),
             Err(e) => format!("not connected: {e}"),
@@ -283,16 +291,8 @@ pub async fn agent_status(c: ConfigArg) -> Result<ExitCode> {
         "not connected: the remote service is disabled (remote_service.enabled = false); no connection is made".into()
     };
     println!("Back office:       {connection}");
-    match lifeline_agent::license::last_status(&cfg.data_dir) {
-        Some(s) => println!(
-            "Last check:        {} — {}{}",
-            s.last_check,
-            if s.ok { "" } else { "failed: " },
-            s.result
-        ),
-        None => println!("Last check:        never"),
-    }
-    match up.installed() {
+    println!("Last check:        {}", last_check(&cfg));
+    match installed(&rs) {
         Ok(l) => println!(
             "Installed license: serial {}, expires {}, maintenance until {}",
             l.serial,
@@ -304,6 +304,35 @@ pub async fn agent_status(c: ConfigArg) -> Result<ExitCode> {
     println!("Service account:   {}", cfg.service_account());
     println!("Service:           {}", service_state());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The installed license of `[remote_service]`, signature checked.
+fn installed(rs: &RemoteServiceConfig) -> Result<License> {
+    let l = License::load(&rs.license_file)?;
+    l.verify(&rs.license_file, &rs.vendor_keys)?;
+    Ok(l)
+}
+
+/// The last check the license plugin recorded (its `state.kv`).
+fn last_check(cfg: &AgentConfig) -> String {
+    let kv = lifeline_runtime::kv::KvStore::new(
+        cfg.data_dir
+            .join("plugin-state")
+            .join("kv")
+            .join("license.json"),
+    );
+    let get = |k: &str| kv.get(k).ok().flatten();
+    match (get("last_check"), get("last_result")) {
+        (Some(when), Some(result)) => {
+            let failed = if get("last_ok").as_deref() == Some("false") {
+                "failed: "
+            } else {
+                ""
+            };
+            format!("{when} — {failed}{result}")
+        }
+        _ => "never (the license plugin has not checked yet)".into(),
+    }
 }
 
 /// Prints what the unattended check shows.

@@ -37,8 +37,16 @@ pub enum Capability {
     AccountRunAs,
     /// Restart the customer's computer; the agent rejoins by itself.
     PowerReboot,
-    /// Check the back office for an updated license and install it.
-    LicenseUpdate,
+    /// Verify a vendor-signed document (a license) against the keys the
+    /// agent's admin trusts, and read its fields.
+    DocumentVerify,
+    /// HTTP(S) to an endpoint the agent's admin names (its address, trust,
+    /// proxy and credentials stay in the agent; the plugin sees none).
+    HttpEndpoint,
+    /// Run a command the agent's admin names (e.g. reload a server).
+    CommandAdmin,
+    /// Read the admin's settings for this plugin.
+    SettingsRead,
     /// Open byte streams to the operator side of the session (and read
     /// what the operator sends back on them).
     SessionStream,
@@ -50,7 +58,7 @@ pub enum Capability {
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 17] = [
+pub const ALL: [Capability; 20] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -64,7 +72,10 @@ pub const ALL: [Capability; 17] = [
     Capability::HttpRequest,
     Capability::AccountRunAs,
     Capability::PowerReboot,
-    Capability::LicenseUpdate,
+    Capability::DocumentVerify,
+    Capability::HttpEndpoint,
+    Capability::CommandAdmin,
+    Capability::SettingsRead,
     Capability::SessionStream,
     Capability::SessionEvents,
     Capability::ScriptRun,
@@ -87,7 +98,10 @@ impl Capability {
             Capability::HttpRequest => "http.request",
             Capability::AccountRunAs => "account.run-as",
             Capability::PowerReboot => "power.reboot",
-            Capability::LicenseUpdate => "license.update",
+            Capability::DocumentVerify => "document.verify",
+            Capability::HttpEndpoint => "http.endpoint",
+            Capability::CommandAdmin => "command.admin",
+            Capability::SettingsRead => "settings.read",
             Capability::SessionStream => "session.stream",
             Capability::SessionEvents => "session.events",
             Capability::ScriptRun => "script.run",
@@ -109,6 +123,14 @@ impl Capability {
             // plugin's name, and the operator's side and the report see it.
             | Capability::CustomerNotify
             | Capability::StateKv
+            // Settings and endpoints, commands and trusted keys are the
+            // admin's: the agent's config names each one, and the plugin
+            // can choose none of them (no address, no program, no key).
+            // A signature check reads only what the plugin already has.
+            | Capability::SettingsRead
+            | Capability::DocumentVerify
+            | Capability::HttpEndpoint
+            | Capability::CommandAdmin
             // A stream carries only what the plugin could already read
             // (each source is its own capability); events tell the plugin
             // nothing outside its session.
@@ -122,7 +144,6 @@ impl Capability {
             | Capability::HttpRequest
             | Capability::AccountRunAs
             | Capability::PowerReboot
-            | Capability::LicenseUpdate
             | Capability::ScriptRun => true,
         }
     }

@@ -422,6 +422,10 @@ struct RawPlugins {
     http_proxy: Option<Spanned<String>>,
     #[serde(default)]
     folders: std::collections::BTreeMap<Spanned<String>, folders::RawFolder>,
+    #[serde(default)]
+    settings: plugin_admin::RawSettings,
+    #[serde(default)]
+    commands: plugin_admin::RawCommands,
 }
 
 fn yes() -> bool {
@@ -443,6 +447,10 @@ pub struct PluginsConfig {
     pub http_proxy: Option<String>,
     /// Folders plugins holding `fs.folder` may reach by name.
     pub folders: std::collections::BTreeMap<String, FolderConfig>,
+    /// Settings per plugin id (`settings.read`).
+    pub settings: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// Commands plugins holding `command.admin` may run by name.
+    pub commands: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, ConfigError> {
@@ -481,6 +489,8 @@ fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, Co
         hot_reload: raw.hot_reload,
         http_proxy,
         folders: folders::validate(doc, &raw.folders)?,
+        settings: plugin_admin::validate_settings(doc, &raw.settings)?,
+        commands: plugin_admin::validate_commands(doc, &raw.commands)?,
     })
 }
 
@@ -524,6 +534,16 @@ impl AgentConfig {
             Some(p) => Some(Policy::load(&doc.path(p))?),
             None => None,
         };
+        let remote_service = raw
+            .remote_service
+            .as_ref()
+            .map(|r| crate::remote_service::validate(&doc, r))
+            .transpose()?;
+        let plugins = raw
+            .plugins
+            .as_ref()
+            .map(|p| validate_plugins(&doc, p))
+            .transpose()?;
         Ok(AgentConfig {
             endpoint: raw.connection.validate(&doc)?,
             data_dir: doc.path(&raw.agent.data_dir),
@@ -534,19 +554,11 @@ impl AgentConfig {
                 3600,
             )?,
             policy,
-            plugins: raw
-                .plugins
-                .as_ref()
-                .map(|p| validate_plugins(&doc, p))
-                .transpose()?,
+            plugins,
             run_as: crate::machine::validate_run_as(&doc, raw.run_as.as_ref())?,
             power: crate::machine::validate_power(&doc, raw.power.as_ref())?,
             service: crate::machine::validate_service(&doc, raw.service.as_ref())?,
-            remote_service: raw
-                .remote_service
-                .as_ref()
-                .map(|r| crate::remote_service::validate(&doc, r))
-                .transpose()?,
+            remote_service,
         })
     }
 }
@@ -615,6 +627,7 @@ impl OperatorConfig {
 // ---------------------------------------------------------------- policy
 
 mod folders;
+mod plugin_admin;
 mod policy;
 pub use folders::{FolderConfig, valid_name as valid_folder_name};
 

@@ -113,6 +113,86 @@ impl RemoteServiceConfig {
     }
 }
 
+/// The folder, download folder, command and settings names the license
+/// plugin finds (`[folders]`, `[admin_commands]`, `settings.read`).
+pub mod names {
+    /// The installed license's folder (writable unless the mode is manual).
+    pub const LICENSE_FOLDER: &str = "license";
+    /// Where downloaded licenses are kept.
+    pub const DOWNLOAD_FOLDER: &str = "license-downloads";
+    /// `reload_command` of the local license mode.
+    pub const RELOAD_COMMAND: &str = "reload-license-server";
+    /// The back office (`http.endpoint`).
+    pub const BACK_OFFICE: &str = "back-office";
+    /// The plugin whose settings these are.
+    pub const PLUGIN: &str = "license";
+}
+
+impl RemoteServiceConfig {
+    /// What `[remote_service]` gives the license plugin, added to the
+    /// agent's `[plugins]`: the license folder and the download folder, the
+    /// reload command, and the plugin's settings. What the admin wrote in
+    /// `[plugins]` under the same names wins.
+    pub fn plugin_resources(&self, plugins: &mut crate::config::PluginsConfig) {
+        use crate::config::FolderConfig;
+        let folder = self
+            .license_file
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let write = !matches!(self.mode, LicenseMode::Manual);
+        plugins
+            .folders
+            .entry(names::LICENSE_FOLDER.into())
+            .or_insert(FolderConfig {
+                path: folder,
+                write,
+            });
+        plugins
+            .folders
+            .entry(names::DOWNLOAD_FOLDER.into())
+            .or_insert(FolderConfig {
+                path: self.download_folder.clone(),
+                write: true,
+            });
+        let mut settings = vec![
+            ("enabled", self.enabled.to_string()),
+            ("mode", self.mode.name().to_string()),
+            (
+                "check-interval-secs",
+                self.check_interval.as_secs().to_string(),
+            ),
+            (
+                "license-file",
+                self.license_file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            ("license-path", self.license_file.display().to_string()),
+            (
+                "download-folder",
+                self.download_folder.display().to_string(),
+            ),
+            ("back-office", self.back_office.clone()),
+        ];
+        if let LicenseMode::Local {
+            reload_command: Some(argv),
+        } = &self.mode
+        {
+            plugins
+                .commands
+                .entry(names::RELOAD_COMMAND.into())
+                .or_insert_with(|| argv.clone());
+            settings.push(("reload-command", names::RELOAD_COMMAND.into()));
+        }
+        let mine = plugins.settings.entry(names::PLUGIN.into()).or_default();
+        for (k, v) in settings {
+            mine.entry(k.to_string()).or_insert(v);
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRemoteService {

@@ -348,6 +348,11 @@ impl License {
         )
     }
 
+    /// The issue time as signed: RFC 3339, UTC, seconds.
+    pub fn issued_text(&self) -> String {
+        fmt_time(self.issued)
+    }
+
     /// True when maintenance covers a product update released on `release`.
     pub fn covers_release(&self, release: NaiveDate) -> bool {
         release <= self.maintenance_end

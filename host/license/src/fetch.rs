@@ -264,15 +264,6 @@ impl BackOffice {
         }
     }
 
-    /// The newest license published for `serial`; `None` when there is none.
-    pub fn fetch_license(&self, serial: &str) -> Result<Option<Vec<u8>>, FetchError> {
-        let reply = self.get(&format!("{LICENSE_PATH}/licenses/{serial}"))?;
-        if reply.status == 404 {
-            return Ok(None);
-        }
-        Ok(Some(reply.body))
-    }
-
     /// Checks that the back office answers and accepts the organisation.
     pub fn hello(&self) -> Result<String, FetchError> {
         let reply = self.get(&format!("{LICENSE_PATH}/hello"))?;

@@ -1,21 +1,17 @@
-//! Lifeline licenses: the signed document ([`document`]), comparing an
-//! installed license with a candidate ([`diff`]), fetching from the back
-//! office over HTTPS through the configured proxy ([`fetch`]), installing
-//! atomically with a backup ([`install`]), and the agent's update steps
-//! with their persisted status ([`updater`]).
+//! Lifeline licenses as the vendor's and the admin's tools see them: the
+//! signed document ([`document`]: parse, sign, verify, About box),
+//! comparing two licenses ([`diff`], for the back office and the CLI), and
+//! the back office client ([`fetch`]: HTTPS through the configured proxy,
+//! the agent's `back-office` endpoint). Checking for an update and
+//! installing it is the license plugin's (`plugins/license`).
 
-pub mod diff;
 pub mod document;
 pub mod fetch;
-pub mod install;
-pub mod updater;
 
 use std::path::PathBuf;
 
-pub use diff::{Changes, Verdict, compare};
 pub use document::License;
 pub use fetch::{BackOffice, FetchError};
-pub use updater::{Check, Updater};
 
 /// A license problem, naming the file or the field.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +36,8 @@ pub enum LicenseError {
     BadKeyFile(PathBuf),
     #[error(transparent)]
     Secret(#[from] lifeline_core::secrets::SecretFileError),
-    #[error(
-        "the remote service is disabled (remote_service.enabled = false): no connection to the back office is made"
-    )]
-    Disabled,
-    #[error("the agent has no [remote_service] configured")]
-    NotConfigured,
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("license refused: {0}")]
-    Refused(String),
-    #[error(transparent)]
-    Install(#[from] install::InstallError),
 }
 
 #[cfg(test)]

@@ -30,9 +30,10 @@ pub enum HostCall {
     RunAsLogout,
     RunAsStatus,
     Reboot,
-    LicenseAbout,
-    LicenseCheck,
-    LicenseInstall,
+    PluginSettings,
+    VerifyDocument,
+    EndpointRequest,
+    AdminCommand,
     StreamOpen,
     StreamCredit,
     StreamSend,
@@ -42,7 +43,7 @@ pub enum HostCall {
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 30] = [
+pub const ALL_CALLS: [HostCall; 31] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -64,9 +65,10 @@ pub const ALL_CALLS: [HostCall; 30] = [
     HostCall::RunAsLogout,
     HostCall::RunAsStatus,
     HostCall::Reboot,
-    HostCall::LicenseAbout,
-    HostCall::LicenseCheck,
-    HostCall::LicenseInstall,
+    HostCall::PluginSettings,
+    HostCall::VerifyDocument,
+    HostCall::EndpointRequest,
+    HostCall::AdminCommand,
     HostCall::StreamOpen,
     HostCall::StreamCredit,
     HostCall::StreamSend,
@@ -101,9 +103,10 @@ impl HostCall {
             HostCall::RunAsLogout => Capability::AccountRunAs,
             HostCall::RunAsStatus => Capability::AccountRunAs,
             HostCall::Reboot => Capability::PowerReboot,
-            HostCall::LicenseAbout => Capability::LicenseUpdate,
-            HostCall::LicenseCheck => Capability::LicenseUpdate,
-            HostCall::LicenseInstall => Capability::LicenseUpdate,
+            HostCall::PluginSettings => Capability::SettingsRead,
+            HostCall::VerifyDocument => Capability::DocumentVerify,
+            HostCall::EndpointRequest => Capability::HttpEndpoint,
+            HostCall::AdminCommand => Capability::CommandAdmin,
             HostCall::StreamOpen => Capability::SessionStream,
             HostCall::StreamCredit => Capability::SessionStream,
             HostCall::StreamSend => Capability::SessionStream,
@@ -115,14 +118,17 @@ impl HostCall {
 
     /// True when this call asks the customer before its capability's first
     /// use in a call. Ending a run-as login (which gives the customer's
-    /// access back) and asking whether one is active never ask.
+    /// access back) and asking whether one is active never ask. Reading a
+    /// folder the admin named for plugins never asks (the admin chose what
+    /// it holds; sending it anywhere takes another capability that asks);
+    /// replacing a file in it does.
     pub fn asks_consent(self) -> bool {
         let gives_back_or_looks = match self {
             // Give the customer's access back, or only look: never asked.
             HostCall::RunAsLogout
             | HostCall::RunAsStatus
-            | HostCall::LicenseAbout
-            | HostCall::LicenseCheck => true,
+            | HostCall::FolderList
+            | HostCall::FolderRead => true,
             HostCall::Log
             | HostCall::SendOutput
             | HostCall::SendChat
@@ -135,14 +141,15 @@ impl HostCall {
             | HostCall::TempDir
             | HostCall::FsRead
             | HostCall::FsWrite
-            | HostCall::FolderList
-            | HostCall::FolderRead
             | HostCall::FolderWrite
             | HostCall::Spawn
             | HostCall::HttpRequest
             | HostCall::RunAsLogin
             | HostCall::Reboot
-            | HostCall::LicenseInstall
+            | HostCall::PluginSettings
+            | HostCall::VerifyDocument
+            | HostCall::EndpointRequest
+            | HostCall::AdminCommand
             | HostCall::StreamOpen
             | HostCall::StreamCredit
             | HostCall::StreamSend
@@ -177,9 +184,10 @@ impl HostCall {
             HostCall::RunAsLogout => "run_as_logout",
             HostCall::RunAsStatus => "run_as_status",
             HostCall::Reboot => "reboot",
-            HostCall::LicenseAbout => "license_about",
-            HostCall::LicenseCheck => "license_check",
-            HostCall::LicenseInstall => "license_install",
+            HostCall::PluginSettings => "plugin_settings",
+            HostCall::VerifyDocument => "verify_document",
+            HostCall::EndpointRequest => "endpoint_request",
+            HostCall::AdminCommand => "admin_command",
             HostCall::StreamOpen => "stream_open",
             HostCall::StreamCredit => "stream_credit",
             HostCall::StreamSend => "stream_send",

@@ -112,6 +112,15 @@ pub fn write(
     rel: &str,
     data: &[u8],
 ) -> Result<(), HostError> {
+    // A writable folder the admin named is created on first write (a
+    // download folder that does not exist yet); a read-only one never is.
+    if let Some(f) = folders.get(name)
+        && f.write
+        && allowed.iter().any(|a| a == name)
+        && !f.path.exists()
+    {
+        std::fs::create_dir_all(&f.path).map_err(|e| io_err(&f.path.display().to_string(), e))?;
+    }
     let (root, writable) = open(folders, allowed, name)?;
     if !writable {
         return Err(HostError::Denied(format!(

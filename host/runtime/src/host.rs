@@ -117,22 +117,46 @@ pub trait Natives: Send + Sync {
         let _ = (plugin, reason);
         Err(NOT_ON_THIS_HOST.to_string())
     }
-    /// The license back office; `None` when the agent has no remote service.
-    fn license(&self) -> Option<Arc<dyn LicenseService>> {
+    /// What the agent's admin configured for plugins; `None`: nothing.
+    fn admin(&self) -> Option<Arc<dyn AdminResources>> {
         None
     }
 }
 
-/// The license back office, as the agent provides it to plugins holding
-/// `license.update` (see `lifeline-license`). Each answer is the WIT
-/// record; `Err` is the reason, for the plugin and the operator.
-pub trait LicenseService: Send + Sync {
-    /// The installed license and the last check.
-    fn about(&self) -> Result<wit::LicenseAbout, String>;
-    /// Asks the back office for a newer license; announces it to the customer.
-    fn check(&self) -> Result<wit::LicenseCheck, String>;
-    /// Installs the license the last check offered (checking first if none).
-    fn install(&self) -> Result<wit::LicenseInstall, String>;
+/// What the agent's admin names in the agent config for plugins: settings,
+/// trusted document keys, HTTP endpoints with their credentials, commands.
+/// The plugin picks among these by name; it can choose no address, no
+/// program and no key itself. `Err` is the reason, for the plugin and the
+/// operator (it never contains a credential).
+pub trait AdminResources: Send + Sync {
+    /// The settings for plugin `plugin`, as name/value pairs.
+    fn settings(&self, plugin: &str) -> Vec<(String, String)>;
+    /// Parses `data` as a signed document of `kind` and verifies it.
+    fn verify_document(
+        &self,
+        kind: wit::DocumentKind,
+        origin: &str,
+        data: &[u8],
+    ) -> Result<wit::VerifiedDocument, String>;
+    /// A request to the endpoint `name` (`path` appended to its URL).
+    fn endpoint_request(
+        &self,
+        name: &str,
+        request: &EndpointRequest<'_>,
+    ) -> Result<crate::http::Response, String>;
+    /// Runs the command `name`.
+    fn admin_command(&self, name: &str) -> Result<ProcessOutput, String>;
+}
+
+/// One request to an admin-named endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+    /// Largest response body the plugin takes.
+    pub limit: usize,
 }
 
 /// What a host without the agent's native features answers.
@@ -462,27 +486,62 @@ impl CallContext {
         )
     }
 
-    fn license(&mut self, call: HostCall) -> Result<Arc<dyn LicenseService>, HostError> {
+    fn admin(&mut self, call: HostCall) -> Result<Arc<dyn AdminResources>, HostError> {
         self.check(call)?;
         self.port
             .natives()
-            .and_then(|n| n.license())
-            .ok_or_else(|| {
-                HostError::Failed(
-                    "this agent has no [remote_service] configured: no license back office".into(),
-                )
-            })
+            .and_then(|n| n.admin())
+            .ok_or_else(|| HostError::Failed(format!("{NOT_ON_THIS_HOST}: no admin settings")))
     }
 
-    pub fn license_about(&mut self) -> Result<wit::LicenseAbout, HostError> {
-        self.license(HostCall::LicenseAbout)?
-            .about()
+    pub fn plugin_settings(&mut self) -> Result<Vec<(String, String)>, HostError> {
+        let id = self.manifest.id.clone();
+        Ok(self.admin(HostCall::PluginSettings)?.settings(&id))
+    }
+
+    pub fn verify_document(
+        &mut self,
+        kind: wit::DocumentKind,
+        origin: &str,
+        data: &[u8],
+    ) -> Result<wit::VerifiedDocument, HostError> {
+        Self::line(origin)?;
+        self.admin(HostCall::VerifyDocument)?
+            .verify_document(kind, origin, data)
             .map_err(HostError::Failed)
     }
 
-    pub fn license_check(&mut self) -> Result<wit::LicenseCheck, HostError> {
-        let svc = self.license(HostCall::LicenseCheck)?;
-        off_the_clock(&mut self.host_wait, || svc.check()).map_err(HostError::Failed)
+    /// A request to an endpoint of the manifest's `[endpoints] allow`;
+    /// waiting for it is off the plugin's clock.
+    pub fn endpoint_request(
+        &mut self,
+        name: &str,
+        req: &EndpointRequest<'_>,
+    ) -> Result<crate::http::Response, HostError> {
+        let admin = self.admin(HostCall::EndpointRequest)?;
+        if !self.manifest.endpoints.iter().any(|e| e == name) {
+            return Err(HostError::Denied(format!(
+                "endpoint {name:?} is not in the plugin's [endpoints] allow"
+            )));
+        }
+        let req = EndpointRequest {
+            limit: req.limit.min(self.manifest.limits.output_bytes as usize),
+            ..*req
+        };
+        off_the_clock(&mut self.host_wait, || admin.endpoint_request(name, &req))
+            .map_err(HostError::Failed)
+    }
+
+    /// Runs a command of the manifest's `[admin_commands] allow`, off the
+    /// plugin's clock.
+    pub fn admin_command(&mut self, name: &str) -> Result<ProcessOutput, HostError> {
+        let admin = self.admin(HostCall::AdminCommand)?;
+        if !self.manifest.admin_commands.iter().any(|e| e == name) {
+            return Err(HostError::Denied(format!(
+                "command {name:?} is not in the plugin's [admin_commands] allow"
+            )));
+        }
+        off_the_clock(&mut self.host_wait, || admin.admin_command(name)).map_err(HostError::Failed)
     }
 
     pub fn run_as_login(&mut self, user: &str) -> Result<String, HostError> {
@@ -515,11 +574,6 @@ impl CallContext {
         let port = Arc::clone(&self.port);
         off_the_clock(&mut self.host_wait, || native(&*port)?.reboot(&id, reason))
             .map_err(HostError::Failed)
-    }
-
-    pub fn license_install(&mut self) -> Result<wit::LicenseInstall, HostError> {
-        let svc = self.license(HostCall::LicenseInstall)?;
-        off_the_clock(&mut self.host_wait, || svc.install()).map_err(HostError::Failed)
     }
 
     fn hub(&mut self, call: HostCall) -> Result<Arc<StreamHub>, HostError> {

@@ -11,6 +11,7 @@ pub mod host;
 pub mod http;
 pub mod kv;
 pub mod lua;
+mod lua_admin;
 pub mod manifest;
 pub mod plugins;
 pub mod process;
@@ -27,7 +28,9 @@ pub mod watch;
 
 pub use capability::{Capability, HostCall};
 pub use engine::CallError;
-pub use host::{CallContext, HostEnv, HostError, LicenseService, Natives, SessionPort};
+pub use host::{
+    AdminResources, CallContext, EndpointRequest, HostEnv, HostError, Natives, SessionPort,
+};
 pub use manifest::Manifest;
 pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
 pub use process::Identity;

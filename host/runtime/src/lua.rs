@@ -63,7 +63,7 @@ fn host_result<T>(r: Result<T, HostError>) -> (Option<T>, Option<String>) {
 }
 
 /// Runs `f` on the current call's context.
-fn with_ctx<R>(lua: &Lua, f: impl FnOnce(&mut CallContext) -> R) -> mlua::Result<R> {
+pub(crate) fn with_ctx<R>(lua: &Lua, f: impl FnOnce(&mut CallContext) -> R) -> mlua::Result<R> {
     let mut cur = lua.app_data_mut::<Current>().ok_or_else(|| {
         mlua::Error::runtime("lifeline host functions are only available during a call")
     })?;
@@ -174,17 +174,7 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
                 let args = args.unwrap_or_default();
                 let timeout = Duration::from_millis(u64::from(timeout_ms.unwrap_or(10_000)));
                 let r = with_ctx(lua, |c| c.spawn(&prog, &args, timeout))?;
-                Ok(match r {
-                    Ok(o) => {
-                        let t = lua.create_table()?;
-                        t.set("exit_code", o.exit_code)?;
-                        t.set("stdout", lua.create_string(&o.stdout)?)?;
-                        t.set("stderr", lua.create_string(&o.stderr)?)?;
-                        t.set("timed_out", o.timed_out)?;
-                        (Some(t), None)
-                    }
-                    Err(e) => (None, Some(e.to_string())),
-                })
+                lua_result(lua, r, process_value)
             },
         )?,
     )?;
@@ -206,20 +196,7 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
                 }
                 let body = body.map(|b| b.as_bytes().to_vec()).unwrap_or_default();
                 let r = with_ctx(lua, |c| c.http_request(&method, &url, &hs, &body))?;
-                Ok(match r {
-                    Ok(resp) => {
-                        let t = lua.create_table()?;
-                        t.set("status", resp.status)?;
-                        let h = lua.create_table()?;
-                        for (k, v) in resp.headers {
-                            h.set(k, v)?;
-                        }
-                        t.set("headers", h)?;
-                        t.set("body", lua.create_string(&resp.body)?)?;
-                        (Some(t), None)
-                    }
-                    Err(e) => (None, Some(e.to_string())),
-                })
+                lua_result(lua, r, response_value)
             },
         )?,
     )?;
@@ -250,29 +227,9 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
             })
         })?,
     )?;
-    t.set(
-        "license_about",
-        lua.create_function(|lua, ()| {
-            let r = with_ctx(lua, |c| c.license_about())?;
-            lua_result(lua, r, |lua, a| to_lua(lua, &a))
-        })?,
-    )?;
-    t.set(
-        "license_check",
-        lua.create_function(|lua, ()| {
-            let r = with_ctx(lua, |c| c.license_check())?;
-            lua_result(lua, r, |lua, c| license_check_value(lua, &c))
-        })?,
-    )?;
-    t.set(
-        "license_install",
-        lua.create_function(|lua, ()| {
-            let r = with_ctx(lua, |c| c.license_install())?;
-            lua_result(lua, r, |lua, i| license_install_value(lua, &i))
-        })?,
-    )?;
     install_streams(lua, &t)?;
     install_folders(lua, &t)?;
+    crate::lua_admin::install(lua, &t)?;
     lua.globals().set("lifeline", t)?;
     Ok(())
 }
@@ -389,12 +346,35 @@ fn serialize_options() -> SerializeOptions {
         .serialize_unit_to_null(false)
 }
 
-fn to_lua<T: serde::Serialize>(lua: &Lua, v: &T) -> mlua::Result<Value> {
+/// A process's output as a table (`stdout` and `stderr` as strings).
+pub(crate) fn process_value(lua: &Lua, o: crate::host::ProcessOutput) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.set("exit_code", o.exit_code)?;
+    t.set("stdout", lua.create_string(&o.stdout)?)?;
+    t.set("stderr", lua.create_string(&o.stderr)?)?;
+    t.set("timed_out", o.timed_out)?;
+    Ok(Value::Table(t))
+}
+
+/// An HTTP response as a table (`headers` by name, `body` as a string).
+pub(crate) fn response_value(lua: &Lua, resp: crate::http::Response) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.set("status", resp.status)?;
+    let h = lua.create_table()?;
+    for (k, v) in resp.headers {
+        h.set(k, v)?;
+    }
+    t.set("headers", h)?;
+    t.set("body", lua.create_string(&resp.body)?)?;
+    Ok(Value::Table(t))
+}
+
+pub(crate) fn to_lua<T: serde::Serialize>(lua: &Lua, v: &T) -> mlua::Result<Value> {
     lua.to_value_with(v, serialize_options())
 }
 
 /// `value, nil` or `nil, message`, converting the value with `f`.
-fn lua_result<T>(
+pub(crate) fn lua_result<T>(
     lua: &Lua,
     r: Result<T, HostError>,
     f: impl FnOnce(&Lua, T) -> mlua::Result<Value>,
@@ -418,43 +398,6 @@ fn system_info_value(lua: &Lua, info: &wit::SystemInfo) -> mlua::Result<Value> {
         S::Users(v) => to_lua(lua, v),
         S::Software(v) => to_lua(lua, v),
     }
-}
-
-fn license_check_value(lua: &Lua, c: &wit::LicenseCheck) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.set(
-        "status",
-        match c.status {
-            wit::LicenseStatus::UpToDate => "up-to-date",
-            wit::LicenseStatus::NothingPublished => "nothing-published",
-            wit::LicenseStatus::Available => "available",
-        },
-    )?;
-    t.set("text", c.text.as_str())?;
-    t.set("changes", c.changes.clone())?;
-    Ok(Value::Table(t))
-}
-
-fn license_install_value(lua: &Lua, i: &wit::LicenseInstall) -> mlua::Result<Value> {
-    let Value::Table(t) = to_lua(lua, i)? else {
-        return Err(mlua::Error::runtime("a record is a table"));
-    };
-    // `reload_output` as { ok = bool, output = text } instead of serde's Ok/Err.
-    let reload = match &i.reload_output {
-        None => Value::Nil,
-        Some(r) => {
-            let (ok, output) = match r {
-                Ok(o) => (true, o),
-                Err(e) => (false, e),
-            };
-            let r = lua.create_table()?;
-            r.set("ok", ok)?;
-            r.set("output", output.as_str())?;
-            Value::Table(r)
-        }
-    };
-    t.set("reload_output", reload)?;
-    Ok(Value::Table(t))
 }
 
 /// A session event as `{ kind = "operator-attached", operator = "…" }`.

@@ -85,6 +85,10 @@ pub struct Manifest {
     /// Folders of the agent's `[plugins.folders]` that `fs.folder` may
     /// reach (by name; the admin decides what each name is).
     pub folders: Vec<String>,
+    /// Endpoints the agent's admin names that `http.endpoint` may reach.
+    pub endpoints: Vec<String>,
+    /// Commands the agent's admin names that `command.admin` may run.
+    pub admin_commands: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +105,10 @@ struct RawManifest {
     http: Option<RawHttp>,
     #[serde(default)]
     folders: Option<RawFolders>,
+    #[serde(default)]
+    endpoints: Option<RawFolders>,
+    #[serde(default)]
+    admin_commands: Option<RawFolders>,
 }
 
 #[derive(Deserialize)]
@@ -154,21 +162,24 @@ struct RawFolders {
     allow: Vec<Spanned<String>>,
 }
 
-/// The names of `[folders] allow` (needs `fs.folder`).
-fn folder_names(
+/// The names of an `allow` list of things the agent's admin names
+/// (`[folders]`, `[endpoints]`, `[admin_commands]`); the list needs `cap`.
+fn admin_names(
     doc: &lifeline_core::config::Doc<'_>,
     raw: Option<&RawFolders>,
     capabilities: &BTreeMap<Capability, String>,
+    (table, cap): (&str, Capability),
 ) -> Result<Vec<String>, ConfigError> {
     let Some(f) = raw else {
         return Ok(Vec::new());
     };
-    if !capabilities.contains_key(&Capability::FsFolder) {
+    let key = format!("{table}.allow");
+    if !capabilities.contains_key(&cap) {
         let span = f.allow.first().map(|s| s.span()).unwrap_or(0..0);
         return Err(doc.invalid(
             &span,
-            "folders.allow",
-            "declare the \"fs.folder\" capability to use [folders]",
+            &key,
+            format!("declare the \"{cap}\" capability to use [{table}]"),
         ));
     }
     let mut out = Vec::new();
@@ -176,8 +187,8 @@ fn folder_names(
         if !lifeline_core::config::valid_folder_name(name.get_ref()) {
             return Err(doc.invalid(
                 &name.span(),
-                "folders.allow",
-                format!("{:?} is not a folder name: a-z, 0-9 and -", name.get_ref()),
+                &key,
+                format!("{:?} is not a name: a-z, 0-9 and -", name.get_ref()),
             ));
         }
         out.push(name.get_ref().clone());
@@ -344,7 +355,24 @@ impl Manifest {
                 http_hosts.push(v.to_ascii_lowercase());
             }
         }
-        let folders = folder_names(&doc, raw.folders.as_ref(), &capabilities)?;
+        let folders = admin_names(
+            &doc,
+            raw.folders.as_ref(),
+            &capabilities,
+            ("folders", Capability::FsFolder),
+        )?;
+        let endpoints = admin_names(
+            &doc,
+            raw.endpoints.as_ref(),
+            &capabilities,
+            ("endpoints", Capability::HttpEndpoint),
+        )?;
+        let admin_commands = admin_names(
+            &doc,
+            raw.admin_commands.as_ref(),
+            &capabilities,
+            ("admin_commands", Capability::CommandAdmin),
+        )?;
         let l = raw.limits.as_ref();
         let none = None;
         let limits = Limits {
@@ -381,6 +409,8 @@ impl Manifest {
             commands,
             http_hosts,
             folders,
+            endpoints,
+            admin_commands,
         })
     }
 

@@ -86,7 +86,12 @@ fn notices_reach_the_customer_unasked_declared_and_bounded() {
     let screen = Arc::new(Screen::default());
 
     assert_eq!(
-        tell(&host, &screen, "notice", "Your computer restarts in a minute."),
+        tell(
+            &host,
+            &screen,
+            "notice",
+            "Your computer restarts in a minute."
+        ),
         "told"
     );
     assert_eq!(

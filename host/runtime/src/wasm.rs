@@ -185,14 +185,53 @@ impl host::Host for State {
     fn reboot(&mut self, reason: String) -> Result<String, types::HostError> {
         self.ctx.reboot(&reason).map_err(wit_err)
     }
-    fn license_about(&mut self) -> Result<types::LicenseAbout, types::HostError> {
-        self.ctx.license_about().map_err(wit_err)
+    fn plugin_settings(&mut self) -> Result<Vec<(String, String)>, types::HostError> {
+        self.ctx.plugin_settings().map_err(wit_err)
     }
-    fn license_check(&mut self) -> Result<types::LicenseCheck, types::HostError> {
-        self.ctx.license_check().map_err(wit_err)
+    fn verify_document(
+        &mut self,
+        kind: types::DocumentKind,
+        origin: String,
+        data: Vec<u8>,
+    ) -> Result<types::VerifiedDocument, types::HostError> {
+        self.ctx
+            .verify_document(kind, &origin, &data)
+            .map_err(wit_err)
     }
-    fn license_install(&mut self) -> Result<types::LicenseInstall, types::HostError> {
-        self.ctx.license_install().map_err(wit_err)
+    fn endpoint_request(
+        &mut self,
+        endpoint: String,
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<types::HttpResponse, types::HostError> {
+        let req = crate::host::EndpointRequest {
+            method: &method,
+            path: &path,
+            headers: &headers,
+            body: &body,
+            limit: usize::MAX,
+        };
+        self.ctx
+            .endpoint_request(&endpoint, &req)
+            .map(|r| types::HttpResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(wit_err)
+    }
+    fn admin_command(&mut self, name: String) -> Result<types::ProcessOutput, types::HostError> {
+        self.ctx
+            .admin_command(&name)
+            .map(|o| types::ProcessOutput {
+                exit_code: o.exit_code,
+                stdout: o.stdout,
+                stderr: o.stderr,
+                timed_out: o.timed_out,
+            })
+            .map_err(wit_err)
     }
     fn stream_open(
         &mut self,

@@ -53,6 +53,8 @@ fn agent_config(h: &Harness, dir: &Path) -> Result<AgentConfig> {
             hot_reload: false,
             http_proxy: None,
             folders: Default::default(),
+            settings: Default::default(),
+            commands: Default::default(),
         }),
         run_as: Default::default(),
         power: Default::default(),

@@ -104,7 +104,7 @@ mod tests {
             err.contains("p.toml:4")
                 && err.contains("\"screen.view\" is not a capability")
                 && err.contains(
-                    "power.reboot, license.update, session.stream, session.events, script.run"
+                    "power.reboot, document.verify, http.endpoint, command.admin, settings.read, session.stream, session.events, script.run"
                 ),
             "{err}"
         );
