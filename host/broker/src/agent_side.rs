@@ -1,5 +1,11 @@
 //! A customer's agent connected to the broker: join by connection ID, link
 //! token or short code, then relay its session traffic to the operator.
+//!
+//! Shape: `enter` answers the first frame (join or rejoin); then `on_frame`
+//! maps each frame to one small handler (data, session message, rejoin
+//! ticket, cancelled reboot), and `from_customer` does the same for the
+//! session messages that need more than recording and relaying. A new kind
+//! of agent message is a new small function plus one line in `on_frame`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,63 +26,10 @@ use crate::server::kind_of;
 pub const MAX_HOST_CHARS: usize = 255;
 
 pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
-    let first = crate::server::first_frame(&shared, &mut link, peer).await;
     let ended = Arc::new(Notify::new());
-    let joined = match first {
-        Some(Frame::Control(Message::Join { credential, host })) => {
-            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
-            shared
-                .join(
-                    &credential,
-                    peer.ip(),
-                    &host,
-                    link.tx.clone(),
-                    Arc::clone(&ended),
-                )
-                .map(|(session, operator)| Message::Joined { session, operator })
-        }
-        Some(Frame::Control(Message::Rejoin { ticket, host })) => {
-            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
-            shared
-                .rejoin(
-                    &ticket,
-                    peer.ip(),
-                    &host,
-                    link.tx.clone(),
-                    Arc::clone(&ended),
-                )
-                .map(|(session, operator, operator_present)| Message::Rejoined {
-                    session,
-                    operator,
-                    operator_present,
-                })
-        }
-        Some(other) => {
-            let reason = format!("expected join, got {}", kind_of(&other));
-            tracing::info!(%peer, "agent refused: {reason}");
-            send_error(&link, ErrorCode::BadMessage, reason).await;
-            return;
-        }
-        None => return,
-    };
-    let reply = match joined {
-        Ok(reply) => reply,
-        Err((code, message)) => {
-            tracing::info!(%peer, "join refused: {message}");
-            send_error(&link, code, message).await;
-            return;
-        }
-    };
-    let id = match &reply {
-        Message::Joined { session, .. } | Message::Rejoined { session, .. } => {
-            session.session_id.clone()
-        }
-        _ => unreachable!("built just above as Joined or Rejoined"),
-    };
-    tracing::info!(%peer, session = %id, "customer joined");
-    if link.tx.send(Frame::Control(reply)).await.is_err() {
+    let Some(id) = enter(&shared, &mut link, peer, &ended).await else {
         return;
-    }
+    };
     loop {
         let frame = tokio::select! {
             f = link.rx.recv() => f,
@@ -86,70 +39,162 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             shared.agent_link_closed(&id, &ended, &link.close_reason.get());
             return;
         };
-        match frame {
-            Frame::Data(payload) if payload.len() > lifeline_protocol::MAX_DATA_PAYLOAD_BYTES => {
-                let reason = format!(
-                    "data frame of {} bytes dropped: relayed data is limited to {} bytes per frame",
-                    payload.len(),
-                    lifeline_protocol::MAX_DATA_PAYLOAD_BYTES
-                );
-                send_error(&link, ErrorCode::Invalid, reason).await;
-            }
-            Frame::Data(payload) => {
-                // Operators may watch several sessions: the frame names its own.
-                let frame = Frame::SessionData {
-                    session: id.clone(),
-                    payload,
-                };
-                crate::relay::to_all(&shared, shared.registry.operator_txs(&id), frame).await;
-            }
-            Frame::Control(Message::Session { msg, .. }) => {
-                if !from_customer(&shared, &id, msg, &link).await {
-                    return;
-                }
-            }
-            Frame::Control(Message::RejoinTicketRequest { detail }) => {
-                let detail: String = detail.chars().take(MAX_HOST_CHARS).collect();
-                let reply = if !shared.registry.take_rejoin_ticket(&id) {
-                    Message::Error {
-                        code: ErrorCode::RateLimited,
-                        message: format!(
-                            "this session has had {} restarts already; start a new session to restart again",
-                            crate::quota::MAX_REJOIN_TICKETS
-                        ),
-                    }
-                } else {
-                    match shared.issue_rejoin_ticket(&id) {
-                        Ok((ticket, expires_at)) => {
-                            shared.rebooting(&id, &detail);
-                            Message::RejoinTicket { ticket, expires_at }
-                        }
-                        Err(message) => Message::Error {
-                            code: ErrorCode::Internal,
-                            message,
-                        },
-                    }
-                };
-                let _ = link.tx.send(Frame::Control(reply)).await;
-            }
-            Frame::Control(Message::RebootCancelled { reason }) => {
-                let reason: String = reason.chars().take(MAX_HOST_CHARS).collect();
-                let notice = format!("the restart did not happen: {reason}");
-                shared.record_traffic(&id, "reboot", Party::Customer, &notice);
-                let _ = shared.registry.customer_rejoined(
-                    &shared.store,
-                    &id,
-                    link.tx.clone(),
-                    Arc::clone(&ended),
-                    &notice,
-                );
-            }
-            other => {
-                let reason = format!("unexpected {} from the agent", kind_of(&other));
-                send_error(&link, ErrorCode::BadMessage, reason).await;
-            }
+        if !on_frame(&shared, &id, &link, &ended, frame).await {
+            return;
         }
     }
+}
+
+/// The agent's first frame, a join or a rejoin, checked and answered; the
+/// session's ID when the agent is in.
+async fn enter(
+    shared: &Shared,
+    link: &mut Link,
+    peer: SocketAddr,
+    ended: &Arc<Notify>,
+) -> Option<String> {
+    let joined = match crate::server::first_frame(shared, link, peer).await? {
+        Frame::Control(Message::Join { credential, host }) => {
+            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+            shared
+                .join(
+                    &credential,
+                    peer.ip(),
+                    &host,
+                    link.tx.clone(),
+                    Arc::clone(ended),
+                )
+                .map(|(session, operator)| {
+                    let id = session.session_id.clone();
+                    (id, Message::Joined { session, operator })
+                })
+        }
+        Frame::Control(Message::Rejoin { ticket, host }) => {
+            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+            shared
+                .rejoin(
+                    &ticket,
+                    peer.ip(),
+                    &host,
+                    link.tx.clone(),
+                    Arc::clone(ended),
+                )
+                .map(|(session, operator, operator_present)| {
+                    let id = session.session_id.clone();
+                    let reply = Message::Rejoined {
+                        session,
+                        operator,
+                        operator_present,
+                    };
+                    (id, reply)
+                })
+        }
+        other => {
+            let reason = format!("expected join, got {}", kind_of(&other));
+            tracing::info!(%peer, "agent refused: {reason}");
+            send_error(link, ErrorCode::BadMessage, reason).await;
+            return None;
+        }
+    };
+    match joined {
+        Ok((id, reply)) => {
+            tracing::info!(%peer, session = %id, "customer joined");
+            link.tx.send(Frame::Control(reply)).await.ok().map(|()| id)
+        }
+        Err((code, message)) => {
+            tracing::info!(%peer, "join refused: {message}");
+            send_error(link, code, message).await;
+            None
+        }
+    }
+}
+
+/// Handles one frame from the agent of session `id`; false when the
+/// session is over.
+async fn on_frame(
+    shared: &Shared,
+    id: &str,
+    link: &Link,
+    ended: &Arc<Notify>,
+    frame: Frame,
+) -> bool {
+    match frame {
+        Frame::Data(payload) => relay_data(shared, id, link, payload).await,
+        Frame::Control(Message::Session { msg, .. }) => {
+            return from_customer(shared, id, msg, link).await;
+        }
+        Frame::Control(Message::RejoinTicketRequest { detail }) => {
+            rejoin_ticket(shared, id, link, &detail).await;
+        }
+        Frame::Control(Message::RebootCancelled { reason }) => {
+            reboot_cancelled(shared, id, link, ended, &reason);
+        }
+        other => {
+            let reason = format!("unexpected {} from the agent", kind_of(&other));
+            send_error(link, ErrorCode::BadMessage, reason).await;
+        }
+    }
+    true
+}
+
+/// Relays the agent's data to every operator connection attached.
+async fn relay_data(shared: &Shared, id: &str, link: &Link, payload: Vec<u8>) {
+    if payload.len() > lifeline_protocol::MAX_DATA_PAYLOAD_BYTES {
+        let reason = format!(
+            "data frame of {} bytes dropped: relayed data is limited to {} bytes per frame",
+            payload.len(),
+            lifeline_protocol::MAX_DATA_PAYLOAD_BYTES
+        );
+        send_error(link, ErrorCode::Invalid, reason).await;
+        return;
+    }
+    // Operators may watch several sessions: the frame names its own.
+    let frame = Frame::SessionData {
+        session: id.to_string(),
+        payload,
+    };
+    crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
+}
+
+/// The agent is about to restart the computer: a rejoin ticket, within
+/// the session's allowance.
+async fn rejoin_ticket(shared: &Shared, id: &str, link: &Link, detail: &str) {
+    let detail: String = detail.chars().take(MAX_HOST_CHARS).collect();
+    let reply = if !shared.registry.take_rejoin_ticket(id) {
+        Message::Error {
+            code: ErrorCode::RateLimited,
+            message: format!(
+                "this session has had {} restarts already; start a new session to restart again",
+                crate::quota::MAX_REJOIN_TICKETS
+            ),
+        }
+    } else {
+        match shared.issue_rejoin_ticket(id) {
+            Ok((ticket, expires_at)) => {
+                shared.rebooting(id, &detail);
+                Message::RejoinTicket { ticket, expires_at }
+            }
+            Err(message) => Message::Error {
+                code: ErrorCode::Internal,
+                message,
+            },
+        }
+    };
+    let _ = link.tx.send(Frame::Control(reply)).await;
+}
+
+/// The restart did not happen: the session goes on with this connection.
+fn reboot_cancelled(shared: &Shared, id: &str, link: &Link, ended: &Arc<Notify>, reason: &str) {
+    let reason: String = reason.chars().take(MAX_HOST_CHARS).collect();
+    let notice = format!("the restart did not happen: {reason}");
+    shared.record_traffic(id, "reboot", Party::Customer, &notice);
+    let _ = shared.registry.customer_rejoined(
+        &shared.store,
+        id,
+        link.tx.clone(),
+        Arc::clone(ended),
+        &notice,
+    );
 }
 
 /// The report event (kind, text) a message from the customer adds, if any.
@@ -342,31 +387,7 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
             user,
             detail,
         } => {
-            let event = if suspended {
-                SessionEvent::AccessSuspended
-            } else {
-                SessionEvent::AccessRestored
-            };
-            let notice = if suspended {
-                format!("the operator works as {user}; the customer's access is suspended")
-            } else {
-                "the customer's access is restored".to_string()
-            };
-            match shared
-                .registry
-                .apply_event(&shared.store, id, event, &notice)
-            {
-                Ok(SessionState::Connected) if shared.registry.operator_txs(id).is_empty() => {
-                    let _ = shared.registry.apply_event(
-                        &shared.store,
-                        id,
-                        SessionEvent::OperatorLeft,
-                        "waiting for the operator",
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => tracing::info!(session = id, "access change not applied: {e}"),
-            }
+            access_changed(shared, id, suspended, &user);
             M::Access {
                 suspended,
                 user,
@@ -381,6 +402,37 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
     let frame = crate::registry::frame(id, msg);
     crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
     true
+}
+
+/// The operator logged in as `user` (`suspended`) or out again: the
+/// session moves Connected ⇄ Suspended, and on to Waiting when no operator
+/// is attached any more.
+fn access_changed(shared: &Shared, id: &str, suspended: bool, user: &str) {
+    let event = if suspended {
+        SessionEvent::AccessSuspended
+    } else {
+        SessionEvent::AccessRestored
+    };
+    let notice = if suspended {
+        format!("the operator works as {user}; the customer's access is suspended")
+    } else {
+        "the customer's access is restored".to_string()
+    };
+    match shared
+        .registry
+        .apply_event(&shared.store, id, event, &notice)
+    {
+        Ok(SessionState::Connected) if shared.registry.operator_txs(id).is_empty() => {
+            let _ = shared.registry.apply_event(
+                &shared.store,
+                id,
+                SessionEvent::OperatorLeft,
+                "waiting for the operator",
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::info!(session = id, "access change not applied: {e}"),
+    }
 }
 
 async fn send_error(link: &Link, code: ErrorCode, message: String) {

@@ -18,6 +18,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod rejoin;
 pub mod relay;
+mod requests;
 pub mod server;
 pub mod store;
 
