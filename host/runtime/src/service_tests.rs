@@ -100,7 +100,9 @@ local M = {}
 local ticks = 0
 function M.start(reason)
   lifeline.send_output("start " .. reason)
-  lifeline.timer_set(10)
+  -- Only the first instance ticks: a restarted one must not race the
+  -- session's end with a timer of its own.
+  if reason == "session" then lifeline.timer_set(10) end
 end
 function M.on_event(ev)
   if ev.kind == "timer" then
