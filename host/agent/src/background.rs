@@ -64,6 +64,10 @@ impl SessionPort for BackgroundPort {
     fn report(&self, plugin: &str, text: &str) {
         self.output(plugin, text);
     }
+    /// Where the service shows the customer things (as license offers).
+    fn notify(&self, plugin: &str, text: &str) {
+        self.ui.show(&format!("* [{plugin}] {text}"));
+    }
     fn ended(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)
     }

@@ -215,6 +215,12 @@ impl SessionPort for AgentPort {
     fn report(&self, plugin: &str, text: &str) {
         self.send(plugin, "report", text);
     }
+    /// On the customer's screen, marked with the plugin's id; the operator's
+    /// side sees what the customer was told, and the report keeps it.
+    fn notify(&self, plugin: &str, text: &str) {
+        self.ui.show(&format!("* [{plugin}] {text}"));
+        self.send(plugin, "customer", text);
+    }
     /// The session loop drops its receiver when the session ends.
     fn ended(&self) -> bool {
         self.tx.is_closed()

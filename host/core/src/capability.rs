@@ -17,6 +17,8 @@ pub enum Capability {
     ChatSend,
     /// Add a line to the session report.
     ReportWrite,
+    /// Show the customer a notice (the agent's window, or its terminal).
+    CustomerNotify,
     /// Plugin-private key/value state.
     StateKv,
     /// Read system information.
@@ -48,11 +50,12 @@ pub enum Capability {
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 16] = [
+pub const ALL: [Capability; 17] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
     Capability::ReportWrite,
+    Capability::CustomerNotify,
     Capability::StateKv,
     Capability::SystemInfo,
     Capability::FsTemp,
@@ -75,6 +78,7 @@ impl Capability {
             Capability::Output => "output",
             Capability::ChatSend => "chat.send",
             Capability::ReportWrite => "report.write",
+            Capability::CustomerNotify => "customer.notify",
             Capability::StateKv => "state.kv",
             Capability::SystemInfo => "system.info",
             Capability::FsTemp => "fs.temp",
@@ -101,6 +105,9 @@ impl Capability {
             Capability::Log
             | Capability::Output
             | Capability::ReportWrite
+            // A notice only informs: the customer reads it marked with the
+            // plugin's name, and the operator's side and the report see it.
+            | Capability::CustomerNotify
             | Capability::StateKv
             // A stream carries only what the plugin could already read
             // (each source is its own capability); events tell the plugin

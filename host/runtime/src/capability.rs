@@ -13,6 +13,7 @@ pub enum HostCall {
     SendOutput,
     SendChat,
     ReportLine,
+    NotifyCustomer,
     KvGet,
     KvSet,
     KvDelete,
@@ -41,11 +42,12 @@ pub enum HostCall {
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 29] = [
+pub const ALL_CALLS: [HostCall; 30] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
     HostCall::ReportLine,
+    HostCall::NotifyCustomer,
     HostCall::KvGet,
     HostCall::KvSet,
     HostCall::KvDelete,
@@ -82,6 +84,7 @@ impl HostCall {
             HostCall::SendOutput => Capability::Output,
             HostCall::SendChat => Capability::ChatSend,
             HostCall::ReportLine => Capability::ReportWrite,
+            HostCall::NotifyCustomer => Capability::CustomerNotify,
             HostCall::KvGet => Capability::StateKv,
             HostCall::KvSet => Capability::StateKv,
             HostCall::KvDelete => Capability::StateKv,
@@ -124,6 +127,7 @@ impl HostCall {
             | HostCall::SendOutput
             | HostCall::SendChat
             | HostCall::ReportLine
+            | HostCall::NotifyCustomer
             | HostCall::KvGet
             | HostCall::KvSet
             | HostCall::KvDelete
@@ -156,6 +160,7 @@ impl HostCall {
             HostCall::SendOutput => "send_output",
             HostCall::SendChat => "send_chat",
             HostCall::ReportLine => "report_line",
+            HostCall::NotifyCustomer => "notify_customer",
             HostCall::KvGet => "kv_get",
             HostCall::KvSet => "kv_set",
             HostCall::KvDelete => "kv_delete",
@@ -196,6 +201,7 @@ mod tests {
         assert!(HostCall::RunAsLogin.asks_consent());
         assert!(!HostCall::RunAsLogout.asks_consent());
         assert!(HostCall::Reboot.asks_consent());
+        assert!(!HostCall::NotifyCustomer.asks_consent());
     }
 
     /// The WIT file's host interface and the registry agree: every WIT

@@ -25,6 +25,9 @@ pub use crate::tempfs::MAX_FILE_BYTES;
 pub const MAX_SPAWN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest chat line or report line a plugin may send.
 pub const MAX_LINE_CHARS: usize = 8 * 1024;
+/// Longest notice a plugin may show the customer at once
+/// (`notify-customer`), in characters: a few sentences, not a document.
+pub const MAX_NOTICE_CHARS: usize = 1024;
 
 /// Why a host call was refused or failed (mirrors the WIT `host-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +64,12 @@ pub trait SessionPort: Send + Sync {
     fn output(&self, plugin: &str, text: &str);
     fn chat(&self, plugin: &str, text: &str);
     fn report(&self, plugin: &str, text: &str);
+    /// A notice for the customer (`customer.notify`), shown on their screen
+    /// and, for the record, on the operator's side. Where nobody sits at
+    /// the customer's screen, it goes to the output, labelled.
+    fn notify(&self, plugin: &str, text: &str) {
+        self.output(plugin, &format!("[to the customer] {text}"));
+    }
     /// A line a spawned process wrote (`stream`: "stdout" or "stderr"),
     /// streamed while the process runs.
     fn process_line(&self, plugin: &str, stream: &str, line: &str) {
@@ -260,18 +269,43 @@ impl CallContext {
         }
     }
 
-    pub fn send_output(&mut self, text: &str) -> Result<(), HostError> {
-        self.check(HostCall::SendOutput)?;
+    /// Counts `bytes` against the call's output limit.
+    fn spend_output(&mut self, bytes: usize) -> Result<(), HostError> {
         let limit = self.manifest.limits.output_bytes;
-        if self.output_used + text.len() as u64 > limit {
+        if self.output_used + bytes as u64 > limit {
             self.flooded = true;
             return Err(HostError::Limit(format!(
                 "output of one call is limited to {} KiB",
                 limit >> 10
             )));
         }
-        self.output_used += text.len() as u64;
+        self.output_used += bytes as u64;
+        Ok(())
+    }
+
+    pub fn send_output(&mut self, text: &str) -> Result<(), HostError> {
+        self.check(HostCall::SendOutput)?;
+        self.spend_output(text.len())?;
         self.port.output(&self.manifest.id, text);
+        Ok(())
+    }
+
+    /// Shows the customer a notice; it reaches the operator's side too, so
+    /// it counts against the call's output.
+    pub fn notify_customer(&mut self, text: &str) -> Result<(), HostError> {
+        self.check(HostCall::NotifyCustomer)?;
+        if text.chars().count() > MAX_NOTICE_CHARS {
+            return Err(HostError::Limit(format!(
+                "a notice to the customer is limited to {MAX_NOTICE_CHARS} characters"
+            )));
+        }
+        if text.trim().is_empty() {
+            return Err(HostError::Failed(
+                "an empty notice says nothing to the customer".into(),
+            ));
+        }
+        self.spend_output(text.len())?;
+        self.port.notify(&self.manifest.id, text);
         Ok(())
     }
 

@@ -107,6 +107,12 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
         })?,
     )?;
     t.set(
+        "notify_customer",
+        lua.create_function(|lua, text: String| {
+            with_ctx(lua, |c| host_result(c.notify_customer(&text).map(|_| true)))
+        })?,
+    )?;
+    t.set(
         "kv_get",
         lua.create_function(|lua, key: String| {
             with_ctx(lua, |c| match c.kv_get(&key) {

@@ -90,6 +90,9 @@ impl host::Host for State {
     fn report_line(&mut self, text: String) -> Result<(), types::HostError> {
         self.ctx.report_line(&text).map_err(wit_err)
     }
+    fn notify_customer(&mut self, text: String) -> Result<(), types::HostError> {
+        self.ctx.notify_customer(&text).map_err(wit_err)
+    }
     fn kv_get(&mut self, key: String) -> Result<Option<String>, types::HostError> {
         self.ctx.kv_get(&key).map_err(wit_err)
     }

@@ -152,6 +152,9 @@ impl SessionPort for TestPort {
     fn report(&self, _plugin: &str, text: &str) {
         self.console.tagged("report", text);
     }
+    fn notify(&self, _plugin: &str, text: &str) {
+        self.console.tagged("customer", text);
+    }
     fn process_line(&self, _plugin: &str, stream: &str, line: &str) {
         self.console.tagged(stream, line);
     }
