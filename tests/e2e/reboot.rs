@@ -28,8 +28,9 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
         &sid,
     );
 
-    // The operator asks; the customer consents; the agent takes a ticket,
-    // says what happens, and the power backend stops it.
+    // The operator asks; the reboot plugin tells the customer what the
+    // restart means; the customer consents; the agent takes a ticket and
+    // the power backend stops it.
     let args: Vec<String> = [
         "operator",
         "reboot",
@@ -46,11 +47,15 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&a, None)
     });
-    let prompt = agent.wait_line("power.reboot");
+    let told = agent.wait_line("Lifeline reconnects to this session by itself");
+    assert!(
+        told.contains("[reboot]") && told.contains("(apply updates)"),
+        "{told}"
+    );
+    let prompt = agent.wait_line("power.restart");
     assert!(prompt.contains("reboot"), "{prompt}");
     agent.wait_line("Type /allow");
     agent.type_line("/allow");
-    agent.wait_line("Lifeline will reconnect to Alice Smith by itself");
     let out = t.join().unwrap();
     let said = text(&out);
     assert!(out.status.success(), "{said}");
@@ -82,7 +87,8 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
     let report = ok(&["operator", "report", "--config", &op, &sid], None);
     let order = [
         "Alice Smith runs reboot reboot apply updates",
-        "power.reboot for plugin reboot: allow once",
+        "customer] Your operator wants to restart this computer (apply updates)",
+        "power.restart for plugin reboot: allow once",
         "reboot requested: rejoin ticket issued",
         "the customer's computer is restarting: Alice Smith restarts the computer: apply updates",
         "agent stopped for the reboot",
@@ -250,13 +256,17 @@ pub(crate) async fn rebooted(
     let (sid, mut agent) = connected_session(&tb, &op, acfg.clone()).await;
     let run = op.run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {});
     let answer = async {
+        agent
+            .sees("Lifeline reconnects to this session by itself")
+            .await;
         agent.sees("Consent needed").await;
         agent.input.send("/allow".into()).await.unwrap();
     };
     let (r, ()) = tokio::join!(run, answer);
     let said = r.unwrap().unwrap();
     assert!(said.contains("restarting"), "{said}");
-    agent.sees("reconnect to Alice Smith by itself").await;
+    // The call ends after the ticket is saved and the power backend ran.
+    agent.sees("reboot finished").await;
     agent.task.abort();
     let _ = agent.task.await;
     (tb, op, sid, acfg)

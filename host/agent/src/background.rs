@@ -76,9 +76,9 @@ impl SessionPort for BackgroundPort {
     }
 }
 
-/// Without a session only the license back office is offered: no run-as
-/// login (no operator to type a password) and no reboot (no session to
-/// rejoin).
+/// Without a session only the license back office is offered: no login as
+/// another user (no operator to type a password) and no restart (no
+/// session to rejoin).
 impl Natives for BackgroundPort {
     fn license(&self) -> Option<Arc<dyn lifeline_runtime::LicenseService>> {
         self.license.clone()

@@ -32,11 +32,13 @@ pub enum Capability {
     ProcessSpawn,
     /// HTTP requests to the manifest's allowed hosts, through the proxy.
     HttpRequest,
-    /// Log the operator in as another user (PAM); the customer's own access
-    /// is suspended meanwhile.
-    AccountRunAs,
-    /// Restart the customer's computer; the agent rejoins by itself.
-    PowerReboot,
+    /// Log the operator in as another user of the computer (PAM, with a
+    /// password the operator types); the customer's own input is suspended
+    /// meanwhile, and processes take that user's identity.
+    AccountLogin,
+    /// Restart the computer; the agent keeps a rejoin ticket and rejoins
+    /// its session by itself.
+    PowerRestart,
     /// Check the back office for an updated license and install it.
     LicenseUpdate,
     /// Open byte streams to the operator side of the session (and read
@@ -62,8 +64,8 @@ pub const ALL: [Capability; 17] = [
     Capability::FsFolder,
     Capability::ProcessSpawn,
     Capability::HttpRequest,
-    Capability::AccountRunAs,
-    Capability::PowerReboot,
+    Capability::AccountLogin,
+    Capability::PowerRestart,
     Capability::LicenseUpdate,
     Capability::SessionStream,
     Capability::SessionEvents,
@@ -85,8 +87,8 @@ impl Capability {
             Capability::FsFolder => "fs.folder",
             Capability::ProcessSpawn => "process.spawn",
             Capability::HttpRequest => "http.request",
-            Capability::AccountRunAs => "account.run-as",
-            Capability::PowerReboot => "power.reboot",
+            Capability::AccountLogin => "account.login",
+            Capability::PowerRestart => "power.restart",
             Capability::LicenseUpdate => "license.update",
             Capability::SessionStream => "session.stream",
             Capability::SessionEvents => "session.events",
@@ -120,8 +122,8 @@ impl Capability {
             | Capability::FsFolder
             | Capability::ProcessSpawn
             | Capability::HttpRequest
-            | Capability::AccountRunAs
-            | Capability::PowerReboot
+            | Capability::AccountLogin
+            | Capability::PowerRestart
             | Capability::LicenseUpdate
             | Capability::ScriptRun => true,
         }

@@ -26,10 +26,10 @@ pub enum HostCall {
     FolderWrite,
     Spawn,
     HttpRequest,
-    RunAsLogin,
-    RunAsLogout,
-    RunAsStatus,
-    Reboot,
+    UserLogin,
+    UserLogout,
+    UserCurrent,
+    PowerRestart,
     LicenseAbout,
     LicenseCheck,
     LicenseInstall,
@@ -60,10 +60,10 @@ pub const ALL_CALLS: [HostCall; 30] = [
     HostCall::FolderWrite,
     HostCall::Spawn,
     HostCall::HttpRequest,
-    HostCall::RunAsLogin,
-    HostCall::RunAsLogout,
-    HostCall::RunAsStatus,
-    HostCall::Reboot,
+    HostCall::UserLogin,
+    HostCall::UserLogout,
+    HostCall::UserCurrent,
+    HostCall::PowerRestart,
     HostCall::LicenseAbout,
     HostCall::LicenseCheck,
     HostCall::LicenseInstall,
@@ -97,10 +97,10 @@ impl HostCall {
             HostCall::FolderWrite => Capability::FsFolder,
             HostCall::Spawn => Capability::ProcessSpawn,
             HostCall::HttpRequest => Capability::HttpRequest,
-            HostCall::RunAsLogin => Capability::AccountRunAs,
-            HostCall::RunAsLogout => Capability::AccountRunAs,
-            HostCall::RunAsStatus => Capability::AccountRunAs,
-            HostCall::Reboot => Capability::PowerReboot,
+            HostCall::UserLogin => Capability::AccountLogin,
+            HostCall::UserLogout => Capability::AccountLogin,
+            HostCall::UserCurrent => Capability::AccountLogin,
+            HostCall::PowerRestart => Capability::PowerRestart,
             HostCall::LicenseAbout => Capability::LicenseUpdate,
             HostCall::LicenseCheck => Capability::LicenseUpdate,
             HostCall::LicenseInstall => Capability::LicenseUpdate,
@@ -114,13 +114,13 @@ impl HostCall {
     }
 
     /// True when this call asks the customer before its capability's first
-    /// use in a call. Ending a run-as login (which gives the customer's
-    /// access back) and asking whether one is active never ask.
+    /// use in a call. Ending a login as another user (which gives the
+    /// customer's input back) and asking whether one is active never ask.
     pub fn asks_consent(self) -> bool {
         let gives_back_or_looks = match self {
             // Give the customer's access back, or only look: never asked.
-            HostCall::RunAsLogout
-            | HostCall::RunAsStatus
+            HostCall::UserLogout
+            | HostCall::UserCurrent
             | HostCall::LicenseAbout
             | HostCall::LicenseCheck => true,
             HostCall::Log
@@ -140,8 +140,8 @@ impl HostCall {
             | HostCall::FolderWrite
             | HostCall::Spawn
             | HostCall::HttpRequest
-            | HostCall::RunAsLogin
-            | HostCall::Reboot
+            | HostCall::UserLogin
+            | HostCall::PowerRestart
             | HostCall::LicenseInstall
             | HostCall::StreamOpen
             | HostCall::StreamCredit
@@ -173,10 +173,10 @@ impl HostCall {
             HostCall::FolderWrite => "folder_write",
             HostCall::Spawn => "spawn",
             HostCall::HttpRequest => "http_request",
-            HostCall::RunAsLogin => "run_as_login",
-            HostCall::RunAsLogout => "run_as_logout",
-            HostCall::RunAsStatus => "run_as_status",
-            HostCall::Reboot => "reboot",
+            HostCall::UserLogin => "user_login",
+            HostCall::UserLogout => "user_logout",
+            HostCall::UserCurrent => "user_current",
+            HostCall::PowerRestart => "power_restart",
             HostCall::LicenseAbout => "license_about",
             HostCall::LicenseCheck => "license_check",
             HostCall::LicenseInstall => "license_install",
@@ -198,9 +198,10 @@ mod tests {
     fn names_round_trip_and_are_consent_names() {
         assert!(!Capability::Log.needs_consent());
         assert!(Capability::ProcessSpawn.needs_consent());
-        assert!(HostCall::RunAsLogin.asks_consent());
-        assert!(!HostCall::RunAsLogout.asks_consent());
-        assert!(HostCall::Reboot.asks_consent());
+        assert!(HostCall::UserLogin.asks_consent());
+        assert!(!HostCall::UserLogout.asks_consent());
+        assert!(!HostCall::UserCurrent.asks_consent());
+        assert!(HostCall::PowerRestart.asks_consent());
         assert!(!HostCall::NotifyCustomer.asks_consent());
     }
 
