@@ -79,6 +79,9 @@ pub fn watch(
                     dir.display()
                 )
             }
+            ReloadEvent::Removed { id } => {
+                format!("plugin {id} removed (its folder was deleted): its commands are gone")
+            }
         };
         let _ = tx.send(SessionMessage::PluginNotice { text });
     };
