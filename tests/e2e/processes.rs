@@ -347,7 +347,7 @@ fn session_across_separate_processes() {
         "--plugin",
         "power",
         "--action",
-        "power.reboot",
+        "power.restart",
         "--detail",
         "Reboot",
         "--timeout",
@@ -532,7 +532,7 @@ fn bad_config_files_name_file_line_and_key() {
     assert!(
         err.contains("policy.toml:5:")
             && err.contains("\"session.login_as\" is not a capability")
-            && err.contains("account.run-as"),
+            && err.contains("account.login"),
         "{err}"
     );
     let man = dir.path().join("plugin.toml");

@@ -28,8 +28,9 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
         &sid,
     );
 
-    // The operator asks; the customer consents; the agent takes a ticket,
-    // says what happens, and the power backend stops it.
+    // The operator asks; the reboot plugin tells the customer what the
+    // restart means; the customer consents; the agent takes a ticket and
+    // the power backend stops it.
     let args: Vec<String> = [
         "operator",
         "reboot",
@@ -46,11 +47,15 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&a, None)
     });
-    let prompt = agent.wait_line("power.reboot");
+    let told = agent.wait_line("Lifeline reconnects to this session by itself");
+    assert!(
+        told.contains("[reboot]") && told.contains("(apply updates)"),
+        "{told}"
+    );
+    let prompt = agent.wait_line("power.restart");
     assert!(prompt.contains("reboot"), "{prompt}");
     agent.wait_line("Type /allow");
     agent.type_line("/allow");
-    agent.wait_line("Lifeline will reconnect to Alice Smith by itself");
     let out = t.join().unwrap();
     let said = text(&out);
     assert!(out.status.success(), "{said}");
@@ -82,7 +87,8 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
     let report = ok(&["operator", "report", "--config", &op, &sid], None);
     let order = [
         "Alice Smith runs reboot reboot apply updates",
-        "power.reboot for plugin reboot: allow once",
+        "customer] Your operator wants to restart this computer (apply updates)",
+        "power.restart for plugin reboot: allow once",
         "reboot requested: rejoin ticket issued",
         "the customer's computer is restarting: Alice Smith restarts the computer: apply updates",
         "agent stopped for the reboot",
@@ -250,13 +256,17 @@ pub(crate) async fn rebooted(
     let (sid, mut agent) = connected_session(&tb, &op, acfg.clone()).await;
     let run = op.run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {});
     let answer = async {
+        agent
+            .sees("Lifeline reconnects to this session by itself")
+            .await;
         agent.sees("Consent needed").await;
         agent.input.send("/allow".into()).await.unwrap();
     };
     let (r, ()) = tokio::join!(run, answer);
     let said = r.unwrap().unwrap();
     assert!(said.contains("restarting"), "{said}");
-    agent.sees("reconnect to Alice Smith by itself").await;
+    // The call ends after the ticket is saved and the power backend ran.
+    agent.sees("reboot finished").await;
     agent.task.abort();
     let _ = agent.task.await;
     (tb, op, sid, acfg)
@@ -340,4 +350,105 @@ async fn late_rejoin_is_refused_and_the_session_ends() {
             .contains("did not come back before the rejoin ticket expired")),
         "{events:?}"
     );
+}
+
+/// In-process: runs `reboot reboot` and denies the consent once the customer
+/// read `sentence` (so nothing restarts); returns the operator's error.
+async fn denied_restart(
+    op: &lifeline_operator::Client,
+    sid: &str,
+    agent: &mut crate::support::TestAgent,
+    sentence: &str,
+) -> String {
+    use crate::support::WAIT;
+
+    let args = ["updates".to_string()];
+    let run = op.run_plugin(sid, "reboot", "reboot", &args, WAIT, |_, _| {});
+    let answer = async {
+        let told = agent.sees(sentence).await;
+        agent.sees("Consent needed").await;
+        agent.input.send("/deny".into()).await.unwrap();
+        told
+    };
+    let (r, told) = tokio::join!(run, answer);
+    assert!(told.starts_with("* [reboot] "), "{told}");
+    r.unwrap().unwrap_err()
+}
+
+/// In-process: what the operator and the customer read about a restart is
+/// the reboot plugin's. Its main.lua edited and saved while the agent runs,
+/// the next command says the new sentence, without an agent restart; with
+/// the plugin's folder deleted, the command is gone.
+#[tokio::test]
+async fn the_restart_dialogue_is_the_plugins_edited_live_then_deleted() {
+    use crate::support::*;
+    use lifeline_protocol::SessionMessage;
+
+    let tb = TestBroker::start().await;
+    let op = tb.operator("alice").await;
+    let root = tb.dir.path().join("plugins");
+    crate::plugins::install_plugins(&root, &["plugins/reboot"]);
+    let mut acfg = tb.agent_config("agent", None, WAIT);
+    let mut plugins = unsigned_plugins(root.clone());
+    plugins.hot_reload = true;
+    acfg.plugins = Some(plugins);
+    acfg.power.reboot_command = vec!["true".into()];
+    let (sid, mut agent) = connected_session(&tb, &op, acfg).await;
+
+    let before = "Your operator wants to restart this computer (updates)";
+    let err = denied_restart(&op, &sid, &mut agent, before).await;
+    assert!(
+        err.contains("the customer did not allow the restart"),
+        "{err}"
+    );
+
+    // Edited and saved: the agent reloads it and the next run says so.
+    let main = root.join("reboot/main.lua");
+    let code = std::fs::read_to_string(&main).unwrap();
+    let edited = code
+        .replace(
+            "Your operator wants to restart",
+            "Edited live: your operator would like to restart",
+        )
+        .replace(
+            "the customer did not allow the restart",
+            "the customer said no to the restart",
+        );
+    assert_ne!(code, edited, "the sentences to edit are in main.lua");
+    std::fs::write(&main, edited).unwrap();
+    operator_sees(&op, |m| {
+        matches!(m, SessionMessage::PluginNotice { text } if text.contains("plugin reboot reloaded"))
+    })
+    .await;
+    let after = "Edited live: your operator would like to restart this computer (updates)";
+    let err = denied_restart(&op, &sid, &mut agent, after).await;
+    assert!(err.contains("the customer said no to the restart"), "{err}");
+    let events = op.report(&sid).await.unwrap().1;
+    for sentence in [before, after] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "plugin_output" && e.text.contains(sentence)),
+            "{sentence:?} in the report: {events:?}"
+        );
+    }
+
+    // Deleted: the command is gone, with a clear error.
+    std::fs::remove_dir_all(root.join("reboot")).unwrap();
+    operator_sees(&op, |m| {
+        matches!(m, SessionMessage::PluginNotice { text } if text.contains("plugin reboot removed"))
+    })
+    .await;
+    let r = op
+        .run_plugin(&sid, "reboot", "reboot", &[], WAIT, |_, _| {})
+        .await
+        .unwrap();
+    assert!(
+        r.as_ref()
+            .is_err_and(|e| e.contains("plugin \"reboot\" is not installed")),
+        "{r:?}"
+    );
+    assert!(op.plugins(&sid, WAIT).await.unwrap().is_empty());
+    op.end(&sid, "done").await.unwrap();
+    assert!(agent.task.await.unwrap().is_ok());
 }

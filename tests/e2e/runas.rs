@@ -101,6 +101,27 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
     );
     assert!(x.keyboard_free());
 
+    // A name that cannot be an account: the plugin says so before anyone
+    // is asked.
+    let out = run(
+        &[
+            "operator",
+            "login-as",
+            "--config",
+            &op,
+            &sid,
+            "no such user",
+            "--password-stdin",
+        ],
+        Some("x\n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("\"no such user\" is not an account name"),
+        "{}",
+        text(&out)
+    );
+
     // A wrong password: a clear error, nothing suspended. The customer's
     // consent for the session covers the later attempts.
     let login_as = [
@@ -173,6 +194,21 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
     assert!(t.contains(&format!("uid={uid}({USER})")), "{t}");
     let sessions = ok(&["operator", "sessions", "--config", &op], None);
     assert!(sessions.contains("suspended"), "{sessions}");
+    let status = ok(
+        &["operator", "run", "--config", &op, &sid, "run-as", "status"],
+        None,
+    );
+    assert!(
+        status.contains(&format!("logged in as {USER} (uid {uid}")) && status.contains(" since "),
+        "{status}"
+    );
+    // One login at a time: the plugin refuses before asking for a password.
+    let again = run(&login_as, Some(&format!("{USER_PW}\n")));
+    assert!(
+        text(&again).contains(&format!("already logged in as {USER}; log out first")),
+        "{}",
+        text(&again)
+    );
 
     // Logging out gives everything back; the held line is delivered.
     let out = ok(&["operator", "logout-as", "--config", &op, &sid], None);
@@ -186,7 +222,7 @@ fn run_as_login_through_pam_suspends_and_restores_the_customer() {
         "(not recorded)",
         &format!("logged in as {USER}; the customer's access is suspended"),
         &format!("run-as login as {USER} ended"),
-        "account.run-as for plugin run-as: allow for this session",
+        "account.login for plugin run-as: allow for this session",
     ] {
         assert!(report.contains(needle), "{needle:?} in\n{report}");
     }

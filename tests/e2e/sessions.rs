@@ -92,9 +92,9 @@ async fn invite_join_chat_consent_end_and_report() {
         (ConsentDecision::AllowOnce, "customer".into())
     );
     // Another capability: the customer denies.
-    let ask = op.ask_consent(&sid, "power", "power.reboot", "Reboot now", WAIT);
+    let ask = op.ask_consent(&sid, "power", "power.restart", "Reboot now", WAIT);
     let answer = async {
-        agent.sees("power.reboot").await;
+        agent.sees("power.restart").await;
         agent.input.send("/deny".into()).await.unwrap();
     };
     let (res, ()) = tokio::join!(ask, answer);
@@ -269,7 +269,7 @@ async fn consent_timeout_counts_as_deny_and_policy_decides_unattended() {
         default: Rule::Ask,
         rules: [
             ("system.info".to_string(), Rule::Allow),
-            ("power.reboot".to_string(), Rule::Deny),
+            ("power.restart".to_string(), Rule::Deny),
         ]
         .into(),
     };
@@ -280,7 +280,7 @@ async fn consent_timeout_counts_as_deny_and_policy_decides_unattended() {
         .unwrap();
     assert_eq!(res, (ConsentDecision::AllowOnce, "policy".into()));
     let res = op
-        .ask_consent(&sid, "power", "power.reboot", "Reboot", WAIT)
+        .ask_consent(&sid, "power", "power.restart", "Reboot", WAIT)
         .await
         .unwrap();
     assert_eq!(res, (ConsentDecision::Deny, "policy".into()));

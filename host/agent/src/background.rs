@@ -77,8 +77,8 @@ impl SessionPort for BackgroundPort {
 }
 
 /// Without a session only what the admin names is offered (settings,
-/// document keys, endpoints, commands): no run-as login (no operator to
-/// type a password) and no reboot (no session to rejoin).
+/// document keys, endpoints, commands): no login as another user (no
+/// operator to type a password) and no restart (no session to rejoin).
 impl Natives for BackgroundPort {
     fn admin(&self) -> Option<Arc<dyn lifeline_runtime::AdminResources>> {
         self.admin.clone()

@@ -613,7 +613,8 @@ async fn end_run_as(
     let user = tokio::task::spawn_blocking(move || r.logout())
         .await
         .ok()
-        .flatten();
+        .flatten()
+        .map(|l| l.user);
     if let Some(user) = user {
         let entry = serde_json::json!({
             "event": "run_as_logout", "session": sid, "user": user, "by": why,

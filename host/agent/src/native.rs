@@ -1,7 +1,10 @@
-//! The agent's native features behind the plugin host calls: run-as login
-//! (credentials asked from the operator, checked by PAM) and reboot (rejoin
-//! ticket first, then the power backend). The plugins `run-as` and `reboot`
-//! call these through [`crate::plugins::AgentPort`].
+//! The agent's native capabilities behind the plugin host calls:
+//! `account.login` (the password asked from the operator, checked by PAM,
+//! the customer's input suspended; see [`crate::runas`]) and
+//! `power.restart` (a rejoin ticket first, then the power backend; see
+//! [`crate::reboot`]). Any plugin declaring them reaches them through
+//! [`crate::plugins::AgentPort`]; what the operator and the customer read
+//! is the plugin's (`plugins/run-as`, `plugins/reboot`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lifeline_protocol::{Secret, SessionMessage};
+use lifeline_runtime::wit;
 use tokio::sync::oneshot;
 
 use crate::plugins::AgentPort;
@@ -16,8 +20,11 @@ use crate::reboot::{self, SavedTicket};
 
 /// Longest time the agent waits for the broker's rejoin ticket.
 pub const TICKET_WAIT: Duration = Duration::from_secs(10);
-/// Longest user name accepted for a run-as login.
+/// Longest user name accepted for a login as another user.
 pub const MAX_USER_CHARS: usize = 64;
+/// Pause between taking the rejoin ticket and the power backend, so that
+/// what the plugin told both sides reaches the broker first.
+pub const NOTICE_GRACE: Duration = Duration::from_millis(200);
 
 /// Requests from plugin calls that the session loop carries out on the
 /// broker connection.
@@ -85,16 +92,8 @@ impl AgentPort {
         }
     }
 
-    pub(crate) fn native_run_as_login(&self, user: &str) -> Result<String, String> {
-        if !plain_user(user) {
-            return Err(format!("{user:?} is not a user name"));
-        }
-        if let Some(id) = self.runas.identity() {
-            return Err(format!(
-                "the operator is already logged in as {}; log out first",
-                id.user
-            ));
-        }
+    /// Asks the operator for `user`'s password (never shown to the plugin).
+    fn ask_password(&self, user: &str) -> Result<Secret, String> {
         let (request_id, rx) = self.creds.register();
         let _ = self.tx.send(SessionMessage::CredentialRequest {
             call_id: self.call_id,
@@ -106,32 +105,48 @@ impl AgentPort {
         let answer = self
             .rt
             .block_on(async { tokio::time::timeout(wait, rx).await });
-        let secret = match answer {
-            Ok(Ok(Some(s))) => s,
-            Ok(Ok(None)) => return Err("the operator supplied no password".into()),
+        match answer {
+            Ok(Ok(Some(s))) => Ok(s),
+            Ok(Ok(None)) => Err("the operator supplied no password".into()),
             Ok(Err(_)) | Err(_) => {
                 self.creds.forget(request_id);
-                return Err(format!(
+                Err(format!(
                     "the operator did not supply the password within {} s",
                     wait.as_secs()
-                ));
+                ))
             }
-        };
-        let identity = self
+        }
+    }
+
+    /// `user-login`: password from the operator, PAM, the customer's input
+    /// suspended; audited, and the session's state follows.
+    pub(crate) fn native_user_login(
+        &self,
+        plugin: &str,
+        user: &str,
+    ) -> Result<wit::LoginInfo, String> {
+        if !plain_user(user) {
+            return Err(format!("{user:?} is not a user name"));
+        }
+        if let Some(l) = self.runas.info() {
+            return Err(format!("already logged in as {}", l.user));
+        }
+        let secret = self.ask_password(user)?;
+        let info = self
             .runas
             .login(user, secret, &self.session_id, &self.operator)
             .map_err(|e| {
                 self.audit(serde_json::json!({
-                    "event": "run_as_refused", "session": self.session_id,
+                    "event": "run_as_refused", "session": self.session_id, "plugin": plugin,
                     "operator": self.operator, "user": user, "reason": e.to_string(),
                 }));
                 e.to_string()
             })?;
         self.audit(serde_json::json!({
-            "event": "run_as_login", "session": self.session_id,
-            "operator": self.operator, "user": user, "uid": identity.uid,
+            "event": "run_as_login", "session": self.session_id, "plugin": plugin,
+            "operator": self.operator, "user": user, "uid": info.uid,
         }));
-        let detail = match self.runas.suspended_display() {
+        let detail = match &info.display {
             Some(d) => {
                 format!("keyboard and pointer grabbed on X display {d}; terminal input held")
             }
@@ -140,35 +155,30 @@ impl AgentPort {
         let _ = self.tx.send(SessionMessage::Access {
             suspended: true,
             user: user.to_string(),
-            detail: detail.clone(),
+            detail,
         });
-        Ok(format!(
-            "logged in as {user} (uid {}, gid {}); processes now run as {user}; the customer's access is suspended ({detail})",
-            identity.uid, identity.gid
-        ))
+        Ok(info)
     }
 
-    pub(crate) fn native_run_as_logout(&self) -> Result<String, String> {
-        match self.runas.logout() {
-            Some(user) => {
-                self.audit(serde_json::json!({
-                    "event": "run_as_logout", "session": self.session_id,
-                    "operator": self.operator, "user": user, "by": "operator",
-                }));
-                let _ = self.tx.send(SessionMessage::Access {
-                    suspended: false,
-                    user: user.clone(),
-                    detail: "the operator logged out".into(),
-                });
-                Ok(format!(
-                    "logged out of {user}; the customer's access is restored"
-                ))
-            }
-            None => Ok("not logged in as another user".into()),
-        }
+    /// `user-logout`: the login ends and the customer's input is back.
+    pub(crate) fn native_user_logout(&self, plugin: &str) -> Option<wit::LoginInfo> {
+        let info = self.runas.logout()?;
+        self.audit(serde_json::json!({
+            "event": "run_as_logout", "session": self.session_id, "plugin": plugin,
+            "operator": self.operator, "user": info.user, "by": "operator",
+        }));
+        let _ = self.tx.send(SessionMessage::Access {
+            suspended: false,
+            user: info.user.clone(),
+            detail: "the operator logged out".into(),
+        });
+        Some(info)
     }
 
-    pub(crate) fn native_reboot(&self, reason: &str) -> Result<String, String> {
+    /// A single-use rejoin ticket for this session from the broker (which
+    /// marks the session as restarting), kept in the data folder.
+    fn take_ticket(&self, reason: &str) -> Result<SavedTicket, String> {
+        // The report's record of who restarts and why.
         let detail = if reason.is_empty() {
             format!("{} restarts the computer", self.operator)
         } else {
@@ -176,10 +186,7 @@ impl AgentPort {
         };
         let (reply, rx) = oneshot::channel();
         self.ctl
-            .send(Ctl::TicketRequest {
-                detail: detail.clone(),
-                reply,
-            })
+            .send(Ctl::TicketRequest { detail, reply })
             .map_err(|_| "the session is over".to_string())?;
         let (ticket, expires_at) = match self
             .rt
@@ -194,7 +201,6 @@ impl AgentPort {
                 ));
             }
         };
-        let until = lifeline_core::time::millis_to_rfc3339(expires_at);
         let saved = SavedTicket {
             ticket,
             session_id: self.session_id.clone(),
@@ -202,42 +208,40 @@ impl AgentPort {
             expires_at,
             saved_at: lifeline_core::time::now_rfc3339(),
         };
-        if let Err(e) = reboot::save(&self.data_dir, &saved) {
+        reboot::save(&self.data_dir, &saved).map_err(|e| {
             let reason = e.to_string();
             let _ = self.ctl.send(Ctl::RebootCancelled {
                 reason: reason.clone(),
             });
-            return Err(reason);
-        }
+            reason
+        })?;
+        Ok(saved)
+    }
+
+    /// `power-restart`: the ticket first, then the power backend. When the
+    /// backend fails the ticket is dropped and the session goes on.
+    pub(crate) fn native_power_restart(
+        &self,
+        plugin: &str,
+        reason: &str,
+    ) -> Result<wit::RestartInfo, String> {
+        let saved = self.take_ticket(reason)?;
+        let until = lifeline_core::time::millis_to_rfc3339(saved.expires_at);
         self.audit(serde_json::json!({
-            "event": "reboot", "session": self.session_id,
-            "operator": self.operator, "ticket_expires": until,
+            "event": "reboot", "session": self.session_id, "plugin": plugin,
+            "operator": self.operator, "reason": reason, "ticket_expires": until,
         }));
-        self.ui.show(&format!(
-            "* {detail}. Lifeline will reconnect to {} by itself when the computer is back; you do not need to type a code.",
-            self.operator
-        ));
-        let _ = self.tx.send(SessionMessage::PluginOutput {
-            call_id: self.call_id,
-            plugin: "reboot".into(),
-            stream: "output".into(),
-            text: format!(
-                "restarting now; the agent rejoins by itself (ticket valid until {until})"
-            ),
-        });
-        // Let the notices reach the broker before the power goes.
-        std::thread::sleep(Duration::from_millis(200));
+        // Let what the plugin said reach the broker before the power goes.
+        std::thread::sleep(NOTICE_GRACE);
         match reboot::power_off_and_on(&self.power.reboot_command) {
-            Ok(()) => Ok(format!(
-                "the computer is restarting; the agent rejoins the session by itself (ticket valid until {until})"
-            )),
+            Ok(()) => Ok(wit::RestartInfo {
+                rejoin_until: until,
+            }),
             Err(reason) => {
                 reboot::remove(&self.data_dir);
                 self.audit(serde_json::json!({
                     "event": "reboot_failed", "session": self.session_id, "reason": reason,
                 }));
-                self.ui
-                    .show(&format!("* The restart did not happen: {reason}"));
                 let _ = self.ctl.send(Ctl::RebootCancelled {
                     reason: reason.clone(),
                 });

@@ -79,6 +79,9 @@ pub fn watch(
                     dir.display()
                 )
             }
+            ReloadEvent::Removed { id } => {
+                format!("plugin {id} removed (its folder was deleted): its commands are gone")
+            }
         };
         let _ = tx.send(SessionMessage::PluginNotice { text });
     };
@@ -238,14 +241,17 @@ impl Natives for AgentPort {
     fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
         self.runas.identity()
     }
-    fn run_as_login(&self, _plugin: &str, user: &str) -> Result<String, String> {
-        self.native_run_as_login(user)
+    fn login(&self) -> Option<wit::LoginInfo> {
+        self.runas.info()
     }
-    fn run_as_logout(&self, _plugin: &str) -> Result<String, String> {
-        self.native_run_as_logout()
+    fn user_login(&self, plugin: &str, user: &str) -> Result<wit::LoginInfo, String> {
+        self.native_user_login(plugin, user)
     }
-    fn reboot(&self, _plugin: &str, reason: &str) -> Result<String, String> {
-        self.native_reboot(reason)
+    fn user_logout(&self, plugin: &str) -> Result<Option<wit::LoginInfo>, String> {
+        Ok(self.native_user_logout(plugin))
+    }
+    fn power_restart(&self, plugin: &str, reason: &str) -> Result<wit::RestartInfo, String> {
+        self.native_power_restart(plugin, reason)
     }
     fn admin(&self) -> Option<Arc<dyn lifeline_runtime::AdminResources>> {
         self.admin.clone()

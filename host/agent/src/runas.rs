@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use lifeline_core::machine::{Display, RunAsConfig};
 use lifeline_protocol::Secret;
-use lifeline_runtime::Identity;
+use lifeline_runtime::{Identity, wit};
 use pam_client::{ConversationHandler, ErrorCode, Flag};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +98,8 @@ enum PamFailure {
 
 struct Active {
     identity: Arc<Identity>,
+    /// When the login began (RFC 3339).
+    since: String,
     /// Dropping (or sending on) it makes the PAM thread close the session.
     pam_stop: mpsc::Sender<()>,
     pam_thread: std::thread::JoinHandle<()>,
@@ -139,12 +141,9 @@ impl RunAs {
             .map(|a| Arc::clone(&a.identity))
     }
 
-    /// The X display suspended by the active login, if any.
-    pub fn suspended_display(&self) -> Option<String> {
-        self.inner()
-            .active
-            .as_ref()
-            .and_then(|a| a.x.as_ref().map(|x| x.display.clone()))
+    /// The active login, as plugins see it.
+    pub fn info(&self) -> Option<wit::LoginInfo> {
+        self.inner().active.as_ref().map(Active::info)
     }
 
     /// The display to suspend, if any.
@@ -157,77 +156,23 @@ impl RunAs {
     }
 
     /// Checks `user`'s password with PAM, opens a PAM session, suspends the
-    /// customer's X display (when there is one) and records the marker.
-    /// Blocking: call from a blocking thread.
+    /// customer's X display (when there is one) and records the marker: all
+    /// or nothing. Blocking: call from a blocking thread.
     pub fn login(
         &self,
         user: &str,
         secret: Secret,
         session_id: &str,
         operator: &str,
-    ) -> Result<Arc<Identity>, RunAsError> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(RunAsError::NotRoot);
-        }
-        {
-            let mut g = self.inner();
-            if let Some(a) = &g.active {
-                return Err(RunAsError::Active(a.identity.user.clone()));
-            }
-            if let Some(until) = g.locked_until {
-                let now = Instant::now();
-                if until > now {
-                    return Err(RunAsError::LockedOut((until - now).as_secs().max(1)));
-                }
-                g.locked_until = None;
-            }
-        }
-        let (pam_stop, pam_thread, env) = match open_pam(&self.cfg.pam_service, user, secret) {
-            Ok(x) => x,
-            Err(PamFailure::Rejected) => {
-                let mut g = self.inner();
-                g.failures += 1;
-                let attempt = g.failures;
-                if g.failures >= self.cfg.max_failures {
-                    g.failures = 0;
-                    g.locked_until = Some(Instant::now() + self.cfg.lockout);
-                }
-                return Err(RunAsError::Rejected {
-                    user: user.to_string(),
-                    attempt,
-                    max: self.cfg.max_failures,
-                });
-            }
-            Err(PamFailure::Account(reason)) => {
-                return Err(RunAsError::Account {
-                    user: user.into(),
-                    reason,
-                });
-            }
-            Err(PamFailure::Session(reason)) => {
-                return Err(RunAsError::Session {
-                    user: user.into(),
-                    reason,
-                });
-            }
-        };
+    ) -> Result<wit::LoginInfo, RunAsError> {
+        self.may_log_in()?;
+        let (pam_stop, pam_thread, env) = self.authenticate(user, secret)?;
         // From here on, any failure closes the PAM session again (dropping
         // `pam_stop` ends the thread).
         let identity = Arc::new(lookup(user, env)?);
         let display = self.display();
         let x = match &display {
-            Some(d) => Some(
-                XSuspension::start(
-                    d,
-                    vec![
-                        format!(
-                            "{operator} is working on this computer as user {user}. Your keyboard and mouse are suspended meanwhile."
-                        ),
-                        "They come back when the operator logs out or the session ends. To end the session now, type /end in the Lifeline window.".to_string(),
-                    ],
-                )
-                .map_err(RunAsError::Suspend)?,
-            ),
+            Some(d) => Some(suspend_x(d, operator, user)?),
             None => None,
         };
         let marker = Marker {
@@ -244,22 +189,75 @@ impl RunAs {
                 reason: e.to_string(),
             }
         })?;
-        let mut g = self.inner();
-        g.failures = 0;
-        g.active = Some(Active {
-            identity: Arc::clone(&identity),
+        let active = Active {
+            identity,
+            since: marker.since,
             pam_stop,
             pam_thread,
             x,
-        });
-        Ok(identity)
+        };
+        let info = active.info();
+        let mut g = self.inner();
+        g.failures = 0;
+        g.active = Some(active);
+        Ok(info)
+    }
+
+    /// Why no login may start now: not root, one active, or paused after
+    /// too many wrong passwords.
+    fn may_log_in(&self) -> Result<(), RunAsError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(RunAsError::NotRoot);
+        }
+        let mut g = self.inner();
+        if let Some(a) = &g.active {
+            return Err(RunAsError::Active(a.identity.user.clone()));
+        }
+        if let Some(until) = g.locked_until {
+            let now = Instant::now();
+            if until > now {
+                return Err(RunAsError::LockedOut((until - now).as_secs().max(1)));
+            }
+            g.locked_until = None;
+        }
+        Ok(())
+    }
+
+    /// The PAM transaction; a wrong password counts towards the pause.
+    fn authenticate(&self, user: &str, secret: Secret) -> Result<PamOpened, RunAsError> {
+        match open_pam(&self.cfg.pam_service, user, secret) {
+            Ok(x) => Ok(x),
+            Err(PamFailure::Rejected) => {
+                let mut g = self.inner();
+                g.failures += 1;
+                let attempt = g.failures;
+                if g.failures >= self.cfg.max_failures {
+                    g.failures = 0;
+                    g.locked_until = Some(Instant::now() + self.cfg.lockout);
+                }
+                Err(RunAsError::Rejected {
+                    user: user.to_string(),
+                    attempt,
+                    max: self.cfg.max_failures,
+                })
+            }
+            Err(PamFailure::Account(reason)) => Err(RunAsError::Account {
+                user: user.into(),
+                reason,
+            }),
+            Err(PamFailure::Session(reason)) => Err(RunAsError::Session {
+                user: user.into(),
+                reason,
+            }),
+        }
     }
 
     /// Ends the login: closes the PAM session, gives keyboard and pointer
-    /// back, removes the marker. Returns the user, or `None` when no login
-    /// was active.
-    pub fn logout(&self) -> Option<String> {
+    /// back, removes the marker. Returns the login that ended, or `None`
+    /// when none was active.
+    pub fn logout(&self) -> Option<wit::LoginInfo> {
         let active = self.inner().active.take()?;
+        let info = active.info();
         if let Some(x) = active.x {
             x.release();
         }
@@ -270,7 +268,22 @@ impl RunAs {
         {
             tracing::error!("cannot remove {}: {e}", self.state_file.display());
         }
-        Some(active.identity.user.clone())
+        Some(info)
+    }
+}
+
+impl Active {
+    fn info(&self) -> wit::LoginInfo {
+        let id = &self.identity;
+        wit::LoginInfo {
+            user: id.user.clone(),
+            uid: id.uid,
+            gid: id.gid,
+            groups: id.groups.clone(),
+            home: id.home.display().to_string(),
+            since: self.since.clone(),
+            display: self.x.as_ref().map(|x| x.display.clone()),
+        }
     }
 }
 
@@ -300,6 +313,19 @@ pub fn recover(data_dir: &Path) -> Option<Marker> {
             })
         }
     }
+}
+
+/// Suspends the X display `display`: its banner (part of the suspension,
+/// whatever a plugin says) names the operator and the user and how to end
+/// the session.
+fn suspend_x(display: &str, operator: &str, user: &str) -> Result<XSuspension, RunAsError> {
+    let lines = vec![
+        format!(
+            "{operator} is working on this computer as user {user}. Your keyboard and mouse are suspended meanwhile."
+        ),
+        "They come back when the operator logs out or the session ends. To end the session now, type /end in the Lifeline window.".to_string(),
+    ];
+    XSuspension::start(display, lines).map_err(RunAsError::Suspend)
 }
 
 type PamOpened = (

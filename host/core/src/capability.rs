@@ -32,11 +32,13 @@ pub enum Capability {
     ProcessSpawn,
     /// HTTP requests to the manifest's allowed hosts, through the proxy.
     HttpRequest,
-    /// Log the operator in as another user (PAM); the customer's own access
-    /// is suspended meanwhile.
-    AccountRunAs,
-    /// Restart the customer's computer; the agent rejoins by itself.
-    PowerReboot,
+    /// Log the operator in as another user of the computer (PAM, with a
+    /// password the operator types); the customer's own input is suspended
+    /// meanwhile, and processes take that user's identity.
+    AccountLogin,
+    /// Restart the computer; the agent keeps a rejoin ticket and rejoins
+    /// its session by itself.
+    PowerRestart,
     /// Verify a vendor-signed document (a license) against the keys the
     /// agent's admin trusts, and read its fields.
     DocumentVerify,
@@ -70,8 +72,8 @@ pub const ALL: [Capability; 20] = [
     Capability::FsFolder,
     Capability::ProcessSpawn,
     Capability::HttpRequest,
-    Capability::AccountRunAs,
-    Capability::PowerReboot,
+    Capability::AccountLogin,
+    Capability::PowerRestart,
     Capability::DocumentVerify,
     Capability::HttpEndpoint,
     Capability::CommandAdmin,
@@ -96,8 +98,8 @@ impl Capability {
             Capability::FsFolder => "fs.folder",
             Capability::ProcessSpawn => "process.spawn",
             Capability::HttpRequest => "http.request",
-            Capability::AccountRunAs => "account.run-as",
-            Capability::PowerReboot => "power.reboot",
+            Capability::AccountLogin => "account.login",
+            Capability::PowerRestart => "power.restart",
             Capability::DocumentVerify => "document.verify",
             Capability::HttpEndpoint => "http.endpoint",
             Capability::CommandAdmin => "command.admin",
@@ -142,8 +144,8 @@ impl Capability {
             | Capability::FsFolder
             | Capability::ProcessSpawn
             | Capability::HttpRequest
-            | Capability::AccountRunAs
-            | Capability::PowerReboot
+            | Capability::AccountLogin
+            | Capability::PowerRestart
             | Capability::ScriptRun => true,
         }
     }

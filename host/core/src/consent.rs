@@ -392,7 +392,7 @@ mod tests {
     async fn a_question_never_becomes_a_grant() {
         let dir = tempfile::tempdir().unwrap();
         let mut e = engine(&dir, "a.log");
-        let mut q = req("power.reboot");
+        let mut q = req("power.restart");
         q.plugin = "reboot".into();
         q.detail = "only checks for pending updates".into();
         q.kind = RequestKind::Question;
@@ -519,7 +519,7 @@ mod tests {
             (d.decision, d.decided_by),
             (ConsentDecision::AllowSession, DecidedBy::SessionGrant)
         );
-        let d = e.decide(&req("power.reboot"), &Fixed(None)).await.unwrap();
+        let d = e.decide(&req("power.restart"), &Fixed(None)).await.unwrap();
         assert_eq!(
             (d.decision, d.decided_by),
             (ConsentDecision::Deny, DecidedBy::Timeout)
@@ -544,7 +544,7 @@ mod tests {
         );
         let d = e
             .decide(
-                &req("power.reboot"),
+                &req("power.restart"),
                 &Fixed(Some(ConsentDecision::AllowOnce)),
             )
             .await

@@ -26,10 +26,10 @@ pub enum HostCall {
     FolderWrite,
     Spawn,
     HttpRequest,
-    RunAsLogin,
-    RunAsLogout,
-    RunAsStatus,
-    Reboot,
+    UserLogin,
+    UserLogout,
+    UserCurrent,
+    PowerRestart,
     PluginSettings,
     VerifyDocument,
     EndpointRequest,
@@ -61,10 +61,10 @@ pub const ALL_CALLS: [HostCall; 31] = [
     HostCall::FolderWrite,
     HostCall::Spawn,
     HostCall::HttpRequest,
-    HostCall::RunAsLogin,
-    HostCall::RunAsLogout,
-    HostCall::RunAsStatus,
-    HostCall::Reboot,
+    HostCall::UserLogin,
+    HostCall::UserLogout,
+    HostCall::UserCurrent,
+    HostCall::PowerRestart,
     HostCall::PluginSettings,
     HostCall::VerifyDocument,
     HostCall::EndpointRequest,
@@ -99,10 +99,10 @@ impl HostCall {
             HostCall::FolderWrite => Capability::FsFolder,
             HostCall::Spawn => Capability::ProcessSpawn,
             HostCall::HttpRequest => Capability::HttpRequest,
-            HostCall::RunAsLogin => Capability::AccountRunAs,
-            HostCall::RunAsLogout => Capability::AccountRunAs,
-            HostCall::RunAsStatus => Capability::AccountRunAs,
-            HostCall::Reboot => Capability::PowerReboot,
+            HostCall::UserLogin => Capability::AccountLogin,
+            HostCall::UserLogout => Capability::AccountLogin,
+            HostCall::UserCurrent => Capability::AccountLogin,
+            HostCall::PowerRestart => Capability::PowerRestart,
             HostCall::PluginSettings => Capability::SettingsRead,
             HostCall::VerifyDocument => Capability::DocumentVerify,
             HostCall::EndpointRequest => Capability::HttpEndpoint,
@@ -117,16 +117,16 @@ impl HostCall {
     }
 
     /// True when this call asks the customer before its capability's first
-    /// use in a call. Ending a run-as login (which gives the customer's
-    /// access back) and asking whether one is active never ask. Reading a
-    /// folder the admin named for plugins never asks (the admin chose what
-    /// it holds; sending it anywhere takes another capability that asks);
-    /// replacing a file in it does.
+    /// use in a call. Ending a login as another user (which gives the
+    /// customer's input back) and asking whether one is active never ask.
+    /// Reading a folder the admin named for plugins never asks (the admin
+    /// chose what it holds; sending it anywhere takes another capability
+    /// that asks); replacing a file in it does.
     pub fn asks_consent(self) -> bool {
         let gives_back_or_looks = match self {
             // Give the customer's access back, or only look: never asked.
-            HostCall::RunAsLogout
-            | HostCall::RunAsStatus
+            HostCall::UserLogout
+            | HostCall::UserCurrent
             | HostCall::FolderList
             | HostCall::FolderRead => true,
             HostCall::Log
@@ -144,8 +144,8 @@ impl HostCall {
             | HostCall::FolderWrite
             | HostCall::Spawn
             | HostCall::HttpRequest
-            | HostCall::RunAsLogin
-            | HostCall::Reboot
+            | HostCall::UserLogin
+            | HostCall::PowerRestart
             | HostCall::PluginSettings
             | HostCall::VerifyDocument
             | HostCall::EndpointRequest
@@ -180,10 +180,10 @@ impl HostCall {
             HostCall::FolderWrite => "folder_write",
             HostCall::Spawn => "spawn",
             HostCall::HttpRequest => "http_request",
-            HostCall::RunAsLogin => "run_as_login",
-            HostCall::RunAsLogout => "run_as_logout",
-            HostCall::RunAsStatus => "run_as_status",
-            HostCall::Reboot => "reboot",
+            HostCall::UserLogin => "user_login",
+            HostCall::UserLogout => "user_logout",
+            HostCall::UserCurrent => "user_current",
+            HostCall::PowerRestart => "power_restart",
             HostCall::PluginSettings => "plugin_settings",
             HostCall::VerifyDocument => "verify_document",
             HostCall::EndpointRequest => "endpoint_request",
@@ -206,9 +206,10 @@ mod tests {
     fn names_round_trip_and_are_consent_names() {
         assert!(!Capability::Log.needs_consent());
         assert!(Capability::ProcessSpawn.needs_consent());
-        assert!(HostCall::RunAsLogin.asks_consent());
-        assert!(!HostCall::RunAsLogout.asks_consent());
-        assert!(HostCall::Reboot.asks_consent());
+        assert!(HostCall::UserLogin.asks_consent());
+        assert!(!HostCall::UserLogout.asks_consent());
+        assert!(!HostCall::UserCurrent.asks_consent());
+        assert!(HostCall::PowerRestart.asks_consent());
         assert!(!HostCall::NotifyCustomer.asks_consent());
     }
 

@@ -95,25 +95,31 @@ pub trait SessionPort: Send + Sync {
 /// itself (see "What is native and why" in docs/architecture.md). Each
 /// defaults to "not on this host".
 pub trait Natives: Send + Sync {
-    /// The user the operator is logged in as (run-as), whose identity
-    /// spawned processes take; `None`: the agent's own.
+    /// The user the operator is logged in as (`account.login`), whose
+    /// identity spawned processes take; `None`: the agent's own.
     fn identity(&self) -> Option<Arc<Identity>> {
         None
     }
-    /// Log the operator in as `user`: the agent asks the operator for the
-    /// password, checks it with the system (PAM) and suspends the
-    /// customer's own access. Returns what happened, for the operator.
-    fn run_as_login(&self, plugin: &str, user: &str) -> Result<String, String> {
+    /// The active login as another user, if any (`user-current`).
+    fn login(&self) -> Option<wit::LoginInfo> {
+        None
+    }
+    /// Logs the operator in as `user`: the agent asks the operator for the
+    /// password, checks it with the system (PAM), opens the user's session
+    /// and suspends the customer's own input, all or nothing.
+    fn user_login(&self, plugin: &str, user: &str) -> Result<wit::LoginInfo, String> {
         let _ = (plugin, user);
         Err(NOT_ON_THIS_HOST.to_string())
     }
-    /// End the run-as login and give the customer's access back.
-    fn run_as_logout(&self, plugin: &str) -> Result<String, String> {
+    /// Ends the login and gives the customer's input back; the login that
+    /// ended, if there was one.
+    fn user_logout(&self, plugin: &str) -> Result<Option<wit::LoginInfo>, String> {
         let _ = plugin;
         Err(NOT_ON_THIS_HOST.to_string())
     }
-    /// Restart the computer; the agent rejoins the session afterwards.
-    fn reboot(&self, plugin: &str, reason: &str) -> Result<String, String> {
+    /// Restarts the computer after taking and keeping a rejoin ticket; the
+    /// agent rejoins the session afterwards.
+    fn power_restart(&self, plugin: &str, reason: &str) -> Result<wit::RestartInfo, String> {
         let _ = (plugin, reason);
         Err(NOT_ON_THIS_HOST.to_string())
     }
@@ -254,7 +260,8 @@ impl CallContext {
         ctx
     }
 
-    /// The run-as user whose identity spawned processes take, if any.
+    /// The user the operator is logged in as (`account.login`), whose
+    /// identity spawned processes take, if any.
     fn identity(&self) -> Option<Arc<Identity>> {
         self.port.natives().and_then(|n| n.identity())
     }
@@ -381,7 +388,7 @@ impl CallContext {
 
     fn temp(&mut self) -> Result<&TempFolder, HostError> {
         if self.temp.is_none() {
-            // The run-as user's processes work in it.
+            // The logged-in user's processes work in it.
             let owner = self.identity();
             let folder =
                 TempFolder::create(&self.env.temp_root, &self.manifest.id, owner.as_deref())?;
@@ -401,7 +408,7 @@ impl CallContext {
         self.temp()?.read(rel)
     }
 
-    /// Writes a file of the temporary folder, handed to the run-as user
+    /// Writes a file of the temporary folder, handed to the logged-in user
     /// (see [`TempFolder::write`]).
     pub fn fs_write(&mut self, rel: &str, data: &[u8]) -> Result<(), HostError> {
         self.check(HostCall::FsWrite)?;
@@ -544,36 +551,42 @@ impl CallContext {
         off_the_clock(&mut self.host_wait, || admin.admin_command(name)).map_err(HostError::Failed)
     }
 
-    pub fn run_as_login(&mut self, user: &str) -> Result<String, HostError> {
-        self.check(HostCall::RunAsLogin)?;
+    /// Logs the operator in as another user (see [`Natives::user_login`]);
+    /// waiting for the operator's password is off the plugin's clock.
+    pub fn user_login(&mut self, user: &str) -> Result<wit::LoginInfo, HostError> {
+        self.check(HostCall::UserLogin)?;
         let id = self.manifest.id.clone();
         let port = Arc::clone(&self.port);
         off_the_clock(&mut self.host_wait, || {
-            native(&*port)?.run_as_login(&id, user)
+            native(&*port)?.user_login(&id, user)
         })
         .map_err(HostError::Failed)
     }
 
-    pub fn run_as_logout(&mut self) -> Result<String, HostError> {
-        self.check(HostCall::RunAsLogout)?;
+    pub fn user_logout(&mut self) -> Result<Option<wit::LoginInfo>, HostError> {
+        self.check(HostCall::UserLogout)?;
         let id = self.manifest.id.clone();
         let port = Arc::clone(&self.port);
-        off_the_clock(&mut self.host_wait, || native(&*port)?.run_as_logout(&id))
+        off_the_clock(&mut self.host_wait, || native(&*port)?.user_logout(&id))
             .map_err(HostError::Failed)
     }
 
-    pub fn run_as_status(&mut self) -> Result<Option<String>, HostError> {
-        self.check(HostCall::RunAsStatus)?;
-        Ok(self.identity().map(|i| i.user.clone()))
+    pub fn user_current(&mut self) -> Result<Option<wit::LoginInfo>, HostError> {
+        self.check(HostCall::UserCurrent)?;
+        Ok(self.port.natives().and_then(|n| n.login()))
     }
 
-    pub fn reboot(&mut self, reason: &str) -> Result<String, HostError> {
-        self.check(HostCall::Reboot)?;
+    /// Restarts the computer (see [`Natives::power_restart`]); waiting for
+    /// the broker's ticket and the power backend is off the plugin's clock.
+    pub fn power_restart(&mut self, reason: &str) -> Result<wit::RestartInfo, HostError> {
+        self.check(HostCall::PowerRestart)?;
         Self::line(reason)?;
         let id = self.manifest.id.clone();
         let port = Arc::clone(&self.port);
-        off_the_clock(&mut self.host_wait, || native(&*port)?.reboot(&id, reason))
-            .map_err(HostError::Failed)
+        off_the_clock(&mut self.host_wait, || {
+            native(&*port)?.power_restart(&id, reason)
+        })
+        .map_err(HostError::Failed)
     }
 
     fn hub(&mut self, call: HostCall) -> Result<Arc<StreamHub>, HostError> {

@@ -44,6 +44,8 @@ pub use wit::Arg;
 #[cfg(test)]
 mod folder_tests;
 #[cfg(test)]
+mod natives_tests;
+#[cfg(test)]
 mod notify_tests;
 #[cfg(test)]
 mod sandbox_tests;

@@ -200,36 +200,10 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
             },
         )?,
     )?;
-    t.set(
-        "run_as_login",
-        lua.create_function(|lua, user: String| {
-            with_ctx(lua, |c| host_result(c.run_as_login(&user)))
-        })?,
-    )?;
-    t.set(
-        "run_as_logout",
-        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.run_as_logout())))?,
-    )?;
-    t.set(
-        "run_as_status",
-        lua.create_function(|lua, ()| {
-            with_ctx(lua, |c| match c.run_as_status() {
-                Ok(user) => (user, None),
-                Err(e) => (None, Some(e.to_string())),
-            })
-        })?,
-    )?;
-    t.set(
-        "reboot",
-        lua.create_function(|lua, reason: Option<String>| {
-            with_ctx(lua, |c| {
-                host_result(c.reboot(reason.as_deref().unwrap_or("")))
-            })
-        })?,
-    )?;
     install_streams(lua, &t)?;
     install_folders(lua, &t)?;
     crate::lua_admin::install(lua, &t)?;
+    install_natives(lua, &t)?;
     lua.globals().set("lifeline", t)?;
     Ok(())
 }
@@ -335,6 +309,40 @@ fn install_folders(lua: &Lua, t: &Table) -> mlua::Result<()> {
                 })
             },
         )?,
+    )?;
+    Ok(())
+}
+
+/// `user_login`, `user_logout`, `user_current`, `power_restart`: records
+/// as tables, no login as `nil`.
+fn install_natives(lua: &Lua, t: &Table) -> mlua::Result<()> {
+    t.set(
+        "user_login",
+        lua.create_function(|lua, user: String| {
+            let r = with_ctx(lua, |c| c.user_login(&user))?;
+            lua_result(lua, r, |lua, l| to_lua(lua, &l))
+        })?,
+    )?;
+    t.set(
+        "user_logout",
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.user_logout())?;
+            lua_result(lua, r, |lua, l| to_lua(lua, &l))
+        })?,
+    )?;
+    t.set(
+        "user_current",
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.user_current())?;
+            lua_result(lua, r, |lua, l| to_lua(lua, &l))
+        })?,
+    )?;
+    t.set(
+        "power_restart",
+        lua.create_function(|lua, reason: Option<String>| {
+            let r = with_ctx(lua, |c| c.power_restart(reason.as_deref().unwrap_or("")))?;
+            lua_result(lua, r, |lua, i| to_lua(lua, &i))
+        })?,
     )?;
     Ok(())
 }

@@ -173,17 +173,17 @@ impl host::Host for State {
             })
             .map_err(wit_err)
     }
-    fn run_as_login(&mut self, user: String) -> Result<String, types::HostError> {
-        self.ctx.run_as_login(&user).map_err(wit_err)
+    fn user_login(&mut self, user: String) -> Result<types::LoginInfo, types::HostError> {
+        self.ctx.user_login(&user).map_err(wit_err)
     }
-    fn run_as_logout(&mut self) -> Result<String, types::HostError> {
-        self.ctx.run_as_logout().map_err(wit_err)
+    fn user_logout(&mut self) -> Result<Option<types::LoginInfo>, types::HostError> {
+        self.ctx.user_logout().map_err(wit_err)
     }
-    fn run_as_status(&mut self) -> Result<Option<String>, types::HostError> {
-        self.ctx.run_as_status().map_err(wit_err)
+    fn user_current(&mut self) -> Result<Option<types::LoginInfo>, types::HostError> {
+        self.ctx.user_current().map_err(wit_err)
     }
-    fn reboot(&mut self, reason: String) -> Result<String, types::HostError> {
-        self.ctx.reboot(&reason).map_err(wit_err)
+    fn power_restart(&mut self, reason: String) -> Result<types::RestartInfo, types::HostError> {
+        self.ctx.power_restart(&reason).map_err(wit_err)
     }
     fn plugin_settings(&mut self) -> Result<Vec<(String, String)>, types::HostError> {
         self.ctx.plugin_settings().map_err(wit_err)

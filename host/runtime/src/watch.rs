@@ -1,7 +1,8 @@
 //! Hot reload: a notify watcher on the plugin folders. Events are debounced
 //! per plugin folder; folders (not files) are watched, so editors' atomic
 //! renames are seen. A failed reload keeps the running version and is
-//! reported; the next save is still picked up.
+//! reported; the next save is still picked up. A deleted plugin folder
+//! unloads its plugin.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +20,18 @@ pub const DEBOUNCE: Duration = Duration::from_millis(20);
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadEvent {
-    Reloaded { id: String, version: String },
-    Failed { dir: PathBuf, error: String },
+    Reloaded {
+        id: String,
+        version: String,
+    },
+    Failed {
+        dir: PathBuf,
+        error: String,
+    },
+    /// The plugin's folder was deleted: the plugin is unloaded.
+    Removed {
+        id: String,
+    },
 }
 
 /// Keeps the watcher alive; dropping it stops hot reload.
@@ -35,6 +46,30 @@ fn plugin_dir_of(roots: &[PathBuf], path: &Path) -> Option<PathBuf> {
         let first = rel.components().next()?;
         let name = first.as_os_str().to_str()?;
         (!name.starts_with('.')).then(|| root.join(name))
+    })
+}
+
+/// Brings the plugin of `dir` in line with the folder after a change: the
+/// folder gone unloads it, a manifest present (re)loads it; a folder
+/// without a manifest (half copied) waits for the next change.
+fn settle(host: &PluginHost, dir: PathBuf) -> Option<ReloadEvent> {
+    if !dir.exists() {
+        let id = host.unload_dir(&dir)?;
+        tracing::info!(plugin = %id, "folder deleted: unloaded");
+        return Some(ReloadEvent::Removed { id });
+    }
+    if !dir.join(crate::manifest::MANIFEST_FILE).exists() {
+        return None;
+    }
+    Some(match host.load_dir(&dir) {
+        Ok((id, version)) => {
+            tracing::info!(plugin = %id, %version, "reloaded");
+            ReloadEvent::Reloaded { id, version }
+        }
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), "reload failed, the running version stays: {error}");
+            ReloadEvent::Failed { dir, error }
+        }
     })
 }
 
@@ -71,7 +106,10 @@ pub fn start(
         .spawn(move || {
             let mut pending: BTreeMap<PathBuf, Instant> = BTreeMap::new();
             loop {
-                let wait = pending.values().min().map(|t| t.saturating_duration_since(Instant::now()));
+                let wait = pending
+                    .values()
+                    .min()
+                    .map(|t| t.saturating_duration_since(Instant::now()));
                 let got = match wait {
                     Some(w) => rx.recv_timeout(w),
                     None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -84,21 +122,15 @@ pub fn start(
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
                 let now = Instant::now();
-                let due: Vec<PathBuf> = pending.iter().filter(|(_, t)| **t <= now).map(|(d, _)| d.clone()).collect();
+                let due: Vec<PathBuf> = pending
+                    .iter()
+                    .filter(|(_, t)| **t <= now)
+                    .map(|(d, _)| d.clone())
+                    .collect();
                 for dir in due {
                     pending.remove(&dir);
-                    if !dir.join(crate::manifest::MANIFEST_FILE).exists() {
-                        continue;
-                    }
-                    match host.load_dir(&dir) {
-                        Ok((id, version)) => {
-                            tracing::info!(plugin = %id, %version, "reloaded");
-                            report(ReloadEvent::Reloaded { id, version });
-                        }
-                        Err(error) => {
-                            tracing::warn!(dir = %dir.display(), "reload failed, the running version stays: {error}");
-                            report(ReloadEvent::Failed { dir, error });
-                        }
+                    if let Some(ev) = settle(&host, dir) {
+                        report(ev);
                     }
                 }
             }

@@ -81,7 +81,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.rule_for("system.info"), Rule::Allow);
-        assert_eq!(p.rule_for("power.reboot"), Rule::Deny);
+        assert_eq!(p.rule_for("power.restart"), Rule::Deny);
         let err = Policy::parse(
             Path::new("p.toml"),
             "[policy]\n[policy.capabilities]\n\"system.info\" = \"maybe\"\n",
@@ -104,7 +104,7 @@ mod tests {
             err.contains("p.toml:4")
                 && err.contains("\"screen.view\" is not a capability")
                 && err.contains(
-                    "power.reboot, document.verify, http.endpoint, command.admin, settings.read, session.stream, session.events, script.run"
+                    "power.restart, document.verify, http.endpoint, command.admin, settings.read, session.stream, session.events, script.run"
                 ),
             "{err}"
         );
