@@ -18,6 +18,7 @@ pub enum HostCall {
     KvDelete,
     SystemInfo,
     TempDir,
+    TempRenew,
     FsRead,
     FsWrite,
     FolderList,
@@ -41,7 +42,7 @@ pub enum HostCall {
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 29] = [
+pub const ALL_CALLS: [HostCall; 30] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -51,6 +52,7 @@ pub const ALL_CALLS: [HostCall; 29] = [
     HostCall::KvDelete,
     HostCall::SystemInfo,
     HostCall::TempDir,
+    HostCall::TempRenew,
     HostCall::FsRead,
     HostCall::FsWrite,
     HostCall::FolderList,
@@ -87,6 +89,7 @@ impl HostCall {
             HostCall::KvDelete => Capability::StateKv,
             HostCall::SystemInfo => Capability::SystemInfo,
             HostCall::TempDir => Capability::FsTemp,
+            HostCall::TempRenew => Capability::FsTemp,
             HostCall::FsRead => Capability::FsTemp,
             HostCall::FsWrite => Capability::FsTemp,
             HostCall::FolderList => Capability::FsFolder,
@@ -129,6 +132,7 @@ impl HostCall {
             | HostCall::KvDelete
             | HostCall::SystemInfo
             | HostCall::TempDir
+            | HostCall::TempRenew
             | HostCall::FsRead
             | HostCall::FsWrite
             | HostCall::FolderList
@@ -161,6 +165,7 @@ impl HostCall {
             HostCall::KvDelete => "kv_delete",
             HostCall::SystemInfo => "system_info",
             HostCall::TempDir => "temp_dir",
+            HostCall::TempRenew => "temp_renew",
             HostCall::FsRead => "fs_read",
             HostCall::FsWrite => "fs_write",
             HostCall::FolderList => "folder_list",
