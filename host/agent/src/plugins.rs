@@ -79,6 +79,9 @@ pub fn watch(
                     dir.display()
                 )
             }
+            ReloadEvent::Removed { id, dir } => {
+                format!("plugin {id} removed: its folder {} is gone", dir.display())
+            }
         };
         let _ = tx.send(SessionMessage::PluginNotice { text });
     };

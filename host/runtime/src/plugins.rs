@@ -208,6 +208,16 @@ impl PluginHost {
         Ok((id, version))
     }
 
+    /// Unloads the plugin loaded from `dir` (its folder is gone); returns
+    /// its id. Calls in flight finish on the version they hold; long-lived
+    /// instances stop at their next safe point.
+    pub fn unload_dir(&self, dir: &Path) -> Option<String> {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let id = slots.iter().find(|(_, s)| s.dir == dir)?.0.clone();
+        slots.remove(&id);
+        Some(id)
+    }
+
     /// The plugin loaded from `dir`, if any.
     pub fn id_of_dir(&self, dir: &Path) -> Option<String> {
         self.slots

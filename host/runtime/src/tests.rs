@@ -376,6 +376,37 @@ fn hot_reload_under_load_fails_no_call() {
     );
 }
 
+#[test]
+fn a_deleted_plugin_folder_unloads_the_plugin() {
+    let (dir, host) = host_with(&["plugins/hello-lua"]);
+    let root = dir.path().join("plugins");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = Arc::clone(&events);
+    let _watch = crate::watch::start(Arc::clone(&host), vec![root.clone()], move |e| {
+        ev.lock().unwrap().push(e)
+    })
+    .unwrap();
+    let port = Arc::new(Port::default());
+    assert!(call(&host, &port, "hello-lua", "greet").is_ok());
+    std::fs::remove_dir_all(root.join("hello-lua")).unwrap();
+    let removed = || {
+        events.lock().unwrap().iter().any(
+            |e| matches!(e, crate::watch::ReloadEvent::Removed { id, .. } if id == "hello-lua"),
+        )
+    };
+    let deadline = Instant::now() + WAIT;
+    while !removed() {
+        assert!(Instant::now() < deadline, "the removal was never reported");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(host.manifest("hello-lua").is_none());
+    let err = call(&host, &port, "hello-lua", "greet").unwrap_err();
+    assert!(matches!(err, CallError::NoSuchPlugin(_)), "{err}");
+    // Put back, it is loaded again.
+    copy_dir(&repo().join("plugins/hello-lua"), &root.join("hello-lua"));
+    wait_version(&host, "hello-lua", "0.1.0");
+}
+
 /// `temp-renew`: the old folder is gone with what it held, files and
 /// processes use the new, empty one, which goes when the call ends.
 #[test]

@@ -1,7 +1,9 @@
 //! Hot reload: a notify watcher on the plugin folders. Events are debounced
 //! per plugin folder; folders (not files) are watched, so editors' atomic
 //! renames are seen. A failed reload keeps the running version and is
-//! reported; the next save is still picked up.
+//! reported; the next save is still picked up. A plugin whose folder is
+//! deleted is unloaded (a folder without its manifest, as during some
+//! editors' saves, is left alone).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,8 +21,19 @@ pub const DEBOUNCE: Duration = Duration::from_millis(20);
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadEvent {
-    Reloaded { id: String, version: String },
-    Failed { dir: PathBuf, error: String },
+    Reloaded {
+        id: String,
+        version: String,
+    },
+    Failed {
+        dir: PathBuf,
+        error: String,
+    },
+    /// The plugin's folder is gone: new calls find no such plugin.
+    Removed {
+        id: String,
+        dir: PathBuf,
+    },
 }
 
 /// Keeps the watcher alive; dropping it stops hot reload.
@@ -87,6 +100,13 @@ pub fn start(
                 let due: Vec<PathBuf> = pending.iter().filter(|(_, t)| **t <= now).map(|(d, _)| d.clone()).collect();
                 for dir in due {
                     pending.remove(&dir);
+                    if !dir.exists() {
+                        if let Some(id) = host.unload_dir(&dir) {
+                            tracing::info!(plugin = %id, "removed: its folder is gone");
+                            report(ReloadEvent::Removed { id, dir });
+                        }
+                        continue;
+                    }
                     if !dir.join(crate::manifest::MANIFEST_FILE).exists() {
                         continue;
                     }
