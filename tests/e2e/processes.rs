@@ -102,6 +102,26 @@ impl Proc {
         }
     }
 
+    /// The lines printed from now up to and including the first with
+    /// `needle` (bounded by `WAIT`).
+    pub fn wait_lines(&self, needle: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let found = l.contains(needle);
+                    seen.push(l);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("process never printed {needle:?}; it printed {seen:?}"),
+            }
+        }
+    }
+
     /// Everything the process prints from now until it closes its output
     /// (bounded by `WAIT`).
     pub fn rest(&self) -> String {

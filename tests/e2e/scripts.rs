@@ -381,3 +381,114 @@ fn library_and_runs_with_real_scripts() {
     run3.wait_line("2 of 2 script(s) succeeded");
     assert!(run2.wait_exit().success() && run3.wait_exit().success());
 }
+
+/// The `scripts` plugin, not the agent, runs the batch: with its folder
+/// deleted from the running agent a batch fails clearly and nothing runs;
+/// an edited and saved `main.lua` changes the next batch (here: a marker
+/// line per script, and the order reversed) without restarting the agent.
+#[test]
+fn the_scripts_plugin_owns_the_batch_deleted_and_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_broker, addr, fp) = start_broker(d);
+    let (op, agent_cfg) = client_configs(d, &addr, &fp);
+    let plugins = d.join("agent-plugins");
+    crate::plugins::install_plugins(&plugins, &["plugins/scripts"]);
+    let text = std::fs::read_to_string(&agent_cfg).unwrap()
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\nhot_reload = true\n";
+    write(Path::new(&agent_cfg), &text);
+    login(&op);
+    // Each script leaves a line in `ran.log`: what ran, in which order.
+    let ran = d.join("ran.log");
+    for name in ["one", "two"] {
+        let body = format!(
+            "#!/bin/sh\necho {name}\necho {name} >> '{}'\n",
+            ran.display()
+        );
+        let f = script(d, &format!("{name}.sh"), &body);
+        let out = add(&op, name, "Diagnostics", &f, None);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    let (sid, inv) = invite(&op, "T-21");
+    let mut agent = join_ready(
+        &op,
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+        &sid,
+    );
+    let args = [
+        "operator", "scripts", "run", "--config", &op, &sid, "one", "two",
+    ];
+    let run_batch = || {
+        let out = run(&args, None);
+        (out.status.success(), output_text(&out))
+    };
+    let ran_lines = || std::fs::read_to_string(&ran).unwrap_or_default();
+
+    // As shipped: in the batch's order. The session grant covers this
+    // exact listing, so the later batches are not asked again.
+    let mut runp = Proc::spawn(&args);
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow-session");
+    let out = runp.rest();
+    assert!(runp.wait_exit().success(), "{out}");
+    assert!(out.contains("2 of 2 script(s) succeeded"), "{out}");
+    assert_eq!(ran_lines(), "one\ntwo\n");
+
+    // Edited and saved in the running agent: the next batch follows it.
+    let main = plugins.join("scripts/main.lua");
+    let code = std::fs::read_to_string(&main).unwrap();
+    let edited = code
+        .replace(
+            "for n, s in ipairs(batch(args)) do",
+            "local all = batch(args)\n  for n = #all, 1, -1 do\n    local s = all[n]",
+        )
+        .replace(
+            "report(\"start\", n)",
+            "report(\"start\", n)\n    lifeline.send_output(\"edited plugin runs \" .. s.name)",
+        );
+    assert_eq!(
+        edited.matches("edited plugin runs").count(),
+        1,
+        "main.lua changed its shape"
+    );
+    assert!(
+        edited.contains("for n = #all, 1, -1"),
+        "main.lua changed its shape"
+    );
+    // Saved as editors do, the new file renamed over the old one.
+    let saved = d.join("main.lua.new");
+    write(&saved, &edited);
+    std::fs::rename(&saved, &main).unwrap();
+    agent.wait_line("plugin scripts reloaded");
+    let (ok, out) = run_batch();
+    assert!(ok, "{out}");
+    assert_eq!(ran_lines(), "one\ntwo\ntwo\none\n", "{out}");
+    let (two, one) = (
+        out.find("[two] edited plugin runs two").expect(&out),
+        out.find("[one] edited plugin runs one").expect(&out),
+    );
+    assert!(two < one, "{out}");
+    assert!(
+        out.contains("* two: exit code 0") && out.contains("2 of 2"),
+        "{out}"
+    );
+
+    // Deleted from the running agent: a clear error, nothing asked or run.
+    std::fs::remove_dir_all(plugins.join("scripts")).unwrap();
+    agent.wait_line("plugin scripts removed");
+    let (ok, out) = run_batch();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("this agent has no scripts plugin: nothing was run"),
+        "{out}"
+    );
+    assert!(!out.contains("[one]") && !out.contains("[two]"), "{out}");
+    let seen = agent.wait_lines("* scripts: this agent has no scripts plugin");
+    assert!(
+        !seen.iter().any(|l| l.contains("Consent needed")),
+        "{seen:?}"
+    );
+    assert_eq!(ran_lines(), "one\ntwo\ntwo\none\n");
+    assert!(leftovers(d).is_empty(), "{:?}", leftovers(d));
+}

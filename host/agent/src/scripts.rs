@@ -1,33 +1,43 @@
-//! Script batches from the operator's library: collected as they arrive,
-//! consented to once for the whole batch (names, descriptions, content
-//! hashes), then run one after another by the `scripts` plugin, each in a
-//! fresh temporary folder, with output streaming live into the session.
+//! Script batches from the operator's library. The agent's part: collect
+//! the files as they arrive, check them (size, hashes as announced), ask
+//! the customer once for the whole batch (names, descriptions, content
+//! hashes), then hand the batch to the `scripts` plugin in one call.
+//!
+//! The plugin owns the run: the order, writing each script's files into a
+//! fresh temporary folder, the interpreter, stop-or-continue after a
+//! failure. While it runs it reports each script's start and end (see
+//! [`port`]), which the agent turns into `ScriptOutput` and `ScriptDone`
+//! live; the table it returns, one result per script it ran, becomes the
+//! `BatchDone` summary.
+
+mod port;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::{ScriptMeta, SessionMessage};
-use lifeline_runtime::Arg;
-use lifeline_runtime::{Capability, Manifest, PluginHost, SessionPort};
+use lifeline_runtime::{Arg, PluginHost};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::prompt::InputPrompter;
+use port::{BatchPort, ScriptResult};
 
 /// Largest script or input file the agent runs (also enforced on upload).
 pub const MAX_SCRIPT_FILE_BYTES: usize = 1 << 20;
 /// The plugin that runs scripts.
 pub const SCRIPTS_PLUGIN: &str = "scripts";
+/// Its host-only command that runs a consented batch.
+pub const BATCH_COMMAND: &str = "run";
 /// Batches being received at once per session.
 pub const MAX_PENDING_BATCHES: usize = 8;
 
 /// A batch whose files are still arriving.
 #[derive(Debug)]
-pub struct Pending {
+struct Pending {
     operator: String,
     scripts: Vec<ScriptMeta>,
     files: Vec<Option<ScriptFiles>>,
@@ -37,6 +47,15 @@ pub struct Pending {
 
 /// A script's execution file and input file, checked against their hashes.
 type ScriptFiles = (Vec<u8>, Option<Vec<u8>>);
+
+/// A batch with every file received and checked.
+#[derive(Debug)]
+pub struct Batch {
+    operator: String,
+    scripts: Vec<(ScriptMeta, ScriptFiles)>,
+    stop_on_failure: bool,
+    timeout_secs: u64,
+}
 
 /// Batches of one session.
 #[derive(Default)]
@@ -87,7 +106,7 @@ impl Batches {
         index: usize,
         exec_b64: String,
         input_b64: Option<String>,
-    ) -> Result<Option<Pending>, String> {
+    ) -> Result<Option<Batch>, String> {
         let files = match self.check(batch_id, index, &exec_b64, input_b64.as_deref()) {
             Ok(files) => files,
             Err(e) => {
@@ -101,10 +120,10 @@ impl Batches {
             .get_mut(&batch_id)
             .ok_or("files for an unknown batch")?;
         p.files[index] = Some(files);
-        if p.files.iter().all(Option::is_some) {
-            return Ok(self.0.remove(&batch_id));
+        if p.files.iter().any(Option::is_none) {
+            return Ok(None);
         }
-        Ok(None)
+        Ok(self.0.remove(&batch_id).and_then(Pending::complete))
     }
 
     /// Size and hash checks of one script's files; their bytes.
@@ -151,78 +170,119 @@ impl Batches {
     }
 }
 
-/// The session port of a script run: the batch consent covers the plugin's
-/// temporary folder and process; output lines go to the session live.
-struct ScriptPort {
+impl Pending {
+    /// The batch, once every script's files are here.
+    fn complete(self) -> Option<Batch> {
+        let files: Option<Vec<ScriptFiles>> = self.files.into_iter().collect();
+        Some(Batch {
+            operator: self.operator,
+            scripts: self.scripts.into_iter().zip(files?).collect(),
+            stop_on_failure: self.stop_on_failure,
+            timeout_secs: self.timeout_secs,
+        })
+    }
+}
+
+/// Asks consent for the batch, then has the `scripts` plugin run it
+/// (blocking: call from a blocking thread). Ends with `BatchDone`.
+pub fn run(batch_id: u64, batch: Batch, ctx: Ctx, rt: tokio::runtime::Handle) {
+    let (ok, summary) = consent_and_run(batch_id, batch, &ctx, &rt);
+    let _ = ctx.tx.send(SessionMessage::BatchDone {
+        batch_id,
+        ok,
+        summary,
+    });
+}
+
+fn consent_and_run(
     batch_id: u64,
-    script: String,
-    tx: mpsc::UnboundedSender<SessionMessage>,
-    runas: Arc<crate::runas::RunAs>,
-}
-
-/// Scripts run as the user the operator is logged in as, if any; nothing
-/// else native is part of a script batch.
-impl lifeline_runtime::Natives for ScriptPort {
-    fn identity(&self) -> Option<Arc<lifeline_runtime::Identity>> {
-        self.runas.identity()
-    }
-}
-
-impl SessionPort for ScriptPort {
-    fn consent(&self, _plugin: &Manifest, cap: Capability) -> Result<(), String> {
-        match cap {
-            Capability::FsTemp | Capability::ProcessSpawn => Ok(()),
-            other => Err(format!("{other} is not part of the consented script batch")),
-        }
-    }
-    fn output(&self, _plugin: &str, text: &str) {
-        self.process_line(_plugin, "output", text);
-    }
-    fn chat(&self, plugin: &str, text: &str) {
-        self.output(plugin, text);
-    }
-    fn report(&self, plugin: &str, text: &str) {
-        self.output(plugin, text);
-    }
-    /// The session loop drops its receiver when the session ends.
-    fn ended(&self) -> bool {
-        self.tx.is_closed()
-    }
-    fn natives(&self) -> Option<&dyn lifeline_runtime::Natives> {
-        Some(self)
-    }
-    fn process_line(&self, _plugin: &str, stream: &str, line: &str) {
-        let _ = self.tx.send(SessionMessage::ScriptOutput {
-            batch_id: self.batch_id,
-            script: self.script.clone(),
-            stream: stream.into(),
-            line: line.into(),
-        });
-    }
-}
-
-/// Asks consent for the batch, then runs its scripts in order (blocking:
-/// call from a blocking thread).
-pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
-    let done = |ok: bool, summary: String| {
-        let _ = ctx.tx.send(SessionMessage::BatchDone {
-            batch_id,
-            ok,
-            summary,
-        });
-    };
+    batch: Batch,
+    ctx: &Ctx,
+    rt: &tokio::runtime::Handle,
+) -> (bool, String) {
+    // Nothing is asked, and nothing runs, without the plugin.
     let Some(host) = ctx
         .host
         .clone()
         .filter(|h| h.manifest(SCRIPTS_PLUGIN).is_some())
     else {
-        return done(false, "this agent has no scripts plugin".into());
+        return (
+            false,
+            format!(
+                "this agent has no {SCRIPTS_PLUGIN} plugin: nothing was run (install plugins/{SCRIPTS_PLUGIN} among the agent's plugins)"
+            ),
+        );
     };
-    let listing: Vec<String> = p
+    if let Err(why) = consent(&batch, ctx, rt) {
+        return (false, why);
+    }
+    let metas: Vec<ScriptMeta> = batch.scripts.iter().map(|(m, _)| m.clone()).collect();
+    let port = Arc::new(BatchPort::new(
+        batch_id,
+        &metas,
+        ctx.tx.clone(),
+        Arc::clone(&ctx.runas),
+    ));
+    let args = call_args(batch);
+    match host.call(SCRIPTS_PLUGIN, BATCH_COMMAND, &args, port.clone()) {
+        Ok(answer) => match port::parse_results(&answer, metas.len()) {
+            Ok(results) => {
+                port.finish(&results);
+                summarize(&metas, &results)
+            }
+            Err(why) => (
+                false,
+                format!("the {SCRIPTS_PLUGIN} plugin's answer is not usable: {why}"),
+            ),
+        },
+        Err(e) => {
+            let why = format!("the {SCRIPTS_PLUGIN} plugin failed: {e}");
+            let not_run = port.failed(&why);
+            (false, with_not_run(why, &not_run))
+        }
+    }
+}
+
+/// Asks the customer once for the whole batch; `Err` is the summary when
+/// it may not run.
+fn consent(batch: &Batch, ctx: &Ctx, rt: &tokio::runtime::Handle) -> Result<(), String> {
+    let action = lifeline_core::capability::Capability::ScriptRun.name();
+    let req = ConsentRequest {
+        session_id: ctx.session_id.clone(),
+        operator: batch.operator.clone(),
+        plugin: SCRIPTS_PLUGIN.into(),
+        action: action.into(),
+        detail: format!(
+            "run {} script(s) on this computer, in this order:\n{}",
+            batch.scripts.len(),
+            listing(batch)
+        ),
+        kind: RequestKind::Capability,
+    };
+    let decided = rt.block_on(consent::decide(&ctx.engine, &req, ctx.prompter.as_ref()));
+    let d = decided.map_err(|e| format!("the consent could not be recorded: {e}"))?;
+    let _ = ctx.tx.send(SessionMessage::ConsentDecided {
+        plugin: SCRIPTS_PLUGIN.into(),
+        action: action.into(),
+        decision: d.decision,
+        decided_by: d.decided_by.as_str().into(),
+        audit_hash: d.audit_hash,
+    });
+    if !d.decision.is_allowed() {
+        let by = d.decided_by.as_str();
+        return Err(format!("the scripts were not run: denied ({by})"));
+    }
+    Ok(())
+}
+
+/// What the customer consents to: every script's name, description and
+/// the hashes of its files, in the batch's order.
+fn listing(batch: &Batch) -> String {
+    let lines: Vec<String> = batch
         .scripts
         .iter()
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, (s, _))| {
             let desc = if s.description.is_empty() {
                 String::new()
             } else {
@@ -240,101 +300,57 @@ pub fn run(batch_id: u64, p: Pending, ctx: Ctx, rt: tokio::runtime::Handle) {
             )
         })
         .collect();
-    let req = ConsentRequest {
-        session_id: ctx.session_id.clone(),
-        operator: p.operator.clone(),
-        plugin: SCRIPTS_PLUGIN.into(),
-        action: lifeline_core::capability::Capability::ScriptRun
-            .name()
-            .into(),
-        detail: format!(
-            "run {} script(s) on this computer, in this order:\n{}",
-            p.scripts.len(),
-            listing.join("\n")
-        ),
-        kind: RequestKind::Capability,
-    };
-    let decided = rt.block_on(consent::decide(&ctx.engine, &req, ctx.prompter.as_ref()));
-    let d = match decided {
-        Ok(d) => d,
-        Err(e) => return done(false, format!("the consent could not be recorded: {e}")),
-    };
-    let _ = ctx.tx.send(SessionMessage::ConsentDecided {
-        plugin: SCRIPTS_PLUGIN.into(),
-        action: lifeline_core::capability::Capability::ScriptRun
-            .name()
-            .into(),
-        decision: d.decision,
-        decided_by: d.decided_by.as_str().into(),
-        audit_hash: d.audit_hash,
-    });
-    if !d.decision.is_allowed() {
-        return done(
-            false,
-            format!(
-                "the scripts were not run: denied ({})",
-                d.decided_by.as_str()
-            ),
-        );
-    }
-    let total = p.scripts.len();
-    let mut succeeded = 0;
-    for (i, (meta, files)) in p.scripts.iter().zip(p.files).enumerate() {
-        let (exec, input) = files.expect("a batch runs only once complete");
-        // The files travel to the plugin as bytes (WIT `list<u8>`).
-        let args = vec![
-            Arg::Text(meta.exec_name.clone()),
+    lines.join("\n")
+}
+
+/// The plugin's arguments: `stop_on_failure`, `timeout_secs`, then five per
+/// script in the batch's order: name, execution file name, execution file
+/// (bytes, WIT `list<u8>`), input file name ("" for none), input file.
+fn call_args(batch: Batch) -> Vec<Arg> {
+    let mut args = vec![
+        Arg::Text(batch.stop_on_failure.to_string()),
+        Arg::Text(batch.timeout_secs.to_string()),
+    ];
+    for (meta, (exec, input)) in batch.scripts {
+        args.extend([
+            Arg::Text(meta.name),
+            Arg::Text(meta.exec_name),
             Arg::Bytes(exec),
-            Arg::Text(meta.input_name.clone().unwrap_or_default()),
+            Arg::Text(meta.input_name.unwrap_or_default()),
             Arg::Bytes(input.unwrap_or_default()),
-            Arg::Text(p.timeout_secs.to_string()),
-        ];
-        let port = Arc::new(ScriptPort {
-            batch_id,
-            script: meta.name.clone(),
-            tx: ctx.tx.clone(),
-            runas: Arc::clone(&ctx.runas),
-        });
-        let started = Instant::now();
-        let result = host.call(SCRIPTS_PLUGIN, "run", &args, port);
-        let duration_ms = started.elapsed().as_millis() as u64;
-        let (exit_code, timed_out, error) = match &result {
-            Ok(json) => {
-                let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-                (
-                    v["exit_code"].as_i64().map(|c| c as i32),
-                    v["timed_out"].as_bool().unwrap_or(false),
-                    None,
-                )
-            }
-            Err(e) => (None, false, Some(e.to_string())),
-        };
-        let ok = error.is_none() && !timed_out && exit_code == Some(0);
-        succeeded += usize::from(ok);
-        let _ = ctx.tx.send(SessionMessage::ScriptDone {
-            batch_id,
-            script: meta.name.clone(),
-            exit_code,
-            duration_ms,
-            timed_out,
-            error,
-        });
-        if !ok && p.stop_on_failure && i + 1 < total {
-            let rest: Vec<&str> = p.scripts[i + 1..].iter().map(|s| s.name.as_str()).collect();
-            return done(
-                false,
-                format!(
-                    "stopped after {} failed; not run: {}",
-                    meta.name,
-                    rest.join(", ")
-                ),
-            );
-        }
+        ]);
     }
-    done(
-        succeeded == total,
-        format!("{succeeded} of {total} script(s) succeeded"),
-    )
+    args
+}
+
+/// `BatchDone` from the plugin's results (in the order it ran them).
+fn summarize(metas: &[ScriptMeta], results: &[ScriptResult]) -> (bool, String) {
+    let total = metas.len();
+    let succeeded = results.iter().filter(|r| r.ok()).count();
+    let not_run: Vec<&str> = metas
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !results.iter().any(|r| r.script == i + 1))
+        .map(|(_, m)| m.name.as_str())
+        .collect();
+    let counted = format!("{succeeded} of {total} script(s) succeeded");
+    match results.last() {
+        _ if not_run.is_empty() => (succeeded == total, counted),
+        Some(last) if !last.ok() => {
+            let failed = &metas[last.script - 1].name;
+            let why = format!("stopped after {failed} failed");
+            (false, with_not_run(why, &not_run))
+        }
+        _ => (false, with_not_run(counted, &not_run)),
+    }
+}
+
+fn with_not_run(summary: String, not_run: &[&str]) -> String {
+    if not_run.is_empty() {
+        summary
+    } else {
+        format!("{summary}; not run: {}", not_run.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +413,80 @@ mod tests {
             b.add(6, 0, B64.encode(&ok), Some(B64.encode(b"hosts")))
                 .unwrap()
                 .is_some()
+        );
+    }
+
+    fn result(script: usize, exit_code: i32) -> ScriptResult {
+        ScriptResult {
+            script,
+            exit_code: Some(exit_code),
+            timed_out: false,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_follows_the_plugins_results() {
+        let metas = [meta("a", b"a"), meta("b", b"b"), meta("c", b"c")];
+        let all = [result(1, 0), result(2, 0), result(3, 0)];
+        assert_eq!(
+            summarize(&metas, &all),
+            (true, "3 of 3 script(s) succeeded".into())
+        );
+        let kept_going = [result(1, 3), result(2, 0), result(3, 0)];
+        assert_eq!(
+            summarize(&metas, &kept_going),
+            (false, "2 of 3 script(s) succeeded".into())
+        );
+        // The plugin's order, and its stop after a failure.
+        let stopped = [result(3, 0), result(1, 3)];
+        assert_eq!(
+            summarize(&metas, &stopped),
+            (false, "stopped after a failed; not run: b".into())
+        );
+        let skipped = [result(2, 0)];
+        assert_eq!(
+            summarize(&metas, &skipped),
+            (false, "1 of 3 script(s) succeeded; not run: a, c".into())
+        );
+    }
+
+    #[test]
+    fn the_plugin_gets_the_batch_in_one_call() {
+        let mut b = Batches::default();
+        let (x, y) = (b"#!/bin/sh\necho x\n".to_vec(), b"echo y\n".to_vec());
+        let mut second = meta("y", &y);
+        second.input_name = Some("in.txt".into());
+        second.input_sha256 = Some(hex::encode(Sha256::digest(b"data")));
+        b.begin(1, "op".into(), vec![meta("x", &x), second], false, 7)
+            .unwrap();
+        assert!(
+            b.add(1, 1, B64.encode(&y), Some(B64.encode(b"data")))
+                .unwrap()
+                .is_none()
+        );
+        let batch = b.add(1, 0, B64.encode(&x), None).unwrap().unwrap();
+        let text = |a: &Arg| match a {
+            Arg::Text(t) => t.clone(),
+            Arg::Bytes(b) => format!("bytes:{}", String::from_utf8_lossy(b)),
+        };
+        let args: Vec<String> = call_args(batch).iter().map(text).collect();
+        assert_eq!(
+            args,
+            [
+                "false",
+                "7",
+                "x",
+                "x.sh",
+                "bytes:#!/bin/sh\necho x\n",
+                "",
+                "bytes:",
+                "y",
+                "x.sh",
+                "bytes:echo y\n",
+                "in.txt",
+                "bytes:data",
+            ]
         );
     }
 }

@@ -19,6 +19,7 @@ pub enum HostCall {
     KvDelete,
     SystemInfo,
     TempDir,
+    TempRenew,
     FsRead,
     FsWrite,
     FolderList,
@@ -43,7 +44,7 @@ pub enum HostCall {
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 31] = [
+pub const ALL_CALLS: [HostCall; 32] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -54,6 +55,7 @@ pub const ALL_CALLS: [HostCall; 31] = [
     HostCall::KvDelete,
     HostCall::SystemInfo,
     HostCall::TempDir,
+    HostCall::TempRenew,
     HostCall::FsRead,
     HostCall::FsWrite,
     HostCall::FolderList,
@@ -92,6 +94,7 @@ impl HostCall {
             HostCall::KvDelete => Capability::StateKv,
             HostCall::SystemInfo => Capability::SystemInfo,
             HostCall::TempDir => Capability::FsTemp,
+            HostCall::TempRenew => Capability::FsTemp,
             HostCall::FsRead => Capability::FsTemp,
             HostCall::FsWrite => Capability::FsTemp,
             HostCall::FolderList => Capability::FsFolder,
@@ -139,6 +142,7 @@ impl HostCall {
             | HostCall::KvDelete
             | HostCall::SystemInfo
             | HostCall::TempDir
+            | HostCall::TempRenew
             | HostCall::FsRead
             | HostCall::FsWrite
             | HostCall::FolderWrite
@@ -173,6 +177,7 @@ impl HostCall {
             HostCall::KvDelete => "kv_delete",
             HostCall::SystemInfo => "system_info",
             HostCall::TempDir => "temp_dir",
+            HostCall::TempRenew => "temp_renew",
             HostCall::FsRead => "fs_read",
             HostCall::FsWrite => "fs_write",
             HostCall::FolderList => "folder_list",

@@ -402,6 +402,18 @@ impl CallContext {
         Ok(self.temp()?.path().display().to_string())
     }
 
+    /// Removes the call's temporary folder with everything in it and starts
+    /// a new, empty one, which the call's files and processes use from then
+    /// on (a plugin that runs one job after another gives each a fresh
+    /// folder). Returns the new folder's path.
+    pub fn temp_renew(&mut self) -> Result<String, HostError> {
+        self.check(HostCall::TempRenew)?;
+        if let Some(old) = self.temp.take() {
+            old.remove()?;
+        }
+        Ok(self.temp()?.path().display().to_string())
+    }
+
     /// Reads a file of the temporary folder (see [`TempFolder::read`]).
     pub fn fs_read(&mut self, rel: &str) -> Result<Vec<u8>, HostError> {
         self.check(HostCall::FsRead)?;

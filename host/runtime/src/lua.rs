@@ -150,6 +150,10 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
         lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.temp_dir())))?,
     )?;
     t.set(
+        "temp_renew",
+        lua.create_function(|lua, ()| with_ctx(lua, |c| host_result(c.temp_renew())))?,
+    )?;
+    t.set(
         "fs_read",
         lua.create_function(|lua, p: String| {
             let r = with_ctx(lua, |c| c.fs_read(&p))?;

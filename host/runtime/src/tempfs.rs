@@ -153,6 +153,16 @@ impl TempFolder {
         self.dir.path()
     }
 
+    /// Removes the folder now, reporting a failure (dropping it removes it
+    /// too, silently).
+    pub fn remove(self) -> Result<(), HostError> {
+        let what = self.dir.path().display().to_string();
+        drop(self.root);
+        self.dir
+            .close()
+            .map_err(|e| HostError::Failed(format!("cannot remove {what}: {e}")))
+    }
+
     /// Reads `rel`: a regular file with no other hard link, at most
     /// [`MAX_FILE_BYTES`]. Links are followed only within the folder.
     pub fn read(&self, rel: &str) -> Result<Vec<u8>, HostError> {

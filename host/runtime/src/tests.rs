@@ -377,6 +377,75 @@ fn hot_reload_under_load_fails_no_call() {
 }
 
 #[test]
+fn a_deleted_plugin_folder_unloads_the_plugin() {
+    let (dir, host) = host_with(&["plugins/hello-lua"]);
+    let root = dir.path().join("plugins");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = Arc::clone(&events);
+    let _watch = crate::watch::start(Arc::clone(&host), vec![root.clone()], move |e| {
+        ev.lock().unwrap().push(e)
+    })
+    .unwrap();
+    let port = Arc::new(Port::default());
+    assert!(call(&host, &port, "hello-lua", "greet").is_ok());
+    std::fs::remove_dir_all(root.join("hello-lua")).unwrap();
+    let removed = || {
+        events.lock().unwrap().iter().any(
+            |e| matches!(e, crate::watch::ReloadEvent::Removed { id, .. } if id == "hello-lua"),
+        )
+    };
+    let deadline = Instant::now() + WAIT;
+    while !removed() {
+        assert!(Instant::now() < deadline, "the removal was never reported");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(host.manifest("hello-lua").is_none());
+    let err = call(&host, &port, "hello-lua", "greet").unwrap_err();
+    assert!(matches!(err, CallError::NoSuchPlugin(_)), "{err}");
+    // Put back, it is loaded again.
+    copy_dir(&repo().join("plugins/hello-lua"), &root.join("hello-lua"));
+    wait_version(&host, "hello-lua", "0.1.0");
+}
+
+/// `temp-renew`: the old folder is gone with what it held, files and
+/// processes use the new, empty one, which goes when the call ends.
+#[test]
+fn temp_renew_starts_a_fresh_empty_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("plugins/renew");
+    std::fs::create_dir_all(&pdir).unwrap();
+    let manifest = "[plugin]\nid = \"renew\"\nversion = \"1.0.0\"\nruntime = \"lua\"\nentry = \"main.lua\"\ndescription = \"renew\"\n\n[capabilities]\n\"fs.temp\" = \"Use temporary folders\"\n\"process.spawn\" = \"Run programs\"\n\n[[commands]]\nname = \"x\"\ndescription = \"x\"\n";
+    std::fs::write(pdir.join("plugin.toml"), manifest).unwrap();
+    let code = r#"
+local M = {}
+function M.run()
+  local first = lifeline.temp_dir()
+  lifeline.fs_write("old.txt", "from the first job")
+  local second = lifeline.temp_renew()
+  local old, err = lifeline.fs_read("old.txt")
+  local out = lifeline.spawn("/bin/sh", { "-c", "pwd; ls -A" }, 5000)
+  return { first = first, second = second, old_gone = old == nil and err ~= nil, listing = out.stdout }
+end
+return M
+"#;
+    std::fs::write(pdir.join("main.lua"), code).unwrap();
+    let host = unsigned_host(dir.path().join("plugins"), dir.path());
+    assert!(host.load_all().is_empty());
+    let port: Arc<dyn SessionPort> = Arc::new(Port::default());
+    let out = host.call("renew", "x", &[], port).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (first, second) = (v["first"].as_str().unwrap(), v["second"].as_str().unwrap());
+    assert_ne!(first, second);
+    assert_eq!(v["old_gone"], true, "{out}");
+    assert_eq!(
+        v["listing"].as_str().unwrap(),
+        format!("{second}\n"),
+        "{out}"
+    );
+    assert!(!Path::new(first).exists() && !Path::new(second).exists());
+}
+
+#[test]
 fn signatures_are_required_unless_the_development_switch_is_set() {
     use crate::bundle;
     let dir = tempfile::tempdir().unwrap();

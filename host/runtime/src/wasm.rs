@@ -111,6 +111,9 @@ impl host::Host for State {
     fn temp_dir(&mut self) -> Result<String, types::HostError> {
         self.ctx.temp_dir().map_err(wit_err)
     }
+    fn temp_renew(&mut self) -> Result<String, types::HostError> {
+        self.ctx.temp_renew().map_err(wit_err)
+    }
     fn fs_read(&mut self, path: String) -> Result<Vec<u8>, types::HostError> {
         self.ctx.fs_read(&path).map_err(wit_err)
     }

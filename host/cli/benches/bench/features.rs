@@ -53,13 +53,16 @@ pub fn run(opts: Opts) -> Result<Vec<Row>> {
         "the scripts plugin did not load"
     );
     let port: Arc<dyn SessionPort> = Arc::new(Granted);
-    // As the agent hands a script over: the files as bytes.
+    // As the agent hands a batch of one script over: stop on failure, the
+    // timeout, then the script's name and files (as bytes).
     let args = vec![
+        Arg::Text("true".into()),
+        Arg::Text("30".into()),
+        Arg::Text("bench".into()),
         Arg::Text("run.sh".into()),
         Arg::Bytes(SCRIPT.as_bytes().to_vec()),
         Arg::Text(String::new()),
         Arg::Bytes(Vec::new()),
-        Arg::Text("30".into()),
     ];
     let n = if opts.quick { 30 } else { 300 };
     let (mut via, mut direct) = (Vec::with_capacity(n), Vec::with_capacity(n));

@@ -1,0 +1,107 @@
+//! What arrives from the broker: data frames go to the plugin streams,
+//! control messages to their handlers. Both matches below list every kind
+//! (no catch-all arm), so a new message cannot compile without a decision
+//! here.
+
+use lifeline_protocol::{Frame, Message, SessionMessage};
+
+use super::{Flow, Session};
+use crate::AgentError;
+
+impl Session<'_> {
+    /// A frame from the broker; `None`: the link is gone.
+    pub(super) async fn on_frame(&mut self, frame: Option<Frame>) -> Flow {
+        let Some(frame) = frame else {
+            let why = self.link.close_reason.get();
+            return Flow::Break(Err(AgentError::ConnectionLost(why)));
+        };
+        match frame {
+            Frame::Control(msg) => return self.on_message(msg).await,
+            Frame::Data(d) => match lifeline_protocol::StreamData::decode(d) {
+                Ok(data) => self.streams.on_operator_data(data),
+                Err(e) => tracing::debug!("stream frame ignored: {e}"),
+            },
+            // Only the broker's operator side names sessions.
+            Frame::SessionData { .. } => {}
+        }
+        Flow::Continue(())
+    }
+
+    async fn on_message(&mut self, msg: Message) -> Flow {
+        match msg {
+            Message::Session { msg, .. } => return self.on_session_message(msg).await,
+            Message::RejoinTicket { ticket, expires_at } => {
+                self.on_rejoin_ticket(ticket, expires_at)
+            }
+            Message::Error { message, .. } => self.on_broker_error(message),
+            // The handshake is over, and these go from the agent to the
+            // broker or to operators only.
+            Message::Hello { .. }
+            | Message::Welcome { .. }
+            | Message::Ping { .. }
+            | Message::Pong { .. }
+            | Message::Request { .. }
+            | Message::Reply { .. }
+            | Message::Join { .. }
+            | Message::Joined { .. }
+            | Message::RejoinTicketRequest { .. }
+            | Message::RebootCancelled { .. }
+            | Message::Rejoin { .. }
+            | Message::Rejoined { .. } => {}
+        }
+        Flow::Continue(())
+    }
+
+    /// One handler per kind the broker sends the agent.
+    async fn on_session_message(&mut self, msg: SessionMessage) -> Flow {
+        use SessionMessage as M;
+        match msg {
+            M::Chat { text, .. } => self.on_chat(&text),
+            M::State { state, detail } => return self.on_state(state, detail),
+            M::End { by, reason } => return self.on_end(by, reason),
+            M::CredentialReply { request_id, secret } => self.creds.answer(request_id, secret),
+            M::ConsentRequest {
+                request_id,
+                operator,
+                plugin,
+                action,
+                detail,
+            } => self.on_question(request_id, operator, plugin, action, detail),
+            M::ListPlugins { request_id } => self.on_list_plugins(request_id),
+            M::RunPlugin {
+                call_id,
+                plugin,
+                command,
+                args,
+            } => self.on_run_plugin(call_id, plugin, command, args),
+            M::ScriptBatch {
+                batch_id,
+                operator,
+                scripts,
+                stop_on_failure,
+                timeout_secs,
+            } => self.on_script_batch(batch_id, operator, scripts, stop_on_failure, timeout_secs),
+            M::ScriptFiles {
+                batch_id,
+                index,
+                exec_b64,
+                input_b64,
+            } => self.on_script_files(batch_id, index, exec_b64, input_b64),
+            // What the agent sends; nothing to do when one comes back.
+            M::ConsentAnswer { .. }
+            | M::ScriptOutput { .. }
+            | M::ScriptDone { .. }
+            | M::BatchDone { .. }
+            | M::Plugins { .. }
+            | M::PluginOutput { .. }
+            | M::PluginDone { .. }
+            | M::ConsentDecided { .. }
+            | M::PluginNotice { .. }
+            | M::StreamOpened { .. }
+            | M::StreamClosed { .. }
+            | M::CredentialRequest { .. }
+            | M::Access { .. } => {}
+        }
+        Flow::Continue(())
+    }
+}

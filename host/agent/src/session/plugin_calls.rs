@@ -1,0 +1,75 @@
+//! The operator's plugin commands: the list of plugins, and a command run
+//! on a blocking thread with its own session port.
+
+use lifeline_protocol::SessionMessage;
+use lifeline_runtime::Arg;
+
+use super::Session;
+use crate::plugins;
+
+impl Session<'_> {
+    /// `ListPlugins`: the plugins as the operator sees them.
+    pub(super) fn on_list_plugins(&self, request_id: u64) {
+        let plugins = self
+            .plugin_host
+            .as_deref()
+            .map(plugins::summaries)
+            .unwrap_or_default();
+        let _ = self.plug_tx.send(SessionMessage::Plugins {
+            request_id,
+            plugins,
+        });
+    }
+
+    /// `RunPlugin`: refused without plugins or for a host-only command;
+    /// otherwise run, its result sent as `PluginDone`.
+    pub(super) fn on_run_plugin(
+        &self,
+        call_id: u64,
+        plugin: String,
+        command: String,
+        args: Vec<String>,
+    ) {
+        let line = format!(
+            "* {} runs {plugin} {command} {}",
+            self.operator.name,
+            args.join(" ")
+        );
+        self.ui.show(line.trim_end());
+        let tx = self.plug_tx.clone();
+        let Some(host) = self.plugin_host.clone() else {
+            let text = "this agent runs no plugins".into();
+            let _ = tx.send(SessionMessage::PluginDone {
+                call_id,
+                plugin,
+                ok: false,
+                text,
+            });
+            return;
+        };
+        if let Some(why) = plugins::refuse_operator_call(&host, &plugin, &command) {
+            self.ui.show(&format!("* refused: {why}"));
+            let _ = tx.send(SessionMessage::PluginDone {
+                call_id,
+                plugin,
+                ok: false,
+                text: why,
+            });
+            return;
+        }
+        let port = self.port(call_id);
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<Arg> = args.into_iter().map(Arg::Text).collect();
+            let (ok, text) = match host.call(&plugin, &command, &args, port) {
+                Ok(t) => (true, t),
+                Err(e) => (false, e.to_string()),
+            };
+            let _ = tx.send(SessionMessage::PluginDone {
+                call_id,
+                plugin,
+                ok,
+                text,
+            });
+        });
+    }
+}
