@@ -181,9 +181,9 @@ async fn wrong_proxy_credentials_give_407_and_nothing_is_installed() {
     assert!(!file.with_file_name("license.toml.bak").exists());
 }
 
-/// An agent config whose plugins are the license plugin, for `rs`; the
-/// policy allows installing unattended (`fs.folder`).
-fn plugin_config(office: &Office, name: &str, rs: RemoteServiceConfig) -> AgentConfig {
+/// An agent config whose policy allows installing licenses unattended
+/// (`fs.folder`) and writing the report, and denies the rest.
+fn unattended_config(office: &Office, name: &str) -> AgentConfig {
     let policy = lifeline_core::consent::Policy {
         default: lifeline_core::consent::Rule::Deny,
         rules: [
@@ -195,9 +195,15 @@ fn plugin_config(office: &Office, name: &str, rs: RemoteServiceConfig) -> AgentC
         ]
         .into(),
     };
-    let mut cfg = office
+    office
         .tb
-        .agent_config(name, Some(policy), Duration::from_secs(5));
+        .agent_config(name, Some(policy), Duration::from_secs(5))
+}
+
+/// An agent config whose plugins are the license plugin, for `rs`; the
+/// policy allows installing unattended (`fs.folder`).
+fn plugin_config(office: &Office, name: &str, rs: RemoteServiceConfig) -> AgentConfig {
+    let mut cfg = unattended_config(office, name);
     let root = office.tb.dir.path().join(format!("{name}-plugins"));
     install_license_plugin(&root);
     cfg.plugins = Some(unsigned_plugins(root));
@@ -598,20 +604,7 @@ fn background_config(
 ) -> (AgentConfig, std::path::PathBuf) {
     let mut rs = office.remote_service(name, LicenseMode::Remote, ProxySetting::None);
     rs.check_interval = Duration::from_secs(1);
-    let policy = lifeline_core::consent::Policy {
-        default: lifeline_core::consent::Rule::Deny,
-        rules: [
-            ("fs.folder".to_string(), lifeline_core::consent::Rule::Allow),
-            (
-                "report.write".to_string(),
-                lifeline_core::consent::Rule::Allow,
-            ),
-        ]
-        .into(),
-    };
-    let mut cfg = office
-        .tb
-        .agent_config(name, Some(policy), Duration::from_secs(5));
+    let mut cfg = unattended_config(office, name);
     let root = office.tb.dir.path().join(format!("{name}-plugins"));
     std::fs::create_dir_all(&root).unwrap();
     if plugin {

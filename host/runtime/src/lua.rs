@@ -192,13 +192,7 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
                 Option<Table>,
                 Option<mlua::LuaString>,
             )| {
-                let mut hs = Vec::new();
-                if let Some(h) = headers {
-                    for pair in h.pairs::<String, String>() {
-                        hs.push(pair?);
-                    }
-                }
-                let body = body.map(|b| b.as_bytes().to_vec()).unwrap_or_default();
+                let (hs, body) = request_parts(headers, body)?;
                 let r = with_ctx(lua, |c| c.http_request(&method, &url, &hs, &body))?;
                 lua_result(lua, r, response_value)
             },
@@ -356,6 +350,23 @@ fn serialize_options() -> SerializeOptions {
     SerializeOptions::new()
         .serialize_none_to_null(false)
         .serialize_unit_to_null(false)
+}
+
+/// HTTP headers as name/value pairs.
+pub(crate) type Headers = Vec<(String, String)>;
+
+/// A request's headers (a table of name = value) and body (a string).
+pub(crate) fn request_parts(
+    headers: Option<Table>,
+    body: Option<mlua::LuaString>,
+) -> mlua::Result<(Headers, Vec<u8>)> {
+    let mut hs = Vec::new();
+    if let Some(h) = headers {
+        for pair in h.pairs::<String, String>() {
+            hs.push(pair?);
+        }
+    }
+    Ok((hs, body.map(|b| b.as_bytes().to_vec()).unwrap_or_default()))
 }
 
 /// A process's output as a table (`stdout` and `stderr` as strings).

@@ -5,7 +5,7 @@
 use mlua::{Lua, Table, Value};
 
 use crate::host::EndpointRequest;
-use crate::lua::{lua_result, process_value, response_value, to_lua, with_ctx};
+use crate::lua::{lua_result, process_value, request_parts, response_value, to_lua, with_ctx};
 use crate::wit;
 
 /// Adds `plugin_settings`, `verify_document`, `endpoint_request` and
@@ -55,13 +55,7 @@ pub(crate) fn install(lua: &Lua, t: &Table) -> mlua::Result<()> {
                 Option<Table>,
                 Option<mlua::LuaString>,
             )| {
-                let mut hs = Vec::new();
-                if let Some(h) = headers {
-                    for pair in h.pairs::<String, String>() {
-                        hs.push(pair?);
-                    }
-                }
-                let body = body.map(|b| b.as_bytes().to_vec()).unwrap_or_default();
+                let (hs, body) = request_parts(headers, body)?;
                 let req = EndpointRequest {
                     method: &method,
                     path: &path,

@@ -32,6 +32,25 @@ wasmtime::component::bindgen!({
 use crate::stream::Mode;
 use lifeline::plugin::{host, types};
 
+/// The WIT record of an HTTP response.
+fn response_record(r: crate::http::Response) -> types::HttpResponse {
+    types::HttpResponse {
+        status: r.status,
+        headers: r.headers,
+        body: r.body,
+    }
+}
+
+/// The WIT record of a process's output.
+fn process_record(o: crate::host::ProcessOutput) -> types::ProcessOutput {
+    types::ProcessOutput {
+        exit_code: o.exit_code,
+        stdout: o.stdout,
+        stderr: o.stderr,
+        timed_out: o.timed_out,
+    }
+}
+
 /// Interval of the engine's epoch ticker; time limits are checked this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Bytes of a guest's stderr kept for the crash message (panics print there).
@@ -152,12 +171,7 @@ impl host::Host for State {
                 &args,
                 Duration::from_millis(u64::from(timeout_ms)),
             )
-            .map(|o| types::ProcessOutput {
-                exit_code: o.exit_code,
-                stdout: o.stdout,
-                stderr: o.stderr,
-                timed_out: o.timed_out,
-            })
+            .map(process_record)
             .map_err(wit_err)
     }
     fn http_request(
@@ -169,11 +183,7 @@ impl host::Host for State {
     ) -> Result<types::HttpResponse, types::HostError> {
         self.ctx
             .http_request(&method, &url, &headers, &body)
-            .map(|r| types::HttpResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
+            .map(response_record)
             .map_err(wit_err)
     }
     fn user_login(&mut self, user: String) -> Result<types::LoginInfo, types::HostError> {
@@ -218,22 +228,13 @@ impl host::Host for State {
         };
         self.ctx
             .endpoint_request(&endpoint, &req)
-            .map(|r| types::HttpResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
+            .map(response_record)
             .map_err(wit_err)
     }
     fn admin_command(&mut self, name: String) -> Result<types::ProcessOutput, types::HostError> {
         self.ctx
             .admin_command(&name)
-            .map(|o| types::ProcessOutput {
-                exit_code: o.exit_code,
-                stdout: o.stdout,
-                stderr: o.stderr,
-                timed_out: o.timed_out,
-            })
+            .map(process_record)
             .map_err(wit_err)
     }
     fn stream_open(
