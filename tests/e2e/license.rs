@@ -9,10 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lifeline_core::config::AgentConfig;
-use lifeline_core::remote_service::{
-    LicenseMode, ManualProxy, ProxySetting, RemoteServiceConfig, Secret,
-};
+use lifeline_agent::config::AgentConfig;
+use lifeline_agent::config::remote_service::{LicenseMode, RemoteServiceConfig};
+use lifeline_core::proxy::{ManualProxy, ProxySetting, Secret};
 use lifeline_license::document::{License, public_key_string};
 
 use crate::license_support::*;

@@ -4,12 +4,11 @@
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
+use lifeline_agent::config::remote_service::{LicenseMode, RemoteServiceConfig};
 use lifeline_broker::Broker;
 use lifeline_broker::store::LicenseRow;
-use lifeline_core::remote_service::{
-    BackOfficeConfig, CodeCheck, LicenseMode, ManualProxy, Organisation, ProxyAuth, ProxySetting,
-    RemoteServiceConfig, Secret,
-};
+use lifeline_core::config::back_office::{BackOfficeConfig, CodeCheck, Organisation};
+use lifeline_core::proxy::{ManualProxy, ProxyAuth, ProxySetting, Secret};
 use lifeline_license::BackOffice;
 use lifeline_license::document::{License, public_key_string};
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lifeline_core::config::PluginsConfig;
+use lifeline_agent::config::PluginsConfig;
 use lifeline_protocol::SessionMessage;
 
 use crate::support::*;

@@ -234,7 +234,7 @@ pub(crate) async fn rebooted(
     crate::support::TestBroker,
     lifeline_operator::Client,
     String,
-    lifeline_core::config::AgentConfig,
+    lifeline_agent::config::AgentConfig,
 ) {
     use crate::support::*;
     use std::time::Duration;

@@ -17,7 +17,7 @@ use crate::support::*;
 
 const WAIT_RUN: Duration = Duration::from_secs(30);
 
-fn with_plugins(tb: &TestBroker, plugins: &[&str]) -> lifeline_core::config::AgentConfig {
+fn with_plugins(tb: &TestBroker, plugins: &[&str]) -> lifeline_agent::config::AgentConfig {
     let root = tb.dir.path().join("plugins");
     crate::plugins::install_plugins(&root, plugins);
     let mut cfg = tb.agent_config("agent", None, Duration::from_secs(20));

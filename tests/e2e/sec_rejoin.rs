@@ -67,7 +67,7 @@ type Rejoining = (
 );
 
 /// Runs the agent's rejoin; returns its task and screen.
-fn start_rejoin(acfg: lifeline_core::config::AgentConfig) -> Rejoining {
+fn start_rejoin(acfg: lifeline_agent::config::AgentConfig) -> Rejoining {
     let (stx, srx) = mpsc::unbounded_channel();
     let (itx, irx) = mpsc::channel(8);
     let task =
@@ -196,19 +196,21 @@ async fn rejoin_goes_through_the_session_proxy() {
     use crate::license_support::{PROXY_PASSWORD, Tinyproxy};
     let (tb, op, sid, mut acfg) = rebooted(Duration::from_secs(900)).await;
     let proxy = Tinyproxy::start();
-    acfg.remote_service = Some(lifeline_core::remote_service::RemoteServiceConfig {
-        enabled: false,
-        back_office: "https://127.0.0.1:1".into(),
-        organisation_id: "ORG".into(),
-        verification_code: Secret::new("x"),
-        vendor_keys: vec![],
-        check_interval: Duration::from_secs(3600),
-        license_file: tb.dir.path().join("license.toml"),
-        mode: lifeline_core::remote_service::LicenseMode::Remote,
-        download_folder: tb.dir.path().join("downloads"),
-        proxy: proxy.setting(PROXY_PASSWORD),
-        service_account: None,
-    });
+    acfg.remote_service = Some(
+        lifeline_agent::config::remote_service::RemoteServiceConfig {
+            enabled: false,
+            back_office: "https://127.0.0.1:1".into(),
+            organisation_id: "ORG".into(),
+            verification_code: Secret::new("x"),
+            vendor_keys: vec![],
+            check_interval: Duration::from_secs(3600),
+            license_file: tb.dir.path().join("license.toml"),
+            mode: lifeline_agent::config::remote_service::LicenseMode::Remote,
+            download_folder: tb.dir.path().join("downloads"),
+            proxy: proxy.setting(PROXY_PASSWORD),
+            service_account: None,
+        },
+    );
     let (task, mut srx, _itx) = start_rejoin(acfg);
     screen_until(&mut srx, BACK).await;
     let log = proxy.log();
@@ -336,9 +338,9 @@ async fn password_change_and_reset_revoke_login_tokens() {
 #[tokio::test]
 async fn a_license_is_served_only_to_its_organisation() {
     use crate::license_support::*;
-    use lifeline_core::remote_service::{
-        BackOfficeConfig, CodeCheck, LicenseMode, Organisation, ProxySetting,
-    };
+    use lifeline_agent::config::remote_service::LicenseMode;
+    use lifeline_core::config::back_office::{BackOfficeConfig, CodeCheck, Organisation};
+    use lifeline_core::proxy::ProxySetting;
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = broker_config(dir.path(), Duration::from_secs(15));

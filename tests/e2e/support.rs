@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lifeline_agent::config::AgentConfig;
 use lifeline_broker::Broker;
 use lifeline_core::client::Endpoint;
-use lifeline_core::config::{AgentConfig, BrokerConfig};
+use lifeline_core::config::BrokerConfig;
 use lifeline_core::consent::Policy;
 use lifeline_core::tls::Trust;
 use lifeline_operator::{Client, Event};
@@ -182,8 +183,8 @@ pub async fn report_kinds(op: &Client, sid: &str) -> Vec<String> {
 }
 
 /// Plugins from `root`, unsigned allowed (test plugins), no hot reload.
-pub fn unsigned_plugins(root: std::path::PathBuf) -> lifeline_core::config::PluginsConfig {
-    lifeline_core::config::PluginsConfig {
+pub fn unsigned_plugins(root: std::path::PathBuf) -> lifeline_agent::config::PluginsConfig {
+    lifeline_agent::config::PluginsConfig {
         dirs: vec![root],
         trusted_keys: vec![],
         allow_unsigned: true,

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use lifeline_core::config::{AgentConfig, PluginsConfig};
-use lifeline_core::remote_service::names;
+use crate::config::remote_service::names;
+use crate::config::{AgentConfig, PluginsConfig};
 use lifeline_license::fetch::{BackOffice, FETCH_TIMEOUT};
 use lifeline_license::{FetchError, License};
 use lifeline_runtime::host::ProcessOutput;

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::config::AgentConfig;
 use lifeline_core::audit::AuditLog;
-use lifeline_core::config::AgentConfig;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_protocol::SessionMessage;
 use lifeline_runtime::wit::StartReason;

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod admin_command;
 pub mod background;
+pub mod config;
 pub mod credential;
 pub mod native;
 pub mod plugins;
@@ -20,9 +21,9 @@ pub mod x11;
 
 use std::sync::Arc;
 
+use crate::config::AgentConfig;
 use lifeline_core::audit::{AuditError, AuditLog};
 use lifeline_core::client::ConnectError;
-use lifeline_core::config::AgentConfig;
 use lifeline_protocol::{JoinCredential, OperatorProfile, Party, SessionInfo};
 use tokio::sync::mpsc;
 

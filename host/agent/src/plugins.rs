@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lifeline_core::config::PluginsConfig;
+use crate::config::PluginsConfig;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_core::link::FrameSender;
 use lifeline_protocol::{Frame, PluginCommandInfo, PluginSummary, SessionMessage};
@@ -162,7 +162,7 @@ pub struct AgentPort {
     pub credential_timeout: std::time::Duration,
     pub ctl: mpsc::UnboundedSender<Ctl>,
     pub data_dir: std::path::PathBuf,
-    pub power: lifeline_core::machine::PowerConfig,
+    pub power: crate::config::machine::PowerConfig,
     pub ui: Arc<dyn crate::CustomerUi>,
     /// What the admin names for plugins (settings, keys, endpoints, commands).
     pub admin: Option<Arc<dyn lifeline_runtime::AdminResources>>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lifeline_core::client::{self, Welcome};
 use lifeline_core::link::Link;
-use lifeline_core::remote_service::ManualProxy;
+use lifeline_core::proxy::ManualProxy;
 use lifeline_protocol::{
     ClientRole, ErrorCode, Frame, JoinCredential, Message, OperatorProfile, SessionInfo,
 };
@@ -29,7 +29,7 @@ pub(crate) type Entered = (Link, Welcome, SessionInfo, OperatorProfile, Option<b
 
 /// Joins with a connection ID or link.
 pub(crate) async fn join(
-    cfg: &lifeline_core::config::AgentConfig,
+    cfg: &crate::config::AgentConfig,
     credential: &JoinCredential,
     proxy: Option<&ManualProxy>,
 ) -> Result<Entered, AgentError> {
@@ -66,7 +66,7 @@ enum Attempt {
 }
 
 async fn attempt(
-    cfg: &lifeline_core::config::AgentConfig,
+    cfg: &crate::config::AgentConfig,
     t: &SavedTicket,
     proxy: Option<&ManualProxy>,
 ) -> Attempt {
@@ -122,7 +122,7 @@ async fn attempt(
 /// ticket expires. The ticket file is removed once the broker took it, once
 /// it refused it for good, or once it expired.
 pub(crate) async fn rejoin(
-    cfg: &lifeline_core::config::AgentConfig,
+    cfg: &crate::config::AgentConfig,
     t: &SavedTicket,
     proxy: Option<&ManualProxy>,
     ui: &dyn CustomerUi,

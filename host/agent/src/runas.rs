@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-use lifeline_core::machine::{Display, RunAsConfig};
+use crate::config::machine::{Display, RunAsConfig};
 use lifeline_protocol::Secret;
 use lifeline_runtime::{Identity, wit};
 use pam_client::{ConversationHandler, ErrorCode, Flag};

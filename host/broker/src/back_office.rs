@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lifeline_core::config::BrokerConfig;
-use lifeline_core::remote_service::{BackOfficeConfig, CodeCheck};
+use lifeline_core::config::back_office::{BackOfficeConfig, CodeCheck};
 use lifeline_license::License;
 use lifeline_license::document::valid_serial;
 use lifeline_license::fetch::{CODE_HEADER, LICENSE_PATH, ORG_HEADER};

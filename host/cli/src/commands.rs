@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use lifeline_core::config::{self, AgentConfig, BrokerConfig, OperatorConfig};
+use lifeline_agent::config::AgentConfig;
+use lifeline_core::config::{BrokerConfig, OperatorConfig};
 use lifeline_operator::{Client, report, token};
 use lifeline_protocol::{ConsentDecision, OperatorProfile, ReplyBody, Request};
 
@@ -31,7 +32,7 @@ pub async fn run(cmd: Command) -> Result<ExitCode> {
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            let role = config::check_file(&file)?;
+            let role = crate::config_check::check_file(&file)?;
             println!("{}: valid {role:?} configuration", file.display());
             Ok(ExitCode::SUCCESS)
         }

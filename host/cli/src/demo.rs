@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use lifeline_agent::config::AgentConfig;
 use lifeline_core::client::Endpoint;
-use lifeline_core::config::{AgentConfig, BrokerConfig};
+use lifeline_core::config::BrokerConfig;
 use lifeline_core::consent::{Policy, Rule};
 use lifeline_core::tls::Trust;
 use lifeline_operator::{Client, Event, report};
@@ -367,7 +368,7 @@ fn first_line(s: &str, max: usize) -> String {
 
 /// The example Lua plugin, embedded in the binary, signed with a fresh demo
 /// publisher key that the demo agent trusts: the real signed-plugin path.
-fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::PluginsConfig> {
+fn demo_plugins(root: &std::path::Path) -> Result<lifeline_agent::config::PluginsConfig> {
     use lifeline_runtime::bundle;
     let plugins = root.join("plugins");
     let embedded: [(&str, &str, &str); 3] = [
@@ -415,7 +416,7 @@ fn demo_plugins(root: &std::path::Path) -> Result<lifeline_core::config::Plugins
             &files[bundle::SIGNATURE_FILE],
         )?;
     }
-    Ok(lifeline_core::config::PluginsConfig {
+    Ok(lifeline_agent::config::PluginsConfig {
         dirs: vec![plugins],
         trusted_keys: vec![bundle::public_key_string(&public)],
         allow_unsigned: false,

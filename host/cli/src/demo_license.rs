@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use ed25519_dalek::SigningKey;
-use lifeline_core::remote_service::{
-    BackOfficeConfig, CodeCheck, LicenseMode, Organisation, ProxySetting, RemoteServiceConfig,
-    Secret,
-};
+use lifeline_agent::config::remote_service::{LicenseMode, RemoteServiceConfig};
+use lifeline_core::config::back_office::{BackOfficeConfig, CodeCheck, Organisation};
+use lifeline_core::proxy::{ProxySetting, Secret};
 use lifeline_license::License;
 use lifeline_license::document::public_key_string;
 use lifeline_operator::Client;

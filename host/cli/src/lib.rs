@@ -14,6 +14,7 @@ macro_rules! esay {
 
 pub mod cli;
 pub mod commands;
+pub mod config_check;
 pub mod console;
 pub mod demo;
 pub mod demo_license;

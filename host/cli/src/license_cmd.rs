@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use lifeline_core::config::{AgentConfig, BrokerConfig};
-use lifeline_core::remote_service::{ProxySetting, RemoteServiceConfig};
+use lifeline_agent::config::AgentConfig;
+use lifeline_agent::config::remote_service::RemoteServiceConfig;
+use lifeline_core::config::BrokerConfig;
+use lifeline_core::proxy::ProxySetting;
 use lifeline_license::document::{self, License, fmt_date};
 use lifeline_license::fetch::{BackOffice, STATUS_TIMEOUT};
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use lifeline_core::config::AgentConfig;
+use lifeline_agent::config::AgentConfig;
 use lifeline_operator::Client;
 use lifeline_runtime::bundle;
 use lifeline_runtime::manifest::{MANIFEST_FILE, Manifest};

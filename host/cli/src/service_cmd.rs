@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
-use lifeline_core::config::AgentConfig;
+use lifeline_agent::config::AgentConfig;
 
 /// The unit's name.
 pub const UNIT_NAME: &str = "lifeline-agent.service";

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::link::{Link, spawn_link};
-use crate::remote_service::ManualProxy;
+use crate::proxy::ManualProxy;
 use crate::tls::{self, TlsError, Trust};
 
 /// Time allowed for TCP connect, TLS and the `Hello`/`Welcome` exchange.

@@ -2,6 +2,11 @@
 //! then validated into typed configs. Every error names the file, the line
 //! and the key, and says what would be valid.
 //!
+//! Here is what every role shares ([`Doc`], [`ConfigError`], [`read`], the
+//! `[connection]` table, the policy, names and secrets) and the broker's
+//! and operator's configs; the agent's configuration and its feature
+//! sections are in the agent crate (`lifeline_agent::config`).
+//!
 //! Relative paths in a file are resolved against that file's folder.
 
 use std::net::SocketAddr;
@@ -14,7 +19,6 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 
 use crate::client::Endpoint;
-use crate::consent::Policy;
 use crate::secrets;
 use crate::tls::{Fingerprint, Trust};
 
@@ -26,8 +30,6 @@ pub const MAX_INVITATION_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_REJOIN_TTL_SECS: u64 = 900;
 /// Default heartbeat interval.
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 15;
-/// Default time the customer has to answer a consent prompt.
-pub const DEFAULT_CONSENT_TIMEOUT_SECS: u64 = 60;
 
 /// A configuration problem, always naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +140,8 @@ impl<'a> Doc<'a> {
         }
     }
 
-    fn secs(
+    /// An optional number of seconds between 1 and `max`.
+    pub fn secs(
         &self,
         v: &Option<Spanned<u64>>,
         key: &str,
@@ -149,7 +152,8 @@ impl<'a> Doc<'a> {
             .map(Duration::from_secs)
     }
 
-    fn addr(&self, v: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
+    /// An IP address with port.
+    pub fn addr(&self, v: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
         v.get_ref().parse().map_err(|_| {
             self.invalid(
                 &v.span(),
@@ -177,7 +181,7 @@ pub fn read(file: &Path) -> Result<String, ConfigError> {
 #[serde(deny_unknown_fields)]
 struct RawBrokerFile {
     broker: RawBroker,
-    back_office: Option<crate::remote_service::RawBackOffice>,
+    back_office: Option<back_office::RawBackOffice>,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +230,7 @@ pub struct BrokerConfig {
     /// Categories a library script must belong to (defined by the admin).
     pub script_categories: Vec<String>,
     /// License back office (`[back_office]`); `None`: not offered.
-    pub back_office: Option<crate::remote_service::BackOfficeConfig>,
+    pub back_office: Option<back_office::BackOfficeConfig>,
     /// Connection-resource limits (`[broker.limits]`).
     pub limits: crate::limits::BrokerLimits,
 }
@@ -302,7 +306,7 @@ impl BrokerConfig {
             back_office: raw
                 .back_office
                 .as_ref()
-                .map(|r| crate::remote_service::validate_back_office(&doc, r))
+                .map(|r| back_office::validate_back_office(&doc, r))
                 .transpose()?,
             script_categories,
             limits: crate::limits::validate(&doc, &b.limits.unwrap_or_default())?,
@@ -339,9 +343,10 @@ impl BrokerConfig {
 
 // ---------------------------------------------------------------- connection (agent + operator)
 
+/// The raw `[connection]` table of an agent's or operator's file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConnection {
+pub struct RawConnection {
     broker: Spanned<String>,
     server_name: Option<String>,
     fingerprint: Option<Spanned<String>>,
@@ -350,7 +355,8 @@ struct RawConnection {
 }
 
 impl RawConnection {
-    fn validate(&self, doc: &Doc<'_>) -> Result<Endpoint, ConfigError> {
+    /// The broker's address, TLS trust and heartbeat.
+    pub fn validate(&self, doc: &Doc<'_>) -> Result<Endpoint, ConfigError> {
         let address = self.broker.get_ref().clone();
         let host = address.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
         let host = match host {
@@ -391,174 +397,6 @@ impl RawConnection {
                 DEFAULT_HEARTBEAT_SECS,
                 3600,
             )?,
-        })
-    }
-}
-
-// ---------------------------------------------------------------- agent
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAgentFile {
-    agent: RawAgent,
-    connection: RawConnection,
-    plugins: Option<RawPlugins>,
-    run_as: Option<crate::machine::RawRunAs>,
-    power: Option<crate::machine::RawPower>,
-    service: Option<crate::machine::RawService>,
-    remote_service: Option<crate::remote_service::RawRemoteService>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlugins {
-    dirs: Vec<Spanned<String>>,
-    #[serde(default)]
-    trusted_keys: Vec<Spanned<String>>,
-    #[serde(default)]
-    allow_unsigned: bool,
-    #[serde(default = "yes")]
-    hot_reload: bool,
-    http_proxy: Option<Spanned<String>>,
-    #[serde(default)]
-    folders: std::collections::BTreeMap<Spanned<String>, folders::RawFolder>,
-    #[serde(default)]
-    settings: plugin_admin::RawSettings,
-    #[serde(default)]
-    commands: plugin_admin::RawCommands,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The agent's plugins.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginsConfig {
-    /// Folders holding one sub-folder per plugin.
-    pub dirs: Vec<PathBuf>,
-    /// Publisher keys (`ed25519:BASE64`) whose signed plugins load.
-    pub trusted_keys: Vec<String>,
-    /// Development switch: load unsigned plugins. Never in production.
-    pub allow_unsigned: bool,
-    /// Reload plugins when their files change.
-    pub hot_reload: bool,
-    /// Proxy for plugins' `http.request`, e.g. `http://proxy.example:3128`.
-    pub http_proxy: Option<String>,
-    /// Folders plugins holding `fs.folder` may reach by name.
-    pub folders: std::collections::BTreeMap<String, FolderConfig>,
-    /// Settings per plugin id (`settings.read`).
-    pub settings: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    /// Commands plugins holding `command.admin` may run by name.
-    pub commands: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, ConfigError> {
-    use base64::Engine;
-    let mut trusted_keys = Vec::new();
-    for k in &raw.trusted_keys {
-        let ok = k
-            .get_ref()
-            .strip_prefix("ed25519:")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .is_some_and(|b| b.len() == 32);
-        if !ok {
-            return Err(doc.invalid(
-                &k.span(),
-                "plugins.trusted_keys",
-                "a publisher key is \"ed25519:\" and 44 base64 characters, as printed by `lifeline plugin keygen`",
-            ));
-        }
-        trusted_keys.push(k.get_ref().clone());
-    }
-    let http_proxy = match &raw.http_proxy {
-        Some(p) if !(p.get_ref().starts_with("http://") || p.get_ref().starts_with("https://")) => {
-            return Err(doc.invalid(
-                &p.span(),
-                "plugins.http_proxy",
-                "a proxy URL like \"http://proxy.example:3128\"",
-            ));
-        }
-        Some(p) => Some(p.get_ref().clone()),
-        None => None,
-    };
-    Ok(PluginsConfig {
-        dirs: raw.dirs.iter().map(|d| doc.path(d)).collect(),
-        trusted_keys,
-        allow_unsigned: raw.allow_unsigned,
-        hot_reload: raw.hot_reload,
-        http_proxy,
-        folders: folders::validate(doc, &raw.folders)?,
-        settings: plugin_admin::validate_settings(doc, &raw.settings)?,
-        commands: plugin_admin::validate_commands(doc, &raw.commands)?,
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAgent {
-    data_dir: Spanned<String>,
-    consent_timeout_secs: Option<Spanned<u64>>,
-    policy: Option<Spanned<String>>,
-}
-
-/// Validated agent configuration.
-#[derive(Debug, Clone)]
-pub struct AgentConfig {
-    pub endpoint: Endpoint,
-    /// Audit log and agent state.
-    pub data_dir: PathBuf,
-    /// Time the customer has to answer; no answer counts as deny.
-    pub consent_timeout: Duration,
-    /// Unattended policy; `None` means always ask the customer.
-    pub policy: Option<Policy>,
-    /// Feature plugins; `None`: the agent runs none.
-    pub plugins: Option<PluginsConfig>,
-    pub run_as: crate::machine::RunAsConfig,
-    pub power: crate::machine::PowerConfig,
-    pub service: crate::machine::ServiceConfig,
-    /// License back office, proxy, service account; `None`: not configured.
-    pub remote_service: Option<crate::remote_service::RemoteServiceConfig>,
-}
-
-impl AgentConfig {
-    pub fn load(file: &Path) -> Result<Self, ConfigError> {
-        let text = read(file)?;
-        Self::parse(file, &text)
-    }
-
-    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
-        let doc = Doc { file, text };
-        let raw: RawAgentFile = doc.parse()?;
-        let policy = match &raw.agent.policy {
-            Some(p) => Some(Policy::load(&doc.path(p))?),
-            None => None,
-        };
-        let remote_service = raw
-            .remote_service
-            .as_ref()
-            .map(|r| crate::remote_service::validate(&doc, r))
-            .transpose()?;
-        let plugins = raw
-            .plugins
-            .as_ref()
-            .map(|p| validate_plugins(&doc, p))
-            .transpose()?;
-        Ok(AgentConfig {
-            endpoint: raw.connection.validate(&doc)?,
-            data_dir: doc.path(&raw.agent.data_dir),
-            consent_timeout: doc.secs(
-                &raw.agent.consent_timeout_secs,
-                "agent.consent_timeout_secs",
-                DEFAULT_CONSENT_TIMEOUT_SECS,
-                3600,
-            )?,
-            policy,
-            plugins,
-            run_as: crate::machine::validate_run_as(&doc, raw.run_as.as_ref())?,
-            power: crate::machine::validate_power(&doc, raw.power.as_ref())?,
-            service: crate::machine::validate_service(&doc, raw.service.as_ref())?,
-            remote_service,
         })
     }
 }
@@ -624,49 +462,22 @@ impl OperatorConfig {
     }
 }
 
-// ---------------------------------------------------------------- policy
+// ---------------------------------------------------------------- sections
 
-mod folders;
-mod plugin_admin;
+pub mod back_office;
+pub mod fields;
 mod policy;
-pub use folders::{FolderConfig, valid_name as valid_folder_name};
 
-// ---------------------------------------------------------------- any role
+/// Longest folder name (`[plugins.folders]`, a manifest's `fs.folder`).
+pub const MAX_FOLDER_NAME_CHARS: usize = 32;
 
-/// Which role a config file is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Broker,
-    Agent,
-    Operator,
-    Policy,
-}
-
-/// Validates any role's file, telling the role by its top-level table
-/// (`lifeline config check`).
-pub fn check_file(file: &Path) -> Result<Role, ConfigError> {
-    let text = read(file)?;
-    let doc = Doc { file, text: &text };
-    let table: toml::Table = doc.parse()?;
-    let roles: Vec<Role> = [
-        ("broker", Role::Broker),
-        ("agent", Role::Agent),
-        ("operator", Role::Operator),
-        ("policy", Role::Policy),
-    ]
-    .into_iter()
-    .filter(|(k, _)| table.contains_key(*k))
-    .map(|(_, r)| r)
-    .collect();
-    match roles.as_slice() {
-        [Role::Broker] => BrokerConfig::parse(file, &text).map(|_| Role::Broker),
-        [Role::Agent] => AgentConfig::parse(file, &text).map(|_| Role::Agent),
-        [Role::Operator] => OperatorConfig::load(file).map(|_| Role::Operator),
-        [Role::Policy] => Policy::parse(file, &text).map(|_| Role::Policy),
-        _ => Err(ConfigError::UnknownRole {
-            file: file.to_owned(),
-        }),
-    }
+/// A folder name is lower-case letters, digits and `-`, like a plugin id.
+pub fn valid_folder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_FOLDER_NAME_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]

@@ -10,7 +10,51 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::remote_service::{ManualProxy, ProxyAuth, Secret};
+/// A secret read from a private file (`Debug` never shows it; overwritten
+/// when dropped): the same type that carries passwords on the wire.
+pub use lifeline_protocol::Secret;
+
+/// Proxy authentication (HTTP Basic; a domain is sent as `DOMAIN\user`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAuth {
+    pub user: String,
+    pub password: Secret,
+    pub domain: Option<String>,
+}
+
+/// A proxy by host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualProxy {
+    pub host: String,
+    pub port: u16,
+    pub auth: Option<ProxyAuth>,
+}
+
+/// Which proxy outgoing connections use (the agent's
+/// `[remote_service.proxy]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// Direct connections.
+    None,
+    /// The system proxy from the environment (`https_proxy`, `http_proxy`,
+    /// `no_proxy`), for license and update downloads only — never for
+    /// support sessions.
+    Auto,
+    /// This proxy for every outgoing connection, support sessions included.
+    Manual(ManualProxy),
+}
+
+/// `https://host:port` → (host, port); anything else is `None`.
+pub fn split_https_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
+        _ => (authority, 443),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
 
 /// Largest reply head a proxy may send to `CONNECT`.
 pub const MAX_CONNECT_REPLY_BYTES: usize = 16 * 1024;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeline_core::proxy::{self, ProxyError};
-use lifeline_core::remote_service::{ProxySetting, Secret, split_https_url};
+use lifeline_core::proxy::{ProxySetting, Secret, split_https_url};
 use lifeline_core::tls::{self, Trust};
 use rustls::pki_types::ServerName;
 

@@ -39,7 +39,7 @@ mod teardown;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use lifeline_core::config::AgentConfig;
+use crate::config::AgentConfig;
 use lifeline_core::consent::ConsentEngine;
 use lifeline_core::link::Link;
 use lifeline_protocol::{Frame, Message, OperatorProfile, SessionInfo, SessionMessage};

@@ -5,9 +5,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::config::AgentConfig;
 use lifeline_core::audit::AuditLog;
 use lifeline_core::client::Welcome;
-use lifeline_core::config::AgentConfig;
 use lifeline_core::consent::ConsentEngine;
 use lifeline_core::link::Link;
 use lifeline_protocol::{JoinCredential, OperatorProfile, SessionInfo, SessionMessage};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use lifeline_core::config::{AgentConfig, PluginsConfig};
+use lifeline_agent::config::{AgentConfig, PluginsConfig};
 use lifeline_operator::{Client, Event};
 use lifeline_protocol::SessionMessage;
 

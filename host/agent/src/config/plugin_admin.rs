@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::folders::valid_name;
 use super::{ConfigError, Doc};
+use lifeline_core::config::valid_folder_name as valid_name;
 
 /// Most settings one plugin may have.
 pub const MAX_SETTINGS: usize = 64;

@@ -1,8 +1,9 @@
-//! Remote-service settings: the agent's `[remote_service]` table (license
-//! back office, organisation ID and verification code, proxy, service
-//! account) and the broker's `[back_office]` table (vendor keys,
-//! organisations). Raw → typed like every other config, through
-//! [`config::Doc`], so errors name the file, the line and the key.
+//! The agent's `[remote_service]` table: license back office, organisation
+//! ID and verification code, proxy, service account. Raw → typed like the
+//! rest of the agent's configuration, through [`Doc`], so errors name the
+//! file, the line and the key. (The broker's `[back_office]` is in
+//! `lifeline_core::config::back_office`; the proxy types, shared by every
+//! outgoing connection, in `lifeline_core::proxy`.)
 //!
 //! Secrets (the verification code, the proxy password) are never written
 //! inline: they are read from a file that only its owner may read.
@@ -13,21 +14,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Doc};
-use crate::secrets;
+use lifeline_core::config::fields::{MAX_NAME_CHARS, inline_refused, keys, name, read_secret};
+use lifeline_core::config::{ConfigError, Doc};
+use lifeline_core::proxy::{ManualProxy, ProxyAuth, ProxySetting, Secret, split_https_url};
 
 /// Default time between two license checks: one day.
 pub const DEFAULT_CHECK_INTERVAL_SECS: u64 = 24 * 3600;
 /// Longest interval an admin may configure: 30 days.
 pub const MAX_CHECK_INTERVAL_SECS: u64 = 30 * 24 * 3600;
-/// Longest organisation ID, user or domain name.
-pub const MAX_NAME_CHARS: usize = 128;
-/// Largest secret file read (verification code, proxy password).
-pub const MAX_SECRET_BYTES: u64 = 4096;
-
-/// A secret read from a private file (`Debug` never shows it; overwritten
-/// when dropped): the same type that carries passwords on the wire.
-pub use lifeline_protocol::Secret;
 
 /// How the license reaches the floating license server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,35 +44,6 @@ impl LicenseMode {
             LicenseMode::Manual => "manual",
         }
     }
-}
-
-/// Proxy authentication (HTTP Basic; a domain is sent as `DOMAIN\user`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyAuth {
-    pub user: String,
-    pub password: Secret,
-    pub domain: Option<String>,
-}
-
-/// A proxy by host and port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManualProxy {
-    pub host: String,
-    pub port: u16,
-    pub auth: Option<ProxyAuth>,
-}
-
-/// Which proxy outgoing connections use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxySetting {
-    /// Direct connections.
-    None,
-    /// The system proxy from the environment (`https_proxy`, `http_proxy`,
-    /// `no_proxy`), for license and update downloads only — never for
-    /// support sessions.
-    Auto,
-    /// This proxy for every outgoing connection, support sessions included.
-    Manual(ManualProxy),
 }
 
 /// Validated `[remote_service]` of an agent.
@@ -133,8 +98,8 @@ impl RemoteServiceConfig {
     /// agent's `[plugins]`: the license folder and the download folder, the
     /// reload command, and the plugin's settings. What the admin wrote in
     /// `[plugins]` under the same names wins.
-    pub fn plugin_resources(&self, plugins: &mut crate::config::PluginsConfig) {
-        use crate::config::FolderConfig;
+    pub fn plugin_resources(&self, plugins: &mut super::PluginsConfig) {
+        use super::FolderConfig;
         let folder = self
             .license_file
             .parent()
@@ -195,7 +160,7 @@ impl RemoteServiceConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawRemoteService {
+pub(super) struct RawRemoteService {
     enabled: Spanned<bool>,
     back_office: Option<Spanned<String>>,
     organisation_id: Option<Spanned<String>>,
@@ -222,96 +187,6 @@ struct RawProxy {
     password: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     domain: Option<Spanned<String>>,
-}
-
-/// Reads a secret file: private (0600), not empty, first line only.
-fn read_secret(doc: &Doc<'_>, p: &Spanned<String>, key: &str) -> Result<Secret, ConfigError> {
-    let path = doc.path(p);
-    secrets::check_private(&path)?;
-    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    if len > MAX_SECRET_BYTES {
-        return Err(doc.invalid(
-            &p.span(),
-            key,
-            format!("{} is larger than {MAX_SECRET_BYTES} bytes", path.display()),
-        ));
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        doc.invalid(
-            &p.span(),
-            key,
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let line = text.lines().next().unwrap_or("").trim().to_string();
-    if line.is_empty() {
-        return Err(doc.invalid(&p.span(), key, format!("{} is empty", path.display())));
-    }
-    Ok(Secret::new(line))
-}
-
-fn inline_refused(
-    doc: &Doc<'_>,
-    v: &Option<Spanned<String>>,
-    key: &str,
-    file_key: &str,
-) -> Result<(), ConfigError> {
-    match v {
-        Some(s) => Err(doc.invalid(
-            &s.span(),
-            key,
-            format!("secrets are not written inline; put it in a file only you can read (chmod 600) and set {file_key} = \"path\""),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn name(doc: &Doc<'_>, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
-    let s = v.get_ref().trim();
-    if s.is_empty() || s.chars().count() > MAX_NAME_CHARS || s.chars().any(char::is_control) {
-        return Err(doc.invalid(
-            &v.span(),
-            key,
-            format!("must be 1 to {MAX_NAME_CHARS} printable characters"),
-        ));
-    }
-    Ok(s.to_string())
-}
-
-/// Checks an `ed25519:BASE64` public key.
-pub fn is_public_key(s: &str) -> bool {
-    use base64::Engine;
-    s.strip_prefix("ed25519:")
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .is_some_and(|b| b.len() == 32)
-}
-
-fn keys(doc: &Doc<'_>, list: &[Spanned<String>], key: &str) -> Result<Vec<String>, ConfigError> {
-    list.iter()
-        .map(|k| {
-            if is_public_key(k.get_ref()) {
-                Ok(k.get_ref().clone())
-            } else {
-                Err(doc.invalid(
-                    &k.span(),
-                    key,
-                    "a vendor key is \"ed25519:\" and 44 base64 characters, as printed by `lifeline license keygen`",
-                ))
-            }
-        })
-        .collect()
-}
-
-/// `https://host:port` → (host, port); anything else is `None`.
-pub fn split_https_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("https://")?;
-    let authority = rest.split('/').next()?;
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
-        _ => (authority, 443),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
 fn proxy(doc: &Doc<'_>, raw: &Option<RawProxy>) -> Result<ProxySetting, ConfigError> {
@@ -424,7 +299,7 @@ fn required<'r>(
 }
 
 /// Validates `[remote_service]` (called from `AgentConfig::parse`).
-pub(crate) fn validate(
+pub(super) fn validate(
     doc: &Doc<'_>,
     raw: &RawRemoteService,
 ) -> Result<RemoteServiceConfig, ConfigError> {
@@ -555,115 +430,11 @@ fn account(doc: &Doc<'_>, v: &Spanned<String>) -> Result<String, ConfigError> {
     Ok(s.clone())
 }
 
-// ---------------------------------------------------------------- broker back office
-
-/// How the broker checks an organisation's verification code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeCheck {
-    /// An argon2id hash (`lifeline broker license hash-code`).
-    Argon2(String),
-    /// The code itself, read from a private file.
-    File(Secret),
-}
-
-/// A service organisation agents authenticate as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Organisation {
-    pub id: String,
-    pub code: CodeCheck,
-}
-
-/// Validated `[back_office]` of a broker.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct BackOfficeConfig {
-    /// Keys (`ed25519:…`) whose signed licenses may be published.
-    pub vendor_keys: Vec<String>,
-    pub organisations: Vec<Organisation>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawBackOffice {
-    vendor_keys: Spanned<Vec<Spanned<String>>>,
-    #[serde(default)]
-    organisations: Vec<RawOrganisation>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOrganisation {
-    id: Spanned<String>,
-    verification_code: Option<Spanned<String>>,
-    verification_code_hash: Option<Spanned<String>>,
-    verification_code_file: Option<Spanned<String>>,
-}
-
-/// Validates `[back_office]` (called from `BrokerConfig::parse`).
-pub(crate) fn validate_back_office(
-    doc: &Doc<'_>,
-    raw: &RawBackOffice,
-) -> Result<BackOfficeConfig, ConfigError> {
-    if raw.vendor_keys.get_ref().is_empty() {
-        return Err(doc.invalid(
-            &raw.vendor_keys.span(),
-            "back_office.vendor_keys",
-            "list at least one vendor key (\"ed25519:…\", from `lifeline license keygen`)",
-        ));
-    }
-    let vendor_keys = keys(doc, raw.vendor_keys.get_ref(), "back_office.vendor_keys")?;
-    let mut organisations = Vec::new();
-    for o in &raw.organisations {
-        let key = "back_office.organisations";
-        inline_refused(
-            doc,
-            &o.verification_code,
-            &format!("{key}.verification_code"),
-            "verification_code_file or verification_code_hash",
-        )?;
-        let id = name(doc, &o.id, &format!("{key}.id"))?;
-        if organisations.iter().any(|x: &Organisation| x.id == id) {
-            return Err(doc.invalid(
-                &o.id.span(),
-                &format!("{key}.id"),
-                format!("organisation {id:?} is listed twice"),
-            ));
-        }
-        let code = match (&o.verification_code_hash, &o.verification_code_file) {
-            (Some(h), None) if h.get_ref().starts_with("$argon2id$") => {
-                CodeCheck::Argon2(h.get_ref().clone())
-            }
-            (Some(h), None) => {
-                return Err(doc.invalid(
-                    &h.span(),
-                    &format!("{key}.verification_code_hash"),
-                    "an argon2id hash (\"$argon2id$…\") as printed by `lifeline broker license hash-code`",
-                ));
-            }
-            (None, Some(f)) => CodeCheck::File(read_secret(
-                doc,
-                f,
-                &format!("{key}.verification_code_file"),
-            )?),
-            _ => {
-                return Err(doc.invalid(
-                    &o.id.span(),
-                    &format!("{key}.verification_code_hash"),
-                    format!("organisation {id:?} needs exactly one of verification_code_hash or verification_code_file"),
-                ));
-            }
-        };
-        organisations.push(Organisation { id, code });
-    }
-    Ok(BackOfficeConfig {
-        vendor_keys,
-        organisations,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AgentConfig;
+    use lifeline_core::secrets;
     use std::os::unix::fs::PermissionsExt;
 
     const KEY: &str = "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
@@ -748,45 +519,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`remote_service.service_account`"), "{err}");
-    }
-
-    #[test]
-    fn back_office_organisations_validate() {
-        use crate::config::BrokerConfig;
-        let dir = tempfile::tempdir().unwrap();
-        let base = format!(
-            "[broker]\nlisten = \"127.0.0.1:1\"\nhttps_listen = \"127.0.0.1:2\"\ndata_dir = \"d\"\n[back_office]\nvendor_keys = [\"{KEY}\"]\n[[back_office.organisations]]\nid = \"ORG-1\"\n"
-        );
-        let f = dir.path().join("broker.toml");
-        let parse = |extra: &str| BrokerConfig::parse(&f, &format!("{base}{extra}"));
-        let c = parse("verification_code_hash = \"$argon2id$v=19$m=19456,t=2,p=1$x$y\"\n").unwrap();
-        assert!(matches!(
-            c.back_office.unwrap().organisations[0].code,
-            CodeCheck::Argon2(_)
-        ));
-        let err = parse("verification_code = \"1234\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("broker.toml:9: `back_office.organisations.verification_code`"),
-            "{err}"
-        );
-        let err = parse("verification_code_hash = \"1234\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("argon2id"), "{err}");
-        let err = parse("").unwrap_err().to_string();
-        assert!(err.contains("needs exactly one of"), "{err}");
-        secrets::write_private(&dir.path().join("org.secret"), b"code-1\n").unwrap();
-        let c = parse("verification_code_file = \"org.secret\"\n").unwrap();
-        let CodeCheck::File(code) = &c.back_office.as_ref().unwrap().organisations[0].code else {
-            panic!("file code")
-        };
-        assert_eq!(code.expose(), "code-1");
-        assert!(!format!("{c:?}").contains("code-1"));
-        let err = BrokerConfig::parse(&f, &base.replace(KEY, "ed25519:short"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("`back_office.vendor_keys`"), "{err}");
     }
 }

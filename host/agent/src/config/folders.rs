@@ -14,10 +14,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Doc};
+use lifeline_core::config::{MAX_FOLDER_NAME_CHARS, valid_folder_name as valid_name};
 
-/// Longest folder name.
-pub const MAX_FOLDER_NAME_CHARS: usize = 32;
+use super::{ConfigError, Doc};
 
 /// One folder as the admin wrote it.
 #[derive(Deserialize)]
@@ -34,15 +33,6 @@ pub struct FolderConfig {
     pub path: PathBuf,
     /// Plugins may replace files in it (atomically), not only read them.
     pub write: bool,
-}
-
-/// A name is lower-case letters, digits and `-`, like a plugin id.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.chars().count() <= MAX_FOLDER_NAME_CHARS
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 pub(super) fn validate(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Doc};
+use lifeline_core::config::{ConfigError, Doc};
 
 /// PAM service whose stack checks a run-as password (`/etc/pam.d/lifeline`;
 /// PAM falls back to `/etc/pam.d/other` when the file is absent).
