@@ -111,6 +111,7 @@ impl AdminResources for AgentAdmin {
         &self,
         name: &str,
         req: &EndpointRequest<'_>,
+        limit: usize,
     ) -> Result<http::Response, String> {
         if name != names::BACK_OFFICE {
             return Err(format!(
@@ -128,7 +129,7 @@ impl AdminResources for AgentAdmin {
             ));
         }
         let reply = bo.get(req.path).map_err(|e: FetchError| e.to_string())?;
-        if reply.body.len() > req.limit {
+        if reply.body.len() > limit {
             return Err(format!(
                 "the {name} endpoint's answer ({} bytes) exceeds the plugin's output limit",
                 reply.body.len()

@@ -144,11 +144,13 @@ pub trait AdminResources: Send + Sync {
         origin: &str,
         data: &[u8],
     ) -> Result<wit::VerifiedDocument, String>;
-    /// A request to the endpoint `name` (`path` appended to its URL).
+    /// A request to the endpoint `name` (`path` appended to its URL); an
+    /// answer larger than `limit` bytes is an error.
     fn endpoint_request(
         &self,
         name: &str,
         request: &EndpointRequest<'_>,
+        limit: usize,
     ) -> Result<crate::http::Response, String>;
     /// Runs the command `name`.
     fn admin_command(&self, name: &str) -> Result<ProcessOutput, String>;
@@ -161,8 +163,6 @@ pub struct EndpointRequest<'a> {
     pub path: &'a str,
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
-    /// Largest response body the plugin takes.
-    pub limit: usize,
 }
 
 /// What a host without the agent's native features answers.
@@ -543,12 +543,12 @@ impl CallContext {
                 "endpoint {name:?} is not in the plugin's [endpoints] allow"
             )));
         }
-        let req = EndpointRequest {
-            limit: req.limit.min(self.manifest.limits.output_bytes as usize),
-            ..*req
-        };
-        off_the_clock(&mut self.host_wait, || admin.endpoint_request(name, &req))
-            .map_err(HostError::Failed)
+        // The answer reaches the plugin: the call's output limit bounds it.
+        let limit = self.manifest.limits.output_bytes as usize;
+        off_the_clock(&mut self.host_wait, || {
+            admin.endpoint_request(name, req, limit)
+        })
+        .map_err(HostError::Failed)
     }
 
     /// Runs a command of the manifest's `[admin_commands] allow`, off the

@@ -61,7 +61,6 @@ pub(crate) fn install(lua: &Lua, t: &Table) -> mlua::Result<()> {
                     path: &path,
                     headers: &hs,
                     body: &body,
-                    limit: usize::MAX,
                 };
                 let r = with_ctx(lua, |c| c.endpoint_request(&name, &req))?;
                 lua_result(lua, r, response_value)

@@ -224,7 +224,6 @@ impl host::Host for State {
             path: &path,
             headers: &headers,
             body: &body,
-            limit: usize::MAX,
         };
         self.ctx
             .endpoint_request(&endpoint, &req)
