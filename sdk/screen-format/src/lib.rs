@@ -1,0 +1,188 @@
+//! The wire format of Lifeline's screen stream, content type
+//! [`CONTENT_TYPE`]: what the screen plugin sends the operator side (the
+//! display's layout, tile updates, the pointer, sync markers, status
+//! lines) and what the operator side sends back (input, refresh, sync,
+//! settings, a request for control).
+//!
+//! One stream frame carries one [`Message`] towards the operator, or one
+//! or more [`Input`]s towards the plugin (concatenated). Integers are
+//! little-endian. Tile images are PNG (lossless) or baseline JPEG (lossy),
+//! which browsers decode natively; a flat tile is one colour.
+//!
+//! The layout of every message is documented at its variant; decoding
+//! never panics and names the message and field that is short or wrong.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// The stream's content type (the `stream-open` argument).
+pub const CONTENT_TYPE: &str = "application/vnd.lifeline.screen.v1";
+/// The stream's name.
+pub const STREAM_NAME: &str = "screen";
+/// Edge of a full tile in pixels; tiles at the right and bottom edges are
+/// smaller.
+pub const TILE: u32 = 64;
+/// Most monitors a layout may name.
+pub const MAX_MONITORS: usize = 16;
+/// Most tiles one update may carry.
+pub const MAX_TILES_PER_UPDATE: usize = 4096;
+/// Longest status text, in bytes.
+pub const MAX_STATUS_BYTES: usize = 1024;
+
+/// A monitor, in the coordinates of the shared area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitor {
+    pub name: String,
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+    pub primary: bool,
+}
+
+/// How a tile's pixels are carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TileData {
+    /// Every pixel is this colour (R, G, B). Tag 0.
+    Solid([u8; 3]),
+    /// A PNG image of the tile (RGB, 8 bits), lossless. Tag 1.
+    Png(Vec<u8>),
+    /// A baseline JPEG image of the tile, lossy. Tag 2.
+    Jpeg(Vec<u8>),
+}
+
+/// One changed rectangle of the shared area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tile {
+    pub x: u16,
+    pub y: u16,
+    pub width: u16,
+    pub height: u16,
+    pub data: TileData,
+}
+
+/// The pointer's image: a PNG (RGBA) with its hot spot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorShape {
+    pub width: u16,
+    pub height: u16,
+    pub hot_x: u16,
+    pub hot_y: u16,
+    pub png: Vec<u8>,
+}
+
+/// Severity of a status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info = 0,
+    Warning = 1,
+    Error = 2,
+}
+
+/// A message from the screen plugin to the operator side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Tag 1: `u32 width, u32 height, u8 count`, then per monitor
+    /// `i32 x, i32 y, u32 width, u32 height, u8 primary, u8 name_len,
+    /// name (UTF-8)`. The operator's picture is reset to black at this
+    /// size; updates follow.
+    Layout {
+        width: u32,
+        height: u32,
+        monitors: Vec<Monitor>,
+    },
+    /// Tag 2: `u32 seq, u64 captured_us, u16 count`, then per tile
+    /// `u16 x, u16 y, u16 width, u16 height, u8 encoding`, and for
+    /// encoding 0 `u8 r, u8 g, u8 b`, for 1 (PNG) and 2 (JPEG) `u32 len`
+    /// and the image. `captured_us`: microseconds since sharing began.
+    Update {
+        seq: u32,
+        captured_us: u64,
+        tiles: Vec<Tile>,
+    },
+    /// Tag 3: `i32 x, i32 y, u8 has_shape`, and with a shape `u16 width,
+    /// u16 height, u16 hot_x, u16 hot_y, u32 len, PNG`.
+    Cursor {
+        x: i32,
+        y: i32,
+        shape: Option<CursorShape>,
+    },
+    /// Tag 4: `u32 token`. Everything the display showed when the plugin
+    /// read the operator's [`Input::Sync`] with this token has been sent
+    /// before this message.
+    Sync { token: u32 },
+    /// Tag 5: `u8 level, u16 len, text (UTF-8)`: a line for the operator
+    /// ("control was not allowed by the customer").
+    Status { level: Level, text: String },
+}
+
+/// Quality the operator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    /// Lossless for text and UI, JPEG for photo-like tiles when the
+    /// stream's credit runs short. Wire 0.
+    Auto = 0,
+    /// Every tile lossless (PNG or solid). Wire 1.
+    Lossless = 1,
+}
+
+/// Which part of the display is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorChoice {
+    /// The whole display. Wire 255.
+    All,
+    /// One monitor, by its index in the layout the host reported.
+    Index(u8),
+}
+
+/// An input from the operator side to the screen plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Tag 0x10: `u32 x, u32 y` in the shared area's coordinates.
+    PointerMove { x: u32, y: u32 },
+    /// Tag 0x11: `u8 button, u8 pressed` (1 left, 2 middle, 3 right,
+    /// 4/5 wheel).
+    Button { button: u8, pressed: bool },
+    /// Tag 0x12: `u32 keysym, u8 pressed` (X keysyms).
+    Key { keysym: u32, pressed: bool },
+    /// Tag 0x13: send the whole shared area again.
+    Refresh,
+    /// Tag 0x14: `u32 token`; answered by [`Message::Sync`].
+    Sync { token: u32 },
+    /// Tag 0x15: `u8 quality, u8 monitor (255 all), u8 max_fps (0 keep)`.
+    Settings {
+        quality: Quality,
+        monitor: MonitorChoice,
+        max_fps: u8,
+    },
+    /// Tag 0x16: ask for control (the customer is asked for `input.control`).
+    RequestControl,
+}
+
+/// Why bytes are not a valid message or input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The message being read ("update", "input").
+    pub what: &'static str,
+    /// The field ("tile 3 png length").
+    pub field: String,
+    /// Byte offset in the frame.
+    pub offset: usize,
+    pub problem: &'static str,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "screen stream {} message, {} at byte {}: {}",
+            self.what, self.field, self.offset, self.problem
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+mod codec;
+pub use codec::{decode_inputs, decode_message, encode_input, encode_message};
