@@ -71,6 +71,12 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start() -> Xvfb {
+        Self::start_with("800x600x24")
+    }
+
+    /// An Xvfb whose one screen is `geometry` ("1920x1080x24"), with
+    /// MIT-SHM, XDamage, XFixes, RandR and XTest (Xvfb's defaults).
+    pub fn start_with(geometry: &str) -> Xvfb {
         for n in 70..120u32 {
             if Path::new(&format!("/tmp/.X{n}-lock")).exists()
                 || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
@@ -84,7 +90,7 @@ impl Xvfb {
                     "tcp",
                     "-screen",
                     "0",
-                    "800x600x24",
+                    geometry,
                 ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

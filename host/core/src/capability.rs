@@ -54,13 +54,20 @@ pub enum Capability {
     SessionStream,
     /// Run as a long-lived plugin: receive the session's events, set timers.
     SessionEvents,
+    /// See the computer's screen (an X11 display): changed areas, pixels,
+    /// the pointer. While any plugin shares, the customer sees an indicator
+    /// naming the operator, with a Stop button that withdraws this consent.
+    ScreenCapture,
+    /// Inject keyboard and pointer input into the shared display; asked
+    /// separately from seeing it, and ends with the sharing.
+    InputControl,
     /// Run a batch of library scripts (asked by the agent for the whole
     /// batch with every script's name and hashes; no plugin declares it).
     ScriptRun,
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 20] = [
+pub const ALL: [Capability; 22] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -80,6 +87,8 @@ pub const ALL: [Capability; 20] = [
     Capability::SettingsRead,
     Capability::SessionStream,
     Capability::SessionEvents,
+    Capability::ScreenCapture,
+    Capability::InputControl,
     Capability::ScriptRun,
 ];
 
@@ -106,6 +115,8 @@ impl Capability {
             Capability::SettingsRead => "settings.read",
             Capability::SessionStream => "session.stream",
             Capability::SessionEvents => "session.events",
+            Capability::ScreenCapture => "screen.capture",
+            Capability::InputControl => "input.control",
             Capability::ScriptRun => "script.run",
         }
     }
@@ -146,6 +157,8 @@ impl Capability {
             | Capability::HttpRequest
             | Capability::AccountLogin
             | Capability::PowerRestart
+            | Capability::ScreenCapture
+            | Capability::InputControl
             | Capability::ScriptRun => true,
         }
     }
@@ -184,6 +197,7 @@ mod tests {
             assert!(crate::consent::is_capability_name(c.name()));
         }
         assert_eq!(Capability::parse("screen.view"), None);
+        assert_eq!(Capability::parse("screen.capture"), Some(Capability::ScreenCapture));
         assert!(!Capability::ScriptRun.declarable());
     }
 }

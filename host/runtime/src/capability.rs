@@ -41,10 +41,16 @@ pub enum HostCall {
     StreamRecv,
     StreamClose,
     TimerSet,
+    ScreenOpen,
+    ScreenChanges,
+    ScreenRead,
+    ScreenCursor,
+    ScreenClose,
+    InputSend,
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 32] = [
+pub const ALL_CALLS: [HostCall; 38] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -77,6 +83,12 @@ pub const ALL_CALLS: [HostCall; 32] = [
     HostCall::StreamRecv,
     HostCall::StreamClose,
     HostCall::TimerSet,
+    HostCall::ScreenOpen,
+    HostCall::ScreenChanges,
+    HostCall::ScreenRead,
+    HostCall::ScreenCursor,
+    HostCall::ScreenClose,
+    HostCall::InputSend,
 ];
 
 impl HostCall {
@@ -116,6 +128,12 @@ impl HostCall {
             HostCall::StreamRecv => Capability::SessionStream,
             HostCall::StreamClose => Capability::SessionStream,
             HostCall::TimerSet => Capability::SessionEvents,
+            HostCall::ScreenOpen => Capability::ScreenCapture,
+            HostCall::ScreenChanges => Capability::ScreenCapture,
+            HostCall::ScreenRead => Capability::ScreenCapture,
+            HostCall::ScreenCursor => Capability::ScreenCapture,
+            HostCall::ScreenClose => Capability::ScreenCapture,
+            HostCall::InputSend => Capability::InputControl,
         }
     }
 
@@ -132,6 +150,16 @@ impl HostCall {
             | HostCall::UserCurrent
             | HostCall::FolderList
             | HostCall::FolderRead => true,
+            // Only `screen-open` asks: the other screen calls work on an
+            // open share only (the host refuses them otherwise), so a
+            // long-lived plugin's every frame does not ask again, and a
+            // share the customer stopped stays stopped until the operator
+            // asks anew.
+            HostCall::ScreenChanges
+            | HostCall::ScreenRead
+            | HostCall::ScreenCursor
+            | HostCall::ScreenClose => true,
+            HostCall::ScreenOpen | HostCall::InputSend => false,
             HostCall::Log
             | HostCall::SendOutput
             | HostCall::SendChat
@@ -199,6 +227,12 @@ impl HostCall {
             HostCall::StreamRecv => "stream_recv",
             HostCall::StreamClose => "stream_close",
             HostCall::TimerSet => "timer_set",
+            HostCall::ScreenOpen => "screen_open",
+            HostCall::ScreenChanges => "screen_changes",
+            HostCall::ScreenRead => "screen_read",
+            HostCall::ScreenCursor => "screen_cursor",
+            HostCall::ScreenClose => "screen_close",
+            HostCall::InputSend => "input_send",
         }
     }
 }

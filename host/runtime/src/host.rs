@@ -14,6 +14,7 @@ use crate::capability::{Capability, HostCall};
 use crate::kv::KvStore;
 use crate::manifest::Manifest;
 use crate::process::{self, Identity};
+use crate::screen::{self as screen_limits, ScreenAccess};
 use crate::service::Timers;
 use crate::stream::{Mode, Sent, StreamHub};
 use crate::tempfs::TempFolder;
@@ -89,6 +90,14 @@ pub trait SessionPort: Send + Sync {
     fn natives(&self) -> Option<&dyn Natives> {
         None
     }
+    /// Capabilities of `plugin` the customer withdrew since the last ask
+    /// (the Stop button of the sharing indicator): a call or long-lived
+    /// instance that holds them forgets them, and the next call needing
+    /// one asks again. Each withdrawal is reported once.
+    fn take_withdrawn(&self, plugin: &str) -> Vec<Capability> {
+        let _ = plugin;
+        Vec::new()
+    }
 }
 
 /// The native capabilities behind host calls that must run in the agent
@@ -125,6 +134,11 @@ pub trait Natives: Send + Sync {
     }
     /// What the agent's admin configured for plugins; `None`: nothing.
     fn admin(&self) -> Option<Arc<dyn AdminResources>> {
+        None
+    }
+    /// The display to share (`screen.capture`, `input.control`); `None`:
+    /// this host has none.
+    fn screen(&self) -> Option<Arc<dyn ScreenAccess>> {
         None
     }
 }
@@ -260,6 +274,16 @@ impl CallContext {
         ctx
     }
 
+    /// What this call may use without asking again (a long-lived
+    /// instance keeps it across activations).
+    pub(crate) fn granted(&self) -> &HashSet<Capability> {
+        &self.granted
+    }
+
+    pub(crate) fn set_granted(&mut self, granted: HashSet<Capability>) {
+        self.granted = granted;
+    }
+
     /// The user the operator is logged in as (`account.login`), whose
     /// identity spawned processes take, if any.
     fn identity(&self) -> Option<Arc<Identity>> {
@@ -269,6 +293,11 @@ impl CallContext {
     /// The permission gate every host call passes first.
     pub fn check(&mut self, call: HostCall) -> Result<(), HostError> {
         let cap = call.capability();
+        if !self.granted.is_empty() {
+            for gone in self.port.take_withdrawn(&self.manifest.id) {
+                self.granted.remove(&gone);
+            }
+        }
         if !self.manifest.grants(cap) {
             return Err(HostError::NotDeclared(format!(
                 "{} needs the capability \"{cap}\", which plugin.toml of {} does not declare",
@@ -662,6 +691,69 @@ impl CallContext {
             )
         })?;
         timers.lock().unwrap_or_else(|p| p.into_inner()).set(after)
+    }
+
+    fn screen(&mut self, call: HostCall) -> Result<Arc<dyn ScreenAccess>, HostError> {
+        self.check(call)?;
+        self.port
+            .natives()
+            .and_then(|n| n.screen())
+            .ok_or_else(|| HostError::Failed(screen_limits::NOT_SUPPORTED.to_string()))
+    }
+
+    /// Starts sharing the screen (asks the customer first); the layout.
+    pub fn screen_open(&mut self) -> Result<wit::ScreenInfo, HostError> {
+        let screen = self.screen(HostCall::ScreenOpen)?;
+        let id = self.manifest.id.clone();
+        off_the_clock(&mut self.host_wait, || screen.open(&id))
+    }
+
+    pub fn screen_changes(&mut self) -> Result<wit::ScreenChanges, HostError> {
+        let screen = self.screen(HostCall::ScreenChanges)?;
+        screen.changes(&self.manifest.id)
+    }
+
+    pub fn screen_read(&mut self, areas: &[wit::Rect]) -> Result<Vec<u8>, HostError> {
+        let screen = self.screen(HostCall::ScreenRead)?;
+        let size = screen_limits::read_size(areas)?;
+        let mut out = Vec::with_capacity(size);
+        screen.read(&self.manifest.id, areas, &mut out)?;
+        Ok(out)
+    }
+
+    pub fn screen_cursor(&mut self) -> Result<wit::CursorState, HostError> {
+        let screen = self.screen(HostCall::ScreenCursor)?;
+        screen.cursor(&self.manifest.id)
+    }
+
+    pub fn screen_close(&mut self) -> Result<(), HostError> {
+        let screen = self.screen(HostCall::ScreenClose)?;
+        screen.close(&self.manifest.id);
+        Ok(())
+    }
+
+    /// Injects input. Only into an open share: without one nothing is
+    /// asked (a stopped share asks nothing until the operator shares again).
+    pub fn input_send(&mut self, events: &[wit::InputEvent]) -> Result<(), HostError> {
+        if events.len() > screen_limits::MAX_INPUT_EVENTS {
+            return Err(HostError::Limit(format!(
+                "input-send carries {} events; at most {} in one call",
+                events.len(),
+                screen_limits::MAX_INPUT_EVENTS
+            )));
+        }
+        let screen = self
+            .port
+            .natives()
+            .and_then(|n| n.screen())
+            .ok_or_else(|| HostError::Failed(screen_limits::NOT_SUPPORTED.to_string()))?;
+        if !screen.sharing(&self.manifest.id) {
+            return Err(HostError::Denied(
+                "input needs an open screen share (screen-open)".into(),
+            ));
+        }
+        self.check(HostCall::InputSend)?;
+        screen.input(&self.manifest.id, events)
     }
 }
 

@@ -15,6 +15,7 @@ mod lua_admin;
 pub mod manifest;
 pub mod plugins;
 pub mod process;
+pub mod screen;
 pub mod service;
 pub mod stream;
 pub mod sysinfo;
@@ -34,6 +35,7 @@ pub use host::{
 pub use manifest::Manifest;
 pub use plugins::{PluginHost, PluginInfo, RuntimeConfig};
 pub use process::Identity;
+pub use screen::ScreenAccess;
 pub use service::Services;
 pub use stream::StreamHub;
 /// The records and variants of the host API (`sdk/wit`), shared by both

@@ -202,6 +202,7 @@ fn install_api(lua: &Lua) -> mlua::Result<()> {
     install_folders(lua, &t)?;
     crate::lua_admin::install(lua, &t)?;
     install_natives(lua, &t)?;
+    install_screen(lua, &t)?;
     lua.globals().set("lifeline", t)?;
     Ok(())
 }
@@ -270,6 +271,57 @@ fn install_streams(lua: &Lua, t: &Table) -> mlua::Result<()> {
             with_ctx(lua, |c| {
                 host_result(c.timer_set(Duration::from_millis(u64::from(after_ms))))
             })
+        })?,
+    )?;
+    Ok(())
+}
+
+/// `screen_*` and `input_send`. Rects and input events are tables shaped
+/// like the WIT records; an input event is `{ PointerMove = { x = 1,
+/// y = 2 } }`, `{ PointerButton = { button = 1, pressed = true } }` or
+/// `{ Key = { keysym = 97, pressed = true } }`.
+fn install_screen(lua: &Lua, t: &Table) -> mlua::Result<()> {
+    use mlua::LuaSerdeExt;
+    t.set(
+        "screen_open",
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.screen_open())?;
+            lua_result(lua, r, |lua, v| to_lua(lua, &v))
+        })?,
+    )?;
+    t.set(
+        "screen_changes",
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.screen_changes())?;
+            lua_result(lua, r, |lua, v| to_lua(lua, &v))
+        })?,
+    )?;
+    t.set(
+        "screen_read",
+        lua.create_function(|lua, areas: Value| {
+            let areas: Vec<crate::wit::Rect> = lua.from_value(areas)?;
+            let r = with_ctx(lua, |c| c.screen_read(&areas))?;
+            lua_result(lua, r, |lua, b| Ok(Value::String(lua.create_string(&b)?)))
+        })?,
+    )?;
+    t.set(
+        "screen_cursor",
+        lua.create_function(|lua, ()| {
+            let r = with_ctx(lua, |c| c.screen_cursor())?;
+            lua_result(lua, r, |lua, v| to_lua(lua, &v))
+        })?,
+    )?;
+    t.set(
+        "screen_close",
+        lua.create_function(|lua, ()| {
+            with_ctx(lua, |c| host_result(c.screen_close().map(|_| true)))
+        })?,
+    )?;
+    t.set(
+        "input_send",
+        lua.create_function(|lua, events: Value| {
+            let events: Vec<crate::wit::InputEvent> = lua.from_value(events)?;
+            with_ctx(lua, |c| host_result(c.input_send(&events).map(|_| true)))
         })?,
     )?;
     Ok(())
@@ -527,24 +579,28 @@ impl LuaPlugin {
     }
 
     /// One activation of a long-lived plugin: `start(reason)`,
-    /// `on_event(event)` or `stop()` (`start` and `stop` are optional).
+    /// `on_event(event)`, `stop()` (`start` and `stop` are optional) or a
+    /// live command's `run`.
     pub(crate) fn activate(
         &self,
         ctx: CallContext,
         what: &Activation,
-    ) -> (CallContext, Result<(), CallError>) {
+    ) -> (CallContext, Result<String, CallError>) {
+        if let Activation::Run(command, args) = what {
+            return self.run(ctx, command, args);
+        }
         let (ctx, result) = self.call(ctx, |lua, module| {
             let (name, args) = match what {
                 Activation::Start(r) => ("start", reason_name(*r).into_lua_multi(lua)?),
                 Activation::Event(e) => ("on_event", event_value(lua, e)?.into_lua_multi(lua)?),
-                Activation::Stop => ("stop", ().into_lua_multi(lua)?),
+                Activation::Stop | Activation::Run(..) => ("stop", ().into_lua_multi(lua)?),
             };
             match module.get::<Value>(name)? {
                 Value::Function(f) => f.call(args),
                 _ => Ok(Value::Nil),
             }
         });
-        (ctx, result.map(|_| ()))
+        (ctx, result.map(|_| String::new()))
     }
 
     /// Runs `f` on the state under the context's limits; after a limit the

@@ -57,6 +57,10 @@ pub struct Command {
     /// Threat: an operator calling the command directly would run content
     /// the customer never saw, past the checks of the host's path.
     pub host_only: bool,
+    /// Runs in the session's instance of this long-lived plugin (after the
+    /// events before it), so it can start what the instance carries on: a
+    /// stream, timers. Manifest key `live = true`; needs `session.events`.
+    pub live: bool,
 }
 
 /// Per-call limits.
@@ -138,6 +142,8 @@ struct RawCommand {
     args: Vec<RawArg>,
     #[serde(default)]
     host_only: bool,
+    #[serde(default)]
+    live: bool,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +317,16 @@ impl Manifest {
                     ),
                 ));
             }
+            if c.live && !capabilities.contains_key(&Capability::SessionEvents) {
+                return Err(doc.invalid(
+                    &c.name.span(),
+                    "commands.live",
+                    format!(
+                        "command {:?} is live, which needs a long-lived plugin: declare \"session.events\"",
+                        c.name.get_ref()
+                    ),
+                ));
+            }
             if !names.insert(c.name.get_ref().clone()) {
                 return Err(doc.invalid(
                     &c.name.span(),
@@ -331,6 +347,7 @@ impl Manifest {
                     })
                     .collect(),
                 host_only: c.host_only,
+                live: c.live,
             });
         }
         let mut http_hosts = Vec::new();

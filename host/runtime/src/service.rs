@@ -17,7 +17,7 @@ use crate::engine::{CallError, Code, Loaded};
 use crate::host::{CallContext, HostEnv, HostError, SessionPort};
 use crate::kv::KvStore;
 use crate::plugins::PluginHost;
-use crate::wit::{SessionEvent, StartReason};
+use crate::wit::{Arg, SessionEvent, StartReason};
 
 /// Events waiting for one long-lived plugin. The agent never waits for a
 /// plugin: an event beyond this is dropped and logged (a plugin this far
@@ -99,10 +99,17 @@ pub enum Activation {
     Start(StartReason),
     Event(SessionEvent),
     Stop,
+    /// A live command (`live = true` in plugin.toml): `run` in the
+    /// session's instance.
+    Run(String, Vec<Arg>),
 }
+
+/// A live command's answer.
+type Reply = std::sync::mpsc::Sender<Result<String, CallError>>;
 
 enum Msg {
     Event(SessionEvent),
+    Call(String, Vec<Arg>, Reply),
     Stop,
 }
 
@@ -125,6 +132,10 @@ struct Runner {
     kv: Arc<KvStore>,
     instance: Option<Instance>,
     restarts: u32,
+    /// What the customer allowed this instance: kept across activations
+    /// (less what they withdraw), so a frame or an input event does not
+    /// ask again.
+    granted: std::collections::HashSet<crate::capability::Capability>,
 }
 
 impl Runner {
@@ -137,11 +148,12 @@ impl Runner {
         );
         ctx.keep_streams = true;
         ctx.timers = Some(Arc::clone(&self.timers));
+        ctx.set_granted(self.granted.clone());
         ctx
     }
 
     /// Runs one activation on the instance (created first if needed).
-    fn activate(&mut self, what: Activation) -> Result<(), CallError> {
+    fn activate(&mut self, what: Activation) -> Result<String, CallError> {
         let mut ctx = self.context();
         if self.instance.is_none() {
             let (back, inst) = Instance::create(&self.loaded, ctx);
@@ -151,6 +163,7 @@ impl Runner {
         let inst = self.instance.as_mut().expect("created just above");
         let (mut ctx, result) = inst.activate(&self.loaded, ctx, &what);
         self.streams.append(&mut ctx.streams);
+        self.granted = ctx.granted().clone();
         drop(ctx);
         result
     }
@@ -159,9 +172,16 @@ impl Runner {
     /// instance (the next activation starts a fresh one with
     /// `start(restart)`); errors are told to the operator.
     fn step(&mut self, what: Activation) -> bool {
+        self.step_with(what, |_| {})
+    }
+
+    /// [`Runner::step`], handing the activation's own result to `answer`
+    /// (a live command's reply) before any restart.
+    fn step_with(&mut self, what: Activation, answer: impl FnOnce(Result<String, CallError>)) -> bool {
         let result = self.activate(what.clone());
+        answer(result.clone());
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 self.restarts = 0;
                 true
             }
@@ -236,6 +256,11 @@ impl Runner {
             }
             let ok = match msg {
                 Ok(Msg::Event(ev)) => self.step(Activation::Event(ev)),
+                Ok(Msg::Call(command, args, reply)) => {
+                    self.step_with(Activation::Run(command, args), |r| {
+                        let _ = reply.send(r);
+                    })
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     if self.instance.is_some() {
                         let _ = self.activate(Activation::Stop);
@@ -284,7 +309,7 @@ impl Instance {
         loaded: &Loaded,
         ctx: CallContext,
         what: &Activation,
-    ) -> (CallContext, Result<(), CallError>) {
+    ) -> (CallContext, Result<String, CallError>) {
         match (self, &loaded.code) {
             (Instance::Wasm(w), _) => w.activate(ctx, what),
             (Instance::Lua, Code::Lua(l)) => l.activate(ctx, what),
@@ -347,6 +372,7 @@ impl Services {
                 kv,
                 instance: None,
                 restarts: 0,
+                granted: Default::default(),
             };
             let (tx, rx) = sync_channel(MAX_QUEUED_EVENTS);
             let thread = std::thread::Builder::new()
@@ -379,8 +405,39 @@ impl Services {
                 "event {} dropped: {MAX_QUEUED_EVENTS} events already wait for this plugin",
                 event_name(&ev)
             ),
-            Err(TrySendError::Full(Msg::Stop)) => {}
+            Err(TrySendError::Full(_)) => {}
         }
+    }
+
+    /// Runs a live command in `plugin`'s instance of this session, after
+    /// the events before it; `None` when the plugin is not running here.
+    /// Blocking: call from a blocking thread.
+    pub fn call(
+        &self,
+        plugin: &str,
+        command: &str,
+        args: Vec<Arg>,
+    ) -> Option<Result<String, CallError>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let running = self.running();
+            let s = running.iter().find(|s| s.id == plugin)?;
+            let msg = Msg::Call(command.to_string(), args, tx);
+            if let Err(e) = s.tx.try_send(msg) {
+                let why = match e {
+                    TrySendError::Full(_) => format!(
+                        "plugin {plugin} is {MAX_QUEUED_EVENTS} events behind; try again"
+                    ),
+                    TrySendError::Disconnected(_) => format!("plugin {plugin} has stopped"),
+                };
+                return Some(Err(CallError::Plugin(why)));
+            }
+        }
+        Some(rx.recv().unwrap_or_else(|_| {
+            Err(CallError::Plugin(format!(
+                "plugin {plugin} stopped before answering {command}"
+            )))
+        }))
     }
 
     /// Tells every long-lived plugin; never waits.

@@ -162,3 +162,97 @@ fn session_events_need_both_the_capability_and_the_handler() {
     let out = host.call("svc", "x", &[], port).unwrap();
     assert!(out.contains("timers belong to long-lived plugins"), "{out}");
 }
+
+/// A consenting port that counts the questions and can withdraw.
+#[derive(Default)]
+struct CountingPort {
+    asked: Mutex<u32>,
+    withdrawn: Mutex<Vec<Capability>>,
+}
+
+impl SessionPort for CountingPort {
+    fn consent(&self, _: &Manifest, _: Capability) -> Result<(), String> {
+        *self.asked.lock().unwrap() += 1;
+        Ok(())
+    }
+    fn output(&self, _: &str, _: &str) {}
+    fn chat(&self, _: &str, _: &str) {}
+    fn report(&self, _: &str, _: &str) {}
+    fn take_withdrawn(&self, _plugin: &str) -> Vec<Capability> {
+        std::mem::take(&mut *self.withdrawn.lock().unwrap())
+    }
+}
+
+/// A long-lived plugin with a live command `count` and a plain one `plain`.
+fn live_host(code: &str) -> (tempfile::TempDir, Arc<PluginHost>) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("plugins/svc");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("plugin.toml"),
+        "[plugin]\nid = \"svc\"\ndescription = \"svc\"\nversion = \"1.0.0\"\nruntime = \"lua\"\nentry = \"main.lua\"\n\
+         [capabilities]\n\"session.events\" = \"hear the session\"\n\"system.info\" = \"read facts\"\n\
+         [[commands]]\nname = \"count\"\ndescription = \"x\"\nlive = true\n\
+         [[commands]]\nname = \"plain\"\ndescription = \"x\"\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("main.lua"), code).unwrap();
+    let host = unsigned_host(dir.path().join("plugins"), dir.path());
+    assert!(host.load_all().is_empty());
+    (dir, Arc::new(host))
+}
+
+const COUNTER: &str = r#"
+local M = {}
+local events = 0
+function M.on_event(ev)
+  events += 1
+  lifeline.system_info("os")
+end
+function M.run(command)
+  lifeline.system_info("os")
+  return command .. " " .. events
+end
+return M
+"#;
+
+#[test]
+fn a_live_command_runs_in_the_sessions_instance_after_its_events() {
+    let (_dir, host) = live_host(COUNTER);
+    let port = Arc::new(CountingPort::default());
+    let services = Services::start(&host, Arc::clone(&port) as Arc<dyn SessionPort>);
+    for i in 0..3 {
+        services.event(&SessionEvent::Timer(i));
+    }
+    // Queued behind the three events, in the instance that heard them.
+    let out = services.call("svc", "count", vec![]).expect("running");
+    assert_eq!(out.unwrap(), "count 3");
+    // The instance asked once for system.info across four activations.
+    assert_eq!(*port.asked.lock().unwrap(), 1);
+    // Withdrawn by the customer: the next use asks again, once.
+    port.withdrawn.lock().unwrap().push(Capability::SystemInfo);
+    services.event(&SessionEvent::Timer(9));
+    assert_eq!(services.call("svc", "count", vec![]).unwrap().unwrap(), "count 4");
+    assert_eq!(*port.asked.lock().unwrap(), 2);
+    assert!(services.call("other", "count", vec![]).is_none());
+    services.stop("bye");
+}
+
+#[test]
+fn a_live_command_needs_a_long_lived_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("plugins/svc");
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(
+        p.join("plugin.toml"),
+        "[plugin]\nid = \"svc\"\ndescription = \"svc\"\nversion = \"1.0.0\"\nruntime = \"lua\"\nentry = \"main.lua\"\n\
+         [[commands]]\nname = \"count\"\ndescription = \"x\"\nlive = true\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("main.lua"), "return { run = function() return '' end }\n").unwrap();
+    let host = unsigned_host(dir.path().join("plugins"), dir.path());
+    let errors = host.load_all();
+    let err = &errors.first().expect("refused").1;
+    assert!(err.contains("commands.live"), "{err}");
+    assert!(err.contains("declare \"session.events\""), "{err}");
+}

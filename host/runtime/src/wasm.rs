@@ -26,7 +26,7 @@ use crate::wasm_cache::WasmCache;
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../../sdk/wit",
-    additional_derives: [serde::Serialize],
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 use crate::stream::Mode;
@@ -282,6 +282,24 @@ impl host::Host for State {
         self.ctx
             .timer_set(Duration::from_millis(u64::from(after_ms)))
             .map_err(wit_err)
+    }
+    fn screen_open(&mut self) -> Result<types::ScreenInfo, types::HostError> {
+        self.ctx.screen_open().map_err(wit_err)
+    }
+    fn screen_changes(&mut self) -> Result<types::ScreenChanges, types::HostError> {
+        self.ctx.screen_changes().map_err(wit_err)
+    }
+    fn screen_read(&mut self, areas: Vec<types::Rect>) -> Result<Vec<u8>, types::HostError> {
+        self.ctx.screen_read(&areas).map_err(wit_err)
+    }
+    fn screen_cursor(&mut self) -> Result<types::CursorState, types::HostError> {
+        self.ctx.screen_cursor().map_err(wit_err)
+    }
+    fn screen_close(&mut self) -> Result<(), types::HostError> {
+        self.ctx.screen_close().map_err(wit_err)
+    }
+    fn input_send(&mut self, events: Vec<types::InputEvent>) -> Result<(), types::HostError> {
+        self.ctx.input_send(&events).map_err(wit_err)
     }
 }
 

@@ -14,17 +14,19 @@ use crate::engine::CallError;
 use crate::host::CallContext;
 use crate::service::Activation;
 use crate::wasm::{STDERR_KEPT, State, WasmPlugin, classify};
-use crate::wit::{SessionEvent, StartReason};
+use crate::wit::{Arg, SessionEvent, StartReason};
 
 type StartFn = TypedFunc<(StartReason,), (Result<(), String>,)>;
 type EventFn = TypedFunc<(SessionEvent,), (Result<(), String>,)>;
 type StopFn = TypedFunc<(), ()>;
+type RunFn = TypedFunc<(String, Vec<Arg>), (Result<String, String>,)>;
 
 pub(crate) struct WasmLive {
     store: Store<State>,
     start: StartFn,
     on_event: EventFn,
     stop: StopFn,
+    run: RunFn,
     stderr: MemoryOutputPipe,
 }
 
@@ -42,10 +44,11 @@ impl WasmLive {
             let start = instance.get_typed_func(&mut store, "start")?;
             let on_event = instance.get_typed_func(&mut store, "on-event")?;
             let stop = instance.get_typed_func(&mut store, "stop")?;
-            wasmtime::Result::Ok((start, on_event, stop))
+            let run = instance.get_typed_func(&mut store, "run")?;
+            wasmtime::Result::Ok((start, on_event, stop, run))
         })();
         match funcs {
-            Ok((start, on_event, stop)) => {
+            Ok((start, on_event, stop, run)) => {
                 let placeholder = store.data().ctx.idle_copy();
                 let ctx = std::mem::replace(&mut store.data_mut().ctx, placeholder);
                 let live = WasmLive {
@@ -53,6 +56,7 @@ impl WasmLive {
                     start,
                     on_event,
                     stop,
+                    run,
                     stderr,
                 };
                 (ctx, Ok(live))
@@ -69,7 +73,7 @@ impl WasmLive {
         &mut self,
         ctx: CallContext,
         what: &Activation,
-    ) -> (CallContext, Result<(), CallError>) {
+    ) -> (CallContext, Result<String, CallError>) {
         {
             let data = self.store.data_mut();
             data.ctx = ctx;
@@ -77,12 +81,22 @@ impl WasmLive {
         }
         self.store.set_epoch_deadline(1);
         let result = match what {
-            Activation::Start(r) => self.start.call(&mut self.store, (*r,)).map(|r| r.0),
+            Activation::Start(r) => self
+                .start
+                .call(&mut self.store, (*r,))
+                .map(|r| r.0.map(|()| String::new())),
             Activation::Event(e) => self
                 .on_event
                 .call(&mut self.store, (e.clone(),))
+                .map(|r| r.0.map(|()| String::new())),
+            Activation::Stop => self
+                .stop
+                .call(&mut self.store, ())
+                .map(|()| Ok(String::new())),
+            Activation::Run(command, args) => self
+                .run
+                .call(&mut self.store, (command.clone(), args.clone()))
                 .map(|r| r.0),
-            Activation::Stop => self.stop.call(&mut self.store, ()).map(|()| Ok(())),
         };
         let placeholder = self.store.data().ctx.idle_copy();
         let ctx = std::mem::replace(&mut self.store.data_mut().ctx, placeholder);
@@ -92,7 +106,7 @@ impl WasmLive {
                 "output limit of {} KiB reached",
                 limits.output_bytes >> 10
             ))),
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(text)) => Ok(text),
             Ok(Err(msg)) => Err(CallError::Plugin(msg)),
             Err(e) => Err(classify(&e, &ctx, &self.stderr)),
         };

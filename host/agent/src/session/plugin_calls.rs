@@ -58,9 +58,22 @@ impl Session<'_> {
             return;
         }
         let port = self.port(call_id);
+        let services = std::sync::Arc::clone(&self.services);
+        let live = host
+            .manifest(&plugin)
+            .and_then(|m| m.command(&command).map(|c| c.live))
+            .unwrap_or(false);
         tokio::task::spawn_blocking(move || {
             let args: Vec<Arg> = args.into_iter().map(Arg::Text).collect();
-            let (ok, text) = match host.call(&plugin, &command, &args, port) {
+            // A live command runs in the session's instance of the plugin;
+            // where it has none (not started, stopped), in a call of its own.
+            let answer = if live {
+                services.call(&plugin, &command, args.clone())
+            } else {
+                None
+            };
+            let answer = answer.unwrap_or_else(|| host.call(&plugin, &command, &args, port));
+            let (ok, text) = match answer {
                 Ok(t) => (true, t),
                 Err(e) => (false, e.to_string()),
             };
