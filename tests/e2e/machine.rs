@@ -77,6 +77,11 @@ impl Xvfb {
     /// An Xvfb whose one screen is `geometry` ("1920x1080x24"), with
     /// MIT-SHM, XDamage, XFixes, RandR and XTest (Xvfb's defaults).
     pub fn start_with(geometry: &str) -> Xvfb {
+        // Tests start servers at the same time: one at a time, each until
+        // its lock file is there, so two never take the same number (the
+        // loser's probe would reach the winner's server).
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         for n in 70..120u32 {
             if Path::new(&format!("/tmp/.X{n}-lock")).exists()
                 || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
@@ -88,6 +93,9 @@ impl Xvfb {
                     &format!(":{n}"),
                     "-nolisten",
                     "tcp",
+                    // The readiness probe's connection closing must not
+                    // reset the server (and drop what a test set up).
+                    "-noreset",
                     "-screen",
                     "0",
                     geometry,
@@ -102,7 +110,8 @@ impl Xvfb {
             };
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
-                if x11rb::connect(Some(&x.display)).is_ok() {
+                if x11rb::connect(Some(&x.display)).is_ok() && x.child.try_wait().unwrap().is_none()
+                {
                     return x;
                 }
                 if x.child.try_wait().unwrap().is_some() {
@@ -154,7 +163,19 @@ impl Xvfb {
 }
 
 impl Drop for Xvfb {
+    /// SIGTERM, so that Xvfb removes its lock file and socket.
     fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

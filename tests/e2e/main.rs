@@ -15,6 +15,8 @@ mod plugins;
 pub mod processes;
 mod reboot;
 mod runas;
+mod screen;
+mod screen_desk;
 mod scripts;
 mod sec_conn;
 mod sec_consent;

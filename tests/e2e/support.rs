@@ -92,6 +92,7 @@ impl TestBroker {
             policy,
             plugins: None,
             run_as: Default::default(),
+            screen: Default::default(),
             power: Default::default(),
             service: Default::default(),
             remote_service: None,

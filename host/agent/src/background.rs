@@ -78,7 +78,8 @@ impl SessionPort for BackgroundPort {
 
 /// Without a session only what the admin names is offered (settings,
 /// document keys, endpoints, commands): no login as another user (no
-/// operator to type a password) and no restart (no session to rejoin).
+/// operator to type a password), no restart (no session to rejoin) and no
+/// screen (nobody to consent, to see the indicator or to watch).
 impl Natives for BackgroundPort {
     fn admin(&self) -> Option<Arc<dyn lifeline_runtime::AdminResources>> {
         self.admin.clone()

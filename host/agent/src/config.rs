@@ -5,8 +5,8 @@
 //! The shared pieces — [`Doc`], [`ConfigError`], the `[connection]` table,
 //! TLS trust, secrets and the policy — are in `lifeline_core::config`; the
 //! agent's feature sections are here: `[plugins]` (with [`folders`] and
-//! [`plugin_admin`]), [`machine`] (`[run_as]`, `[power]`, `[service]`) and
-//! [`remote_service`].
+//! [`plugin_admin`]), [`machine`] (`[run_as]`, `[screen]`, `[power]`,
+//! `[service]`) and [`remote_service`].
 //!
 //! Relative paths in a file are resolved against that file's folder.
 
@@ -36,6 +36,7 @@ struct RawAgentFile {
     connection: RawConnection,
     plugins: Option<RawPlugins>,
     run_as: Option<machine::RawRunAs>,
+    screen: Option<machine::RawScreen>,
     power: Option<machine::RawPower>,
     service: Option<machine::RawService>,
     remote_service: Option<remote_service::RawRemoteService>,
@@ -147,6 +148,8 @@ pub struct AgentConfig {
     /// Feature plugins; `None`: the agent runs none.
     pub plugins: Option<PluginsConfig>,
     pub run_as: machine::RunAsConfig,
+    /// The display shared with the operator (`screen.capture`).
+    pub screen: machine::ScreenConfig,
     pub power: machine::PowerConfig,
     pub service: machine::ServiceConfig,
     /// License back office, proxy, service account; `None`: not configured.
@@ -188,6 +191,7 @@ impl AgentConfig {
             policy,
             plugins,
             run_as: machine::validate_run_as(&doc, raw.run_as.as_ref())?,
+            screen: machine::validate_screen(&doc, raw.screen.as_ref())?,
             power: machine::validate_power(&doc, raw.power.as_ref())?,
             service: machine::validate_service(&doc, raw.service.as_ref())?,
             remote_service,

@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod reboot;
 pub mod reconnect;
 pub mod runas;
+pub mod screen;
 pub mod scripts;
 mod session;
 pub mod x11;

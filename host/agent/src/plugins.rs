@@ -168,6 +168,8 @@ pub struct AgentPort {
     pub admin: Option<Arc<dyn lifeline_runtime::AdminResources>>,
     /// The session's plugin streams.
     pub streams: Arc<StreamHub>,
+    /// The session's screen (`screen.capture`, `input.control`).
+    pub screen: crate::screen::PortScreen,
 }
 
 impl AgentPort {
@@ -234,6 +236,10 @@ impl SessionPort for AgentPort {
     fn natives(&self) -> Option<&dyn Natives> {
         Some(self)
     }
+    /// The customer's Stop on the sharing indicator.
+    fn take_withdrawn(&self, plugin: &str) -> Vec<Capability> {
+        self.screen.take_withdrawn(plugin)
+    }
 }
 
 /// The native capabilities of a session (see [`crate::native`]).
@@ -255,6 +261,10 @@ impl Natives for AgentPort {
     }
     fn admin(&self) -> Option<Arc<dyn lifeline_runtime::AdminResources>> {
         self.admin.clone()
+    }
+    /// The session's display; the indicator names this port's operator.
+    fn screen(&self) -> Option<Arc<dyn lifeline_runtime::ScreenAccess>> {
+        Some(self.screen.handle(&self.operator, self.call_id))
     }
 }
 

@@ -146,6 +146,17 @@ impl RunAs {
         self.inner().active.as_ref().map(Active::info)
     }
 
+    /// The X display on which an active login suspends the customer's
+    /// input, if any (screen sharing refuses injected input there: it
+    /// would reach the suspension banner's grab).
+    pub fn suspended_display(&self) -> Option<String> {
+        self.inner()
+            .active
+            .as_ref()
+            .and_then(|a| a.x.as_ref())
+            .map(|x| x.display.clone())
+    }
+
     /// The display to suspend, if any.
     fn display(&self) -> Option<String> {
         match &self.cfg.display {

@@ -106,7 +106,7 @@ fn x_err(what: &str, display: &str, e: impl std::fmt::Display) -> String {
 }
 
 /// The core "fixed" font is Latin-1: other characters become '?'.
-fn latin1(s: &str) -> Vec<u8> {
+pub(crate) fn latin1(s: &str) -> Vec<u8> {
     s.chars()
         .map(|c| if (c as u32) < 0x100 { c as u8 } else { b'?' })
         .take(250)

@@ -380,6 +380,26 @@ pub enum OperatorCmd {
         #[arg(long)]
         save: Option<PathBuf>,
     },
+    /// Share the customer's screen (the screen plugin; the customer
+    /// consents): save a snapshot as PNG, or record the screen stream.
+    Screen(ScreenArgs),
+    /// Replay a screen recording (from `operator screen --record`) into
+    /// PNG files DIR/frame-000001.png, …: the picture after the first
+    /// update and after every Nth update from there.
+    ScreenExport {
+        /// The recording.
+        file: PathBuf,
+        /// The folder for the PNG files (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write the picture after every Nth update (1: after each).
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        every: u64,
+        /// Draw the pointer into the pictures.
+        #[arg(long)]
+        cursor: bool,
+    },
     /// The script library, and running scripts in a session.
     #[command(subcommand)]
     Scripts(ScriptsCmd),
@@ -402,6 +422,51 @@ pub enum OperatorCmd {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+/// Quality of a screen share.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScreenQuality {
+    /// Lossless for text and windows, JPEG for photo-like areas when the
+    /// link is slow.
+    Auto,
+    /// Every area lossless.
+    Lossless,
+}
+
+/// `lifeline operator screen`: what to share and what to do with it.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("output").required(true).args(["snapshot", "record"])))]
+pub struct ScreenArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArg,
+    /// The session (see `operator sessions`).
+    pub session: String,
+    /// The monitor to share: `all` (the whole display) or a monitor's
+    /// index (0, 1, …).
+    #[arg(long, value_name = "all|N", default_value = "all",
+          value_parser = lifeline_operator::screen::parse_monitor)]
+    pub monitor: lifeline_operator::screen::MonitorChoice,
+    /// The picture's quality.
+    #[arg(long, value_enum, default_value_t = ScreenQuality::Auto)]
+    pub quality: ScreenQuality,
+    /// Save the first complete picture to this PNG file, then stop sharing.
+    #[arg(long, value_name = "FILE.png")]
+    pub snapshot: Option<PathBuf>,
+    /// Draw the pointer into the snapshot.
+    #[arg(long, requires = "snapshot")]
+    pub cursor: bool,
+    /// Record every frame of the screen stream into FILE until the stream
+    /// closes, Ctrl-C, or --seconds (replay it with `screen-export`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Stop recording after N seconds.
+    #[arg(long, value_name = "N", requires = "record")]
+    pub seconds: Option<u64>,
+    /// Seconds to wait for sharing to start (the customer's consent
+    /// included).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]

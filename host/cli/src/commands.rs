@@ -452,6 +452,13 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
             crate::plugin_cmd::sysinfo(&c, &session, &category, filter.as_deref(), save.as_deref())
                 .await
         }
+        OperatorCmd::Screen(args) => crate::screen_cmd::screen(args).await,
+        OperatorCmd::ScreenExport {
+            file,
+            out,
+            every,
+            cursor,
+        } => crate::screen_cmd::export(&file, &out, every, cursor),
         OperatorCmd::Scripts(cmd) => crate::scripts_cmd::run(cmd).await,
         OperatorCmd::End {
             cfg,

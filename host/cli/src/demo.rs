@@ -129,6 +129,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         }),
         plugins: Some(demo_plugins(&root)?),
         run_as: Default::default(),
+        screen: Default::default(),
         power: Default::default(),
         service: Default::default(),
         remote_service: None,

@@ -22,6 +22,7 @@ pub mod input;
 pub mod license_cmd;
 pub mod plugin_cmd;
 pub mod plugin_dev;
+pub mod screen_cmd;
 pub mod scripts_cmd;
 pub mod service_cmd;
 pub mod stream_cmd;

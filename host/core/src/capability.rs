@@ -197,7 +197,10 @@ mod tests {
             assert!(crate::consent::is_capability_name(c.name()));
         }
         assert_eq!(Capability::parse("screen.view"), None);
-        assert_eq!(Capability::parse("screen.capture"), Some(Capability::ScreenCapture));
+        assert_eq!(
+            Capability::parse("screen.capture"),
+            Some(Capability::ScreenCapture)
+        );
         assert!(!Capability::ScriptRun.declarable());
     }
 }

@@ -311,6 +311,18 @@ impl ConsentEngine {
         self.record(req, decision, by)
     }
 
+    /// Forgets the "allow for this session" grants of `plugin` for
+    /// `capabilities` (by name): the customer withdrew them (the Stop button
+    /// of the screen-sharing indicator), so the next use asks again.
+    /// Returns how many grants were forgotten.
+    pub fn withdraw(&mut self, session_id: &str, plugin: &str, capabilities: &[&str]) -> usize {
+        let before = self.grants.len();
+        self.grants.retain(|(s, p, c, _)| {
+            !(s == session_id && p == plugin && capabilities.contains(&c.as_str()))
+        });
+        before - self.grants.len()
+    }
+
     /// Forgets the grants and prompt counts of a session that ended.
     pub fn end_session(&mut self, session_id: &str) {
         self.grants.retain(|(s, _, _, _)| s != session_id);
@@ -413,6 +425,47 @@ mod tests {
             (d.decision, d.decided_by),
             (ConsentDecision::Deny, DecidedBy::Timeout)
         );
+    }
+
+    /// The customer's Stop on the sharing indicator: the plugin's session
+    /// grants for the withdrawn capabilities go, nothing else does.
+    #[tokio::test]
+    async fn withdraw_forgets_only_the_named_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = engine(&dir, "w.log");
+        let allow = Fixed(Some(ConsentDecision::AllowSession));
+        let mut reqs = Vec::new();
+        for (plugin, action) in [
+            ("screen", "screen.capture"),
+            ("screen", "input.control"),
+            ("screen", "system.info"),
+            ("other", "screen.capture"),
+        ] {
+            let mut r = req(action);
+            r.plugin = plugin.into();
+            e.decide(&r, &allow).await.unwrap();
+            reqs.push(r);
+        }
+        let mut s2 = reqs[0].clone();
+        s2.session_id = "S2".into();
+        e.decide(&s2, &allow).await.unwrap();
+        let n = e.withdraw("S1", "screen", &["screen.capture", "input.control"]);
+        assert_eq!(n, 2);
+        // Granted without asking? (An ask is answered at once.)
+        let granted = |e: &mut ConsentEngine, r: &ConsentRequest| match e.preliminary(r) {
+            Preliminary::Decided(_, by) => by == DecidedBy::SessionGrant,
+            Preliminary::Ask => {
+                e.record(r, ConsentDecision::Deny, DecidedBy::Customer)
+                    .unwrap();
+                false
+            }
+        };
+        assert!(!granted(&mut e, &reqs[0]), "screen.capture is asked again");
+        assert!(!granted(&mut e, &reqs[1]), "input.control is asked again");
+        assert!(granted(&mut e, &reqs[2]), "other capabilities stay granted");
+        assert!(granted(&mut e, &reqs[3]), "other plugins stay granted");
+        assert!(granted(&mut e, &s2), "other sessions stay granted");
+        assert_eq!(e.withdraw("S1", "screen", &["screen.capture"]), 0);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! matching, the saved login, and the actions of the technician's CLI.
 
 pub mod report;
+pub mod screen;
 pub mod stream;
 pub mod token;
 
@@ -93,7 +94,13 @@ pub struct Client {
 impl Client {
     /// Connects (TLS, handshake) without logging in.
     pub async fn connect(ep: &Endpoint) -> Result<Client, OperatorError> {
-        let (mut link, welcome) = client::connect(ep, ClientRole::Operator).await?;
+        let (link, welcome) = client::connect(ep, ClientRole::Operator).await?;
+        Ok(Client::from_link(link, welcome.broker_name))
+    }
+
+    /// A client over an established link (after the handshake): replies
+    /// matched to requests, everything else queued as [`Event`]s.
+    pub(crate) fn from_link(mut link: lifeline_core::link::Link, broker_name: String) -> Client {
         let pending: Pending = Arc::default();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let p = Arc::clone(&pending);
@@ -126,15 +133,15 @@ impl Client {
             // Dropping the waiters makes pending requests fail as "lost".
             p.lock().expect("pending lock is never poisoned").clear();
         });
-        Ok(Client {
+        Client {
             tx: link.tx,
             pending,
             next_id: AtomicU64::new(1),
             events: Mutex::new(ev_rx),
             closed: link.close_reason,
-            broker_name: welcome.broker_name,
+            broker_name,
             profile: None,
-        })
+        }
     }
 
     /// Connects and authenticates with the saved token, or with the

@@ -177,7 +177,11 @@ impl Runner {
 
     /// [`Runner::step`], handing the activation's own result to `answer`
     /// (a live command's reply) before any restart.
-    fn step_with(&mut self, what: Activation, answer: impl FnOnce(Result<String, CallError>)) -> bool {
+    fn step_with(
+        &mut self,
+        what: Activation,
+        answer: impl FnOnce(Result<String, CallError>),
+    ) -> bool {
         let result = self.activate(what.clone());
         answer(result.clone());
         match result {
@@ -425,9 +429,9 @@ impl Services {
             let msg = Msg::Call(command.to_string(), args, tx);
             if let Err(e) = s.tx.try_send(msg) {
                 let why = match e {
-                    TrySendError::Full(_) => format!(
-                        "plugin {plugin} is {MAX_QUEUED_EVENTS} events behind; try again"
-                    ),
+                    TrySendError::Full(_) => {
+                        format!("plugin {plugin} is {MAX_QUEUED_EVENTS} events behind; try again")
+                    }
                     TrySendError::Disconnected(_) => format!("plugin {plugin} has stopped"),
                 };
                 return Some(Err(CallError::Plugin(why)));

@@ -232,7 +232,10 @@ fn a_live_command_runs_in_the_sessions_instance_after_its_events() {
     // Withdrawn by the customer: the next use asks again, once.
     port.withdrawn.lock().unwrap().push(Capability::SystemInfo);
     services.event(&SessionEvent::Timer(9));
-    assert_eq!(services.call("svc", "count", vec![]).unwrap().unwrap(), "count 4");
+    assert_eq!(
+        services.call("svc", "count", vec![]).unwrap().unwrap(),
+        "count 4"
+    );
     assert_eq!(*port.asked.lock().unwrap(), 2);
     assert!(services.call("other", "count", vec![]).is_none());
     services.stop("bye");
@@ -249,7 +252,11 @@ fn a_live_command_needs_a_long_lived_plugin() {
          [[commands]]\nname = \"count\"\ndescription = \"x\"\nlive = true\n",
     )
     .unwrap();
-    std::fs::write(p.join("main.lua"), "return { run = function() return '' end }\n").unwrap();
+    std::fs::write(
+        p.join("main.lua"),
+        "return { run = function() return '' end }\n",
+    )
+    .unwrap();
     let host = unsigned_host(dir.path().join("plugins"), dir.path());
     let errors = host.load_all();
     let err = &errors.first().expect("refused").1;

@@ -1,8 +1,8 @@
 //! Encoding and decoding of [`Message`] and [`Input`] (layouts in lib.rs).
 
 use crate::{
-    CursorShape, DecodeError, Input, Level, MAX_MONITORS, MAX_STATUS_BYTES, MAX_TILES_PER_UPDATE,
-    Message, Monitor, MonitorChoice, Quality, Tile, TileData,
+    CursorShape, DecodeError, Input, Level, Message, Monitor, MonitorChoice, Quality, Tile,
+    TileData, MAX_MONITORS, MAX_STATUS_BYTES, MAX_TILES_PER_UPDATE,
 };
 
 const LAYOUT: u8 = 1;
@@ -97,7 +97,11 @@ fn encode_tile(t: &Tile, out: &mut Vec<u8>) {
             out.extend_from_slice(rgb);
         }
         TileData::Png(b) | TileData::Jpeg(b) => {
-            out.push(if matches!(t.data, TileData::Png(_)) { 1 } else { 2 });
+            out.push(if matches!(t.data, TileData::Png(_)) {
+                1
+            } else {
+                2
+            });
             out.extend_from_slice(&(b.len() as u32).to_le_bytes());
             out.extend_from_slice(b);
         }
@@ -176,7 +180,10 @@ impl<'a> Reader<'a> {
         self.pos += n;
         Ok(b)
     }
-    fn array<const N: usize>(&mut self, field: &dyn Fn() -> String) -> Result<[u8; N], DecodeError> {
+    fn array<const N: usize>(
+        &mut self,
+        field: &dyn Fn() -> String,
+    ) -> Result<[u8; N], DecodeError> {
         let b = self.bytes(N, field)?;
         Ok(b.try_into().expect("bytes() returned exactly N bytes"))
     }

@@ -1,6 +1,7 @@
 //! Agent settings for the features that reach into the customer's machine:
-//! `[run_as]` (log in as another user), `[power]` (remote reboot) and
-//! `[service]` (the agent as a system service). Raw → validated like the
+//! `[run_as]` (log in as another user), `[screen]` (the display shared with
+//! the operator), `[power]` (remote reboot) and `[service]` (the agent as a
+//! system service). Raw → validated like the
 //! rest of the configuration (see [`crate::config`]).
 
 use std::path::PathBuf;
@@ -40,6 +41,12 @@ pub(crate) struct RawRunAs {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(crate) struct RawScreen {
+    display: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawPower {
     reboot_command: Option<Spanned<Vec<String>>>,
 }
@@ -51,15 +58,33 @@ pub(crate) struct RawService {
     unit_dir: Option<Spanned<String>>,
 }
 
-/// Where the customer's own access is suspended during a run-as login.
+/// An X display setting: where the customer's own access is suspended
+/// during a run-as login (`[run_as] display`), and the display shared with
+/// the operator (`[screen] display`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Display {
     /// `$DISPLAY` of the agent's environment, if set.
     FromEnvironment,
     /// This X display (e.g. ":0").
     X(String),
-    /// No display: only the agent's terminal is suspended.
+    /// No display: for a run-as login only the agent's terminal is
+    /// suspended; there is no screen to share.
     None,
+}
+
+/// `[screen]`: the X display plugins holding `screen.capture` and
+/// `input.control` share (see [`crate::screen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenConfig {
+    pub display: Display,
+}
+
+impl Default for ScreenConfig {
+    fn default() -> Self {
+        ScreenConfig {
+            display: Display::FromEnvironment,
+        }
+    }
 }
 
 /// `[run_as]`: logging the operator in as another user.
@@ -142,21 +167,7 @@ pub(crate) fn validate_run_as(
 ) -> Result<RunAsConfig, ConfigError> {
     let d = RunAsConfig::default();
     let Some(raw) = raw else { return Ok(d) };
-    let display = match &raw.display {
-        None => Display::FromEnvironment,
-        Some(v) if v.get_ref() == "none" => Display::None,
-        Some(v) if v.get_ref().contains(':') => Display::X(v.get_ref().clone()),
-        Some(v) => {
-            return Err(doc.invalid(
-                &v.span(),
-                "run_as.display",
-                format!(
-                    "{:?} is not an X display; use e.g. \":0\", or \"none\" for terminal only",
-                    v.get_ref()
-                ),
-            ));
-        }
-    };
+    let display = display(doc, &raw.display, "run_as.display", "for terminal only")?;
     Ok(RunAsConfig {
         pam_service: match &raw.pam_service {
             Some(v) => plain_name(doc, v, "run_as.pam_service")?,
@@ -184,6 +195,40 @@ pub(crate) fn validate_run_as(
             3600,
             " seconds",
         )?),
+    })
+}
+
+/// An X display (`":0"`, `"host:1.0"`), `"none"`, or unset: `$DISPLAY`.
+fn display(
+    doc: &Doc<'_>,
+    v: &Option<Spanned<String>>,
+    key: &str,
+    none_means: &str,
+) -> Result<Display, ConfigError> {
+    match v {
+        None => Ok(Display::FromEnvironment),
+        Some(v) if v.get_ref() == "none" => Ok(Display::None),
+        Some(v) if v.get_ref().contains(':') => Ok(Display::X(v.get_ref().clone())),
+        Some(v) => Err(doc.invalid(
+            &v.span(),
+            key,
+            format!(
+                "{:?} is not an X display; use e.g. \":0\", or \"none\" {none_means}",
+                v.get_ref()
+            ),
+        )),
+    }
+}
+
+pub(crate) fn validate_screen(
+    doc: &Doc<'_>,
+    raw: Option<&RawScreen>,
+) -> Result<ScreenConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(ScreenConfig::default());
+    };
+    Ok(ScreenConfig {
+        display: display(doc, &raw.display, "screen.display", "for no screen sharing")?,
     })
 }
 
@@ -252,6 +297,7 @@ mod tests {
     fn defaults_and_settings() {
         let c = parse("").unwrap();
         assert_eq!(c.run_as, super::RunAsConfig::default());
+        assert_eq!(c.screen.display, super::Display::FromEnvironment);
         assert_eq!(c.power.reboot_command, ["systemctl", "reboot"]);
         assert_eq!(c.service.account, "root");
         let c = parse(
@@ -262,6 +308,10 @@ mod tests {
         assert_eq!(c.run_as.max_failures, 5);
         assert_eq!(c.power.reboot_command, ["/sbin/reboot"]);
         assert_eq!(c.service.unit_dir, Path::new("/etc/lifeline/units"));
+        let c = parse("[screen]\ndisplay = \":1\"\n").unwrap();
+        assert_eq!(c.screen.display, super::Display::X(":1".into()));
+        let c = parse("[screen]\ndisplay = \"none\"\n").unwrap();
+        assert_eq!(c.screen.display, super::Display::None);
     }
 
     #[test]
@@ -269,6 +319,7 @@ mod tests {
         for (extra, key, line) in [
             ("[run_as]\ndisplay = \"screen\"\n", "run_as.display", 6),
             ("[run_as]\nmax_failures = 0\n", "run_as.max_failures", 6),
+            ("[screen]\ndisplay = \"wayland-0\"\n", "screen.display", 6),
             (
                 "[run_as]\npam_service = \"../etc/x\"\n",
                 "run_as.pam_service",

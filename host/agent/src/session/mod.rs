@@ -83,6 +83,8 @@ pub(crate) struct Session<'a> {
     engine: Arc<Mutex<ConsentEngine>>,
     prompter: Arc<InputPrompter>,
     runas: Arc<crate::runas::RunAs>,
+    /// The display plugins share (`screen.capture`, `input.control`).
+    screen: Arc<crate::screen::SessionScreen>,
     creds: Arc<native::Credentials>,
     admin: Option<Arc<crate::admin::AgentAdmin>>,
     plugin_host: Option<Arc<PluginHost>>,
@@ -189,6 +191,7 @@ impl Session<'_> {
                 .clone()
                 .map(|a| a as Arc<dyn lifeline_runtime::AdminResources>),
             streams: Arc::clone(&self.streams),
+            screen: crate::screen::PortScreen::new(Arc::clone(&self.screen)),
         })
     }
 

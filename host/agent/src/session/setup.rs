@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::Session;
 use crate::{
     AUDIT_FILE, AgentError, CustomerUi, END_COMMAND, Entry, InputPrompter, LOCK_FILE, native,
-    plugins, reconnect, runas,
+    plugins, reconnect, runas, screen,
 };
 
 /// What the agent holds before it enters the session.
@@ -98,6 +98,8 @@ impl<'a> Session<'a> {
             tx: p.plug_tx.clone(),
             services: Arc::clone(&services_cell),
         }));
+        let runas = Arc::new(runas::RunAs::new(cfg.run_as.clone(), &cfg.data_dir));
+        let screen = session_screen(cfg, &e.session.session_id, &p, &ui, &runas);
         let mut s = Session {
             cfg,
             prompter: Arc::new(InputPrompter::new(Arc::clone(&ui))),
@@ -109,7 +111,8 @@ impl<'a> Session<'a> {
             session: e.session,
             operator: e.operator,
             engine: p.engine,
-            runas: Arc::new(runas::RunAs::new(cfg.run_as.clone(), &cfg.data_dir)),
+            runas,
+            screen,
             creds: Arc::new(native::Credentials::default()),
             plugin_host: p.plugin_host,
             services: Arc::new(Services::default()),
@@ -150,6 +153,30 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// The session's screen: the display of `[screen]`, the run-as login
+/// (input is refused during its suspension), and where report lines,
+/// customer lines and withdrawals go.
+fn session_screen(
+    cfg: &AgentConfig,
+    session_id: &str,
+    p: &Prepared,
+    ui: &Arc<dyn CustomerUi>,
+    runas: &Arc<runas::RunAs>,
+) -> Arc<screen::SessionScreen> {
+    let events = screen::SessionEvents {
+        session_id: session_id.to_string(),
+        tx: p.plug_tx.clone(),
+        ui: Arc::clone(ui),
+        engine: Arc::clone(&p.engine),
+        rt: tokio::runtime::Handle::current(),
+    };
+    Arc::new(screen::SessionScreen::new(
+        screen::display::resolve(&cfg.screen.display),
+        Arc::clone(runas) as Arc<dyn screen::Suspension>,
+        Arc::new(events),
+    ))
 }
 
 /// Locks the data folder, opens the audit log (recording a run-as login

@@ -1,6 +1,7 @@
 //! Closing a session, however it ended: the long-lived plugins hear
-//! `ending` and stop, streams close, plugin calls still running see the
-//! end, a run-as login ends, and the audit log records the end.
+//! `ending` and stop, screen shares close (the indicator goes), streams
+//! close, plugin calls still running see the end, a run-as login ends, and
+//! the audit log records the end.
 
 use std::sync::Arc;
 
@@ -23,6 +24,10 @@ impl Session<'_> {
         let svc = Arc::clone(&self.services);
         let why = reason.clone();
         let _ = tokio::task::spawn_blocking(move || svc.stop(&why)).await;
+        // Every share ends (keys still pressed are released, the indicator
+        // is removed); blocking: it waits for the X server.
+        let screen = Arc::clone(&self.screen);
+        let _ = tokio::task::spawn_blocking(move || screen.close_all()).await;
         self.streams.close_all("the session ended");
         // Plugin calls still running see the session end (`SessionPort::ended`):
         // the processes they spawned are killed.

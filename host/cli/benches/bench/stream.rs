@@ -57,6 +57,7 @@ fn agent_config(h: &Harness, dir: &Path) -> Result<AgentConfig> {
             commands: Default::default(),
         }),
         run_as: Default::default(),
+        screen: Default::default(),
         power: Default::default(),
         service: Default::default(),
         remote_service: None,

@@ -1,0 +1,459 @@
+//! Screen sharing and remote control, natively: the agent's
+//! [`lifeline_runtime::ScreenAccess`] for one session, on an X11 display.
+//!
+//! - [`capture`]: a share's own X connection; layout (RandR monitors),
+//!   changes (XDamage + XFixes regions), pixels ([`pixels`]: MIT-SHM into a
+//!   sealed memfd, [`shm`], else plain `GetImage`), the pointer ([`cursor`]);
+//! - [`input`]: XTest keyboard and pointer events, keysyms through the
+//!   customer's keyboard mapping ([`keymap`]);
+//! - [`indicator`]: the window telling the customer who sees the screen,
+//!   with a Stop button that withdraws the consent;
+//! - [`display`]: which display (`[screen] display`, `$DISPLAY`), or why
+//!   there is none (Wayland, no display).
+//!
+//! A share is one plugin's: opened by `screen-open` (after the customer's
+//! consent), ended by `screen-close`, by the customer's Stop, or by the end
+//! of the session. The plugin owns tiling, encoding and pacing.
+
+mod capture;
+mod cursor;
+pub mod display;
+mod error;
+mod events;
+mod handle;
+pub mod indicator;
+mod input;
+mod keymap;
+mod pixels;
+mod rects;
+mod shm;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod xvfb;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use lifeline_runtime::{Capability, HostError, wit};
+
+use capture::Capture;
+pub use capture::{Layout, MonitorArea, WHOLE_SCREEN_MONITOR};
+pub use error::ScreenError;
+pub use events::{SessionEvents, ShareEvents};
+pub use handle::{PortScreen, ScreenHandle};
+pub use indicator::INDICATOR_TITLE;
+use indicator::Indicator;
+use input::Injector;
+pub use rects::{Area, MAX_CHANGED_AREAS};
+
+/// What the customer's Stop withdraws from the plugin.
+pub const WITHDRAWN: [Capability; 2] = [Capability::ScreenCapture, Capability::InputControl];
+/// The answer to a screen call after the customer stopped the share, and
+/// the session report's line.
+pub const STOPPED_BY_CUSTOMER: &str = "the customer stopped screen sharing";
+
+/// Whether a run-as login suspends the customer's input, and on which X
+/// display ([`crate::runas::RunAs`]).
+pub trait Suspension: Send + Sync {
+    fn suspended_display(&self) -> Option<String>;
+}
+
+impl Suspension for crate::runas::RunAs {
+    fn suspended_display(&self) -> Option<String> {
+        crate::runas::RunAs::suspended_display(self)
+    }
+}
+
+/// The screen of one session: its shares (one per plugin), the indicator.
+pub struct SessionScreen {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The display to share, or why there is none.
+    display: Result<String, String>,
+    suspension: Arc<dyn Suspension>,
+    events: Arc<dyn ShareEvents>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    shares: BTreeMap<String, Arc<Share>>,
+    /// Plugins whose share the customer stopped (until they open again).
+    stopped: HashSet<String>,
+    /// Per plugin: how often the customer withdrew its capabilities.
+    withdrawals: HashMap<String, u64>,
+    /// Shown while `shares` is not empty.
+    indicator: Option<Indicator>,
+    /// The session is over: nothing opens any more (a plugin call still
+    /// running cannot bring the indicator back).
+    ended: bool,
+}
+
+/// One plugin's open share.
+struct Share {
+    plugin: String,
+    operator: String,
+    /// The plugin call that opened it (its report lines go there).
+    call_id: u64,
+    display: String,
+    capture: Mutex<Capture>,
+    input: Mutex<InputState>,
+}
+
+#[derive(Default)]
+struct InputState {
+    injector: Option<Injector>,
+    /// The first `input-send` is reported.
+    controlled: bool,
+    /// A refusal during the current run-as suspension was reported.
+    refusal_reported: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SessionScreen {
+    /// The screen of a session sharing `display` (or, `Err`, why none).
+    pub fn new(
+        display: Result<String, String>,
+        suspension: Arc<dyn Suspension>,
+        events: Arc<dyn ShareEvents>,
+    ) -> SessionScreen {
+        SessionScreen {
+            inner: Arc::new(Inner {
+                display,
+                suspension,
+                events,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// Starts (or continues) `plugin`'s share for `operator` and shows
+    /// the indicator; the layout.
+    pub fn open(
+        &self,
+        plugin: &str,
+        operator: &str,
+        call_id: u64,
+    ) -> Result<wit::ScreenInfo, HostError> {
+        Ok(self.inner.open(plugin, operator, call_id)?)
+    }
+
+    pub fn sharing(&self, plugin: &str) -> bool {
+        lock(&self.inner.state).shares.contains_key(plugin)
+    }
+
+    pub fn changes(&self, plugin: &str) -> Result<wit::ScreenChanges, HostError> {
+        let share = self.inner.share(plugin)?;
+        let changes = lock(&share.capture).changes()?;
+        Ok(changes)
+    }
+
+    pub fn read(
+        &self,
+        plugin: &str,
+        areas: &[wit::Rect],
+        out: &mut Vec<u8>,
+    ) -> Result<(), HostError> {
+        lifeline_runtime::screen::read_size(areas)?;
+        let share = self.inner.share(plugin)?;
+        let areas: Vec<Area> = areas.iter().map(Area::from_wit).collect();
+        lock(&share.capture).read(&areas, out)?;
+        Ok(())
+    }
+
+    pub fn cursor(&self, plugin: &str) -> Result<wit::CursorState, HostError> {
+        let share = self.inner.share(plugin)?;
+        let state = lock(&share.capture).cursor()?;
+        Ok(state)
+    }
+
+    pub fn input(&self, plugin: &str, events: &[wit::InputEvent]) -> Result<(), HostError> {
+        self.inner.input(plugin, events)
+    }
+
+    /// Ends `plugin`'s share (nothing when there is none).
+    pub fn close(&self, plugin: &str) {
+        self.inner.close(Some(plugin), "screen sharing closed");
+    }
+
+    /// Ends every share: the session is over, and no share opens again.
+    pub fn close_all(&self) {
+        self.inner.state().ended = true;
+        self.inner
+            .close(None, "screen sharing ended with the session");
+    }
+
+    /// The customer clicked Stop: every share ends and its plugin loses
+    /// `screen.capture` and `input.control`.
+    pub fn stop_by_customer(&self) {
+        self.inner.stop_by_customer();
+    }
+
+    /// How often the customer withdrew `plugin`'s capabilities so far.
+    pub fn withdrawals(&self, plugin: &str) -> u64 {
+        lock(&self.inner.state)
+            .withdrawals
+            .get(plugin)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every plugin's withdrawal count (a new port starts from these).
+    pub fn all_withdrawals(&self) -> HashMap<String, u64> {
+        lock(&self.inner.state).withdrawals.clone()
+    }
+
+    /// Whether the indicator is shown.
+    pub fn indicator_shown(&self) -> bool {
+        lock(&self.inner.state).indicator.is_some()
+    }
+}
+
+impl Drop for SessionScreen {
+    fn drop(&mut self) {
+        self.close_all();
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// The open share of `plugin`, or why there is none.
+    fn share(&self, plugin: &str) -> Result<Arc<Share>, HostError> {
+        let st = self.state();
+        if let Some(s) = st.shares.get(plugin) {
+            return Ok(Arc::clone(s));
+        }
+        if st.stopped.contains(plugin) {
+            return Err(HostError::Denied(STOPPED_BY_CUSTOMER.into()));
+        }
+        Err(HostError::Denied(
+            "no open screen share: call screen-open first".into(),
+        ))
+    }
+
+    fn open(
+        self: &Arc<Self>,
+        plugin: &str,
+        operator: &str,
+        call_id: u64,
+    ) -> Result<wit::ScreenInfo, ScreenError> {
+        let display = self.display.clone().map_err(ScreenError::NotSupported)?;
+        if let Some(info) = self.current(plugin)? {
+            return Ok(info);
+        }
+        let capture = Capture::open(&display)?;
+        let (info, shm) = (capture.info(), capture.uses_shm());
+        let share = Arc::new(Share {
+            plugin: plugin.to_string(),
+            operator: operator.to_string(),
+            call_id,
+            display: display.clone(),
+            capture: Mutex::new(capture),
+            input: Mutex::new(InputState::default()),
+        });
+        {
+            let mut st = self.state();
+            if let Some(info) = current(&st, plugin)? {
+                return Ok(info);
+            }
+            st.stopped.remove(plugin);
+            st.shares.insert(plugin.to_string(), share);
+            if let Err(e) = self.show_indicator(&mut st, &display, operator) {
+                st.shares.remove(plugin);
+                return Err(ScreenError::Indicator(e));
+            }
+        }
+        let how = if shm { "MIT-SHM" } else { "without MIT-SHM" };
+        self.events.report(
+            call_id,
+            plugin,
+            &format!(
+                "screen sharing started: plugin {plugin}, operator {operator}, display {display}, {}x{} ({} monitor(s), {how})",
+                info.width,
+                info.height,
+                info.monitors.len()
+            ),
+        );
+        self.events.customer(&format!(
+            "* {operator} now sees your screen (plugin {plugin}). To stop it, click \"Stop sharing\" at the top of your screen."
+        ));
+        Ok(info)
+    }
+
+    /// The layout of `plugin`'s open share, if any.
+    fn current(&self, plugin: &str) -> Result<Option<wit::ScreenInfo>, ScreenError> {
+        current(&self.state(), plugin)
+    }
+
+    /// Shows the indicator, or updates its text to the sharing plugins.
+    fn show_indicator(
+        self: &Arc<Self>,
+        st: &mut State,
+        display: &str,
+        operator: &str,
+    ) -> Result<(), String> {
+        let plugins: Vec<String> = st.shares.keys().cloned().collect();
+        let text = indicator::message(operator, &plugins);
+        if let Some(i) = &st.indicator {
+            i.set_text(text);
+            return Ok(());
+        }
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        let on_stop = Box::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.stop_by_customer();
+            }
+        });
+        st.indicator = Some(Indicator::start(display, text, on_stop)?);
+        Ok(())
+    }
+
+    fn input(&self, plugin: &str, events: &[wit::InputEvent]) -> Result<(), HostError> {
+        let share = self.share(plugin)?;
+        let mut input = lock(&share.input);
+        if let Some(d) = self.suspension.suspended_display()
+            && display::same_display(&d, &share.display)
+        {
+            if !std::mem::replace(&mut input.refusal_reported, true) {
+                self.events.report(
+                    share.call_id,
+                    plugin,
+                    &format!(
+                        "input refused: a run-as login suspends the customer's input on display {d} (plugin {plugin})"
+                    ),
+                );
+            }
+            return Err(HostError::Failed(format!(
+                "input is refused while a run-as login suspends the customer's input on display {d}; it works again after the logout"
+            )));
+        }
+        input.refusal_reported = false;
+        let (bounds, conn) = {
+            let c = lock(&share.capture);
+            (c.layout().bounds(), c.connection())
+        };
+        if input.injector.is_none() {
+            input.injector = Some(Injector::new(conn.0, conn.1, &share.display)?);
+        }
+        if let Some(inj) = input.injector.as_mut() {
+            inj.send(events, &bounds)?;
+        }
+        if !std::mem::replace(&mut input.controlled, true) {
+            let op = &share.operator;
+            self.events.report(
+                share.call_id,
+                plugin,
+                &format!(
+                    "remote control started: {op} controls the keyboard and pointer on display {} (plugin {plugin})",
+                    share.display
+                ),
+            );
+            self.events.customer(&format!(
+                "* {op} now controls your keyboard and mouse (plugin {plugin})."
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends `plugin`'s share (`None`: every share), reporting `why`.
+    fn close(&self, plugin: Option<&str>, why: &str) {
+        let (ended, indicator) = {
+            let mut st = self.state();
+            let ended: Vec<Arc<Share>> = match plugin {
+                Some(p) => st.shares.remove(p).into_iter().collect(),
+                None => std::mem::take(&mut st.shares).into_values().collect(),
+            };
+            if ended.is_empty() {
+                return;
+            }
+            (ended, self.indicator_after(&mut st))
+        };
+        // Outside the lock: dropping the indicator waits for its thread,
+        // which may be waiting for the lock (a Stop click).
+        drop(indicator);
+        for share in ended {
+            share.end();
+            self.events.report(
+                share.call_id,
+                &share.plugin,
+                &format!("{why} (plugin {})", share.plugin),
+            );
+            self.events.customer(&format!(
+                "* Screen sharing ended (plugin {}): the operator no longer sees your screen.",
+                share.plugin
+            ));
+        }
+    }
+
+    /// The indicator to drop once nobody shares (else its new text).
+    fn indicator_after(&self, st: &mut State) -> Option<Indicator> {
+        if st.shares.is_empty() {
+            return st.indicator.take();
+        }
+        if let (Some(i), Some(s)) = (&st.indicator, st.shares.values().next()) {
+            let plugins: Vec<String> = st.shares.keys().cloned().collect();
+            i.set_text(indicator::message(&s.operator, &plugins));
+        }
+        None
+    }
+
+    fn stop_by_customer(&self) {
+        let (ended, indicator) = {
+            let mut st = self.state();
+            let ended: Vec<Arc<Share>> = std::mem::take(&mut st.shares).into_values().collect();
+            for s in &ended {
+                st.stopped.insert(s.plugin.clone());
+                *st.withdrawals.entry(s.plugin.clone()).or_default() += 1;
+            }
+            (ended, st.indicator.take())
+        };
+        drop(indicator);
+        if ended.is_empty() {
+            return;
+        }
+        for share in ended {
+            share.end();
+            self.events.withdrawn(&share.plugin, &WITHDRAWN);
+            let caps: Vec<&str> = WITHDRAWN.iter().map(|c| c.name()).collect();
+            self.events.report(
+                share.call_id,
+                &share.plugin,
+                &format!(
+                    "{STOPPED_BY_CUSTOMER} (plugin {}): {} withdrawn",
+                    share.plugin,
+                    caps.join(" and ")
+                ),
+            );
+        }
+        self.events
+            .customer("* You stopped screen sharing: the operator no longer sees your screen.");
+    }
+}
+
+/// The layout of `plugin`'s open share, if any; nothing opens once the
+/// session ended.
+fn current(st: &State, plugin: &str) -> Result<Option<wit::ScreenInfo>, ScreenError> {
+    if st.ended {
+        return Err(ScreenError::Ended);
+    }
+    Ok(st.shares.get(plugin).map(|s| lock(&s.capture).info()))
+}
+
+impl Share {
+    /// Releases what the operator still holds pressed; the capture goes
+    /// with the last reference.
+    fn end(&self) {
+        if let Some(inj) = lock(&self.input).injector.as_mut() {
+            inj.release_all();
+        }
+    }
+}
