@@ -102,6 +102,9 @@ class Stats:
         self.pseudo_rects = 0     # cursor shape, desktop size (not LastRect marker)
         self.by_encoding: dict[str, int] = {}
         self.counting = True
+        # ms since the connect started at which each update was applied
+        # ("update_ms" in the output, so a caller can count a time window).
+        self.update_ms: list[float] = []
 
     def enc_seen(self, enc: int) -> None:
         if enc == Encoding.PSEUDO_LAST_RECT:
@@ -251,6 +254,7 @@ class BenchClient(VNCDoToolClient):
         if not st.counting:
             return
         st.updates += 1
+        st.update_ms.append(round((time.perf_counter() - st.t_connect) * 1000, 2))
         if st.t_first_update is None:
             st.t_first_update = time.perf_counter()
         self.factory.updated(self)
@@ -456,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.screenshot and f.client is not None and f.client.screen is not None:
         f.client.screen.save(a.screenshot)
     if a.mode == "updates":
-        out: dict[str, Any] = {"updates": st.updates, "rects": st.rects}
+        out: dict[str, Any] = {"updates": st.updates, "rects": st.rects, "update_ms": st.update_ms}
     else:
         out = dict(f.result or {})
     out.update(st.common())

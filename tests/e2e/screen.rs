@@ -23,6 +23,20 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The indicator's colour (`lifeline_agent::screen::indicator::INDICATOR_RGB`).
 const INDICATOR_RGB: [u8; 3] = [0xff, 0xb0, 0x00];
 const INDICATOR_TITLE: &str = "Lifeline: your screen is shared";
+/// Its height (`lifeline_agent::screen::indicator::INDICATOR_HEIGHT`): a
+/// picture taken while sharing shows it, the display read after does not.
+const INDICATOR_HEIGHT: u16 = 28;
+
+/// Below the indicator, of an 800×600 picture.
+fn below_indicator(rgb: &[u8]) -> Vec<u8> {
+    let a = Area {
+        x: 0,
+        y: INDICATOR_HEIGHT as i16,
+        w: 800,
+        h: 600 - INDICATOR_HEIGHT,
+    };
+    crop(rgb, 800, a)
+}
 
 /// Fields drop in order: the agent and the broker stop before their
 /// folder goes.
@@ -426,4 +440,166 @@ fn the_customer_sees_the_indicator_and_stopping_it_ends_the_stream() {
     assert_ne!(after, INDICATOR_RGB, "the indicator's pixels are gone");
     let report = ok(&["operator", "report", "--config", &s.op, &s.sid], None);
     assert!(report.contains("stopped screen sharing"), "{report}");
+}
+
+/// A PNG file as RGB pixels, with its size.
+fn png_rgb(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    (info.width, info.height, buf)
+}
+
+#[test]
+fn the_cli_snapshots_records_and_exports_and_the_sessions_end_stops_sharing() {
+    let x = Xvfb::start_with("800x600x24");
+    let desk = Desk::open(&x.display);
+    let photo = desk.photo(Area {
+        x: 100,
+        y: 100,
+        w: 240,
+        h: 160,
+    });
+    let panel = desk.window(
+        Area {
+            x: 420,
+            y: 300,
+            w: 200,
+            h: 100,
+        },
+        0xc04020,
+    );
+    let s = setup(&x.display, "\"screen.capture\" = \"allow\"\n");
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path();
+
+    // A snapshot is the display as it is.
+    let settled = desk.settle();
+    let snap = o.join("snap.png");
+    let args = [
+        "operator",
+        "screen",
+        "--config",
+        &s.op,
+        &s.sid,
+        "--quality",
+        "lossless",
+        "--snapshot",
+    ];
+    let mut argv = args.to_vec();
+    argv.push(p(&snap));
+    ok(&argv, None);
+    let (w, h, rgb) = png_rgb(&snap);
+    assert_eq!((w, h), (800, 600));
+    if let Some((count, at)) = diff(&below_indicator(&rgb), &below_indicator(&settled), 800) {
+        panic!("the snapshot differs from the display in {count} pixels, the first at {at:?}");
+    }
+
+    // A recording while a window moves, exported to pictures: the last
+    // one is the display as it ended.
+    let rec = o.join("screen.rec");
+    let mover = std::thread::spawn({
+        let display = x.display.clone();
+        move || {
+            let desk = Desk::open(&display);
+            std::thread::sleep(Duration::from_millis(700));
+            let w = desk.window(
+                Area {
+                    x: 10,
+                    y: 400,
+                    w: 100,
+                    h: 100,
+                },
+                0x40c040,
+            );
+            for i in 0..10 {
+                desk.move_window(w, 10 + i * 40, 400);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Kept: the connection (and the window) stays until the end.
+            std::thread::sleep(Duration::from_secs(4));
+        }
+    });
+    let recorded = ok(
+        &[
+            "operator",
+            "screen",
+            "--config",
+            &s.op,
+            &s.sid,
+            "--quality",
+            "lossless",
+            "--record",
+            p(&rec),
+            "--seconds",
+            "3",
+        ],
+        None,
+    );
+    assert!(recorded.contains("Recorded"), "{recorded}");
+    let settled = desk.settle();
+    let pictures = o.join("pictures");
+    let exported = ok(
+        &["operator", "screen-export", p(&rec), "--out", p(&pictures)],
+        None,
+    );
+    assert!(exported.contains("Wrote"), "{exported}");
+    let mut names: Vec<_> = std::fs::read_dir(&pictures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 3, "{exported}: {names:?}");
+    let (_, _, last) = png_rgb(names.last().unwrap());
+    if let Some((count, at)) = diff(&below_indicator(&last), &below_indicator(&settled), 800) {
+        panic!("the last exported picture differs in {count} pixels, the first at {at:?}");
+    }
+    mover.join().unwrap();
+
+    // The session ends while sharing: the stream closes, the indicator
+    // goes, the report says so.
+    let rt = runtime();
+    let client = rt.block_on(operator(&s));
+    let mut share = rt
+        .block_on(ScreenSession::share(
+            client,
+            &s.sid,
+            MonitorChoice::All,
+            Quality::Auto,
+        ))
+        .unwrap();
+    rt.block_on(share.first_picture()).unwrap();
+    assert!(desk.find(INDICATOR_TITLE).is_some());
+    ok(
+        &[
+            "operator", "end", "--config", &s.op, &s.sid, "--reason", "done",
+        ],
+        None,
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rt.block_on(async { tokio::time::timeout(left, share.next()).await }) {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+            Err(_) => panic!("the stream did not end with the session"),
+        }
+    }
+    while desk.find(INDICATOR_TITLE).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the indicator stays after the session"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = ok(&["operator", "report", "--config", &s.op, &s.sid], None);
+    assert!(
+        report.contains("plugin screen stream 3 \"screen\" ended with the session"),
+        "{report}"
+    );
+    desk.destroy(photo);
+    desk.destroy(panel);
 }

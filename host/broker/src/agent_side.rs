@@ -399,6 +399,20 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
     if let Some((kind, text)) = report_entry(&msg) {
         shared.record_traffic(id, kind, Party::Customer, &text);
     }
+    match &msg {
+        M::StreamOpened {
+            stream,
+            plugin,
+            name,
+            ..
+        } => shared.registry.stream_opened(
+            id,
+            *stream,
+            format!("plugin {plugin} stream {stream} {name:?}"),
+        ),
+        M::StreamClosed { stream, .. } => shared.registry.stream_closed(id, *stream),
+        _ => {}
+    }
     let frame = crate::registry::frame(id, msg);
     crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
     true
@@ -608,6 +622,7 @@ impl Shared {
                 rejoin_deadline: None,
                 report: Default::default(),
                 rejoin_tickets: 0,
+                open_streams: Default::default(),
             },
             &notice,
         );

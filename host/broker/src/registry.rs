@@ -35,10 +35,19 @@ pub struct LiveSession {
     pub report: ReportUsage,
     /// Rejoin tickets issued so far (at most `MAX_REJOIN_TICKETS`).
     pub rejoin_tickets: u32,
+    /// Plugin streams the agent announced and has not closed (a screen
+    /// share), by stream id: the report records them as ended with the
+    /// session, since the agent's own close can no longer reach it.
+    pub open_streams: std::collections::BTreeMap<u32, String>,
 }
 
 /// Online operator connections by operator id, for "session ready" notices.
 type Online = HashMap<i64, Vec<(ConnId, FrameSender)>>;
+
+/// Open plugin streams tracked per session for the report. Threat: an
+/// agent announcing streams it never closes must not grow the broker's
+/// memory without bound; an agent keeps at most 16 open (`MAX_STREAMS`).
+pub const MAX_OPEN_STREAMS_TRACKED: usize = 64;
 
 pub struct Registry {
     live: Mutex<HashMap<String, LiveSession>>,
@@ -217,6 +226,12 @@ impl Registry {
         reason: &str,
     ) {
         let _ = Self::apply(store, id, &mut s, event);
+        for what in std::mem::take(&mut s.open_streams).into_values() {
+            let text = format!("{what} ended with the session");
+            if let Err(e) = store.record(id, "stream", Party::Broker, &text) {
+                tracing::warn!(session = id, "cannot record a stream's end: {e}");
+            }
+        }
         let msg = SessionMessage::End {
             by,
             reason: reason.to_string(),
@@ -233,6 +248,23 @@ impl Registry {
         self.live()
             .get(id)
             .is_some_and(|s| s.operators.iter().any(|(c, _)| *c == conn))
+    }
+
+    /// A plugin stream of live session `id` opened (`what` describes it).
+    pub fn stream_opened(&self, id: &str, stream: u32, what: String) {
+        if let Some(s) = self.live().get_mut(id) {
+            // Bounded by the agent's own limit of streams per session.
+            if s.open_streams.len() < MAX_OPEN_STREAMS_TRACKED {
+                s.open_streams.insert(stream, what);
+            }
+        }
+    }
+
+    /// A plugin stream of live session `id` closed.
+    pub fn stream_closed(&self, id: &str, stream: u32) {
+        if let Some(s) = self.live().get_mut(id) {
+            s.open_streams.remove(&stream);
+        }
     }
 
     /// The agent's queue of a live session.
