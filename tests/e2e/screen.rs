@@ -603,3 +603,30 @@ fn the_cli_snapshots_records_and_exports_and_the_sessions_end_stops_sharing() {
     desk.destroy(photo);
     desk.destroy(panel);
 }
+
+#[test]
+fn without_a_display_the_operator_is_told_and_the_customer_is_not_asked() {
+    let mut s = setup("none", "");
+    let rt = runtime();
+    let client = rt.block_on(operator(&s));
+    let err = rt
+        .block_on(ScreenSession::share(
+            client,
+            &s.sid,
+            MonitorChoice::All,
+            Quality::Auto,
+        ))
+        .err()
+        .expect("no screen to share")
+        .to_string();
+    assert!(
+        err.contains("screen sharing is not supported on this display"),
+        "{err}"
+    );
+    assert!(err.contains("this agent has no display"), "{err}");
+    s.agent.kill();
+    assert!(
+        !s.agent.rest().contains("Type /allow"),
+        "the customer was asked"
+    );
+}

@@ -701,8 +701,14 @@ impl CallContext {
             .ok_or_else(|| HostError::Failed(screen_limits::NOT_SUPPORTED.to_string()))
     }
 
-    /// Starts sharing the screen (asks the customer first); the layout.
+    /// Starts sharing the screen (asks the customer first, unless there is
+    /// no display to share); the layout.
     pub fn screen_open(&mut self) -> Result<wit::ScreenInfo, HostError> {
+        if self.manifest.grants(HostCall::ScreenOpen.capability())
+            && let Some(screen) = self.port.natives().and_then(|n| n.screen())
+        {
+            screen.available()?;
+        }
         let screen = self.screen(HostCall::ScreenOpen)?;
         let id = self.manifest.id.clone();
         off_the_clock(&mut self.host_wait, || screen.open(&id))

@@ -29,6 +29,12 @@ pub const NOT_SUPPORTED: &str = "screen sharing is not supported on this display
 /// `Err(Denied)` when the plugin has no open share (never opened, or the
 /// customer stopped it), `Err(Failed)` when the display cannot be used.
 pub trait ScreenAccess: Send + Sync {
+    /// Whether there is a display to share at all, asked before the
+    /// customer is (nobody is asked to allow what cannot happen): `Err`
+    /// ([`NOT_SUPPORTED`] and why) on Wayland or without a display.
+    fn available(&self) -> Result<(), HostError> {
+        Ok(())
+    }
     /// Starts (or continues) the plugin's share and shows the indicator;
     /// the layout of the display.
     fn open(&self, plugin: &str) -> Result<wit::ScreenInfo, HostError>;

@@ -19,6 +19,9 @@ pub struct ScreenHandle {
 }
 
 impl ScreenAccess for ScreenHandle {
+    fn available(&self) -> Result<(), HostError> {
+        self.screen.available()
+    }
     fn open(&self, plugin: &str) -> Result<wit::ScreenInfo, HostError> {
         self.screen.open(plugin, &self.operator, self.call_id)
     }

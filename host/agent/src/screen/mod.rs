@@ -144,6 +144,15 @@ impl SessionScreen {
         Ok(self.inner.open(plugin, operator, call_id)?)
     }
 
+    /// Whether this agent has a display to share (see
+    /// [`lifeline_runtime::ScreenAccess::available`]).
+    pub fn available(&self) -> Result<(), HostError> {
+        match &self.inner.display {
+            Ok(_) => Ok(()),
+            Err(why) => Err(ScreenError::NotSupported(why.clone()).into()),
+        }
+    }
+
     pub fn sharing(&self, plugin: &str) -> bool {
         lock(&self.inner.state).shares.contains_key(plugin)
     }
