@@ -142,6 +142,12 @@ impl Guest for Screen {
             SessionEvent::Ending(reason) => {
                 s.end(h, Stop::Ended(format!("the session is ending ({reason})")))
             }
+            // No operator is attached any more: nobody watches, and the
+            // customer's indicator must not go on naming one.
+            SessionEvent::OperatorLeft(name) if s.is_sharing() => s.end(
+                h,
+                Stop::Ended(format!("the operator {name} left the session")),
+            ),
             _ => {}
         });
         Ok(())
