@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod console_http;
+mod console_support;
 mod https;
 mod license;
 mod license_support;

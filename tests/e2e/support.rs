@@ -38,6 +38,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         script_categories: vec!["Diagnostics".into(), "Network".into()],
         back_office: None,
         limits: Default::default(),
+        smtp: None,
     }
 }
 

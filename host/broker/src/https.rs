@@ -1,6 +1,7 @@
 //! The broker's HTTPS side: the join page behind each personalised link,
-//! short links (redirects to the personalised link), a landing page, and
-//! the license back office's routes (`back_office`).
+//! short links (redirects to the personalised link), a landing page, the
+//! license back office's routes (`back_office`), and the operator web
+//! console under `/console` (`console`).
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/j/{token}", get(join_page))
         .route("/s/{code}", get(short_link))
         .merge(crate::back_office::routes())
+        .merge(crate::console::routes())
         .with_state(shared)
 }
 
@@ -55,10 +57,17 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
             // limiter logs refusals, at most once a minute).
             Err(_) => continue,
         };
+        // Shared with the requests: a console WebSocket keeps the
+        // connection's place for as long as it is open.
+        let permit = Arc::new(permit);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(
             app.clone()
-                .layer(axum::Extension(crate::back_office::Peer(peer.ip()))),
+                .layer(axum::Extension(crate::back_office::Peer(peer.ip())))
+                .layer(axum::Extension(crate::console::HttpsConn {
+                    peer,
+                    permit: Arc::clone(&permit),
+                })),
         );
         let http = Arc::clone(&http);
         let lifetime = limits.http_connection;
@@ -71,7 +80,11 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
                 }
                 Err(_) => return,
             };
-            let conn = http.serve_connection(TokioIo::new(tls), service);
+            // Upgrades: the console's WebSocket (which then lives on in
+            // its own task, beyond `lifetime`).
+            let conn = http
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades();
             match tokio::time::timeout(lifetime, conn).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(%peer, "https connection: {e}"),

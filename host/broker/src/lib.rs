@@ -1,10 +1,12 @@
 //! The Lifeline broker: operator accounts, invitations, the session registry
-//! and relay, session reports, and the HTTPS side (join pages, short links).
+//! and relay, session reports, and the HTTPS side (join pages, short links,
+//! the operator web console).
 
 pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
 pub mod connlimit;
+pub mod console;
 pub mod db_files;
 pub mod diskfull;
 pub mod hashing;
@@ -61,6 +63,8 @@ pub enum BrokerError {
     },
     #[error("{0}")]
     Admin(String),
+    #[error(transparent)]
+    Mail(#[from] console::mail::MailError),
 }
 
 /// Everything the connection handlers share.
@@ -84,6 +88,8 @@ pub struct Shared {
     pub https_conns: Arc<ConnectionLimiter>,
     /// Password and verification-code hashing (argon2id).
     pub hash_pool: HashPool,
+    /// The web console's cookie sessions and mail server.
+    pub console: console::ConsoleState,
     next_conn: AtomicU64,
     /// Report events a full disk kept out, by session.
     disk_drops: Mutex<HashMap<String, Dropped>>,
@@ -191,13 +197,7 @@ impl Shared {
             (ErrorCode::RateLimited, busy.to_string())
         })?;
         if let Err(l) = self.login_limiter.acquire(source) {
-            return Err((
-                ErrorCode::RateLimited,
-                format!(
-                    "too many failed logins from this address; try again in {} s",
-                    l.retry_after.as_secs().max(1)
-                ),
-            ));
+            return Err((ErrorCode::RateLimited, login_limited(l.retry_after)));
         }
         let row = self.store.operator_by_name(username).map_err(|e| {
             tracing::error!("login: {e}");
@@ -275,18 +275,17 @@ impl Shared {
         let token = invitations::new_link_token();
         let short = invitations::new_short_code();
         let expires_at = now + (ttl as i64) * 1000;
-        self.store
-            .insert_session(&NewSession {
-                id: &id,
-                operator_id,
-                ticket,
-                end_user,
-                connection_id: &code,
-                link_token: &token,
-                short_code: &short,
-                expires_at,
-            })
-            .map_err(internal)?;
+        let new = NewSession {
+            id: &id,
+            operator_id,
+            ticket,
+            end_user,
+            connection_id: &code,
+            link_token: &token,
+            short_code: &short,
+            expires_at,
+        };
+        self.store.insert_session(&new).map_err(internal)?;
         self.record(
             &id,
             "invitation",
@@ -296,15 +295,20 @@ impl Shared {
                 profile.name
             ),
         );
-        Ok(InvitationInfo {
-            session_id: id,
-            ticket: ticket.to_string(),
-            end_user: end_user.to_string(),
-            connection_id: code,
-            link: format!("{}/j/{token}", self.public_url),
-            short_link: format!("{}/s/{short}", self.public_url),
-            expires_at: lifeline_core::time::millis_to_rfc3339(expires_at),
-        })
+        Ok(self.invitation_info(&new))
+    }
+
+    /// An invitation in every form the customer can use.
+    pub fn invitation_info(&self, s: &NewSession<'_>) -> InvitationInfo {
+        InvitationInfo {
+            session_id: s.id.to_string(),
+            ticket: s.ticket.to_string(),
+            end_user: s.end_user.to_string(),
+            connection_id: s.connection_id.to_string(),
+            link: format!("{}/j/{}", self.public_url, s.link_token),
+            short_link: format!("{}/s/{}", self.public_url, s.short_code),
+            expires_at: lifeline_core::time::millis_to_rfc3339(s.expires_at),
+        }
     }
 
     /// Marks unused invitations past their expiry as ended.
@@ -328,6 +332,27 @@ impl Shared {
             Err(e) => tracing::error!("sweep: {e}"),
         }
     }
+}
+
+/// The refusal of a rate-limited login, naming when to try again (read
+/// back by [`retry_after_secs`]).
+fn login_limited(retry_after: Duration) -> String {
+    format!(
+        "too many failed logins from this address; {RETRY_IN} {} s",
+        retry_after.as_secs().max(1)
+    )
+}
+
+const RETRY_IN: &str = "try again in";
+
+/// The wait a rate-limited refusal names ("try again in N s"); 1 second
+/// when it names none (logins being checked at once: busy).
+pub fn retry_after_secs(message: &str) -> u64 {
+    message
+        .split_once(RETRY_IN)
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }
 
 /// Minimal shape check of an e-mail address.
@@ -395,6 +420,7 @@ impl Broker {
                 addr: cfg.https_listen,
                 source,
             })?;
+        let console = console::ConsoleState::new(&cfg)?;
         let public_url = cfg
             .public_url
             .clone()
@@ -428,6 +454,7 @@ impl Broker {
                 cfg.limits.max_connections_per_source,
             ),
             hash_pool: HashPool::new(cfg.limits.login_hash_threads, cfg.limits.login_queue),
+            console,
             next_conn: AtomicU64::new(1),
             disk_drops: Mutex::new(HashMap::new()),
             cfg,
@@ -452,6 +479,7 @@ impl Broker {
                 tick.tick().await;
                 sweeper.sweep_expired();
                 sweeper.sweep_rebooting();
+                sweeper.console.sessions.sweep();
                 let s = Arc::clone(&sweeper);
                 let _ = tokio::task::spawn_blocking(move || {
                     s.check_disk();

@@ -67,6 +67,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         script_categories: vec!["Diagnostics".into(), "Network".into()],
         back_office: None,
         limits: Default::default(),
+        smtp: None,
     };
     let vendor = crate::demo_license::Vendor::new(&root)?;
     let mut cfg = cfg;

@@ -182,6 +182,7 @@ pub fn read(file: &Path) -> Result<String, ConfigError> {
 struct RawBrokerFile {
     broker: RawBroker,
     back_office: Option<back_office::RawBackOffice>,
+    smtp: Option<smtp::RawSmtp>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +234,9 @@ pub struct BrokerConfig {
     pub back_office: Option<back_office::BackOfficeConfig>,
     /// Connection-resource limits (`[broker.limits]`).
     pub limits: crate::limits::BrokerLimits,
+    /// The mail server the web console sends invitations through
+    /// (`[smtp]`); `None`: the console offers a `mailto:` link instead.
+    pub smtp: Option<smtp::SmtpConfig>,
 }
 
 impl BrokerConfig {
@@ -307,6 +311,11 @@ impl BrokerConfig {
                 .back_office
                 .as_ref()
                 .map(|r| back_office::validate_back_office(&doc, r))
+                .transpose()?,
+            smtp: raw
+                .smtp
+                .as_ref()
+                .map(|r| smtp::validate_smtp(&doc, r))
                 .transpose()?,
             script_categories,
             limits: crate::limits::validate(&doc, &b.limits.unwrap_or_default())?,
@@ -467,6 +476,7 @@ impl OperatorConfig {
 pub mod back_office;
 pub mod fields;
 mod policy;
+pub mod smtp;
 
 /// Longest folder name (`[plugins.folders]`, a manifest's `fs.folder`).
 pub const MAX_FOLDER_NAME_CHARS: usize = 32;

@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod message;
+pub mod report;
 pub mod stream;
 pub mod types;
 

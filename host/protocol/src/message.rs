@@ -301,6 +301,12 @@ pub enum Request {
         /// Lifetime in seconds; the broker's default when absent.
         ttl_secs: Option<u64>,
     },
+    /// An invitation of the operator's that is still open (not used, not
+    /// expired), again in every form: to send it once more (the web
+    /// console's e-mail). Answered with `Invitation`.
+    Invitation {
+        session_id: String,
+    },
     /// Connect to a ready session: from now on its traffic reaches this
     /// connection.
     Attach {

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | [`login`] | `Login`, `Resume` (the two that need no login), `Logout` |
 //! | [`profile`] | `ChangePassword`, `Profile`, `UpdateProfile` |
-//! | [`invitations`] | `CreateInvitation` |
+//! | [`invitations`] | `CreateInvitation`, `Invitation` |
 //! | [`sessions`] | `ListSessions`, `Attach`, `Detach`, `EndSession` |
 //! | [`reports`] | `Report` |
 //! | [`library`] | `ScriptCreate` … `ScriptCategories`, `RunScripts` |
@@ -85,6 +85,7 @@ pub(crate) async fn dispatch(
             end_user,
             ttl_secs,
         } => invitations::create(op?, &ticket, &end_user, ttl_secs),
+        R::Invitation { session_id } => invitations::show(op?, &session_id),
         R::ListSessions { all, after } => sessions::list(op?, all, after.as_deref()),
         R::Attach { session_id } => sessions::attach(op?, conn, link, session_id),
         R::Detach { session_id } => sessions::detach(op?, conn, &session_id),
@@ -193,4 +194,4 @@ fn store_err(e: StoreError) -> Failure {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,7 +12,7 @@ use crate::Broker;
 use crate::operator_side::Conn;
 
 /// Kinds of request in the protocol.
-const KINDS: usize = 19;
+const KINDS: usize = 20;
 
 /// Which kind `r` is, `0..KINDS`. No catch-all: a new request does not
 /// compile here until it is counted, and then the test wants a sample.
@@ -38,6 +38,7 @@ fn kind(r: &Request) -> usize {
         R::ScriptList { .. } => 16,
         R::ScriptCategories => 17,
         R::RunScripts { .. } => 18,
+        R::Invitation { .. } => 19,
     }
 }
 
@@ -118,10 +119,11 @@ fn samples() -> Vec<Request> {
             stop_on_failure: true,
             timeout_secs: None,
         },
+        R::Invitation { session_id: s() },
     ]
 }
 
-fn config(dir: &std::path::Path) -> BrokerConfig {
+pub(crate) fn config(dir: &std::path::Path) -> BrokerConfig {
     BrokerConfig {
         name: "Test broker".into(),
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -136,6 +138,7 @@ fn config(dir: &std::path::Path) -> BrokerConfig {
         script_categories: vec!["Diagnostics".into()],
         back_office: None,
         limits: Default::default(),
+        smtp: None,
     }
 }
 
@@ -161,4 +164,65 @@ async fn every_request_but_login_and_resume_needs_a_login() {
         assert!(answer.is_err(), "{what}: {answer:?}");
         assert!(conn.operator.is_none() && conn.attached.is_empty());
     }
+}
+
+/// `Invitation` reads an open invitation again, for its operator only.
+#[tokio::test]
+async fn an_open_invitation_is_read_again_by_its_operator_only() {
+    use lifeline_protocol::ReplyBody;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let password = "correct horse battery staple";
+    for name in ["alice", "bob"] {
+        let p = lifeline_protocol::OperatorProfile {
+            username: name.into(),
+            name: name.into(),
+            email: String::new(),
+            title: String::new(),
+        };
+        crate::add_operator(&cfg, &p, password).unwrap();
+    }
+    let broker = Broker::start(cfg).await.unwrap();
+    let (ours, _theirs) = tokio::io::duplex(64 * 1024);
+    let link = lifeline_core::link::spawn_link(ours, Duration::from_secs(15), MAX_FRAME_BYTES);
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let (mut alice, mut bob) = (Conn::new(1, peer), Conn::new(2, peer));
+    for (c, name) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+        let login = Request::Login {
+            username: name.into(),
+            password: password.into(),
+        };
+        dispatch(&broker.shared, c, &link, login).await.unwrap();
+    }
+    let create = Request::CreateInvitation {
+        ticket: "T-1".into(),
+        end_user: "Carol".into(),
+        ttl_secs: None,
+    };
+    let Ok(ReplyBody::Invitation(inv)) = dispatch(&broker.shared, &mut alice, &link, create).await
+    else {
+        panic!("no invitation")
+    };
+    let again = |id: &str| Request::Invitation {
+        session_id: id.to_string(),
+    };
+    let answer = dispatch(&broker.shared, &mut alice, &link, again(&inv.session_id)).await;
+    assert_eq!(answer, Ok(ReplyBody::Invitation(inv.clone())));
+    let answer = dispatch(&broker.shared, &mut bob, &link, again(&inv.session_id)).await;
+    assert!(
+        matches!(answer, Err((ErrorCode::NoSuchSession, _))),
+        "{answer:?}"
+    );
+    let end = Request::EndSession {
+        session_id: inv.session_id.clone(),
+        reason: String::new(),
+    };
+    dispatch(&broker.shared, &mut alice, &link, end)
+        .await
+        .unwrap();
+    let answer = dispatch(&broker.shared, &mut alice, &link, again(&inv.session_id)).await;
+    assert!(
+        matches!(answer, Err((ErrorCode::WrongState, _))),
+        "{answer:?}"
+    );
 }
