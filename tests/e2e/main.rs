@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod console_browser;
 mod console_http;
 mod console_support;
 mod https;

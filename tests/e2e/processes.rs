@@ -174,6 +174,13 @@ pub fn p(path: &Path) -> &str {
 
 /// Starts `lifeline broker run` on port 0; returns it with its address and fingerprint.
 pub fn start_broker(dir: &Path) -> (Proc, String, String) {
+    let (broker, addr, _, fp) = start_broker_https(dir);
+    (broker, addr, fp)
+}
+
+/// [`start_broker`], also returning the HTTPS listener's address (the web
+/// console's and the links').
+pub fn start_broker_https(dir: &Path) -> (Proc, String, String, String) {
     let cfg = dir.join("broker.toml");
     write(
         &cfg,
@@ -198,15 +205,21 @@ pub fn start_broker(dir: &Path) -> (Proc, String, String) {
     // The broker logs everything (debug) to a file the tests search for secrets.
     let log = std::fs::File::create(dir.join("broker.log")).unwrap();
     let broker = Proc::spawn_with(&["broker", "run", "--config", p(&cfg)], log.into(), "debug");
+    // "Broker listening on ADDR (sessions) and https://HTTPS_ADDR (links)"
     let listening = broker.wait_line("Broker listening on");
     let addr = listening.split_whitespace().nth(3).unwrap().to_string();
+    let https = listening
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("https://"))
+        .unwrap()
+        .to_string();
     let fp = broker
         .wait_line("Certificate fingerprint:")
         .rsplit(' ')
         .next()
         .unwrap()
         .to_string();
-    (broker, addr, fp)
+    (broker, addr, https, fp)
 }
 
 pub fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {

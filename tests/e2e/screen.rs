@@ -18,6 +18,8 @@ use crate::machine::Xvfb;
 use crate::processes::*;
 use crate::screen_desk::{Area, Desk, crop, diff};
 
+mod clipboard;
+
 /// Bound on every wait for the stream in these tests.
 const WAIT: Duration = Duration::from_secs(60);
 /// The indicator's colour (`lifeline_agent::screen::indicator::INDICATOR_RGB`).

@@ -1,24 +1,34 @@
 //! A scripted desktop on a real Xvfb for the screen-sharing tests: windows
 //! of a colour or a photo-like image, moved; an xterm; RandR monitors; the
 //! display's pixels read back with GetImage; the customer's own pointer
-//! (XTest) for clicking the sharing indicator; events a window received.
+//! (XTest) for clicking the sharing indicator; events a window received;
+//! the clipboard pasted (ConvertSelection) and copied (an owner serving
+//! SelectionRequest on a thread of its own).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::randr::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{
-    AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux, EventMask,
-    ImageFormat, MapState, Window, WindowClass,
+    Atom, AtomEnum, ConfigureWindowAux, ConnectionExt as _, CreateGCAux, CreateWindowAux,
+    EventMask, ImageFormat, MapState, PropMode, SELECTION_NOTIFY_EVENT, SelectionNotifyEvent,
+    Window, WindowClass,
 };
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+use x11rb::{CURRENT_TIME, NONE};
 
 /// Bound on waiting for the display to settle.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 /// Two reads this far apart and equal: the display has settled.
 const SETTLE_GAP: Duration = Duration::from_millis(150);
+/// Bound on a paste: the clipboard's owner answers within this.
+const PASTE_WAIT: Duration = Duration::from_secs(10);
 
 pub struct Desk {
     pub conn: RustConnection,
@@ -245,6 +255,149 @@ impl Desk {
             std::thread::sleep(Duration::from_millis(20));
         }
         out
+    }
+}
+
+fn atom(conn: &RustConnection, name: &str) -> Atom {
+    conn.intern_atom(false, name.as_bytes())
+        .unwrap()
+        .reply()
+        .unwrap()
+        .atom
+}
+
+/// An unmapped window of `conn`'s for the clipboard.
+fn hidden_window(conn: &RustConnection, root: Window) -> Window {
+    let w = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        w,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new(),
+    )
+    .unwrap();
+    w
+}
+
+impl Desk {
+    /// Pastes the clipboard as UTF-8 text, as an application of the
+    /// customer's does (ConvertSelection); `None` when nobody copied or
+    /// the owner refused.
+    pub fn clipboard_text(&self) -> Option<String> {
+        let c = &self.conn;
+        let win = hidden_window(c, self.root);
+        let (clipboard, utf8, prop) = (
+            atom(c, "CLIPBOARD"),
+            atom(c, "UTF8_STRING"),
+            atom(c, "PASTED"),
+        );
+        c.convert_selection(win, clipboard, utf8, prop, CURRENT_TIME)
+            .unwrap();
+        c.flush().unwrap();
+        let deadline = Instant::now() + PASTE_WAIT;
+        let answer = loop {
+            assert!(
+                Instant::now() < deadline,
+                "the clipboard's owner never answered"
+            );
+            match c.poll_for_event().unwrap() {
+                Some(Event::SelectionNotify(n)) if n.requestor == win => break n.property,
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        let text = (answer != NONE).then(|| {
+            let r = c
+                .get_property(true, win, prop, AtomEnum::ANY, 0, 1 << 20)
+                .unwrap()
+                .reply()
+                .unwrap();
+            String::from_utf8(r.value).unwrap()
+        });
+        c.destroy_window(win).unwrap();
+        c.flush().unwrap();
+        text
+    }
+}
+
+/// The customer copied `text`: an application of theirs owns the
+/// clipboard and serves UTF8_STRING (on its own connection and thread)
+/// until dropped.
+pub struct ClipboardOwner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ClipboardOwner {
+    pub fn start(display: &str, text: &str) -> ClipboardOwner {
+        let (conn, screen) = x11rb::connect(Some(display)).expect("the test's Xvfb");
+        let root = conn.setup().roots[screen].root;
+        let win = hidden_window(&conn, root);
+        let (clipboard, utf8) = (atom(&conn, "CLIPBOARD"), atom(&conn, "UTF8_STRING"));
+        conn.set_selection_owner(win, clipboard, CURRENT_TIME)
+            .unwrap();
+        let owner = conn
+            .get_selection_owner(clipboard)
+            .unwrap()
+            .reply()
+            .unwrap();
+        assert_eq!(owner.owner, win, "the test owns the clipboard");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, text) = (Arc::clone(&stop), text.to_string());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Some(ev) = conn.poll_for_event().unwrap() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let Event::SelectionRequest(r) = ev else {
+                    continue;
+                };
+                let given = r.target == utf8;
+                if given {
+                    conn.change_property8(
+                        PropMode::REPLACE,
+                        r.requestor,
+                        r.property,
+                        utf8,
+                        text.as_bytes(),
+                    )
+                    .unwrap();
+                }
+                let notify = SelectionNotifyEvent {
+                    response_type: SELECTION_NOTIFY_EVENT,
+                    sequence: 0,
+                    time: r.time,
+                    requestor: r.requestor,
+                    selection: r.selection,
+                    target: r.target,
+                    property: if given { r.property } else { NONE },
+                };
+                conn.send_event(false, r.requestor, EventMask::NO_EVENT, notify)
+                    .unwrap();
+                conn.flush().unwrap();
+            }
+        });
+        ClipboardOwner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ClipboardOwner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -61,13 +61,17 @@ pub enum Capability {
     /// Inject keyboard and pointer input into the shared display; asked
     /// separately from seeing it, and ends with the sharing.
     InputControl,
+    /// Read and replace the text on the clipboard of the shared display;
+    /// asked separately from seeing and controlling it, and works only
+    /// while the plugin's screen share is open.
+    ClipboardText,
     /// Run a batch of library scripts (asked by the agent for the whole
     /// batch with every script's name and hashes; no plugin declares it).
     ScriptRun,
 }
 
 /// Every capability, for listings and parsing.
-pub const ALL: [Capability; 22] = [
+pub const ALL: [Capability; 23] = [
     Capability::Log,
     Capability::Output,
     Capability::ChatSend,
@@ -89,6 +93,7 @@ pub const ALL: [Capability; 22] = [
     Capability::SessionEvents,
     Capability::ScreenCapture,
     Capability::InputControl,
+    Capability::ClipboardText,
     Capability::ScriptRun,
 ];
 
@@ -117,6 +122,7 @@ impl Capability {
             Capability::SessionEvents => "session.events",
             Capability::ScreenCapture => "screen.capture",
             Capability::InputControl => "input.control",
+            Capability::ClipboardText => "clipboard.text",
             Capability::ScriptRun => "script.run",
         }
     }
@@ -159,6 +165,7 @@ impl Capability {
             | Capability::PowerRestart
             | Capability::ScreenCapture
             | Capability::InputControl
+            | Capability::ClipboardText
             | Capability::ScriptRun => true,
         }
     }

@@ -1,7 +1,8 @@
 //! Screen sharing on the operator's side: a [`ScreenSession`] starts the
 //! customer's `screen` plugin (`screen share`), follows its stream
 //! ([`lifeline_screen_format::CONTENT_TYPE`]) with credit, keeps the
-//! picture in a [`Framebuffer`], sends input back, and stops the share.
+//! picture in a [`Framebuffer`] (and the customer's clipboard text, once
+//! allowed), sends input and clipboard text back, and stops the share.
 //! Recordings of the stream: [`record`].
 //!
 //! A `ScreenSession` reads its [`Client`]'s events itself, and drops those
@@ -86,6 +87,11 @@ pub enum ScreenError {
         "{count} inputs make a frame of {len} bytes, more than a stream frame may carry ({MAX_STREAM_FRAME_BYTES})"
     )]
     InputTooLarge { count: usize, len: usize },
+    #[error(
+        "clipboard text of {len} bytes; the screen stream carries at most {} bytes",
+        format::MAX_CLIPBOARD_BYTES
+    )]
+    ClipboardTooLarge { len: usize },
 }
 
 /// How the screen stream ended (from the agent's `StreamClosed`).
@@ -194,6 +200,8 @@ pub struct ScreenSession<C: Borrow<Client>> {
     next_token: u32,
     frames: u64,
     bytes: u64,
+    /// The customer's clipboard text, as last received.
+    clipboard: Option<String>,
 }
 
 impl<C: Borrow<Client>> ScreenSession<C> {
@@ -248,6 +256,7 @@ impl<C: Borrow<Client>> ScreenSession<C> {
             next_token: 1,
             frames: 0,
             bytes: 0,
+            clipboard: None,
         };
         let mut opened = false;
         let mut answered: Option<String> = None;
@@ -476,6 +485,9 @@ impl<C: Borrow<Client>> ScreenSession<C> {
         self.framebuffer
             .apply(&msg)
             .map_err(|source| ScreenError::Picture { frame: n, source })?;
+        if let Message::Clipboard { text } = &msg {
+            self.clipboard = Some(text.clone());
+        }
         Ok(Some(msg))
     }
 
@@ -502,6 +514,32 @@ impl<C: Borrow<Client>> ScreenSession<C> {
             .stream_input(&self.session_id, self.stream, body)
             .await?;
         Ok(())
+    }
+
+    /// Puts `text` on the customer's clipboard ([`Input::Clipboard`]); the
+    /// first one asks the customer for `clipboard.text`, unless
+    /// [`ScreenSession::request_clipboard`] did. The plugin's answer, if
+    /// any, is a status line.
+    pub async fn send_clipboard(&self, text: &str) -> Result<(), ScreenError> {
+        if !format::clipboard_fits(text) {
+            return Err(ScreenError::ClipboardTooLarge { len: text.len() });
+        }
+        let text = text.to_string();
+        self.send_input(&[Input::Clipboard { text }]).await
+    }
+
+    /// Asks for the customer's clipboard ([`Input::RequestClipboard`]):
+    /// the customer is asked for `clipboard.text`; the answer is a status
+    /// line, and once allowed the clipboard's text arrives as
+    /// [`Message::Clipboard`] (again whenever it changes).
+    pub async fn request_clipboard(&self) -> Result<(), ScreenError> {
+        self.send_input(&[Input::RequestClipboard]).await
+    }
+
+    /// The customer's clipboard text, as last received through
+    /// [`ScreenSession::next`] (never logged: it may be a secret).
+    pub fn clipboard(&self) -> Option<&str> {
+        self.clipboard.as_deref()
     }
 
     /// Sends a sync marker and returns once the plugin answered it, every

@@ -47,10 +47,12 @@ pub enum HostCall {
     ScreenCursor,
     ScreenClose,
     InputSend,
+    ClipboardRead,
+    ClipboardWrite,
 }
 
 /// Every host call, for listings and the registry test.
-pub const ALL_CALLS: [HostCall; 38] = [
+pub const ALL_CALLS: [HostCall; 40] = [
     HostCall::Log,
     HostCall::SendOutput,
     HostCall::SendChat,
@@ -89,6 +91,8 @@ pub const ALL_CALLS: [HostCall; 38] = [
     HostCall::ScreenCursor,
     HostCall::ScreenClose,
     HostCall::InputSend,
+    HostCall::ClipboardRead,
+    HostCall::ClipboardWrite,
 ];
 
 impl HostCall {
@@ -134,6 +138,8 @@ impl HostCall {
             HostCall::ScreenCursor => Capability::ScreenCapture,
             HostCall::ScreenClose => Capability::ScreenCapture,
             HostCall::InputSend => Capability::InputControl,
+            HostCall::ClipboardRead => Capability::ClipboardText,
+            HostCall::ClipboardWrite => Capability::ClipboardText,
         }
     }
 
@@ -159,7 +165,12 @@ impl HostCall {
             | HostCall::ScreenRead
             | HostCall::ScreenCursor
             | HostCall::ScreenClose => true,
-            HostCall::ScreenOpen | HostCall::InputSend => false,
+            // Both clipboard calls ask: either may be the first, and
+            // they work on an open share only (like `input-send`).
+            HostCall::ScreenOpen
+            | HostCall::InputSend
+            | HostCall::ClipboardRead
+            | HostCall::ClipboardWrite => false,
             HostCall::Log
             | HostCall::SendOutput
             | HostCall::SendChat
@@ -233,6 +244,8 @@ impl HostCall {
             HostCall::ScreenCursor => "screen_cursor",
             HostCall::ScreenClose => "screen_close",
             HostCall::InputSend => "input_send",
+            HostCall::ClipboardRead => "clipboard_read",
+            HostCall::ClipboardWrite => "clipboard_write",
         }
     }
 }
@@ -250,6 +263,12 @@ mod tests {
         assert!(!HostCall::UserCurrent.asks_consent());
         assert!(HostCall::PowerRestart.asks_consent());
         assert!(!HostCall::NotifyCustomer.asks_consent());
+        assert!(HostCall::ClipboardRead.asks_consent());
+        assert!(HostCall::ClipboardWrite.asks_consent());
+        assert_eq!(
+            HostCall::ClipboardWrite.capability(),
+            Capability::ClipboardText
+        );
     }
 
     /// The WIT file's host interface and the registry agree: every WIT

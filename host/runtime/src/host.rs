@@ -14,11 +14,13 @@ use crate::capability::{Capability, HostCall};
 use crate::kv::KvStore;
 use crate::manifest::Manifest;
 use crate::process::{self, Identity};
-use crate::screen::{self as screen_limits, ScreenAccess};
+use crate::screen::ScreenAccess;
 use crate::service::Timers;
 use crate::stream::{Mode, Sent, StreamHub};
 use crate::tempfs::TempFolder;
 use crate::wit;
+
+mod screen_calls;
 
 pub use crate::tempfs::MAX_FILE_BYTES;
 /// Longest time a spawned process may run (its own timeout, asked by the
@@ -136,8 +138,8 @@ pub trait Natives: Send + Sync {
     fn admin(&self) -> Option<Arc<dyn AdminResources>> {
         None
     }
-    /// The display to share (`screen.capture`, `input.control`); `None`:
-    /// this host has none.
+    /// The display to share (`screen.capture`, `input.control`,
+    /// `clipboard.text`); `None`: this host has none.
     fn screen(&self) -> Option<Arc<dyn ScreenAccess>> {
         None
     }
@@ -691,75 +693,6 @@ impl CallContext {
             )
         })?;
         timers.lock().unwrap_or_else(|p| p.into_inner()).set(after)
-    }
-
-    fn screen(&mut self, call: HostCall) -> Result<Arc<dyn ScreenAccess>, HostError> {
-        self.check(call)?;
-        self.port
-            .natives()
-            .and_then(|n| n.screen())
-            .ok_or_else(|| HostError::Failed(screen_limits::NOT_SUPPORTED.to_string()))
-    }
-
-    /// Starts sharing the screen (asks the customer first, unless there is
-    /// no display to share); the layout.
-    pub fn screen_open(&mut self) -> Result<wit::ScreenInfo, HostError> {
-        if self.manifest.grants(HostCall::ScreenOpen.capability())
-            && let Some(screen) = self.port.natives().and_then(|n| n.screen())
-        {
-            screen.available()?;
-        }
-        let screen = self.screen(HostCall::ScreenOpen)?;
-        let id = self.manifest.id.clone();
-        off_the_clock(&mut self.host_wait, || screen.open(&id))
-    }
-
-    pub fn screen_changes(&mut self) -> Result<wit::ScreenChanges, HostError> {
-        let screen = self.screen(HostCall::ScreenChanges)?;
-        screen.changes(&self.manifest.id)
-    }
-
-    pub fn screen_read(&mut self, areas: &[wit::Rect]) -> Result<Vec<u8>, HostError> {
-        let screen = self.screen(HostCall::ScreenRead)?;
-        let size = screen_limits::read_size(areas)?;
-        let mut out = Vec::with_capacity(size);
-        screen.read(&self.manifest.id, areas, &mut out)?;
-        Ok(out)
-    }
-
-    pub fn screen_cursor(&mut self) -> Result<wit::CursorState, HostError> {
-        let screen = self.screen(HostCall::ScreenCursor)?;
-        screen.cursor(&self.manifest.id)
-    }
-
-    pub fn screen_close(&mut self) -> Result<(), HostError> {
-        let screen = self.screen(HostCall::ScreenClose)?;
-        screen.close(&self.manifest.id);
-        Ok(())
-    }
-
-    /// Injects input. Only into an open share: without one nothing is
-    /// asked (a stopped share asks nothing until the operator shares again).
-    pub fn input_send(&mut self, events: &[wit::InputEvent]) -> Result<(), HostError> {
-        if events.len() > screen_limits::MAX_INPUT_EVENTS {
-            return Err(HostError::Limit(format!(
-                "input-send carries {} events; at most {} in one call",
-                events.len(),
-                screen_limits::MAX_INPUT_EVENTS
-            )));
-        }
-        let screen = self
-            .port
-            .natives()
-            .and_then(|n| n.screen())
-            .ok_or_else(|| HostError::Failed(screen_limits::NOT_SUPPORTED.to_string()))?;
-        if !screen.sharing(&self.manifest.id) {
-            return Err(HostError::Denied(
-                "input needs an open screen share (screen-open)".into(),
-            ));
-        }
-        self.check(HostCall::InputSend)?;
-        screen.input(&self.manifest.id, events)
     }
 }
 

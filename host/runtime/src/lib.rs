@@ -44,6 +44,8 @@ pub use wasm::lifeline::plugin::types as wit;
 pub use wit::Arg;
 
 #[cfg(test)]
+mod clipboard_tests;
+#[cfg(test)]
 mod folder_tests;
 #[cfg(test)]
 mod natives_tests;

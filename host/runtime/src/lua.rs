@@ -276,10 +276,11 @@ fn install_streams(lua: &Lua, t: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-/// `screen_*` and `input_send`. Rects and input events are tables shaped
-/// like the WIT records; an input event is `{ PointerMove = { x = 1,
-/// y = 2 } }`, `{ PointerButton = { button = 1, pressed = true } }` or
-/// `{ Key = { keysym = 97, pressed = true } }`.
+/// `screen_*`, `input_send` and `clipboard_*`. Rects and input events are
+/// tables shaped like the WIT records; an input event is `{ PointerMove =
+/// { x = 1, y = 2 } }`, `{ PointerButton = { button = 1, pressed = true } }`
+/// or `{ Key = { keysym = 97, pressed = true } }`. `clipboard_read`
+/// returns the text, or nil (and no error) when the clipboard holds none.
 fn install_screen(lua: &Lua, t: &Table) -> mlua::Result<()> {
     use mlua::LuaSerdeExt;
     t.set(
@@ -322,6 +323,21 @@ fn install_screen(lua: &Lua, t: &Table) -> mlua::Result<()> {
         lua.create_function(|lua, events: Value| {
             let events: Vec<crate::wit::InputEvent> = lua.from_value(events)?;
             with_ctx(lua, |c| host_result(c.input_send(&events).map(|_| true)))
+        })?,
+    )?;
+    t.set(
+        "clipboard_read",
+        lua.create_function(|lua, ()| {
+            with_ctx(lua, |c| match c.clipboard_read() {
+                Ok(text) => (text, None),
+                Err(e) => (None, Some(e.to_string())),
+            })
+        })?,
+    )?;
+    t.set(
+        "clipboard_write",
+        lua.create_function(|lua, text: String| {
+            with_ctx(lua, |c| host_result(c.clipboard_write(&text).map(|_| true)))
         })?,
     )?;
     Ok(())

@@ -1,11 +1,13 @@
 //! Screen sharing and remote control as host capabilities: `screen.capture`
 //! (the display's layout, what changed, the pixels of given areas, the
-//! pointer) and `input.control` (keyboard and pointer events). The agent
+//! pointer), `input.control` (keyboard and pointer events) and
+//! `clipboard.text` (the clipboard's text, both ways). The agent
 //! implements [`ScreenAccess`] natively (X11: MIT-SHM, XDamage, RandR,
-//! XFixes, XTest) and shows the customer the sharing indicator; the plugin
-//! owns tiling, change detection, encoding and pacing.
+//! XFixes, XTest, selections) and shows the customer the sharing
+//! indicator; the plugin owns tiling, change detection, encoding and
+//! pacing.
 
-use crate::host::HostError;
+use crate::host::{HostError, NOT_ON_THIS_HOST};
 use crate::wit;
 
 /// Most pixel bytes one `screen-read` may return (a 4K display, 4 bytes a
@@ -19,6 +21,13 @@ pub const MAX_SCREEN_READ_BYTES: usize = 64 << 20;
 pub const MAX_SCREEN_READ_AREAS: usize = 2048;
 /// Most input events one `input-send` may carry.
 pub const MAX_INPUT_EVENTS: usize = 1024;
+/// Most bytes of clipboard text (UTF-8) one `clipboard-read` returns or one
+/// `clipboard-write` takes: 1 MiB, far more than text copied by hand.
+///
+/// Threat: another application of the customer's (or a plugin) offering
+/// or writing a huge clipboard would make the agent hold it without
+/// bound; past this the call is a `limit` error.
+pub const MAX_CLIPBOARD_BYTES: usize = 1 << 20;
 
 /// What the operator sees when a host has no screen to share.
 pub const NOT_SUPPORTED: &str = "screen sharing is not supported on this display";
@@ -50,6 +59,35 @@ pub trait ScreenAccess: Send + Sync {
     fn close(&self, plugin: &str);
     /// Injects input events on the shared display.
     fn input(&self, plugin: &str, events: &[wit::InputEvent]) -> Result<(), HostError>;
+    /// The text on the shared display's clipboard (at most
+    /// [`MAX_CLIPBOARD_BYTES`], else `Err(Limit)`); `None` when it is
+    /// empty or holds no text. The text is the customer's: never logged
+    /// or reported. Default: not on this host.
+    fn clipboard_read(&self, plugin: &str) -> Result<Option<String>, HostError> {
+        let _ = plugin;
+        Err(HostError::Failed(format!(
+            "{NOT_ON_THIS_HOST}: no clipboard"
+        )))
+    }
+    /// Puts `text` on the shared display's clipboard, held until someone
+    /// else copies or the share ends. Default: not on this host.
+    fn clipboard_write(&self, plugin: &str, text: &str) -> Result<(), HostError> {
+        let _ = (plugin, text);
+        Err(HostError::Failed(format!(
+            "{NOT_ON_THIS_HOST}: no clipboard"
+        )))
+    }
+}
+
+/// `Ok` when `bytes` of clipboard text are within [`MAX_CLIPBOARD_BYTES`],
+/// else the error naming the limit.
+pub fn clipboard_size(bytes: usize) -> Result<(), HostError> {
+    if bytes > MAX_CLIPBOARD_BYTES {
+        return Err(HostError::Limit(format!(
+            "clipboard text of {bytes} bytes; at most {MAX_CLIPBOARD_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// Bytes `areas` take as BGRX pixels, or the error naming the limit.

@@ -301,6 +301,12 @@ impl host::Host for State {
     fn input_send(&mut self, events: Vec<types::InputEvent>) -> Result<(), types::HostError> {
         self.ctx.input_send(&events).map_err(wit_err)
     }
+    fn clipboard_read(&mut self) -> Result<Option<String>, types::HostError> {
+        self.ctx.clipboard_read().map_err(wit_err)
+    }
+    fn clipboard_write(&mut self, text: String) -> Result<(), types::HostError> {
+        self.ctx.clipboard_write(&text).map_err(wit_err)
+    }
 }
 
 /// The one wasmtime engine of the agent, with its epoch ticker and linker.

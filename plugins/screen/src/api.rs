@@ -19,6 +19,8 @@ pub trait Host {
     fn screen_cursor(&mut self) -> Result<CursorState, HostError>;
     fn screen_close(&mut self) -> Result<(), HostError>;
     fn input_send(&mut self, events: &[InputEvent]) -> Result<(), HostError>;
+    fn clipboard_read(&mut self) -> Result<Option<String>, HostError>;
+    fn clipboard_write(&mut self, text: &str) -> Result<(), HostError>;
     fn stream_open(
         &mut self,
         name: &str,

@@ -25,6 +25,8 @@ pub mod tiles;
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
+mod clipboard_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod testutil;
@@ -77,6 +79,12 @@ impl api::Host for Wit {
     }
     fn input_send(&mut self, events: &[InputEvent]) -> Result<(), HostError> {
         host::input_send(events)
+    }
+    fn clipboard_read(&mut self) -> Result<Option<String>, HostError> {
+        host::clipboard_read()
+    }
+    fn clipboard_write(&mut self, text: &str) -> Result<(), HostError> {
+        host::clipboard_write(text)
     }
     fn stream_open(
         &mut self,

@@ -4,6 +4,7 @@
 use lifeline_screen_format::{MonitorChoice, Quality};
 
 use crate::api::{Host, ScreenInfo};
+use crate::share::clipboard::Access;
 use crate::share::{shared_area, Control, Options, Sharing, Stop};
 
 /// The `monitor` argument, before the display is known.
@@ -155,8 +156,13 @@ impl Service {
             Control::Allowed => "allowed",
             Control::Refused => "refused by the customer",
         };
+        let clipboard = match s.clipboard_access() {
+            Access::NotAsked => "not asked yet",
+            Access::Allowed => "shared",
+            Access::Refused => "refused by the customer",
+        };
         format!(
-            "sharing for {} s: {}; {} updates ({} tiles, {} JPEG), {:.1} MiB sent, {} ticks skipped for bandwidth; control {control}",
+            "sharing for {} s: {}; {} updates ({} tiles, {} JPEG), {:.1} MiB sent, {} ticks skipped for bandwidth; control {control}; clipboard {clipboard}",
             s.elapsed_us(host) / 1_000_000,
             s.summary(),
             st.updates,

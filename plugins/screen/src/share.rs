@@ -5,7 +5,8 @@
 //! left over) → their pixels in one `screen-read` per batch of runs →
 //! unchanged tiles (same hash) dropped → the rest encoded (solid, PNG or
 //! JPEG) until the frame's byte budget is spent → updates of at most
-//! [`MAX_UPDATE_BYTES`] → the pointer.
+//! [`MAX_UPDATE_BYTES`] → the pointer → the clipboard's text, when it is
+//! shared and changed ([`clipboard`]).
 
 use lifeline_screen_format::{
     encode_message, CursorShape, Level, Message, MonitorChoice, Quality, Tile, TileData,
@@ -19,7 +20,9 @@ use crate::pacing::{Frame, Pacer};
 use crate::pixels::{self, BYTES_PER_PIXEL};
 use crate::tiles::{self, Area, Grid, Planned, Run, TileMemory};
 
+pub mod clipboard;
 mod input;
+use clipboard::ClipboardSync;
 use input::Held;
 
 /// Most tiles held lossy (JPEG) by the operator that one frame re-sends
@@ -127,6 +130,7 @@ pub struct Sharing {
     /// The input problem last shown to the operator (shown once).
     input_problem: Option<String>,
     held: Held,
+    clipboard: ClipboardSync,
     /// The frame timer this sharing waits for.
     timer: Option<u32>,
     /// Scratch: one tile's pixels; one encoded message.
@@ -273,6 +277,7 @@ impl Sharing {
             control: Control::NotAsked,
             input_problem: None,
             held: Held::default(),
+            clipboard: ClipboardSync::default(),
             timer: None,
             tile_px: Vec::new(),
             frame: Vec::new(),
@@ -407,6 +412,7 @@ impl Sharing {
             None if credit > 0 => self.cursor(host)?,
             None => {}
         }
+        self.clipboard_tick(host)?;
         let spent = host.now_us().saturating_sub(t0);
         let id = host
             .timer_set(self.pacer.delay_ms(spent))

@@ -85,6 +85,14 @@ pub struct FakeHost {
     pub stream: Option<u32>,
     pub cursor: (i32, i32),
     pub cursor_image: Option<CursorImage>,
+    /// The customer's clipboard text.
+    pub clipboard: Option<String>,
+    /// The answer to every `clipboard-*` call while set.
+    pub clipboard_error: Option<HostError>,
+    /// `clipboard-read` calls so far.
+    pub clipboard_reads: usize,
+    /// Texts `clipboard-write` put on the clipboard.
+    pub clipboard_writes: Vec<String>,
 }
 
 impl FakeHost {
@@ -127,6 +135,10 @@ impl FakeHost {
             stream: None,
             cursor: (10, 20),
             cursor_image: None,
+            clipboard: None,
+            clipboard_error: None,
+            clipboard_reads: 0,
+            clipboard_writes: Vec::new(),
         }
     }
 
@@ -179,6 +191,19 @@ impl FakeHost {
             return Err(HostError::Failed("the screen is not open".into()));
         }
         Ok(())
+    }
+
+    /// As the host: only during an open share, else the error set.
+    fn clipboard_allowed(&self) -> Result<(), HostError> {
+        if self.screen_denied || !self.screen_is_open {
+            return Err(HostError::Denied(
+                "the clipboard needs an open screen share".into(),
+            ));
+        }
+        match self.clipboard_error.clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn open_stream(&self, id: u32) -> Result<(), HostError> {
@@ -265,6 +290,17 @@ impl Host for FakeHost {
         self.injected.push(events.to_vec());
         Ok(())
     }
+    fn clipboard_read(&mut self) -> Result<Option<String>, HostError> {
+        self.clipboard_allowed()?;
+        self.clipboard_reads += 1;
+        Ok(self.clipboard.clone())
+    }
+    fn clipboard_write(&mut self, text: &str) -> Result<(), HostError> {
+        self.clipboard_allowed()?;
+        self.clipboard_writes.push(text.to_string());
+        self.clipboard = Some(text.to_string());
+        Ok(())
+    }
     fn stream_open(
         &mut self,
         name: &str,
@@ -328,6 +364,8 @@ pub struct Operator {
     pub cursors: Vec<(i32, i32, bool)>,
     pub syncs: Vec<u32>,
     pub statuses: Vec<(Level, String)>,
+    /// The customer's clipboard texts received.
+    pub clipboards: Vec<String>,
     /// The kind of each message in order.
     pub order: Vec<&'static str>,
 }
@@ -389,6 +427,10 @@ impl Operator {
             Message::Status { level, text } => {
                 self.order.push("status");
                 self.statuses.push((level, text));
+            }
+            Message::Clipboard { text } => {
+                self.order.push("clipboard");
+                self.clipboards.push(text);
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::{
     CursorShape, DecodeError, Input, Level, Message, Monitor, MonitorChoice, Quality, Tile,
-    TileData, MAX_MONITORS, MAX_STATUS_BYTES, MAX_TILES_PER_UPDATE,
+    TileData, MAX_CLIPBOARD_BYTES, MAX_MONITORS, MAX_STATUS_BYTES, MAX_TILES_PER_UPDATE,
 };
 
 const LAYOUT: u8 = 1;
@@ -10,6 +10,7 @@ const UPDATE: u8 = 2;
 const CURSOR: u8 = 3;
 const SYNC: u8 = 4;
 const STATUS: u8 = 5;
+const CLIPBOARD: u8 = 6;
 
 const POINTER_MOVE: u8 = 0x10;
 const BUTTON: u8 = 0x11;
@@ -18,6 +19,8 @@ const REFRESH: u8 = 0x13;
 const INPUT_SYNC: u8 = 0x14;
 const SETTINGS: u8 = 0x15;
 const REQUEST_CONTROL: u8 = 0x16;
+const INPUT_CLIPBOARD: u8 = 0x17;
+const REQUEST_CLIPBOARD: u8 = 0x18;
 
 /// Appends `msg` to `out` (one stream frame).
 pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
@@ -84,7 +87,18 @@ pub fn encode_message(msg: &Message, out: &mut Vec<u8>) {
             out.extend_from_slice(&(text.len() as u16).to_le_bytes());
             out.extend_from_slice(text.as_bytes());
         }
+        Message::Clipboard { text } => {
+            out.push(CLIPBOARD);
+            encode_clipboard(text, out);
+        }
     }
+}
+
+/// `u32 len, text`, cut at [`MAX_CLIPBOARD_BYTES`] (see `clipboard_fits`).
+fn encode_clipboard(text: &str, out: &mut Vec<u8>) {
+    let text = truncate(text, MAX_CLIPBOARD_BYTES);
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
 }
 
 fn encode_tile(t: &Tile, out: &mut Vec<u8>) {
@@ -153,6 +167,11 @@ pub fn encode_input(input: &Input, out: &mut Vec<u8>) {
             out.extend_from_slice(&[SETTINGS, *quality as u8, m, *max_fps]);
         }
         Input::RequestControl => out.push(REQUEST_CONTROL),
+        Input::Clipboard { text } => {
+            out.push(INPUT_CLIPBOARD);
+            encode_clipboard(text, out);
+        }
+        Input::RequestClipboard => out.push(REQUEST_CLIPBOARD),
     }
 }
 
@@ -219,6 +238,18 @@ impl<'a> Reader<'a> {
             self.pos = start;
             self.err(field(), "is not UTF-8")
         })
+    }
+    /// `u32 len, text (UTF-8)` of at most [`MAX_CLIPBOARD_BYTES`].
+    fn clipboard(&mut self, field: &dyn Fn(&'static str) -> String) -> Result<String, DecodeError> {
+        let len = self.u32(&|| field("text length"))? as usize;
+        if len > MAX_CLIPBOARD_BYTES {
+            self.pos -= 4;
+            return Err(self.err(
+                field("text length"),
+                "is more than MAX_CLIPBOARD_BYTES (262144)",
+            ));
+        }
+        self.text(len, &|| field("text"))
     }
     fn done(&self) -> Result<(), DecodeError> {
         if self.pos != self.buf.len() {
@@ -342,9 +373,15 @@ pub fn decode_message(frame: &[u8]) -> Result<Message, DecodeError> {
             let text = r.text(len, &f("text"))?;
             Message::Status { level, text }
         }
+        CLIPBOARD => {
+            r.what = "clipboard";
+            Message::Clipboard {
+                text: r.clipboard(&|s| s.to_string())?,
+            }
+        }
         _ => {
             r.pos = 0;
-            return Err(r.err("tag", "is not a screen message (1 to 5)"));
+            return Err(r.err("tag", "is not a screen message (1 to 6)"));
         }
     };
     r.done()?;
@@ -434,9 +471,13 @@ pub fn decode_inputs(frame: &[u8]) -> Result<Vec<Input>, DecodeError> {
                 }
             }
             REQUEST_CONTROL => Input::RequestControl,
+            INPUT_CLIPBOARD => Input::Clipboard {
+                text: r.clipboard(&|s| format!("input {i} clipboard {s}"))?,
+            },
+            REQUEST_CLIPBOARD => Input::RequestClipboard,
             _ => {
                 r.pos -= 1;
-                return Err(r.err(at("tag")(), "is not a screen input (0x10 to 0x16)"));
+                return Err(r.err(at("tag")(), "is not a screen input (0x10 to 0x18)"));
             }
         };
         out.push(input);
@@ -520,6 +561,52 @@ mod tests {
             level: Level::Warning,
             text: "control was not allowed".into(),
         });
+        round(Message::Clipboard {
+            text: "kopiert: grüße\n".into(),
+        });
+        round(Message::Clipboard {
+            text: String::new(),
+        });
+    }
+
+    #[test]
+    fn clipboard_texts_round_trip_and_are_bounded() {
+        let most = "é".repeat(MAX_CLIPBOARD_BYTES / 2);
+        assert!(crate::clipboard_fits(&most));
+        let mut b = Vec::new();
+        encode_message(&Message::Clipboard { text: most.clone() }, &mut b);
+        assert_eq!(b.len(), 1 + 4 + MAX_CLIPBOARD_BYTES);
+        assert_eq!(
+            decode_message(&b).expect("the largest text"),
+            Message::Clipboard { text: most }
+        );
+        // Too long: the encoder cuts at a character boundary, the decoder
+        // refuses a length above the limit.
+        let long = format!("a{}", "é".repeat(MAX_CLIPBOARD_BYTES / 2));
+        assert!(!crate::clipboard_fits(&long));
+        b.clear();
+        encode_input(&Input::Clipboard { text: long }, &mut b);
+        match decode_inputs(&b).expect("cut to fit").as_slice() {
+            [Input::Clipboard { text }] => {
+                assert_eq!(text.len(), MAX_CLIPBOARD_BYTES - 1, "no half character");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut huge = vec![CLIPBOARD];
+        huge.extend_from_slice(&(MAX_CLIPBOARD_BYTES as u32 + 1).to_le_bytes());
+        let e = decode_message(&huge).expect_err("over the limit");
+        assert_eq!((e.field.as_str(), e.offset), ("text length", 1));
+        let mut cut = vec![INPUT_CLIPBOARD];
+        cut.extend_from_slice(&5u32.to_le_bytes());
+        cut.extend_from_slice(b"abc");
+        let e = decode_inputs(&cut).expect_err("cut text");
+        assert_eq!(e.field, "input 0 clipboard text");
+        assert!(e.to_string().contains("ends early"), "{e}");
+        let e = decode_inputs(&[REQUEST_CLIPBOARD, INPUT_CLIPBOARD, 1, 0]).expect_err("cut length");
+        assert_eq!(e.field, "input 1 clipboard text length");
+        let bad = [CLIPBOARD, 2, 0, 0, 0, 0xc3, 0x28];
+        let e = decode_message(&bad).expect_err("not UTF-8");
+        assert_eq!((e.field.as_str(), e.offset), ("text", 5));
     }
 
     #[test]
@@ -542,6 +629,10 @@ mod tests {
                 max_fps: 30,
             },
             Input::RequestControl,
+            Input::Clipboard {
+                text: "from the operator".into(),
+            },
+            Input::RequestClipboard,
         ];
         let mut b = Vec::new();
         for i in &inputs {

@@ -1,8 +1,9 @@
 //! The wire format of Lifeline's screen stream, content type
 //! [`CONTENT_TYPE`]: what the screen plugin sends the operator side (the
 //! display's layout, tile updates, the pointer, sync markers, status
-//! lines) and what the operator side sends back (input, refresh, sync,
-//! settings, a request for control).
+//! lines, the customer's clipboard text) and what the operator side sends
+//! back (input, refresh, sync, settings, a request for control, clipboard
+//! text, a request for clipboard access).
 //!
 //! One stream frame carries one [`Message`] towards the operator, or one
 //! or more [`Input`]s towards the plugin (concatenated). Integers are
@@ -29,6 +30,20 @@ pub const MAX_MONITORS: usize = 16;
 pub const MAX_TILES_PER_UPDATE: usize = 4096;
 /// Longest status text, in bytes.
 pub const MAX_STATUS_BYTES: usize = 1024;
+/// Longest clipboard text ([`Message::Clipboard`], [`Input::Clipboard`]),
+/// in bytes of UTF-8: 256 KiB. A stream frame carries at most 1 MiB, and
+/// the plugin keeps at most 1 MiB of the operator's frames waiting; a
+/// quarter leaves room for the pictures and the input around it. (The
+/// host's own `clipboard-read` limit is larger: a longer text is not sent,
+/// and the operator is told.)
+pub const MAX_CLIPBOARD_BYTES: usize = 256 << 10;
+
+/// Whether `text` fits a clipboard message ([`MAX_CLIPBOARD_BYTES`]).
+/// Senders check: the encoder cuts a longer text at a character boundary
+/// (the frame stays valid, the text does not).
+pub fn clipboard_fits(text: &str) -> bool {
+    text.len() <= MAX_CLIPBOARD_BYTES
+}
 
 /// A monitor, in the coordinates of the shared area.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +130,11 @@ pub enum Message {
     /// Tag 5: `u8 level, u16 len, text (UTF-8)`: a line for the operator
     /// ("control was not allowed by the customer").
     Status { level: Level, text: String },
+    /// Tag 6: `u32 len, text (UTF-8)`, at most [`MAX_CLIPBOARD_BYTES`]:
+    /// the customer's clipboard text, sent once the customer allowed
+    /// `clipboard.text` ([`Input::RequestClipboard`]) and again whenever it
+    /// changes while the screen is shared.
+    Clipboard { text: String },
 }
 
 /// Quality the operator asks for.
@@ -158,6 +178,15 @@ pub enum Input {
     },
     /// Tag 0x16: ask for control (the customer is asked for `input.control`).
     RequestControl,
+    /// Tag 0x17: `u32 len, text (UTF-8)`, at most [`MAX_CLIPBOARD_BYTES`]:
+    /// put this text on the customer's clipboard (the first one asks the
+    /// customer for `clipboard.text`, unless [`Input::RequestClipboard`]
+    /// did).
+    Clipboard { text: String },
+    /// Tag 0x18: ask for the clipboard (the customer is asked for
+    /// `clipboard.text`); answered with a [`Message::Status`], and once
+    /// allowed with the clipboard's text ([`Message::Clipboard`]).
+    RequestClipboard,
 }
 
 /// Why bytes are not a valid message or input.

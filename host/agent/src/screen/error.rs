@@ -38,6 +38,9 @@ pub enum ScreenError {
     /// An input event that cannot be injected (and why).
     #[error("input-send: {0}")]
     Input(String),
+    /// The share's clipboard could not be set up (and why).
+    #[error("the clipboard: {0}")]
+    Clipboard(String),
 }
 
 impl From<ScreenError> for HostError {

@@ -43,6 +43,12 @@ impl ScreenAccess for ScreenHandle {
     fn input(&self, plugin: &str, events: &[wit::InputEvent]) -> Result<(), HostError> {
         self.screen.input(plugin, events)
     }
+    fn clipboard_read(&self, plugin: &str) -> Result<Option<String>, HostError> {
+        self.screen.clipboard_read(plugin)
+    }
+    fn clipboard_write(&self, plugin: &str, text: &str) -> Result<(), HostError> {
+        self.screen.clipboard_write(plugin, text)
+    }
 }
 
 /// A session port's link to the screen: which of the customer's
@@ -70,8 +76,8 @@ impl PortScreen {
         })
     }
 
-    /// `screen.capture` and `input.control` when the customer withdrew
-    /// them from `plugin` since this port last asked.
+    /// `screen.capture`, `input.control` and `clipboard.text` when the
+    /// customer withdrew them from `plugin` since this port last asked.
     pub fn take_withdrawn(&self, plugin: &str) -> Vec<Capability> {
         let now = self.screen.withdrawals(plugin);
         let mut seen = lock(&self.seen);

@@ -6,6 +6,8 @@
 //!   sealed memfd, [`shm`], else plain `GetImage`), the pointer ([`cursor`]);
 //! - [`input`]: XTest keyboard and pointer events, keysyms through the
 //!   customer's keyboard mapping ([`keymap`]);
+//! - [`clipboard`]: the CLIPBOARD selection's text, read and owned on the
+//!   operator's behalf (`clipboard.text`), on a connection of its own;
 //! - [`indicator`]: the window telling the customer who sees the screen,
 //!   with a Stop button that withdraws the consent;
 //! - [`display`]: which display (`[screen] display`, `$DISPLAY`), or why
@@ -16,6 +18,9 @@
 //! of the session. The plugin owns tiling, encoding and pacing.
 
 mod capture;
+pub mod clipboard;
+#[cfg(test)]
+mod clipboard_tests;
 mod cursor;
 pub mod display;
 mod error;
@@ -39,6 +44,7 @@ use lifeline_runtime::{Capability, HostError, wit};
 
 use capture::Capture;
 pub use capture::{Layout, MonitorArea, WHOLE_SCREEN_MONITOR};
+use clipboard::Clipboard;
 pub use error::ScreenError;
 pub use events::{SessionEvents, ShareEvents};
 pub use handle::{PortScreen, ScreenHandle};
@@ -48,7 +54,11 @@ use input::Injector;
 pub use rects::{Area, MAX_CHANGED_AREAS};
 
 /// What the customer's Stop withdraws from the plugin.
-pub const WITHDRAWN: [Capability; 2] = [Capability::ScreenCapture, Capability::InputControl];
+pub const WITHDRAWN: [Capability; 3] = [
+    Capability::ScreenCapture,
+    Capability::InputControl,
+    Capability::ClipboardText,
+];
 /// The answer to a screen call after the customer stopped the share, and
 /// the session report's line.
 pub const STOPPED_BY_CUSTOMER: &str = "the customer stopped screen sharing";
@@ -101,6 +111,16 @@ struct Share {
     display: String,
     capture: Mutex<Capture>,
     input: Mutex<InputState>,
+    clipboard: Mutex<ClipboardState>,
+}
+
+/// A share's clipboard, started by its first `clipboard-*` call.
+#[derive(Default)]
+struct ClipboardState {
+    clipboard: Option<Clipboard>,
+    /// The first read and the first write are reported (never the text).
+    read: bool,
+    written: bool,
 }
 
 #[derive(Default)]
@@ -186,6 +206,19 @@ impl SessionScreen {
         self.inner.input(plugin, events)
     }
 
+    /// The text on the shared display's clipboard (`clipboard-read`).
+    pub fn clipboard_read(&self, plugin: &str) -> Result<Option<String>, HostError> {
+        self.inner
+            .clipboard(plugin, ClipboardUse::Read, |c| c.read())
+    }
+
+    /// Puts `text` on the shared display's clipboard (`clipboard-write`).
+    pub fn clipboard_write(&self, plugin: &str, text: &str) -> Result<(), HostError> {
+        lifeline_runtime::screen::clipboard_size(text.len())?;
+        self.inner
+            .clipboard(plugin, ClipboardUse::Write, |c| c.write(text.to_string()))
+    }
+
     /// Ends `plugin`'s share (nothing when there is none).
     pub fn close(&self, plugin: &str) {
         self.inner.close(Some(plugin), "screen sharing closed");
@@ -199,7 +232,7 @@ impl SessionScreen {
     }
 
     /// The customer clicked Stop: every share ends and its plugin loses
-    /// `screen.capture` and `input.control`.
+    /// `screen.capture`, `input.control` and `clipboard.text`.
     pub fn stop_by_customer(&self) {
         self.inner.stop_by_customer();
     }
@@ -268,6 +301,7 @@ impl Inner {
             display: display.clone(),
             capture: Mutex::new(capture),
             input: Mutex::new(InputState::default()),
+            clipboard: Mutex::new(ClipboardState::default()),
         });
         {
             let mut st = self.state();
@@ -373,6 +407,47 @@ impl Inner {
         Ok(())
     }
 
+    /// Runs `f` on `plugin`'s clipboard (started on first use); the first
+    /// read and the first write of the share are reported.
+    fn clipboard<R>(
+        &self,
+        plugin: &str,
+        how: ClipboardUse,
+        f: impl FnOnce(&Clipboard) -> Result<R, HostError>,
+    ) -> Result<R, HostError> {
+        let share = self.share(plugin)?;
+        let mut state = lock(&share.clipboard);
+        let clipboard = match state.clipboard.take() {
+            Some(c) => c,
+            None => Clipboard::start(&share.display)?,
+        };
+        let value = f(state.clipboard.insert(clipboard))?;
+        let first = match how {
+            ClipboardUse::Read => !std::mem::replace(&mut state.read, true),
+            ClipboardUse::Write => !std::mem::replace(&mut state.written, true),
+        };
+        if first {
+            let (op, display) = (&share.operator, &share.display);
+            let (line, customer) = match how {
+                ClipboardUse::Read => (
+                    format!(
+                        "clipboard shared: {op} receives the clipboard's text of display {display} (plugin {plugin})"
+                    ),
+                    format!("* {op} now receives the text you copy (plugin {plugin})."),
+                ),
+                ClipboardUse::Write => (
+                    format!(
+                        "clipboard replaced: {op} put text on the clipboard of display {display} (plugin {plugin})"
+                    ),
+                    format!("* {op} put text on your clipboard (plugin {plugin})."),
+                ),
+            };
+            self.events.report(share.call_id, plugin, &line);
+            self.events.customer(&customer);
+        }
+        Ok(value)
+    }
+
     /// Ends `plugin`'s share (`None`: every share), reporting `why`.
     fn close(&self, plugin: Option<&str>, why: &str) {
         let (ended, indicator) = {
@@ -432,19 +507,34 @@ impl Inner {
         for share in ended {
             share.end();
             self.events.withdrawn(&share.plugin, &WITHDRAWN);
-            let caps: Vec<&str> = WITHDRAWN.iter().map(|c| c.name()).collect();
             self.events.report(
                 share.call_id,
                 &share.plugin,
                 &format!(
                     "{STOPPED_BY_CUSTOMER} (plugin {}): {} withdrawn",
                     share.plugin,
-                    caps.join(" and ")
+                    withdrawn_names()
                 ),
             );
         }
         self.events
             .customer("* You stopped screen sharing: the operator no longer sees your screen.");
+    }
+}
+
+/// What a share's clipboard is used for (each is reported once).
+#[derive(Clone, Copy)]
+enum ClipboardUse {
+    Read,
+    Write,
+}
+
+/// "screen.capture, input.control and clipboard.text".
+fn withdrawn_names() -> String {
+    let names: Vec<&str> = WITHDRAWN.iter().map(|c| c.name()).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
     }
 }
 
@@ -458,11 +548,12 @@ fn current(st: &State, plugin: &str) -> Result<Option<wit::ScreenInfo>, ScreenEr
 }
 
 impl Share {
-    /// Releases what the operator still holds pressed; the capture goes
-    /// with the last reference.
+    /// Releases what the operator still holds pressed and gives the
+    /// clipboard up; the capture goes with the last reference.
     fn end(&self) {
         if let Some(inj) = lock(&self.input).injector.as_mut() {
             inj.release_all();
         }
+        drop(lock(&self.clipboard).clipboard.take());
     }
 }

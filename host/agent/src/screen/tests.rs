@@ -20,15 +20,15 @@ use super::indicator::{self, INDICATOR_HEIGHT, INDICATOR_RGB};
 use super::xvfb::{HEIGHT, WIDTH, Xvfb};
 use super::*;
 
-const PLUGIN: &str = "screen";
-const OPERATOR: &str = "Alice";
+pub(super) const PLUGIN: &str = "screen";
+pub(super) const OPERATOR: &str = "Alice";
 
 /// What the screen told the session.
 #[derive(Default)]
-struct Recorded {
-    reports: Mutex<Vec<(u64, String, String)>>,
-    customer: Mutex<Vec<String>>,
-    withdrawn: Mutex<Vec<(String, Vec<Capability>)>>,
+pub(super) struct Recorded {
+    pub(super) reports: Mutex<Vec<(u64, String, String)>>,
+    pub(super) customer: Mutex<Vec<String>>,
+    pub(super) withdrawn: Mutex<Vec<(String, Vec<Capability>)>>,
 }
 
 impl ShareEvents for Recorded {
@@ -44,7 +44,7 @@ impl ShareEvents for Recorded {
 }
 
 impl Recorded {
-    fn reported(&self, part: &str) -> usize {
+    pub(super) fn reported(&self, part: &str) -> usize {
         lock(&self.reports)
             .iter()
             .filter(|(_, _, l)| l.contains(part))
@@ -61,17 +61,17 @@ impl Suspension for Suspended {
     }
 }
 
-struct Fixture {
-    x: Xvfb,
-    screen: Arc<SessionScreen>,
-    events: Arc<Recorded>,
+pub(super) struct Fixture {
+    pub(super) x: Xvfb,
+    pub(super) screen: Arc<SessionScreen>,
+    pub(super) events: Arc<Recorded>,
     suspended: Arc<Suspended>,
     /// A client of the test's own (draws, reads back, clicks).
-    conn: RustConnection,
-    root: u32,
+    pub(super) conn: RustConnection,
+    pub(super) root: u32,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let x = Xvfb::start();
     let events = Arc::new(Recorded::default());
     let suspended = Arc::new(Suspended(Mutex::new(None)));
@@ -93,7 +93,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn open(&self) -> wit::ScreenInfo {
+    pub(super) fn open(&self) -> wit::ScreenInfo {
         self.screen.open(PLUGIN, OPERATOR, 7).unwrap()
     }
 
@@ -134,7 +134,7 @@ impl Fixture {
     }
 
     /// A round trip: the server has done everything sent before.
-    fn sync(&self) {
+    pub(super) fn sync(&self) {
         self.conn.get_input_focus().unwrap().reply().unwrap();
     }
 
@@ -183,7 +183,7 @@ impl Fixture {
 }
 
 /// Waits (bounded) for `f` to hold.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+pub(super) fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if f() {

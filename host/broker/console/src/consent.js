@@ -124,6 +124,8 @@ export function createConsentPanel(ctx) {
         asked.delete(msg.request_id);
         const done = outcome(msg.decision, msg.decided_by, msg.audit_hash);
         pending.replaceWith(done);
+        // "Waiting for the customer" no longer holds once nothing waits.
+        if (asked.size === 0 && status.dataset.i18n === 'consent.sent') showStatus(status, 'info', null);
         return;
       }
       log.add(entry('answer', h('span', { t: 'consent.answerFor', targs: { id: msg.request_id } }), ' ', outcome(msg.decision, msg.decided_by, msg.audit_hash)));

@@ -168,7 +168,8 @@ export function formatBytes(n) {
   return new Intl.NumberFormat(language(), {
     style: 'unit',
     unit: units[i],
-    unitDisplay: 'short',
+    // Short "kB", "MB"; but bytes in full words ("105 bytes", not "105 byte").
+    unitDisplay: i === 0 ? 'long' : 'short',
     maximumFractionDigits: i === 0 ? 0 : 1,
   }).format(v);
 }

@@ -11,12 +11,15 @@ export const TILE = 64;
 export const MAX_MONITORS = 16;
 export const MAX_TILES_PER_UPDATE = 4096;
 export const MAX_STATUS_BYTES = 1024;
+/** Longest clipboard text either way (`MAX_CLIPBOARD_BYTES`). */
+export const MAX_CLIPBOARD_BYTES = 256 * 1024;
 
 const LAYOUT = 1;
 const UPDATE = 2;
 const CURSOR = 3;
 const SYNC = 4;
 const STATUS = 5;
+const CLIPBOARD = 6;
 
 export const INPUT_TAGS = Object.freeze({
   pointer_move: 0x10,
@@ -26,6 +29,8 @@ export const INPUT_TAGS = Object.freeze({
   sync: 0x14,
   settings: 0x15,
   request_control: 0x16,
+  clipboard: 0x17,
+  request_clipboard: 0x18,
 });
 
 export const LEVELS = Object.freeze(['info', 'warning', 'error']);
@@ -212,9 +217,19 @@ export function decodeMessage(frame) {
       msg = { type: 'status', level: LEVELS[lv], text: r.text(len, 'text') };
       break;
     }
+    case CLIPBOARD: {
+      r.what = 'clipboard';
+      const len = r.u32('text length');
+      if (len > MAX_CLIPBOARD_BYTES) {
+        r.pos -= 4;
+        throw r.err('text length', 'is more than MAX_CLIPBOARD_BYTES (262144)');
+      }
+      msg = { type: 'clipboard', text: r.text(len, 'text') };
+      break;
+    }
     default:
       r.pos = 0;
-      throw r.err('tag', 'is not a screen message (1 to 5)');
+      throw r.err('tag', 'is not a screen message (1 to 6)');
   }
   r.done();
   return msg;

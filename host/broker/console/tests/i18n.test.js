@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { pickLanguage, initI18n, t, setLanguage, language, formatDate } from '../src/i18n.js';
+import { pickLanguage, initI18n, t, setLanguage, language, formatDate, formatBytes } from '../src/i18n.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const en = JSON.parse(readFileSync(join(root, 'locales/en.json'), 'utf8'));
@@ -102,4 +102,14 @@ test('i18next translates, interpolates without escaping, and plurals work in bot
   assert.equal(t('login.rateLimited', { count: 30 }), 'Troppi tentativi. Riprova tra 30 secondi.');
   assert.equal(t('state.waiting'), 'Pronta');
   assert.match(formatDate('2026-03-01T10:00:00Z', 'date'), /2026/);
+});
+
+test('sizes: bytes in words, larger units short, in the chosen language', async () => {
+  await initI18n({ en, it }, { lng: 'en' });
+  assert.equal(formatBytes(105), '105 bytes');
+  assert.equal(formatBytes(1), '1 byte');
+  assert.equal(formatBytes(1500), '1.5 kB');
+  await setLanguage('it');
+  assert.equal(formatBytes(105), '105 byte');
+  assert.equal(formatBytes(1500), '1,5 kB');
 });

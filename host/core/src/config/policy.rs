@@ -104,7 +104,7 @@ mod tests {
             err.contains("p.toml:4")
                 && err.contains("\"screen.view\" is not a capability")
                 && err.contains(
-                    "power.restart, document.verify, http.endpoint, command.admin, settings.read, session.stream, session.events, screen.capture, input.control, script.run"
+                    "power.restart, document.verify, http.endpoint, command.admin, settings.read, session.stream, session.events, screen.capture, input.control, clipboard.text, script.run"
                 ),
             "{err}"
         );

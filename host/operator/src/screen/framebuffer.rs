@@ -160,8 +160,8 @@ impl Framebuffer {
 
     /// Applies one message of the screen stream. An update's good tiles
     /// are applied even when another of its tiles is bad; the error names
-    /// the first bad tile. Sync and status messages change nothing but
-    /// [`Framebuffer::last_sync`].
+    /// the first bad tile. Sync, status and clipboard messages change
+    /// nothing but [`Framebuffer::last_sync`].
     pub fn apply(&mut self, msg: &Message) -> Result<(), PictureError> {
         match msg {
             Message::Layout {
@@ -201,7 +201,7 @@ impl Framebuffer {
                 self.last_sync = Some(*token);
                 Ok(())
             }
-            Message::Status { .. } => Ok(()),
+            Message::Status { .. } | Message::Clipboard { .. } => Ok(()),
         }
     }
 

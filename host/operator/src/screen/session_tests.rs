@@ -239,10 +239,19 @@ async fn share_sync_input_and_stop() {
             text: "hello".into(),
         };
         agent.frame(&status).await;
+        let copied = Message::Clipboard {
+            text: "copied by the customer".into(),
+        };
+        agent.frame(&copied).await;
         agent.frame(&Message::Sync { token: 99 }).await;
         agent.frame(&solid(2, 2, [0, 0, 255])).await;
         agent.frame(&Message::Sync { token: 1 }).await;
 
+        assert_eq!(agent.inputs().await, [Input::RequestClipboard]);
+        let pasted = Input::Clipboard {
+            text: "pasted by the operator".into(),
+        };
+        assert_eq!(agent.inputs().await, [pasted]);
         let inputs = agent.inputs().await;
         assert_eq!(
             inputs,
@@ -294,7 +303,17 @@ async fn share_sync_input_and_stop() {
         assert_eq!(fb.pixel(0, 0), Some([255, 0, 0]));
         assert_eq!(fb.pixel(3, 1), Some([0, 0, 255]));
         assert_eq!(fb.last_seq(), Some(2));
-        assert_eq!(s.frames(), 6);
+        assert_eq!(s.frames(), 7);
+        // The clipboard's text passes through; the picture ignores it.
+        assert!(seen.contains(&Message::Clipboard {
+            text: "copied by the customer".into()
+        }));
+        assert_eq!(s.clipboard(), Some("copied by the customer"));
+        s.request_clipboard().await.unwrap();
+        let too_long = "x".repeat(format::MAX_CLIPBOARD_BYTES + 1);
+        let e = s.send_clipboard(&too_long).await.unwrap_err();
+        assert!(matches!(e, ScreenError::ClipboardTooLarge { .. }), "{e}");
+        s.send_clipboard("pasted by the operator").await.unwrap();
         s.send_input(&[
             Input::PointerMove { x: 3, y: 1 },
             Input::Button {

@@ -1,6 +1,7 @@
 //! The operator's side of a share: input frames decoded and injected in
-//! batches, the commands among them (refresh, sync, settings, control),
-//! and the keys and buttons held down, released when sharing ends.
+//! batches, the commands among them (refresh, sync, settings, control,
+//! the clipboard), and the keys and buttons held down, released when
+//! sharing ends.
 
 use lifeline_screen_format::{decode_inputs, Input, Level, Message};
 
@@ -122,6 +123,8 @@ impl Sharing {
                 self.apply(host, Options { monitor, quality })
             }
             Input::RequestControl => self.request_control(host),
+            Input::Clipboard { text } => self.write_clipboard(host, &text),
+            Input::RequestClipboard => self.request_clipboard(host),
             Input::PointerMove { .. } | Input::Button { .. } | Input::Key { .. } => Ok(()),
         }
     }
