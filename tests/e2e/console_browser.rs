@@ -12,7 +12,9 @@
 //! customer's answers into their standard input.
 //!
 //! Screenshots of every step: `target/console-screenshots/`.
-//! Alone: `cargo test -p lifeline --test e2e console_browser -- --nocapture`.
+//! Alone: `cargo test -p lifeline --test e2e console_browser -- --nocapture`;
+//! some scenarios only: `LIFELINE_CONSOLE_SCENARIOS=01,screen` (words of
+//! their file names). More in `tests/console/README.md`.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -60,7 +62,9 @@ fn preflight(package: &Path) -> PathBuf {
         chromium.display()
     );
     assert!(
-        package.join("node_modules/playwright-core/package.json").exists(),
+        package
+            .join("node_modules/playwright-core/package.json")
+            .exists(),
         "the browser tests need playwright-core in {}: run scripts/setup (it runs `npm ci` there)",
         package.display()
     );
@@ -113,11 +117,18 @@ fn scenarios(package: &Path) -> Vec<String> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".test.js"))
-        .filter(|n| filter.split(',').any(|w| !w.is_empty() && n.contains(w.trim())))
+        .filter(|n| {
+            filter
+                .split(',')
+                .any(|w| !w.is_empty() && n.contains(w.trim()))
+        })
         .map(|n| format!("scenarios/{n}"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no scenario matches LIFELINE_CONSOLE_SCENARIOS={filter:?}");
+    assert!(
+        !files.is_empty(),
+        "no scenario matches LIFELINE_CONSOLE_SCENARIOS={filter:?}"
+    );
     files
 }
 
@@ -186,11 +197,7 @@ fn console_in_a_real_browser() {
     let out = std::fs::File::create(&log).unwrap();
     let err = out.try_clone().unwrap();
     let child = Command::new("node")
-        .args([
-            "--test",
-            "--test-concurrency=1",
-            "--test-timeout=300000",
-        ])
+        .args(["--test", "--test-concurrency=1", "--test-timeout=300000"])
         .args(scenarios(&package))
         .current_dir(&package)
         .env_remove("LIFELINE_CONFIG")
@@ -208,10 +215,7 @@ fn console_in_a_real_browser() {
         .env("LIFELINE_RUNAS_UID", uid.to_string())
         .env(
             "LIFELINE_SCREEN_MARK",
-            format!(
-                "{},{},{},{},{MARK_RGB:06x}",
-                MARK.x, MARK.y, MARK.w, MARK.h
-            ),
+            format!("{},{},{},{},{MARK_RGB:06x}", MARK.x, MARK.y, MARK.w, MARK.h),
         )
         // Chromium's fresh profile and every temporary file in the test's folder.
         .env("TMPDIR", work.join("tmp"))

@@ -286,7 +286,7 @@ export function scenario(name, prefix, body, { locale: lang } = {}) {
       for (const a of state.agents) a.kill();
       await state.browser?.close().catch(() => {});
     });
-    const step = (title, fn) => {
+    const step = (title, fn, { screenshot = true } = {}) => {
       it(title, async (t) => {
         if (failed) {
           t.skip('an earlier step failed');
@@ -310,13 +310,17 @@ export function scenario(name, prefix, body, { locale: lang } = {}) {
         } else if (typeof shown?.screenshot === 'function') {
           page = shown;
         }
-        if (page) await shots.take(page, title);
+        if (page && screenshot) await shots.take(page, title);
       });
     };
     body(step, state);
-    step('no errors in the page', ({ context }) => {
-      assert.deepEqual(context.problems, [], 'uncaught exceptions or console errors (CSP violations, failed modules)');
-    });
+    step(
+      'no errors in the page',
+      ({ context }) => {
+        assert.deepEqual(context.problems, [], 'uncaught exceptions or console errors (CSP violations, failed modules)');
+      },
+      { screenshot: false },
+    );
   });
 }
 
@@ -394,8 +398,8 @@ export async function inviteJoinConnect(state, { ticket, customer = 'Mario Rossi
 /**
  * Ends the session from its page (with the confirmation dialog) and waits
  * for the agent to leave. `service`: the agent runs as a service (after a
- * reboot), which keeps running after the session: it is stopped as the
- * service manager would (SIGINT, as Ctrl-C).
+ * reboot), which keeps running its long-lived plugins after the session:
+ * it is stopped as the service manager stops it (SIGTERM).
  */
 export async function endSession(page, agent, reason, { service = false } = {}) {
   await byTestId(page, 'session-end').click();
@@ -407,7 +411,11 @@ export async function endSession(page, agent, reason, { service = false } = {}) 
   await agent.waitLine(`ended by the operator: ${reason}`);
   if (service) {
     await agent.waitLine('is over');
-    agent.child.kill('SIGINT');
+    await agent.waitLine('Running plugins in the background');
+    agent.child.kill('SIGTERM');
+    const exit = await agent.waitExit();
+    assert.ok(exit.code === 0 || exit.signal === 'SIGTERM', `the agent service's exit: ${JSON.stringify(exit)}`);
+    return;
   }
   const exit = await agent.waitExit();
   assert.equal(exit.code, 0, `the agent's exit: ${JSON.stringify(exit)}`);

@@ -51,6 +51,10 @@ scenario('a reboot and the rejoin', '05', (step, s) => {
     await attrIs(byTestId(page, 'reboot-state'), 'data-phase', 'back');
     await attrIs(byTestId(page, 'session-state'), 'data-state', 'connected');
     assert.equal(await byTestId(page, 'session-banner').isHidden(), true);
+    // The refusal of the line typed meanwhile is gone; the line is still there to send.
+    await page.locator('[data-testid="chat-status"].error').waitFor({ state: 'detached' }).catch(() => {});
+    assert.equal(await page.locator('[data-testid="chat-status"].error').count(), 0);
+    assert.equal(await byTestId(page, 'chat-input').inputValue(), 'are you there?');
     const steps = await byTestId(page, 'reboot-steps').locator('li').evaluateAll((l) => l.map((x) => x.className));
     assert.equal(steps[0], 'step-asked');
     assert.equal(steps.at(-1), 'step-back');

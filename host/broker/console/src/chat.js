@@ -59,6 +59,8 @@ export function createChatPanel(ctx) {
       const over = state === 'ended';
       input.disabled = over;
       send.disabled = over;
+      // A line refused while the computer restarted: the refusal no longer holds.
+      if (!over && state !== 'rebooting' && status.classList.contains('error')) showStatus(status, 'info', null);
     }),
   ];
 
