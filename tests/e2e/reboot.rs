@@ -452,3 +452,25 @@ async fn the_restart_dialogue_is_the_plugins_edited_live_then_deleted() {
     op.end(&sid, "done").await.unwrap();
     assert!(agent.task.await.unwrap().is_ok());
 }
+
+#[test]
+fn the_agent_service_stops_cleanly_on_sigterm() {
+    // systemd stops the service with SIGTERM: the background plugins stop
+    // and the process exits successfully, not killed by the signal.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, agent_cfg) = client_configs(d, "127.0.0.1:1", &format!("SHA256:{}", "00".repeat(32)));
+    crate::plugins::install_plugins(&d.join("agent-plugins"), &["plugins/screen"]);
+    let cfg = std::fs::read_to_string(&agent_cfg).unwrap()
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n";
+    write(Path::new(&agent_cfg), &cfg);
+    let mut service = Proc::spawn(&["agent", "service", "--config", &agent_cfg]);
+    service.wait_line("Running in the background: screen.");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = service.wait_exit();
+    assert!(status.success(), "{status:?}: {}", service.rest());
+}

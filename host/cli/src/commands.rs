@@ -59,10 +59,9 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
                 b.addr, b.https_addr
             );
             println!("Certificate fingerprint: {}", b.fingerprint);
+            let stop = crate::signals::stop_signal()?;
             println!("Put it in agents' and operators' [connection] fingerprint. Ctrl-C stops.");
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            stop.await;
             b.shutdown();
             Ok(ExitCode::SUCCESS)
         }
@@ -156,10 +155,8 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
             // Then the long-lived plugins run in the background (the
             // license plugin's periodic check), after the session: one
             // writer of the audit log at a time.
+            let stop = crate::signals::stop_signal()?;
             println!("Running plugins in the background (Ctrl-C stops).");
-            let stop = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
             lifeline_agent::background::run(&cfg, Arc::new(lifeline_agent::TerminalUi), stop)
                 .await?;
             Ok(ExitCode::SUCCESS)

@@ -25,6 +25,7 @@ pub mod plugin_dev;
 pub mod screen_cmd;
 pub mod scripts_cmd;
 pub mod service_cmd;
+pub mod signals;
 pub mod stream_cmd;
 
 use std::process::ExitCode;

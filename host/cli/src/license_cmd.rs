@@ -352,9 +352,7 @@ pub async fn license_check(c: ConfigArg, watch: bool) -> Result<ExitCode> {
         bail!("{}: no [remote_service] section", c.config.display());
     }
     if watch {
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let stop = crate::signals::stop_signal()?;
         // The license plugin's own schedule, as the agent service runs it.
         lifeline_agent::background::run(&cfg, Arc::new(Printed), stop).await?;
         return Ok(ExitCode::SUCCESS);
