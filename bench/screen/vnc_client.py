@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import struct
 import sys
 import time
@@ -105,6 +106,10 @@ class Stats:
         # ms since the connect started at which each update was applied
         # ("update_ms" in the output, so a caller can count a time window).
         self.update_ms: list[float] = []
+        # pixels of the pixel rectangles (encoding >= 0) of each update
+        # ("update_px"), and of the update being received.
+        self.update_px: list[int] = []
+        self.pending_px = 0
 
     def enc_seen(self, enc: int) -> None:
         if enc == Encoding.PSEUDO_LAST_RECT:
@@ -153,7 +158,10 @@ class BenchClient(VNCDoToolClient):
         self.factory.ready(self)
 
     def _handleRectangle(self, block: bytes) -> None:
-        self.factory.stats.enc_seen(struct.unpack("!HHHHi", block)[4])
+        _x, _y, w, h, enc = struct.unpack("!HHHHi", block)
+        self.factory.stats.enc_seen(enc)
+        if enc >= 0:
+            self.factory.stats.pending_px += w * h
         super()._handleRectangle(block)
 
     def copyRectangle(self, srcx: int, srcy: int, x: int, y: int, width: int, height: int) -> None:
@@ -255,6 +263,8 @@ class BenchClient(VNCDoToolClient):
             return
         st.updates += 1
         st.update_ms.append(round((time.perf_counter() - st.t_connect) * 1000, 2))
+        st.update_px.append(st.pending_px)
+        st.pending_px = 0
         if st.t_first_update is None:
             st.t_first_update = time.perf_counter()
         self.factory.updated(self)
@@ -362,7 +372,9 @@ class LatencyFactory(BenchFactory):
         yield self.first_update
         c.pointerEvent(a.click_x, a.click_y, 0)  # bring the pointer there first
         for _ in range(a.count):
-            yield self.sleep(a.gap)  # let the previous change and any motion settle
+            # let the previous change and any motion settle; the jitter puts the
+            # click at a random phase of whatever period the server polls at
+            yield self.sleep(a.gap + random.uniform(0.0, a.jitter))
             if self.error is not None:
                 return
             base = c.region(a.x, a.y, a.w, a.h)
@@ -435,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--click-y", type=int, default=None)
             p.add_argument("--gap", type=float, default=0.5,
                            help="seconds to wait before each click (default 0.5)")
+            p.add_argument("--jitter", type=float, default=0.0,
+                           help="plus a random 0..JITTER seconds (default 0)")
     a = ap.parse_args(argv)
     nums, names = parse_encodings(a.encodings)
 
@@ -460,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.screenshot and f.client is not None and f.client.screen is not None:
         f.client.screen.save(a.screenshot)
     if a.mode == "updates":
-        out: dict[str, Any] = {"updates": st.updates, "rects": st.rects, "update_ms": st.update_ms}
+        out: dict[str, Any] = {"updates": st.updates, "rects": st.rects,
+                               "update_ms": st.update_ms, "update_px": st.update_px}
     else:
         out = dict(f.result or {})
     out.update(st.common())

@@ -1,4 +1,4 @@
-//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle|features|stream]`:
+//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle|features|stream|screen]`:
 //! three loopback benchmarks of the broker, each beside a baseline measured
 //! in the same run.
 //!
@@ -7,18 +7,24 @@
 //! 3. idle agents: broker memory per idle agent (broker in its own process);
 //! 4. features: script-run overhead, system-information gathering;
 //! 5. stream: a WASM plugin's stream to the operator client, against the
-//!    raw relay of benchmark 2 in the same run.
+//!    raw relay of benchmark 2 in the same run;
+//! 6. screen: the screen plugin against x11vnc on the same Xvfb display
+//!    (needs Xvfb, x11vnc, xterm, python3; see bench/screen/README.md).
 //!
 //! `LIFELINE_BENCH_QUICK=1` shrinks every size about tenfold;
 //! `LIFELINE_BENCH_AGENTS=N` sets the number of idle agents (default 10,000).
 //! Figures and how to read them: docs/benchmarks.md.
 
+#[path = "bench/console.rs"]
+mod console;
 #[path = "bench/features.rs"]
 mod features;
 #[path = "bench/idle.rs"]
 mod idle;
 #[path = "bench/latency.rs"]
 mod latency;
+#[path = "bench/screen.rs"]
+mod screen;
 #[path = "bench/stream.rs"]
 mod stream;
 #[path = "bench/throughput.rs"]
@@ -123,6 +129,7 @@ impl Harness {
                 max_connections_per_source: 1_000_000,
                 ..Default::default()
             },
+            smtp: None,
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),
@@ -252,6 +259,12 @@ fn main() -> Result<()> {
     }
     if wants("stream") {
         rows.extend(rt.block_on(stream::run(opts))?);
+    }
+    if wants("screen") {
+        rows.extend(rt.block_on(screen::run(opts))?);
+    }
+    if wants("console") {
+        rows.extend(rt.block_on(console::run(opts))?);
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     println!(
