@@ -11,6 +11,7 @@
 
 mod framebuffer;
 pub mod record;
+mod zlib_tiles;
 
 use std::borrow::Borrow;
 use std::collections::VecDeque;

@@ -16,7 +16,7 @@ pub fn tile_bytes(t: &Tile) -> usize {
     TILE_HEADER_BYTES
         + match &t.data {
             TileData::Solid(_) => 3,
-            TileData::Png(b) | TileData::Jpeg(b) => 4 + b.len(),
+            TileData::Png(b) | TileData::Jpeg(b) | TileData::Zlib(b) => 4 + b.len(),
         }
 }
 
@@ -25,31 +25,40 @@ pub fn update_bytes(tiles: &[Tile]) -> usize {
     UPDATE_HEADER_BYTES + tiles.iter().map(tile_bytes).sum::<usize>()
 }
 
-/// Cuts `tiles` into updates of at most `max_bytes` encoded (a tile larger
-/// than that goes alone) and at most [`MAX_TILES_PER_UPDATE`] tiles, in
-/// order. `seq` numbers them from `first_seq`; all carry `captured_us`.
+/// Cuts `tiles` into updates of at most `max_bytes` encoded and at most
+/// [`MAX_TILES_PER_UPDATE`] tiles, in order, ending an update only after a
+/// tile `i` with `cut[i]` (where the zlib stream was flushed): a part
+/// between two cuts larger than that goes whole. `seq` numbers them from
+/// `first_seq`; all carry `captured_us`.
 pub fn updates(
     tiles: Vec<Tile>,
+    cut: &[bool],
     max_bytes: usize,
     first_seq: u32,
     captured_us: u64,
 ) -> Vec<Message> {
     let mut groups: Vec<Vec<Tile>> = Vec::new();
+    let mut cur: Vec<Tile> = Vec::new();
     let mut size = UPDATE_HEADER_BYTES;
-    for t in tiles {
+    // Tiles of `cur` up to its last cut, and their size.
+    let (mut at_cut, mut size_at_cut) = (0, UPDATE_HEADER_BYTES);
+    for (i, t) in tiles.into_iter().enumerate() {
         let n = tile_bytes(&t);
-        let fits = groups
-            .last()
-            .is_some_and(|g| g.len() < MAX_TILES_PER_UPDATE && size + n <= max_bytes);
-        if !fits {
-            groups.push(Vec::new());
-            size = UPDATE_HEADER_BYTES;
+        let full = cur.len() >= MAX_TILES_PER_UPDATE || size + n > max_bytes;
+        if full && at_cut > 0 {
+            let rest = cur.split_off(at_cut);
+            groups.push(std::mem::replace(&mut cur, rest));
+            size = size - size_at_cut + UPDATE_HEADER_BYTES;
+            (at_cut, size_at_cut) = (0, UPDATE_HEADER_BYTES);
         }
         size += n;
-        groups
-            .last_mut()
-            .expect("a group was just pushed when none fit")
-            .push(t);
+        cur.push(t);
+        if cut.get(i).copied().unwrap_or(true) {
+            (at_cut, size_at_cut) = (cur.len(), size);
+        }
+    }
+    if !cur.is_empty() {
+        groups.push(cur);
     }
     groups
         .into_iter()
@@ -92,7 +101,7 @@ mod tests {
                 ..png_tile(1, 0)
             },
         ];
-        let m = updates(tiles.clone(), MAX_UPDATE_BYTES, 5, 9);
+        let m = updates(tiles.clone(), &[], MAX_UPDATE_BYTES, 5, 9);
         assert_eq!(m.len(), 1);
         assert_eq!(encoded(&m[0]), update_bytes(&tiles));
     }
@@ -101,7 +110,7 @@ mod tests {
     fn large_frames_are_split_below_the_limit_in_order() {
         // 100 tiles of 12 KiB: about 1.2 MiB.
         let tiles: Vec<Tile> = (0..100).map(|i| png_tile(i, 12 << 10)).collect();
-        let m = updates(tiles, MAX_UPDATE_BYTES, 7, 42);
+        let m = updates(tiles, &[], MAX_UPDATE_BYTES, 7, 42);
         assert_eq!(m.len(), 2);
         let mut next_x = 0;
         for (k, msg) in m.iter().enumerate() {
@@ -131,8 +140,25 @@ mod tests {
                 ..png_tile(0, 0)
             })
             .collect();
-        let m = updates(tiles, MAX_UPDATE_BYTES, 0, 0);
+        let m = updates(tiles, &[], MAX_UPDATE_BYTES, 0, 0);
         assert_eq!(m.len(), 2);
-        assert!(updates(Vec::new(), MAX_UPDATE_BYTES, 0, 0).is_empty());
+        assert!(updates(Vec::new(), &[], MAX_UPDATE_BYTES, 0, 0).is_empty());
+    }
+
+    #[test]
+    fn updates_end_only_where_the_zlib_stream_was_flushed() {
+        // 10 tiles of 300 KiB; cuts after tiles 1, 5 and 9 only.
+        let tiles: Vec<Tile> = (0..10).map(|i| png_tile(i, 300 << 10)).collect();
+        let cut: Vec<bool> = (0..10).map(|i| [1, 5, 9].contains(&i)).collect();
+        let m = updates(tiles, &cut, MAX_UPDATE_BYTES, 0, 0);
+        let counts: Vec<usize> = m
+            .iter()
+            .map(|u| match u {
+                Message::Update { tiles, .. } => tiles.len(),
+                _ => unreachable!(),
+            })
+            .collect();
+        // A part between cuts larger than the limit goes whole.
+        assert_eq!(counts, [2, 4, 4]);
     }
 }

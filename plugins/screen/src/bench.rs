@@ -60,6 +60,15 @@ fn photo(x: u32, y: u32, seed: u32) -> [u8; 3] {
     ]
 }
 
+/// Text and photo tiles in a checkerboard that moves with `seed`.
+fn mixed(x: u32, y: u32, seed: u32) -> [u8; 3] {
+    if (x / 64 + y / 64 + seed).is_multiple_of(2) {
+        text(x, y, seed)
+    } else {
+        photo(x, y, seed)
+    }
+}
+
 fn fill(host: &mut FakeHost, r: Rect, f: impl Fn(u32, u32) -> [u8; 3]) {
     for y in r.y..r.y + r.height {
         for x in r.x..r.x + r.width {
@@ -143,7 +152,7 @@ fn bench_frames_1080p() {
     );
     run("100 % changed, text", Quality::Auto, false, all(text));
     run(
-        "100 % changed, text, short (adaptive PNG)",
+        "100 % changed, text, short (zlib 6)",
         Quality::Auto,
         true,
         all(text),
@@ -165,6 +174,12 @@ fn bench_frames_1080p() {
         Quality::Auto,
         true,
         all(photo),
+    );
+    run(
+        "100 % changed, text and photo tiles mixed, lossless",
+        Quality::Lossless,
+        false,
+        all(mixed),
     );
     run(
         "damage without change (hash only), 100 %",

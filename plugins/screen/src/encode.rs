@@ -1,32 +1,32 @@
 //! Encoding one tile: a single colour as [`TileData::Solid`], otherwise
-//! PNG (RGB, 8 bits, lossless), or baseline JPEG for a photo-like tile
-//! when the operator asked for `auto` quality and the link is short of
-//! bandwidth. Also the pointer's image (PNG, RGBA).
+//! the next bytes of the share's zlib stream ([`TileData::Zlib`]: palette
+//! or RGB, lossless), or baseline JPEG for a photo-like tile when the
+//! operator asked for `auto` quality and the link is short of bandwidth.
+//! The plugin no longer sends PNG tiles (the format still has them).
+//! Also the pointer's image (PNG, RGBA).
 
 use std::fmt;
 
 use lifeline_screen_format::{Quality, TileData};
 
 use crate::pixels::{self, BYTES_PER_PIXEL};
+use crate::zlib::{self, ZlibEncoder};
 
-/// How hard PNG compresses. Both use fdeflate's single-pass compressor
-/// (hundreds of MB/s; zlib levels cost many times more for a few per
-/// cent); they differ in the row filter.
+/// How hard the zlib stream compresses ([`crate::zlib`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PngEffort {
-    /// The Up filter only: about three times faster than adaptive
-    /// filtering in WASM, 5 to 15 % larger on screen content. The default.
+pub enum Effort {
+    /// zlib level [`zlib::LEVEL_FAST`]: the default, where CPU time limits.
     Fast,
-    /// Adaptive filters (the best of five per row): smaller, for frames
-    /// whose bandwidth is short, where CPU time is not what limits.
+    /// zlib level [`zlib::LEVEL_SMALL`]: for frames whose bandwidth is
+    /// short, where CPU time is not what limits.
     Small,
 }
 
-impl PngEffort {
-    fn compression(self) -> png::Compression {
+impl Effort {
+    fn level(self) -> u8 {
         match self {
-            PngEffort::Fast => png::Compression::Fastest,
-            PngEffort::Small => png::Compression::Fast,
+            Effort::Fast => zlib::LEVEL_FAST,
+            Effort::Small => zlib::LEVEL_SMALL,
         }
     }
 }
@@ -41,27 +41,23 @@ pub const JPEG_QUALITY_MIN: u8 = 40;
 pub struct Policy {
     /// JPEG quality for photo-like tiles; `None`: every tile lossless.
     pub jpeg: Option<u8>,
-    pub png: PngEffort,
+    pub effort: Effort,
 }
 
 impl Policy {
-    /// Every tile lossless (solid or PNG), fast.
+    /// Every tile lossless (solid or zlib), fast.
     pub const LOSSLESS: Policy = Policy {
         jpeg: None,
-        png: PngEffort::Fast,
+        effort: Effort::Fast,
     };
 
     /// JPEG is allowed only with `auto` quality while bandwidth is short;
-    /// PNG then works harder too.
+    /// zlib then works harder too.
     pub fn new(quality: Quality, short: bool, jpeg_quality: u8) -> Policy {
         let lossy = quality == Quality::Auto && short;
         Policy {
             jpeg: lossy.then(|| jpeg_quality.clamp(JPEG_QUALITY_MIN, JPEG_QUALITY_MAX)),
-            png: if short {
-                PngEffort::Small
-            } else {
-                PngEffort::Fast
-            },
+            effort: if short { Effort::Small } else { Effort::Fast },
         }
     }
 }
@@ -77,14 +73,16 @@ impl fmt::Display for EncodeError {
     }
 }
 
-/// Encodes tiles, keeping its scratch buffer between them.
+/// Encodes the tiles of one screen stream: one per share, since it holds
+/// the stream's zlib compressor (a new stream needs a new encoder).
 #[derive(Debug, Default)]
 pub struct TileEncoder {
-    rgb: Vec<u8>,
+    zlib: ZlibEncoder,
 }
 
 impl TileEncoder {
-    /// Encodes a `width`×`height` tile of BGRX pixels.
+    /// Encodes a `width`×`height` tile of BGRX pixels. A
+    /// [`TileData::Zlib`] it returns must be sent, in the order returned.
     pub fn encode(
         &mut self,
         bgrx: &[u8],
@@ -107,8 +105,25 @@ impl TileEncoder {
                 return jpeg(bgrx, width, height, q).map(TileData::Jpeg);
             }
         }
-        pixels::bgrx_to_rgb(bgrx, &mut self.rgb);
-        png_image(&self.rgb, width, height, png::ColorType::Rgb, policy.png).map(TileData::Png)
+        Ok(self.zlib.encode(bgrx, width, height, policy.effort.level()))
+    }
+
+    /// Whether the zlib stream has input not yet flushed: an update may
+    /// not end here.
+    pub fn pending(&self) -> bool {
+        self.zlib.pending()
+    }
+
+    /// Input bytes the zlib stream holds unflushed (a bound on their size
+    /// once flushed).
+    pub fn unflushed(&self) -> usize {
+        self.zlib.unflushed()
+    }
+
+    /// A sync flush of the zlib stream: bytes to append to the last zlib
+    /// tile encoded (empty when nothing is pending).
+    pub fn flush(&mut self) -> Vec<u8> {
+        self.zlib.flush()
     }
 }
 
@@ -131,20 +146,14 @@ fn dims16(width: u32, height: u32) -> Result<(u16, u16), EncodeError> {
     }
 }
 
-/// A PNG of 8-bit `color` pixels.
-fn png_image(
-    data: &[u8],
-    width: u32,
-    height: u32,
-    color: png::ColorType,
-    effort: PngEffort,
-) -> Result<Vec<u8>, EncodeError> {
+/// A PNG of 8-bit RGBA pixels.
+fn png_rgba(data: &[u8], width: u32, height: u32) -> Result<Vec<u8>, EncodeError> {
     let fail = |e: png::EncodingError| EncodeError(format!("PNG of a {width}×{height} image: {e}"));
     let mut out = Vec::with_capacity(data.len() / 4 + 64);
     let mut enc = png::Encoder::new(&mut out, width, height);
-    enc.set_color(color);
+    enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(effort.compression());
+    enc.set_compression(png::Compression::Fast);
     let mut writer = enc.write_header().map_err(fail)?;
     writer.write_image_data(data).map_err(fail)?;
     writer.finish().map_err(fail)?;
@@ -161,13 +170,13 @@ pub fn cursor_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Encod
         )));
     }
     dims16(width, height)?;
-    png_image(rgba, width, height, png::ColorType::Rgba, PngEffort::Small)
+    png_rgba(rgba, width, height)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{decode_jpeg, decode_png, tile_bgrx, to_rgb};
+    use crate::testutil::{decode_jpeg, tile_bgrx, to_rgb, Inflater};
 
     const SHORT: bool = true;
 
@@ -201,21 +210,21 @@ mod tests {
     }
 
     #[test]
-    fn png_decodes_back_to_identical_pixels() {
+    fn zlib_tiles_inflate_back_to_identical_pixels() {
         let mut enc = TileEncoder::default();
+        let mut inf = Inflater::default();
         let small = Policy::new(Quality::Lossless, SHORT, 70);
-        assert_eq!(small.png, PngEffort::Small);
+        assert_eq!(small.effort, Effort::Small);
         let cases = [(text_tile(), 64, 64), (photo_tile(36, 10), 36, 10)];
         for (policy, (t, w, h)) in [Policy::LOSSLESS, small]
             .into_iter()
             .flat_map(|p| cases.clone().map(|c| (p, c)))
         {
-            let TileData::Png(png) = enc.encode(&t, w, h, policy).expect("encodes") else {
-                panic!("not a PNG");
+            let TileData::Zlib(mut z) = enc.encode(&t, w, h, policy).expect("encodes") else {
+                panic!("not zlib");
             };
-            let (dw, dh, rgb) = decode_png(&png);
-            assert_eq!((dw, dh), (w, h));
-            assert_eq!(rgb, to_rgb(&t));
+            z.extend(enc.flush());
+            assert_eq!(inf.tile(&z, w, h).1, to_rgb(&t));
         }
     }
 

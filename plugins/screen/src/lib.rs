@@ -21,6 +21,7 @@ pub mod pixels;
 pub mod service;
 pub mod share;
 pub mod tiles;
+pub mod zlib;
 
 #[cfg(test)]
 mod bench;

@@ -45,12 +45,12 @@ pub fn solid_colour(bgrx: &[u8]) -> Option<[u8; 3]> {
     }
 }
 
-/// Writes the pixels as RGB, 3 bytes each, into `out` (replacing it).
+/// Appends the pixels as RGB, 3 bytes each, to `out`.
 pub fn bgrx_to_rgb(bgrx: &[u8], out: &mut Vec<u8>) {
     let n = bgrx.len() / BYTES_PER_PIXEL;
-    out.clear();
-    out.resize(n * 3, 0);
-    for (o, i) in out
+    let start = out.len();
+    out.resize(start + n * 3, 0);
+    for (o, i) in out[start..]
         .chunks_exact_mut(3)
         .zip(bgrx.chunks_exact(BYTES_PER_PIXEL))
     {
@@ -130,9 +130,9 @@ mod tests {
 
     #[test]
     fn rgb_swaps_blue_and_red_and_drops_the_fourth_byte() {
-        let mut out = vec![9; 100];
+        let mut out = vec![9];
         bgrx_to_rgb(&[1, 2, 3, 4, 5, 6, 7, 8], &mut out);
-        assert_eq!(out, vec![3, 2, 1, 7, 6, 5]);
+        assert_eq!(out, vec![9, 3, 2, 1, 7, 6, 5]);
     }
 
     #[test]

@@ -226,6 +226,36 @@ pub fn layout_message(info: &ScreenInfo, area: Area) -> Message {
 }
 
 /// The sentence the operator reads when `screen-open` fails.
+/// Most tiles an update's part between two flushes of the zlib stream
+/// may have (well below `MAX_TILES_PER_UPDATE`).
+const MAX_TILES_BETWEEN_CUTS: usize = 1024;
+
+/// Tiles of `cut` up to its last `true`.
+fn last_cut(cut: &[bool]) -> usize {
+    cut.iter().rposition(|&c| c).map_or(0, |i| i + 1)
+}
+
+/// Flushes the zlib stream onto the last zlib tile of `out`: an update
+/// may then end after it or any later tile. The bytes added.
+fn flush_into(encoder: &mut TileEncoder, out: &mut [Tile], cut: &mut [bool]) -> u64 {
+    let bytes = encoder.flush();
+    if bytes.is_empty() {
+        return 0;
+    }
+    // Input is pending only after a zlib tile was encoded, and every tile
+    // encoded is in `out`.
+    let last = out
+        .iter()
+        .rposition(|t| matches!(t.data, TileData::Zlib(_)));
+    if let Some(j) = last {
+        if let TileData::Zlib(z) = &mut out[j].data {
+            z.extend_from_slice(&bytes);
+        }
+        cut[j..].fill(true);
+    }
+    bytes.len() as u64
+}
+
 fn open_error(e: HostError) -> String {
     match e {
         HostError::Denied(m) => format!("the customer did not allow screen sharing ({m})"),
@@ -436,8 +466,8 @@ impl Sharing {
         };
         let plan = self.memory.plan(&self.grid, &damage, refine);
         let policy = Policy::new(self.options.quality, frame.short, frame.jpeg_quality);
-        let (tiles, deferred) = self.encode_plan(host, &plan, policy, frame.budget)?;
-        let bytes = self.send_tiles(host, tiles, captured_us)?;
+        let (tiles, cut, deferred) = self.encode_plan(host, &plan, policy, frame.budget)?;
+        let bytes = self.send_tiles(host, tiles, &cut, captured_us)?;
         self.pacer.end(bytes as u64, deferred);
         Ok(())
     }
@@ -451,8 +481,10 @@ impl Sharing {
         plan: &[Planned],
         policy: Policy,
         budget: u64,
-    ) -> Result<(Vec<Tile>, bool), Stop> {
+    ) -> Result<(Vec<Tile>, Vec<bool>, bool), Stop> {
         let mut out = Vec::new();
+        // Whether an update may end after each tile of `out`.
+        let mut cut = Vec::new();
         let mut bytes = 0u64;
         // Position in `plan` of the next tile to look at.
         let mut next = 0;
@@ -477,9 +509,18 @@ impl Sharing {
                         if let Some(t) = self.examine(host, p, run, run_px, k, policy) {
                             bytes += batch::tile_bytes(&t) as u64;
                             out.push(t);
+                            cut.push(!self.encoder.pending());
+                            if cut.len() - last_cut(&cut) >= MAX_TILES_BETWEEN_CUTS {
+                                bytes += flush_into(&mut self.encoder, &mut out, &mut cut);
+                            }
                         }
-                        if bytes >= budget {
-                            break 'plan;
+                        // Held-back zlib bytes count at their bound; near
+                        // the budget they are flushed to count exactly.
+                        if bytes + self.encoder.unflushed() as u64 >= budget {
+                            bytes += flush_into(&mut self.encoder, &mut out, &mut cut);
+                            if bytes >= budget {
+                                break 'plan;
+                            }
                         }
                     }
                 }
@@ -489,7 +530,8 @@ impl Sharing {
         for p in &plan[next..] {
             self.memory.defer(p.index);
         }
-        Ok((out, next < plan.len()))
+        flush_into(&mut self.encoder, &mut out, &mut cut);
+        Ok((out, cut, next < plan.len()))
     }
 
     /// The pixels of `runs` in one `screen-read`; `None` when the host
@@ -565,6 +607,7 @@ impl Sharing {
         &mut self,
         host: &mut dyn Host,
         tiles: Vec<Tile>,
+        cut: &[bool],
         captured_us: u64,
     ) -> Result<usize, Stop> {
         self.stats.tiles += tiles.len() as u64;
@@ -572,7 +615,7 @@ impl Sharing {
             .iter()
             .filter(|t| matches!(t.data, TileData::Jpeg(_)))
             .count() as u64;
-        let updates = batch::updates(tiles, MAX_UPDATE_BYTES, self.seq, captured_us);
+        let updates = batch::updates(tiles, cut, MAX_UPDATE_BYTES, self.seq, captured_us);
         self.seq = self.seq.wrapping_add(updates.len() as u32);
         self.stats.updates += updates.len() as u64;
         let mut bytes = 0;

@@ -109,7 +109,7 @@ fn only_changed_tiles_are_sent() {
     op.clear_counts();
     host.paint(rect(70, 70, 10, 10), |_, _| [255, 0, 0]);
     tick(&mut s, &mut host, &mut op);
-    assert_eq!(op.tiles, vec![(64, 64, "png")]);
+    assert_eq!(op.tiles, vec![(64, 64, "zlib")]);
     assert_eq!(op.picture, host.rgb(rect(0, 0, 300, 200)));
     op.clear_counts();
     // Damage without a change of pixels, and a pointer that did not move.
@@ -635,4 +635,32 @@ fn long_input_batches_are_cut_to_the_hosts_limit() {
     operator_input(&mut s, &mut host, &mut op, &moves);
     let sizes: Vec<usize> = host.injected.iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![1024, 1024, 452]);
+}
+
+#[test]
+fn mixed_tiles_under_a_tight_budget_keep_the_zlib_stream_whole() {
+    let mut host = display(640, 480);
+    let (mut s, mut op) = started(&mut host, &[]);
+    for n in 0..12u32 {
+        host.paint(rect(0, 0, 640, 480), move |x, y| {
+            if (x / 64 + y / 64 + n) % 2 == 0 {
+                if (x + y + n) % 5 == 0 {
+                    [0; 3]
+                } else {
+                    [240, 240, 230]
+                }
+            } else {
+                noise(x ^ n, y)
+            }
+        });
+        for _ in 0..6 {
+            host.credit = 40 << 10;
+            tick(&mut s, &mut host, &mut op);
+        }
+    }
+    host.credit = u64::MAX;
+    for _ in 0..4 {
+        tick(&mut s, &mut host, &mut op);
+    }
+    assert_eq!(op.picture, host.rgb(rect(0, 0, 640, 480)));
 }

@@ -359,8 +359,10 @@ pub struct Operator {
     pub picture: Vec<u8>,
     pub layouts: Vec<Message>,
     pub updates: Vec<u32>,
-    /// (x, y, kind) of each tile: "solid", "png", "jpeg".
+    /// (x, y, kind) of each tile: "solid", "zlib", "png", "jpeg".
     pub tiles: Vec<(u16, u16, &'static str)>,
+    /// The stream's zlib stream (kept by `clear_counts`).
+    pub inflater: Inflater,
     pub cursors: Vec<(i32, i32, bool)>,
     pub syncs: Vec<u32>,
     pub statuses: Vec<(Level, String)>,
@@ -391,6 +393,16 @@ impl Operator {
             Message::Update { seq, tiles, .. } => {
                 self.order.push("update");
                 self.updates.push(seq);
+                let (bytes, sizes): (Vec<Vec<u8>>, Vec<(u32, u32)>) = tiles
+                    .iter()
+                    .filter_map(|t| match &t.data {
+                        TileData::Zlib(z) => {
+                            Some((z.clone(), (u32::from(t.width), u32::from(t.height))))
+                        }
+                        _ => None,
+                    })
+                    .unzip();
+                let mut inflated = self.inflater.update(&bytes, &sizes).into_iter();
                 for t in tiles {
                     let (kind, w, h, rgb) = match t.data {
                         TileData::Solid(c) => {
@@ -405,6 +417,10 @@ impl Operator {
                         TileData::Png(p) => {
                             let (w, h, rgb) = decode_png(&p);
                             ("png", w, h, rgb)
+                        }
+                        TileData::Zlib(_) => {
+                            let (w, h) = (u32::from(t.width), u32::from(t.height));
+                            ("zlib", w, h, inflated.next().expect("inflated"))
                         }
                         TileData::Jpeg(j) => {
                             let (w, h, rgb) = decode_jpeg(&j);
@@ -451,11 +467,130 @@ impl Operator {
     /// Forgets what was counted (the picture stays).
     pub fn clear_counts(&mut self) {
         let picture = std::mem::take(&mut self.picture);
+        let inflater = std::mem::take(&mut self.inflater);
         *self = Operator {
             width: self.width,
             height: self.height,
             picture,
+            inflater,
             ..Operator::default()
         };
     }
+}
+
+/// The receiving end of the share's zlib stream ([`TileData::Zlib`]).
+pub struct Inflater(Box<miniz_oxide::inflate::stream::InflateState>);
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Inflater(miniz_oxide::inflate::stream::InflateState::new_boxed(
+            miniz_oxide::DataFormat::Zlib,
+        ))
+    }
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inflater")
+    }
+}
+
+impl Inflater {
+    /// Inflates one update's zlib tiles (their bytes, their sizes, in
+    /// order): each tile's RGB pixels. Panics unless the bytes inflate to
+    /// exactly these tiles.
+    pub fn update(&mut self, bytes: &[Vec<u8>], sizes: &[(u32, u32)]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for z in bytes {
+            let max: usize = sizes
+                .iter()
+                .map(|(w, h)| 1 + 3 * 255 + (w * h * 3) as usize)
+                .sum();
+            let start = out.len();
+            out.resize(start + max + 1, 0);
+            let r = miniz_oxide::inflate::stream::inflate(
+                &mut self.0,
+                z,
+                &mut out[start..],
+                miniz_oxide::MZFlush::None,
+            );
+            // Buf: no output yet for these bytes (held until a later flush).
+            if r.status != Err(miniz_oxide::MZError::Buf) {
+                r.status.expect("the tile inflates");
+            }
+            assert_eq!(r.bytes_consumed, z.len(), "the tile's bytes are used up");
+            // miniz_oxide returns once the input is used up: drain it.
+            let mut at = start + r.bytes_written;
+            loop {
+                let more = miniz_oxide::inflate::stream::inflate(
+                    &mut self.0,
+                    &[],
+                    &mut out[at..],
+                    miniz_oxide::MZFlush::None,
+                );
+                if more.bytes_written == 0 {
+                    break;
+                }
+                at += more.bytes_written;
+            }
+            out.truncate(at);
+        }
+        let mut rest = &out[..];
+        let tiles = sizes
+            .iter()
+            .map(|&(w, h)| {
+                let (n, rgb, used) = content(rest, w as usize, h as usize);
+                let _ = n;
+                rest = &rest[used..];
+                rgb
+            })
+            .collect();
+        assert!(
+            rest.is_empty(),
+            "{} bytes past the update's tiles",
+            rest.len()
+        );
+        tiles
+    }
+
+    /// Inflates one tile's bytes that end with a flush: its palette size
+    /// and RGB pixels.
+    pub fn tile(&mut self, z: &[u8], w: u32, h: u32) -> (usize, Vec<u8>) {
+        let mut out = vec![0; 1 + 3 * 255 + (w * h * 3) as usize + 1];
+        let r = miniz_oxide::inflate::stream::inflate(
+            &mut self.0,
+            z,
+            &mut out,
+            miniz_oxide::MZFlush::Sync,
+        );
+        r.status.expect("the tile inflates");
+        assert_eq!(r.bytes_consumed, z.len(), "the tile's bytes are used up");
+        out.truncate(r.bytes_written);
+        let (n, rgb, used) = content(&out, w as usize, h as usize);
+        assert_eq!(used, out.len(), "the tile's content");
+        (n, rgb)
+    }
+}
+
+/// The first tile content of `c`: palette size, RGB pixels, bytes used.
+fn content(c: &[u8], w: usize, h: usize) -> (usize, Vec<u8>, usize) {
+    let n = usize::from(c[0]);
+    let palette = &c[1..1 + 3 * n];
+    let px = &c[1 + 3 * n..];
+    if n == 0 {
+        return (0, px[..w * h * 3].to_vec(), 1 + w * h * 3);
+    }
+    let bits = crate::zlib::bits_per_index(n);
+    let row_bytes = (w * bits).div_ceil(8);
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in px[..row_bytes * h].chunks_exact(row_bytes) {
+        for x in 0..w {
+            let bit = x * bits;
+            let i = (row[bit / 8] >> (8 - bits - bit % 8)) & ((1u16 << bits) - 1) as u8;
+            let i = usize::from(i);
+            assert!(i < n, "index {i} past a palette of {n}");
+            rgb.extend_from_slice(&palette[3 * i..3 * i + 3]);
+        }
+    }
+    (n, rgb, 1 + 3 * n + row_bytes * h)
 }

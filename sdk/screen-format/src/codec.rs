@@ -110,11 +110,11 @@ fn encode_tile(t: &Tile, out: &mut Vec<u8>) {
             out.push(0);
             out.extend_from_slice(rgb);
         }
-        TileData::Png(b) | TileData::Jpeg(b) => {
-            out.push(if matches!(t.data, TileData::Png(_)) {
-                1
-            } else {
-                2
+        TileData::Png(b) | TileData::Jpeg(b) | TileData::Zlib(b) => {
+            out.push(match t.data {
+                TileData::Png(_) => 1,
+                TileData::Jpeg(_) => 2,
+                _ => 3,
             });
             out.extend_from_slice(&(b.len() as u32).to_le_bytes());
             out.extend_from_slice(b);
@@ -399,18 +399,21 @@ fn decode_tile(r: &mut Reader<'_>, i: usize) -> Result<Tile, DecodeError> {
     }
     let data = match r.u8(&at("encoding"))? {
         0 => TileData::Solid(r.array(&at("colour"))?),
-        e @ (1 | 2) => {
+        e @ (1..=3) => {
             let len = r.u32(&at("image length"))? as usize;
             let img = r.bytes(len, &at("image"))?.to_vec();
-            if e == 1 {
-                TileData::Png(img)
-            } else {
-                TileData::Jpeg(img)
+            match e {
+                1 => TileData::Png(img),
+                2 => TileData::Jpeg(img),
+                _ => TileData::Zlib(img),
             }
         }
         _ => {
             r.pos -= 1;
-            return Err(r.err(at("encoding")(), "is not 0 (solid), 1 (PNG) or 2 (JPEG)"));
+            return Err(r.err(
+                at("encoding")(),
+                "is not 0 (solid), 1 (PNG), 2 (JPEG) or 3 (zlib)",
+            ));
         }
     };
     Ok(Tile {
@@ -538,6 +541,20 @@ mod tests {
                     height: 5,
                     data: TileData::Jpeg(vec![8; 3]),
                 },
+                Tile {
+                    x: 192,
+                    y: 0,
+                    width: 3,
+                    height: 7,
+                    data: TileData::Zlib(vec![0, 0, 0xff, 0xff]),
+                },
+                Tile {
+                    x: 0,
+                    y: 0,
+                    width: 1,
+                    height: 1,
+                    data: TileData::Zlib(Vec::new()),
+                },
             ],
         });
         round(Message::Cursor {
@@ -659,5 +676,13 @@ mod tests {
         u.extend_from_slice(&[0, 0, 0, 0, 8, 0, 8, 0, 1, 255, 255, 255, 255]);
         let e = decode_message(&u).expect_err("huge png length");
         assert_eq!(e.field, "tile 0 image");
+        let n = u.len();
+        u[n - 5] = 3;
+        u[n - 4..].copy_from_slice(&3u32.to_le_bytes());
+        let e = decode_message(&u).expect_err("cut zlib tile");
+        assert_eq!(e.field, "tile 0 image");
+        u[n - 5] = 4;
+        let e = decode_message(&u).expect_err("encoding 4");
+        assert_eq!((e.field.as_str(), e.offset), ("tile 0 encoding", n - 5));
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! One stream frame carries one [`Message`] towards the operator, or one
 //! or more [`Input`]s towards the plugin (concatenated). Integers are
-//! little-endian. Tile images are PNG (lossless) or baseline JPEG (lossy),
-//! which browsers decode natively; a flat tile is one colour.
+//! little-endian. Tiles are lossless palette or RGB pixels in the stream's
+//! one zlib stream ([`TileData::Zlib`]), PNG (lossless) or baseline JPEG
+//! (lossy), which browsers decode natively; a flat tile is one colour.
 //!
 //! The layout of every message is documented at its variant; decoding
 //! never panics and names the message and field that is short or wrong.
@@ -65,6 +66,47 @@ pub enum TileData {
     Png(Vec<u8>),
     /// A baseline JPEG image of the tile, lossy. Tag 2.
     Jpeg(Vec<u8>),
+    /// Tag 3: the tile's bytes of the stream's single zlib stream
+    /// (RFC 1950: a 2-byte zlib header, then RFC 1951 deflate; browsers
+    /// inflate it with `DecompressionStream('deflate')`), lossless.
+    ///
+    /// **The zlib stream.** One per screen stream: the first bytes of its
+    /// tag-3 tiles are the zlib header, and it runs until the stream
+    /// closes; it is never finished
+    /// (no Adler-32 trailer). A [`Message::Layout`] does **not** reset it:
+    /// only a new stream (a new share) starts a new one. The dictionary
+    /// (32 KiB window) carries from tile to tile and update to update: a
+    /// receiver that misses one tag-3 tile cannot decode the later ones.
+    ///
+    /// **Where it is flushed.** The bytes of an update's tag-3 tiles, taken
+    /// in order and joined, end with a sync flush (an empty stored block,
+    /// `00 00 ff ff`): they inflate, on top of everything before them, to
+    /// exactly the contents of those tiles, one after the other, in order.
+    /// A tile's own bytes need not end at a flush and may be empty: its
+    /// content may come out only with a later tile's bytes of the same
+    /// update. (A flush per tile would start a new deflate block, with its
+    /// Huffman tables, per tile.) So the receiver feeds the inflater each
+    /// tag-3 tile's bytes in order and cuts the output into contents by
+    /// their sizes; an update's zlib bytes never leave a content half done
+    /// for the next update.
+    ///
+    /// **A tile's content** (inflated), for a `width`×`height` tile:
+    ///
+    /// - `u8 palette_size`: 0 for no palette, else the number of colours,
+    ///   1 to 255 (a tile of more colours is sent without a palette);
+    /// - `palette_size × 3` bytes: the colours, R, G, B;
+    /// - the pixels, row by row, top to bottom, left to right:
+    ///   - with a palette, each pixel is its colour's index, packed
+    ///     most significant bits first in 1 bit per pixel (1 or 2
+    ///     colours), 2 bits (3 or 4), 4 bits (5 to 16) or 8 bits (17 to
+    ///     255); every row starts on a byte boundary (a row takes
+    ///     `ceil(width × bits / 8)` bytes; the unused low bits of its last
+    ///     byte are 0, and an index past the palette is an error);
+    ///   - without a palette, `width × 3` bytes per row: R, G, B.
+    ///
+    /// So a tile's content is `1 + 3 × palette_size + height × row_bytes`
+    /// bytes, which a receiver knows from its first byte.
+    Zlib(Vec<u8>),
 }
 
 /// One changed rectangle of the shared area.
@@ -109,8 +151,8 @@ pub enum Message {
     },
     /// Tag 2: `u32 seq, u64 captured_us, u16 count`, then per tile
     /// `u16 x, u16 y, u16 width, u16 height, u8 encoding`, and for
-    /// encoding 0 `u8 r, u8 g, u8 b`, for 1 (PNG) and 2 (JPEG) `u32 len`
-    /// and the image. `captured_us`: microseconds since sharing began.
+    /// encoding 0 `u8 r, u8 g, u8 b`, for 1 (PNG), 2 (JPEG) and 3 (zlib,
+    /// [`TileData::Zlib`]) `u32 len` and the bytes. `captured_us`: microseconds since sharing began.
     Update {
         seq: u32,
         captured_us: u64,
@@ -143,7 +185,7 @@ pub enum Quality {
     /// Lossless for text and UI, JPEG for photo-like tiles when the
     /// stream's credit runs short. Wire 0.
     Auto = 0,
-    /// Every tile lossless (PNG or solid). Wire 1.
+    /// Every tile lossless (solid, zlib or PNG). Wire 1.
     Lossless = 1,
 }
 

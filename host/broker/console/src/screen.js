@@ -6,8 +6,9 @@
 // "screen" of content type application/vnd.lifeline.screen.v1, grants
 // credit as frames are consumed (stream credit frames), decodes the
 // messages (Layout → canvas size; Update → tiles: solid fill, PNG/JPEG
-// through createImageBitmap; Cursor → the pointer on an overlay canvas;
-// Status → a line; Sync), counts the frame rate, and sends input (keys as
+// through createImageBitmap, zlib tiles through the stream's one
+// DecompressionStream (screenzlib.js) and putImageData; Cursor → the
+// pointer on an overlay canvas; Status → a line; Sync), counts the frame rate, and sends input (keys as
 // X keysyms, pointer moves scaled to the screen, buttons 1/2/3, wheel 4/5)
 // as stream input frames. createScreenPanel builds the panel around it.
 //
@@ -17,6 +18,7 @@
 
 import { decodeStreamData, encodeCredit, encodeInputFrame, MAX_STREAM_FRAME_BYTES } from './stream.js';
 import { decodeMessage, encodeInputs, CONTENT_TYPE, STREAM_NAME } from './screenformat.js';
+import { ZlibTiles } from './screenzlib.js';
 import { keysymForEvent, pointerButton, wheelButton, scalePoint } from './keysym.js';
 import { h, setT, button, field, liveLog, timeEl, clear, errorText } from './dom.js';
 import { t, formatBytes, formatNumber } from './i18n.js';
@@ -64,13 +66,17 @@ export class ScreenView extends EventTarget {
    * @param {object} [o.overlay] the pointer layer, same size
    * @param {Function} [o.decodeImage] (bytes, mime) → Promise<bitmap>
    * @param {Function} [o.now] milliseconds
+   * @param {Function} [o.makeZlib] () → a ZlibTiles, one per stream
    */
-  constructor({ link, canvas, overlay = null, decodeImage = defaultDecodeImage, now = () => performance.now(), setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id) }) {
+  constructor({ link, canvas, overlay = null, decodeImage = defaultDecodeImage, makeZlib = () => new ZlibTiles(), now = () => performance.now(), setTimer = (f, ms) => setTimeout(f, ms), clearTimer = (id) => clearTimeout(id) }) {
     super();
     this.link = link;
     this.canvas = canvas;
     this.overlay = overlay;
     this.decodeImage = decodeImage;
+    this.makeZlib = makeZlib;
+    // The stream's zlib stream: one per stream (a layout keeps it).
+    this.zlib = null;
     this.now = now;
     this.setTimer = setTimer;
     this.clearTimer = clearTimer;
@@ -196,6 +202,8 @@ export class ScreenView extends EventTarget {
     this.pendingMove = null;
     this.setControl(false);
     this.stream = null;
+    this.zlib?.close();
+    this.zlib = null;
     this.shareCall = null;
     this.stopCall = null;
     for (const s of this.syncs.values()) s.reject(new Error('the screen stream closed'));
@@ -223,6 +231,8 @@ export class ScreenView extends EventTarget {
           return true;
         }
         this.stream = msg.stream;
+        this.zlib?.close();
+        this.zlib = null;
         this.clearTimer(this.openTimer);
         this.setState('sharing');
         this.grant(WINDOW_BYTES);
@@ -401,16 +411,23 @@ export class ScreenView extends EventTarget {
         throw new Error(`tile ${i} (${t.x},${t.y} ${t.width}×${t.height}) is outside the ${this.width}×${this.height} picture`);
       }
     }
-    // Decode every image at once, then draw in order: later tiles win.
+    // Decode every image at once (the zlib tiles together, in order), then
+    // draw in order: later tiles win.
+    const zlib = this.inflateTiles(tiles.filter((t) => t.encoding === 'zlib'));
+    let z = 0;
     const images = await Promise.all(
-      tiles.map((t) =>
-        t.encoding === 'solid'
-          ? null
-          : this.decodeImage(t.data, MIME[t.encoding]).catch((e) => ({ failed: e })),
-      ),
+      tiles.map((t) => {
+        if (t.encoding === 'solid') return null;
+        if (t.encoding === 'zlib') {
+          const k = z++;
+          return zlib.then((r) => r[k]);
+        }
+        return this.decodeImage(t.data, MIME[t.encoding]).catch((e) => ({ failed: e }));
+      }),
     );
     const c = this.ctx2d;
     let bad = 0;
+    let firstBad = '';
     tiles.forEach((t, i) => {
       if (t.encoding === 'solid') {
         c.fillStyle = `rgb(${t.rgb[0]}, ${t.rgb[1]}, ${t.rgb[2]})`;
@@ -420,6 +437,11 @@ export class ScreenView extends EventTarget {
       const img = images[i];
       if (!img || img.failed) {
         bad += 1;
+        firstBad ||= `tile ${i} (${t.x},${t.y} ${t.width}×${t.height}, ${t.encoding}): ${img?.failed?.message || img?.failed}`;
+        return;
+      }
+      if (img.imageData) {
+        c.putImageData(img.imageData, t.x, t.y);
         return;
       }
       c.drawImage(img, 0, 0, t.width, t.height, t.x, t.y, t.width, t.height);
@@ -427,7 +449,16 @@ export class ScreenView extends EventTarget {
     });
     this.updates += 1;
     this.updateTimes.push(this.now());
-    if (bad) throw new Error(`${bad} tile image(s) of update ${msg.seq} could not be decoded`);
+    if (bad) throw new Error(`${bad} tile image(s) of update ${msg.seq} could not be decoded, first ${firstBad}`);
+  }
+
+  /** An update's zlib tiles → per tile {imageData} or {failed}: the next part of the stream's zlib stream. */
+  async inflateTiles(tiles) {
+    if (!tiles.length) return [];
+    if (!this.zlib) this.zlib = this.makeZlib();
+    const imgs = tiles.map((t) => this.ctx2d.createImageData(t.width, t.height));
+    const r = await this.zlib.update(tiles.map((t, i) => ({ data: t.data, width: t.width, height: t.height, out: imgs[i].data })));
+    return r.map((x, i) => (x.failed ? x : { imageData: imgs[i] }));
   }
 
   async applyCursor(msg) {

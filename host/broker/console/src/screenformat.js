@@ -132,7 +132,7 @@ function asBytes(data) {
  * Decodes one frame from the plugin into one of:
  * - `{type: 'layout', width, height, monitors: [{name, x, y, width, height, primary}]}`
  * - `{type: 'update', seq, capturedUs, tiles: [{x, y, width, height, encoding:
- *   'solid', rgb: [r, g, b]} | {…, encoding: 'png'|'jpeg', data: Uint8Array}]}`
+ *   'solid', rgb: [r, g, b]} | {…, encoding: 'png'|'jpeg'|'zlib', data: Uint8Array}]}`
  * - `{type: 'cursor', x, y, shape: null | {width, height, hotX, hotY, png}}`
  * - `{type: 'sync', token}`
  * - `{type: 'status', level: 'info'|'warning'|'error', text}`
@@ -235,6 +235,10 @@ export function decodeMessage(frame) {
   return msg;
 }
 
+/** Tile encodings by wire number; 'zlib' tiles are the stream's zlib
+ * stream (see screenzlib.js), decoded in order. */
+const ENCODINGS = ['solid', 'png', 'jpeg', 'zlib'];
+
 function decodeTile(r, i) {
   const at = (s) => `tile ${i} ${s}`;
   const x = r.u16(at('x'));
@@ -247,13 +251,13 @@ function decodeTile(r, i) {
     const c = r.bytes(3, at('colour'));
     return { x, y, width, height, encoding: 'solid', rgb: [c[0], c[1], c[2]] };
   }
-  if (enc === 1 || enc === 2) {
+  if (enc >= 1 && enc <= 3) {
     const len = r.u32(at('image length'));
     const data = r.bytes(len, at('image'));
-    return { x, y, width, height, encoding: enc === 1 ? 'png' : 'jpeg', data };
+    return { x, y, width, height, encoding: ENCODINGS[enc], data };
   }
   r.pos -= 1;
-  throw r.err(at('encoding'), 'is not 0 (solid), 1 (PNG) or 2 (JPEG)');
+  throw r.err(at('encoding'), 'is not 0 (solid), 1 (PNG), 2 (JPEG) or 3 (zlib)');
 }
 
 /** A growable little-endian byte writer. */
@@ -465,7 +469,7 @@ export function encodeMessage(msg) {
           w.u8(0);
           w.bytes(Uint8Array.from(t.rgb));
         } else {
-          w.u8(t.encoding === 'png' ? 1 : 2);
+          w.u8(ENCODINGS.indexOf(t.encoding));
           w.u32(t.data.length);
           w.bytes(t.data);
         }

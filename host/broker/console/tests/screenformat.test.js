@@ -32,17 +32,21 @@ test('Layout (tag 1)', () => {
 test('Update (tag 2): solid, PNG and JPEG tiles', () => {
   const png = [0x89, 0x50, 0x4e, 0x47, 9, 9];
   const jpeg = [0xff, 0xd8, 8];
+  const z = [0x78, 0x01, 0, 0, 0xff, 0xff];
   const b = bytes(
-    2, le32(7), le64(123456), le16(3),
+    2, le32(7), le64(123456), le16(4),
     le16(0), le16(64), le16(64), le16(64), 0, [1, 2, 3],
     le16(64), le16(64), le16(10), le16(64), 1, le32(png.length), png,
     le16(128), le16(0), le16(64), le16(5), 2, le32(jpeg.length), jpeg,
+    le16(192), le16(0), le16(3), le16(7), 3, le32(z.length), z,
   );
   const m = decodeMessage(b);
   assert.equal(m.type, 'update');
   assert.equal(m.seq, 7);
   assert.equal(m.capturedUs, 123456);
-  assert.equal(m.tiles.length, 3);
+  assert.equal(m.tiles.length, 4);
+  assert.deepEqual({ ...m.tiles[3], data: [...m.tiles[3].data] }, { x: 192, y: 0, width: 3, height: 7, encoding: 'zlib', data: z });
+  assert.deepEqual(encodeMessage(m), b);
   assert.deepEqual(m.tiles[0], { x: 0, y: 64, width: 64, height: 64, encoding: 'solid', rgb: [1, 2, 3] });
   assert.deepEqual({ ...m.tiles[1], data: [...m.tiles[1].data] }, { x: 64, y: 64, width: 10, height: 64, encoding: 'png', data: png });
   assert.deepEqual({ ...m.tiles[2], data: [...m.tiles[2].data] }, { x: 128, y: 0, width: 64, height: 5, encoding: 'jpeg', data: jpeg });
@@ -87,7 +91,8 @@ test('bad bytes name the field (as codec.rs bad_bytes_name_the_field)', () => {
   const hugePng = bytes(2, le32(1), le64(0), le16(1), [0, 0, 0, 0, 8, 0, 8, 0, 1, 255, 255, 255, 255]);
   assert.throws(() => decodeMessage(hugePng), (e) => e.field === 'tile 0 image' && e.problem === 'the frame ends early');
   assert.throws(() => decodeMessage(bytes(2, le32(1), le64(0), le16(1), le16(0), le16(0), le16(0), le16(1), 0, [1, 2, 3])), (e) => e.field === 'tile 0 size' && e.problem === 'is empty');
-  assert.throws(() => decodeMessage(bytes(2, le32(1), le64(0), le16(1), le16(0), le16(0), le16(1), le16(1), 3)), (e) => e.field === 'tile 0 encoding' && e.offset === 23);
+  assert.throws(() => decodeMessage(bytes(2, le32(1), le64(0), le16(1), le16(0), le16(0), le16(1), le16(1), 4)), (e) => e.field === 'tile 0 encoding' && e.offset === 23);
+  assert.throws(() => decodeMessage(bytes(2, le32(1), le64(0), le16(1), le16(0), le16(0), le16(1), le16(1), 3, le32(3), [1])), (e) => e.field === 'tile 0 image' && e.problem === 'the frame ends early');
   assert.throws(() => decodeMessage(bytes(1, le32(1), le32(1), 17)), (e) => e.field === 'monitor count' && e.offset === 9);
   assert.throws(() => decodeMessage(bytes(2, le32(1), le64(0), le16(4097))), (e) => e.field === 'tile count' && e.offset === 13);
   assert.throws(() => decodeMessage(bytes(5, 3, le16(0))), (e) => e.field === 'level' && e.offset === 1);

@@ -3,6 +3,7 @@
 // fake canvases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import zlib from 'node:zlib';
 import { ScreenView, WINDOW_BYTES, OPEN_TIMEOUT_MS } from '../src/screen.js';
 import { decodeStreamData, encodeFrame } from '../src/stream.js';
 import { decodeInputs, encodeMessage, CONTENT_TYPE } from '../src/screenformat.js';
@@ -15,6 +16,8 @@ function fakeCanvas() {
     fillRect: (...a) => calls.push(['fillRect', ctx.fillStyle, ...a]),
     drawImage: (img, ...a) => calls.push(['drawImage', img.id, ...a]),
     clearRect: (...a) => calls.push(['clearRect', ...a]),
+    createImageData: (w, h) => ({ width: w, height: h, data: new Uint8ClampedArray(w * h * 4) }),
+    putImageData: (img, ...a) => calls.push(['putImageData', [...img.data], ...a]),
   };
   return { width: 300, height: 150, calls, getContext: () => ctx };
 }
@@ -114,6 +117,49 @@ test('frames are decoded, drawn and their credit granted back', async () => {
   // Another stream's frames and other tags are not ours.
   assert.equal(s.view.handleData(encodeFrame(4, layout)), false);
   assert.equal(s.view.handleData(Uint8Array.of(2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1)), false);
+});
+
+test('zlib tiles follow one zlib stream across updates and layouts, and a new stream starts a new one', async () => {
+  const s = setup();
+  start(s);
+  const d = zlib.createDeflate();
+  const out = [];
+  d.on('data', (c) => out.push(c));
+  const deflate = (content) =>
+    new Promise((resolve) => {
+      d.write(Buffer.from(content));
+      d.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve(new Uint8Array(Buffer.concat(out.splice(0)))));
+    });
+  const zTile = (x, data) => ({ x, y: 0, width: 2, height: 1, encoding: 'zlib', data });
+  // A 2-colour palette (1 bit a pixel), then RGB rows.
+  const a = await deflate([2, 1, 2, 3, 4, 5, 6, 0b01000000]);
+  const b = await deflate([0, 7, 8, 9, 10, 11, 12]);
+  s.view.handleData(encodeFrame(3, layout));
+  s.view.handleData(encodeFrame(3, encodeMessage({ type: 'update', seq: 1, capturedUs: 0, tiles: [zTile(0, a), zTile(2, b)] })));
+  await s.view.idle();
+  assert.deepEqual(s.canvas.calls.slice(-2), [
+    ['putImageData', [1, 2, 3, 255, 4, 5, 6, 255], 0, 0],
+    ['putImageData', [7, 8, 9, 255, 10, 11, 12, 255], 2, 0],
+  ]);
+  // A layout keeps the zlib stream: the same content again is a back-reference.
+  const again = await deflate([2, 1, 2, 3, 4, 5, 6, 0b01000000]);
+  s.view.handleData(encodeFrame(3, layout));
+  s.view.handleData(encodeFrame(3, encodeMessage({ type: 'update', seq: 2, capturedUs: 0, tiles: [zTile(4, again)] })));
+  await s.view.idle();
+  assert.deepEqual(s.canvas.calls.slice(-1), [['putImageData', [1, 2, 3, 255, 4, 5, 6, 255], 4, 0]]);
+  assert.equal(s.events.filter((e) => e[0] === 'status' && e[1].key === 'screen.status.badFrame').length, 0);
+  // Bytes that do not inflate name the tile.
+  s.view.handleData(encodeFrame(3, encodeMessage({ type: 'update', seq: 3, capturedUs: 0, tiles: [zTile(0, Uint8Array.of(0xff, 0xff, 0xff))] })));
+  await s.view.idle();
+  assert.match(s.events.filter((e) => e[0] === 'status').pop()[1].args.error, /first tile 0 \(0,0 2×1, zlib\)/);
+  // A new share: a new stream, a new zlib stream from its header.
+  s.view.handleSessionMessage({ kind: 'stream_closed', stream: 3, frames: 0, bytes: 0, dropped: 0, reason: 'closed' });
+  start(s);
+  const fresh = new Uint8Array(zlib.deflateSync(Buffer.from([0, 1, 1, 1, 2, 2, 2]), { finishFlush: zlib.constants.Z_SYNC_FLUSH }));
+  s.view.handleData(encodeFrame(3, layout));
+  s.view.handleData(encodeFrame(3, encodeMessage({ type: 'update', seq: 1, capturedUs: 0, tiles: [zTile(0, fresh)] })));
+  await s.view.idle();
+  assert.deepEqual(s.canvas.calls.slice(-1), [['putImageData', [1, 1, 1, 255, 2, 2, 2, 255], 0, 0]]);
 });
 
 test('a bad frame is reported and its credit still granted back', async () => {

@@ -1082,8 +1082,8 @@ struct Run {
     eq: Option<f64>,
     /// Desktop runs: KiB/s in each part of the script ([`SEGMENTS`]).
     segments: Vec<f64>,
-    /// Lifeline: tiles and their bytes by encoding (solid, PNG, JPEG).
-    kinds: [(u64, u64); 3],
+    /// Lifeline: tiles and their bytes by encoding (solid, PNG, JPEG, zlib).
+    kinds: [(u64, u64); 4],
     /// CPU seconds of the sharer's threads, by name, most first.
     threads: Vec<(String, f64)>,
     /// VNC: the rectangles by encoding the client saw (whole run).
@@ -1160,8 +1160,8 @@ struct Got {
     captured_us: u64,
     tiles: usize,
     px: u64,
-    /// Tiles and bytes by encoding: solid, PNG, JPEG.
-    kinds: [(u64, u64); 3],
+    /// Tiles and bytes by encoding: solid, PNG, JPEG, zlib.
+    kinds: [(u64, u64); 4],
 }
 
 /// Reads the share's messages (applied to its picture) until `until`,
@@ -1220,15 +1220,16 @@ fn dump_tiles(
     Ok(())
 }
 
-/// Tiles and their image bytes by encoding: solid, PNG, JPEG.
-fn kinds(tiles: &[lifeline_operator::screen::format::Tile]) -> [(u64, u64); 3] {
+/// Tiles and their image bytes by encoding: solid, PNG, JPEG, zlib.
+fn kinds(tiles: &[lifeline_operator::screen::format::Tile]) -> [(u64, u64); 4] {
     use lifeline_operator::screen::format::TileData;
-    let mut k = [(0, 0); 3];
+    let mut k = [(0, 0); 4];
     for t in tiles {
         let (i, n) = match &t.data {
             TileData::Solid(_) => (0, 3),
             TileData::Png(b) => (1, b.len()),
             TileData::Jpeg(b) => (2, b.len()),
+            TileData::Zlib(b) => (3, b.len()),
         };
         k[i].0 += 1;
         k[i].1 += n as u64;
@@ -2100,11 +2101,13 @@ fn describe(who: &str, r: &Run, relay: &str) -> String {
         out += &format!("\n      {who} threads per frame: {}", t.join(", "));
     }
     if r.tiles > 0 {
-        let [solid, png, jpeg] = r.kinds;
+        let [solid, png, jpeg, zlib] = r.kinds;
         let avg = |k: (u64, u64)| k.1 as f64 / k.0.max(1) as f64;
         out += &format!(
-            "\n      tiles: {} solid, {} PNG (avg {:.0} B), {} JPEG (avg {:.0} B)",
+            "\n      tiles: {} solid, {} zlib (avg {:.0} B), {} PNG (avg {:.0} B), {} JPEG (avg {:.0} B)",
             solid.0,
+            zlib.0,
+            avg(zlib),
             png.0,
             avg(png),
             jpeg.0,

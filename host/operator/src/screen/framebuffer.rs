@@ -1,10 +1,14 @@
 //! The operator's picture of the customer's shared screen: the messages of
 //! the screen stream applied in order (layout, tile updates, the pointer).
+//! One `Framebuffer` follows one stream: its zlib tiles depend on every
+//! earlier one.
 
 use std::io::Write;
 use std::path::Path;
 
 use lifeline_screen_format::{CursorShape, Message, Monitor, Tile, TileData};
+
+use super::zlib_tiles::TileInflater;
 
 /// Most pixels an operator's picture may have (64 Mi: eight 4K monitors).
 ///
@@ -98,6 +102,9 @@ pub struct Framebuffer {
     last_sync: Option<u32>,
     updates: u64,
     cursor: Option<Cursor>,
+    /// The stream's zlib stream (tag-3 tiles): one per stream, so one per
+    /// `Framebuffer`; a layout does not reset it.
+    zlib: TileInflater,
 }
 
 impl Framebuffer {
@@ -173,8 +180,23 @@ impl Framebuffer {
                 self.last_seq = Some(*seq);
                 self.updates += 1;
                 let mut first_error = None;
+                // The update's zlib tiles inflate together, in order.
+                let zlib: Vec<(&[u8], u32, u32)> = tiles
+                    .iter()
+                    .filter_map(|t| match &t.data {
+                        TileData::Zlib(z) => {
+                            Some((&z[..], u32::from(t.width), u32::from(t.height)))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut inflated = self.zlib.update(&zlib).into_iter();
                 for (index, tile) in tiles.iter().enumerate() {
-                    if let Err(problem) = self.tile(tile) {
+                    let zlib_pixels = match tile.data {
+                        TileData::Zlib(_) => inflated.next(),
+                        _ => None,
+                    };
+                    if let Err(problem) = self.tile(tile, zlib_pixels) {
                         first_error.get_or_insert(PictureError::Tile {
                             seq: *seq,
                             index,
@@ -224,7 +246,13 @@ impl Framebuffer {
         Ok(())
     }
 
-    fn tile(&mut self, t: &Tile) -> Result<(), TileProblem> {
+    /// Draws `t`; a zlib tile's pixels (or problem) come inflated in
+    /// `zlib_pixels`.
+    fn tile(
+        &mut self,
+        t: &Tile,
+        zlib_pixels: Option<Result<Vec<u8>, TileProblem>>,
+    ) -> Result<(), TileProblem> {
         let (x, y) = (u32::from(t.x), u32::from(t.y));
         let (w, h) = (u32::from(t.width), u32::from(t.height));
         if w == 0 || h == 0 || x + w > self.width || y + h > self.height {
@@ -245,6 +273,12 @@ impl Framebuffer {
             }
             TileData::Png(png) => decode_png(png, w, h, false)?,
             TileData::Jpeg(jpeg) => decode_jpeg(jpeg, w, h)?,
+            TileData::Zlib(_) => zlib_pixels.unwrap_or_else(|| {
+                Err(TileProblem::Undecodable {
+                    kind: "zlib",
+                    why: "it was not inflated".into(),
+                })
+            })?,
         };
         let row_bytes = w as usize * RGB;
         for (i, src) in pixels.chunks_exact(row_bytes).enumerate() {
