@@ -52,9 +52,9 @@ const TARGET_JOIN_P50_MS: f64 = 100.0;
 const NODE_STEP: Duration = Duration::from_secs(60);
 /// Pause between opening the last tab / connection and reading the RSS.
 const SETTLE: Duration = Duration::from_secs(3);
-/// Logins before the memory's "before" reading: every password check
-/// (argon2id, 19 MiB) may leave its buffer in the allocator's arena of the
-/// blocking thread that ran it; these make that happen before, not during.
+/// Tabs (connections) opened and closed before the memory's "before"
+/// reading: the first ones set up what every later one shares (TLS and
+/// HTTP state, SQLite's cache, the allocator's arenas of the threads).
 const MEMORY_WARMUP: usize = 8;
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Invitations the sessions list holds when the logins are timed.
@@ -177,7 +177,14 @@ fn wait_child(child: &mut Child, limit: Duration) -> Result<std::process::ExitSt
 /// `lifeline broker run` with a temporary config (both listeners on
 /// 127.0.0.1:0, the connection caps lifted for 100 tabs from one address)
 /// and the bench operator; waits for its banner.
-fn start_broker() -> Result<Broker> {
+///
+/// `fixed_mmap`: glibc's mmap threshold pinned at its default (128 KiB).
+/// Otherwise glibc raises it after the first large free, and from then on
+/// every malloc arena that served a password check (argon2id, 19 MiB) keeps
+/// those 19 MiB resident: the RSS jumps by 19 MiB at unpredictable logins,
+/// which would swamp a per-connection figure (see the findings in
+/// docs/benchmarks.md).
+fn start_broker(fixed_mmap: bool) -> Result<Broker> {
     let dir = tempfile::tempdir().context("temporary folder")?;
     let config = dir.path().join("broker.toml");
     let toml = "[broker]\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
@@ -205,6 +212,9 @@ fn start_broker() -> Result<Broker> {
     }
     let (out, log) = (dir.path().join("broker.out"), dir.path().join("broker.log"));
     let mut cmd = lifeline(&["broker", "run"], &config);
+    if fixed_mmap {
+        cmd.env("MALLOC_MMAP_THRESHOLD_", "131072");
+    }
     cmd.current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out)?)
@@ -218,7 +228,10 @@ fn start_broker() -> Result<Broker> {
             .lines()
             .find_map(|l| l.strip_prefix("Broker listening on "));
         let addr = line.and_then(|l| l.split(' ').next());
-        let https = line.and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("https://")));
+        let https = line.and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("https://"))
+        });
         let fp = text
             .lines()
             .find_map(|l| l.strip_prefix("Certificate fingerprint: "));
@@ -256,7 +269,7 @@ struct NodeProcess {
 }
 
 impl NodeProcess {
-    fn spawn(dir: &Path, quick: bool) -> Result<NodeProcess> {
+    fn spawn(dir: &Path) -> Result<NodeProcess> {
         let package = repo().join("tests/console");
         let chromium = std::env::var_os("LIFELINE_CHROMIUM")
             .map(PathBuf::from)
@@ -274,7 +287,10 @@ impl NodeProcess {
                 chromium.display()
             );
         }
-        if !package.join("node_modules/playwright-core/package.json").exists() {
+        if !package
+            .join("node_modules/playwright-core/package.json")
+            .exists()
+        {
             bail!(
                 "the console benchmark needs playwright-core in {}: run scripts/setup (npm ci there)",
                 package.display()
@@ -289,7 +305,6 @@ impl NodeProcess {
             .env("LIFELINE_CHROMIUM", &chromium)
             .env("LIFELINE_OPERATOR", USERNAME)
             .env("LIFELINE_PASSWORD", PASSWORD)
-            .env("LIFELINE_BENCH_QUICK", if quick { "1" } else { "0" })
             // Chromium's fresh profiles go to the benchmark's folder.
             .env("TMPDIR", &tmp)
             .stdin(Stdio::piped())
@@ -359,7 +374,9 @@ impl NodeProcess {
 
     /// Asks it to close the browser and exit; bounded.
     async fn quit(&mut self) {
-        let _ = self.call_for(json!({"cmd": "quit"}), Duration::from_secs(20)).await;
+        let _ = self
+            .call_for(json!({"cmd": "quit"}), Duration::from_secs(20))
+            .await;
         self.stdin = None;
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -424,10 +441,7 @@ async fn calibrate(node: &mut NodeProcess) -> Result<(f64, f64)> {
 /// Nearest-rank percentile of sorted samples.
 fn pct(sorted: &[f64], q: f64) -> f64 {
     let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted
-        .get(rank.max(1) - 1)
-        .copied()
-        .unwrap_or(f64::NAN)
+    sorted.get(rank.max(1) - 1).copied().unwrap_or(f64::NAN)
 }
 
 #[derive(Default)]
@@ -476,7 +490,12 @@ struct LoginFigures {
     rows: u64,
 }
 
-async fn logins(node: &mut NodeProcess, b: &Broker, warmup: usize, n: usize) -> Result<LoginFigures> {
+async fn logins(
+    node: &mut NodeProcess,
+    b: &Broker,
+    warmup: usize,
+    n: usize,
+) -> Result<LoginFigures> {
     let mut f = LoginFigures {
         console: Series::default(),
         frame: Series::default(),
@@ -547,11 +566,15 @@ struct JoinFigures {
     /// Joins whose row was (was not) in the page when the push arrived,
     /// against what the case wanted.
     other_path: usize,
+    /// Rows in the page's list when the session's row appeared: fewest, most.
+    rows: (u64, u64),
 }
 
 /// An operator client whose pushed "ready" notices (`State { Waiting }`)
 /// are timestamped as they arrive.
-async fn watching_operator(ep: &Endpoint) -> Result<(Arc<Client>, mpsc::UnboundedReceiver<(String, Instant)>)> {
+async fn watching_operator(
+    ep: &Endpoint,
+) -> Result<(Arc<Client>, mpsc::UnboundedReceiver<(String, Instant)>)> {
     let mut op = step("operator connect", Client::connect(ep)).await?;
     step("operator login", op.login(USERNAME, PASSWORD)).await?;
     let op = Arc::new(op);
@@ -625,6 +648,12 @@ async fn joins(
         if w["rowAtMsg"].as_bool() != Some(listed) {
             f.other_path += 1;
         }
+        let rows = w["rowsInList"].as_u64().unwrap_or(0);
+        f.rows = if f.row.0.is_empty() {
+            (rows, rows)
+        } else {
+            (f.rows.0.min(rows), f.rows.1.max(rows))
+        };
         f.row.push(row_at - offset - w0);
         f.frame.push(frame_at - offset - w0);
         f.to_page.push(ws_at - offset - w0);
@@ -677,11 +706,14 @@ async fn settle(b: &mut Broker, t_last: Instant, quick: bool) -> Result<(u64, Op
 }
 
 async fn console_memory(node: &mut NodeProcess, n: usize, quick: bool) -> Result<Memory> {
-    let mut b = start_broker()?;
+    let mut b = start_broker(true)?;
     let url = b.console.clone();
     let limit = NODE_STEP * (MEMORY_WARMUP.max(n) as u32);
-    node.call_for(json!({"cmd": "tabs", "url": url, "n": MEMORY_WARMUP}), limit)
-        .await?;
+    node.call_for(
+        json!({"cmd": "tabs", "url": url, "n": MEMORY_WARMUP}),
+        limit,
+    )
+    .await?;
     node.call(json!({"cmd": "close_tabs"})).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = b.rss()?;
@@ -705,7 +737,7 @@ async fn console_memory(node: &mut NodeProcess, n: usize, quick: bool) -> Result
 }
 
 async fn operator_memory(n: usize, quick: bool) -> Result<Memory> {
-    let mut b = start_broker()?;
+    let mut b = start_broker(true)?;
     for _ in 0..MEMORY_WARMUP {
         drop(crate::login(&b.ep).await?);
     }
@@ -733,10 +765,12 @@ async fn operator_memory(n: usize, quick: bool) -> Result<Memory> {
 // ---------------------------------------------------------------- the benchmark
 
 pub async fn run(opts: Opts) -> Result<Vec<Row>> {
-    let (login_n, join_n, tabs_n) = if opts.quick { (5, 10, 10) } else { (20, 50, 50) };
-    println!(
-        "\n[7] web console in Chromium: {login_n} logins, 2 × {join_n} joins, {tabs_n} tabs"
-    );
+    let (login_n, join_n, tabs_n) = if opts.quick {
+        (5, 10, 10)
+    } else {
+        (20, 50, 50)
+    };
+    println!("\n[7] web console in Chromium: {login_n} logins, 2 × {join_n} joins, {tabs_n} tabs");
     // Chromium and the broker's connections want descriptors.
     let (soft, hard) = rlimit::Resource::NOFILE.get()?;
     if soft < hard {
@@ -745,7 +779,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
             .context("raising RLIMIT_NOFILE")?;
     }
     let work = tempfile::tempdir().context("temporary folder")?;
-    let mut node = NodeProcess::spawn(work.path(), opts.quick)?;
+    let mut node = NodeProcess::spawn(work.path())?;
     let v = node.call(json!({"cmd": "start"})).await?;
     println!("  browser: {}", v["version"].as_str().unwrap_or("?"));
     let result = measure(&mut node, opts, login_n, join_n, tabs_n).await;
@@ -761,13 +795,18 @@ async fn measure(
     join_n: usize,
     tabs_n: usize,
 ) -> Result<Vec<Row>> {
-    let b = start_broker()?;
+    // glibc's defaults here: this broker's RSS after its logins is a finding.
+    let mut b = start_broker(false)?;
+    let rss_fresh = b.rss()?;
     let (op, mut events) = watching_operator(&b.ep).await?;
     for i in 0..LISTED {
         step("invite", op.invite(&format!("LIST-{i}"), "Customer", None)).await?;
     }
 
     let l = logins(node, &b, 2, login_n).await?;
+    let rss_logins = b.rss()?;
+    // The watching operator, and a console and an operator login per round.
+    let checks = 1 + 2 * (2 + login_n);
     println!(
         "  login → list: console {}; operator protocol {}; GET /console/ {}",
         l.console.show(),
@@ -775,7 +814,8 @@ async fn measure(
         l.get.show()
     );
 
-    node.call(json!({"cmd": "open_main", "url": b.console})).await?;
+    node.call(json!({"cmd": "open_main", "url": b.console}))
+        .await?;
     let (offset, rtt) = calibrate(node).await?;
     let listed = joins(node, &b, &op, &mut events, offset, true, 3, join_n).await?;
     let new = joins(node, &b, &op, &mut events, offset, false, 3, join_n).await?;
@@ -802,7 +842,10 @@ async fn measure(
     let mut rows = vec![
         row(
             B,
-            &format!("login submitted → sessions list ({} rows) in the DOM, p50", l.rows),
+            &format!(
+                "login submitted → sessions list ({} rows) in the DOM, p50",
+                l.rows
+            ),
             l.console.show(),
             &format!(
                 "operator protocol, new TLS connection + login + list_sessions: {}; bare HTTPS GET /console/, new TLS connection: {}",
@@ -811,7 +854,13 @@ async fn measure(
             ),
             None,
         ),
-        row(B, "  … to the next animation frame, p50", l.frame.show(), "", None),
+        row(
+            B,
+            "  … to the next animation frame, p50",
+            l.frame.show(),
+            "",
+            None,
+        ),
         row(
             B,
             "  phases p50: login POST answered / WebSocket created / open / list reply",
@@ -825,7 +874,13 @@ async fn measure(
             "",
             None,
         ),
-        row(B, "  (not timed) page load → login form, p50", l.load.show(), "", None),
+        row(
+            B,
+            "  (not timed) page load → login form, p50",
+            l.load.show(),
+            "",
+            None,
+        ),
     ];
     for (what, f) in [
         ("invitation already listed: row replaced", &listed),
@@ -833,7 +888,10 @@ async fn measure(
     ] {
         rows.push(row(
             B,
-            &format!("customer join → row \"ready\" ({what}), {join_n} joins"),
+            &format!(
+                "customer join → row \"ready\" ({what}; list of {}–{} rows), {join_n} joins",
+                f.rows.0, f.rows.1
+            ),
             f.row.show(),
             &format!(
                 "operator client's pushed State, same joins: {}",
@@ -873,13 +931,28 @@ async fn measure(
     rows.push(row(
         B,
         "clock mapping page → bench (best round trip, drift over the joins)",
-        format!("±{:.2} ms, {:+.2} ms", rtt.max(rtt2) / 2.0, offset2 - offset),
+        format!(
+            "±{:.2} ms, {:+.2} ms",
+            rtt.max(rtt2) / 2.0,
+            offset2 - offset
+        ),
         "",
         None,
     ));
     rows.push(row(
         B,
-        &format!("broker memory per open console tab (own login + WebSocket), {tabs_n} tabs"),
+        &format!("broker RSS, glibc defaults: fresh → after {checks} password checks"),
+        format!(
+            "{:.1} → {:.1} MiB",
+            rss_fresh as f64 / 1048576.0,
+            rss_logins as f64 / 1048576.0
+        ),
+        "",
+        None,
+    ));
+    rows.push(row(
+        B,
+        &format!("broker memory per open console tab (own login + WebSocket), {tabs_n} tabs, mmap threshold pinned"),
         cm.show(),
         &format!(
             "per idle TLS operator connection (logged in), {tabs_n} of them: {}",
