@@ -51,6 +51,10 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
+        // Small writes (a WebSocket handshake, a pushed session message)
+        // go out at once instead of waiting for Nagle's delayed ACK
+        // (40 ms): measured in docs/benchmarks.md, "Web console".
+        let _ = tcp.set_nodelay(true);
         let permit = match shared.https_conns.admit(peer.ip()) {
             Ok(p) => p,
             // No TLS for refused connections: a flood costs nothing (the

@@ -132,10 +132,20 @@ const STYLES = {
 };
 
 /** A date/time for people, in the chosen language (style: datetime, date, time, …). */
+/** Formatters by language and style: building one costs milliseconds, and
+ * a session list formats a date per row. */
+const dateFormats = new Map();
+
 export function formatDate(value, style = 'datetime') {
   const d = toDate(value);
   if (!d) return String(value ?? '');
-  return new Intl.DateTimeFormat(language(), STYLES[style] || STYLES.datetime).format(d);
+  const key = `${language()}|${style}`;
+  let f = dateFormats.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(language(), STYLES[style] || STYLES.datetime);
+    dateFormats.set(key, f);
+  }
+  return f.format(d);
 }
 
 /** "in 3 hours", "5 minutes ago" — relative to `now`. */

@@ -4,7 +4,7 @@
 // Requests: list_sessions (every page). Pushed: session State / End.
 
 import { h, clear, setT, tref, timeEl, statusLine, showStatus, showStatusText, errorText, checkbox, button } from './dom.js';
-import { displaySafe, debounce } from './util.js';
+import { displaySafe } from './util.js';
 import { t } from './i18n.js';
 
 export const STATE_KEYS = Object.freeze({
@@ -199,13 +199,14 @@ export function createSessionsView(app) {
       }
     }
   }
-  const refreshSoon = debounce(refresh, 400);
 
   /** Applies a pushed state to a row in place. */
   function applyState(sessionId, state) {
     const row = rows.get(sessionId);
     if (!row) {
-      refreshSoon();
+      // A session the list does not show yet (a customer just joined):
+      // look at once; pushes during that look fold into one more look.
+      refresh();
       return;
     }
     const s = { ...row.summary, state };
