@@ -103,6 +103,24 @@ async fn operator(s: &Setup) -> Client {
     c
 }
 
+/// A new operator connection sharing the session's screen, with its first
+/// picture.
+fn shared(
+    rt: &tokio::runtime::Runtime,
+    s: &Setup,
+    monitor: MonitorChoice,
+    quality: Quality,
+) -> ScreenSession<Client> {
+    rt.block_on(async {
+        let client = operator(s).await;
+        let mut share = ScreenSession::share(client, &s.sid, monitor, quality)
+            .await
+            .unwrap();
+        share.first_picture().await.unwrap();
+        share
+    })
+}
+
 /// The operator's picture equals the display (`area` of it) once both
 /// have settled: the desktop is left to settle, the plugin is asked to
 /// send everything up to now, and the display read again must not have
@@ -181,16 +199,7 @@ fn the_operators_picture_equals_the_display_through_a_scripted_desktop() {
     desk.set_monitors(&[("LEFT", left), ("RIGHT", right)]);
     let s = setup(&x.display, "\"screen.capture\" = \"allow\"\n");
     let rt = runtime();
-    let client = rt.block_on(operator(&s));
-    let mut share = rt
-        .block_on(ScreenSession::share(
-            client,
-            &s.sid,
-            MonitorChoice::All,
-            Quality::Lossless,
-        ))
-        .unwrap();
-    rt.block_on(share.first_picture()).unwrap();
+    let mut share = shared(&rt, &s, MonitorChoice::All, Quality::Lossless);
     let names: Vec<&str> = share
         .framebuffer()
         .monitors()
@@ -227,16 +236,7 @@ fn the_operators_picture_equals_the_display_through_a_scripted_desktop() {
     assert!(end.frames > 0, "{end:?}");
 
     // One monitor: coordinates and size are the monitor's own.
-    let client = rt.block_on(operator(&s));
-    let mut share = rt
-        .block_on(ScreenSession::share(
-            client,
-            &s.sid,
-            MonitorChoice::Index(1),
-            Quality::Lossless,
-        ))
-        .unwrap();
-    rt.block_on(share.first_picture()).unwrap();
+    let mut share = shared(&rt, &s, MonitorChoice::Index(1), Quality::Lossless);
     assert_pixels_match(&rt, &mut share, &desk, right, "the right monitor");
     rt.block_on(share.stop()).unwrap();
 }
@@ -295,16 +295,7 @@ fn control_is_asked_separately_and_what_the_operator_types_reaches_the_xterm() {
     // Viewing is allowed by policy; control is the customer's to answer.
     let mut s = setup(&x.display, "\"screen.capture\" = \"allow\"\n");
     let rt = runtime();
-    let client = rt.block_on(operator(&s));
-    let mut share = rt
-        .block_on(ScreenSession::share(
-            client,
-            &s.sid,
-            MonitorChoice::All,
-            Quality::Lossless,
-        ))
-        .unwrap();
-    rt.block_on(share.first_picture()).unwrap();
+    let mut share = shared(&rt, &s, MonitorChoice::All, Quality::Lossless);
 
     // Refused: nothing reaches the display, the operator and the report
     // are told.
@@ -380,16 +371,7 @@ fn the_customer_sees_the_indicator_and_stopping_it_ends_the_stream() {
     let desk = Desk::open(&x.display);
     let s = setup(&x.display, "\"screen.capture\" = \"allow\"\n");
     let rt = runtime();
-    let client = rt.block_on(operator(&s));
-    let mut share = rt
-        .block_on(ScreenSession::share(
-            client,
-            &s.sid,
-            MonitorChoice::All,
-            Quality::Auto,
-        ))
-        .unwrap();
-    rt.block_on(share.first_picture()).unwrap();
+    let mut share = shared(&rt, &s, MonitorChoice::All, Quality::Auto);
     let (_, at) = desk
         .find(INDICATOR_TITLE)
         .expect("the indicator is on screen while sharing");
@@ -564,16 +546,7 @@ fn the_cli_snapshots_records_and_exports_and_the_sessions_end_stops_sharing() {
     // The session ends while sharing: the stream closes, the indicator
     // goes, the report says so.
     let rt = runtime();
-    let client = rt.block_on(operator(&s));
-    let mut share = rt
-        .block_on(ScreenSession::share(
-            client,
-            &s.sid,
-            MonitorChoice::All,
-            Quality::Auto,
-        ))
-        .unwrap();
-    rt.block_on(share.first_picture()).unwrap();
+    let mut share = shared(&rt, &s, MonitorChoice::All, Quality::Auto);
     assert!(desk.find(INDICATOR_TITLE).is_some());
     ok(
         &[
