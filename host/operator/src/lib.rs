@@ -296,34 +296,9 @@ impl Client {
         &self,
         session_id: &str,
     ) -> Result<(SessionSummary, Vec<ReportEvent>), OperatorError> {
-        let mut all = Vec::new();
-        let mut after_seq = 0;
-        for _ in 0..MAX_REPLY_PAGES {
-            let req = Request::Report {
-                session_id: session_id.into(),
-                after_seq,
-            };
-            match self.request(req).await? {
-                ReplyBody::Report {
-                    session,
-                    events,
-                    next,
-                } => {
-                    all.extend(events);
-                    match next {
-                        None => return Ok((session, all)),
-                        Some(n) if n <= after_seq => {
-                            return Err(OperatorError::Unexpected(format!(
-                                "the report's next page ({n}) does not advance past {after_seq}"
-                            )));
-                        }
-                        Some(n) => after_seq = n,
-                    }
-                }
-                other => return Err(OperatorError::Unexpected(format!("{other:?}"))),
-            }
-        }
-        Err(too_many_pages("report"))
+        lifeline_protocol::report::all_pages(session_id, MAX_REPLY_PAGES, |req| self.request(req))
+            .await
+            .map_err(|e| e.map_or_else(|failed| failed, OperatorError::Unexpected))
     }
 
     /// Sends a session message on an attached session.

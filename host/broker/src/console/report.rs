@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use lifeline_protocol::{ReplyBody, ReportEvent, Request, SessionSummary};
+use lifeline_protocol::{ReportEvent, SessionSummary};
 use serde::Deserialize;
 
 use super::auth;
@@ -79,38 +79,9 @@ async fn whole_report(
     s: &CookieSession,
     session_id: &str,
 ) -> Result<(SessionSummary, Vec<ReportEvent>), ApiError> {
-    let mut all = Vec::new();
-    let mut after_seq = 0;
-    for _ in 0..CONSOLE_MAX_REPORT_PAGES {
-        let req = Request::Report {
-            session_id: session_id.to_string(),
-            after_seq,
-        };
-        match s.request(shared, req).await? {
-            ReplyBody::Report {
-                session,
-                events,
-                next,
-            } => {
-                all.extend(events);
-                match next {
-                    None => return Ok((session, all)),
-                    Some(n) if n <= after_seq => {
-                        return Err(ApiError::Internal(format!(
-                            "the report's next page ({n}) does not advance past {after_seq}"
-                        )));
-                    }
-                    Some(n) => after_seq = n,
-                }
-            }
-            other => {
-                return Err(ApiError::Internal(format!(
-                    "unexpected reply to a report request: {other:?}"
-                )));
-            }
-        }
-    }
-    Err(ApiError::Internal(format!(
-        "the report did not end within {CONSOLE_MAX_REPORT_PAGES} pages"
-    )))
+    lifeline_protocol::report::all_pages(session_id, CONSOLE_MAX_REPORT_PAGES, |req| {
+        s.request(shared, req)
+    })
+    .await
+    .map_err(|e| e.map_or_else(ApiError::from, ApiError::Internal))
 }
