@@ -39,15 +39,15 @@ const MARK: Area = Area {
 };
 const MARK_RGB: u32 = 0x3060c0;
 /// Bound on the whole browser run (every wait inside is bounded too).
-const NODE_WAIT: Duration = Duration::from_secs(15 * 60);
+pub(crate) const NODE_WAIT: Duration = Duration::from_secs(15 * 60);
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `node` and the browser, or a clear message saying how to get them.
-fn preflight(package: &Path) -> PathBuf {
+pub(crate) fn preflight(package: &Path) -> PathBuf {
     let chromium = std::env::var_os("LIFELINE_CHROMIUM")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(CHROMIUM));
@@ -73,7 +73,7 @@ fn preflight(package: &Path) -> PathBuf {
 
 /// `node` in a process group of its own (it, the browser and the agents
 /// it starts are killed together), stopped when dropped.
-struct NodeRun(Child);
+pub(crate) struct NodeRun(pub(crate) Child);
 
 impl NodeRun {
     fn kill_group(&mut self) {
@@ -83,7 +83,7 @@ impl NodeRun {
     }
 
     /// The exit status, or None after `wait` (then everything is killed).
-    fn wait(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             if let Some(s) = self.0.try_wait().unwrap() {
@@ -132,7 +132,7 @@ fn scenarios(package: &Path) -> Vec<String> {
     files
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     let mut s = String::new();
     if let Ok(mut f) = std::fs::File::open(path) {
         let _ = f.read_to_string(&mut s);

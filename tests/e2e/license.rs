@@ -573,6 +573,7 @@ async fn pin_mismatch_and_unreachable_proxy_are_explained() {
         host: "127.0.0.1".into(),
         port: closed,
         auth: None,
+        no_proxy: vec![],
     });
     let bo = office.back_office(&rs);
     let err = tokio::task::spawn_blocking(move || bo.hello())

@@ -205,6 +205,7 @@ impl Tinyproxy {
                 password: Secret::new(password),
                 domain: None,
             }),
+            no_proxy: vec![],
         })
     }
 

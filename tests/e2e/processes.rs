@@ -70,12 +70,16 @@ impl Proc {
 
     /// Spawns with standard error going to `stderr` and `RUST_LOG=log`.
     pub fn spawn_with(args: &[&str], stderr: Stdio, log: &str) -> Proc {
-        let mut child = lifeline()
-            .args(args)
-            .env("RUST_LOG", log)
+        let mut c = lifeline();
+        c.args(args).env("RUST_LOG", log).stderr(stderr);
+        Self::from_command(c)
+    }
+
+    /// Spawns `c` (its standard error as set, stdin and stdout piped).
+    pub fn from_command(mut c: Command) -> Proc {
+        let mut child = c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(stderr)
             .spawn()
             .unwrap();
         let out = child.stdout.take().unwrap();

@@ -162,6 +162,7 @@ fn install_service_writes_a_systemd_unit() {
     let d = dir.path();
     let (_, agent_cfg) = client_configs(d, "127.0.0.1:1", &format!("SHA256:{}", "00".repeat(32)));
     let units = d.join("units");
+    let autostart = d.join("autostart");
     let out = ok(
         &[
             "agent",
@@ -170,6 +171,8 @@ fn install_service_writes_a_systemd_unit() {
             &agent_cfg,
             "--unit-dir",
             p(&units),
+            "--autostart-dir",
+            p(&autostart),
             "--no-systemctl",
             "--account",
             "root",
@@ -177,6 +180,15 @@ fn install_service_writes_a_systemd_unit() {
         None,
     );
     assert!(out.contains("lifeline-agent.service"), "{out}");
+    // The customer's window comes back at the desktop login.
+    let entry = std::fs::read_to_string(autostart.join("lifeline-window.desktop")).unwrap();
+    assert!(
+        entry.contains(&format!(
+            "Exec=\"{}\" agent window --wait --config \"{agent_cfg}\"",
+            env!("CARGO_BIN_EXE_lifeline")
+        )),
+        "{entry}"
+    );
     let unit = std::fs::read_to_string(units.join("lifeline-agent.service")).unwrap();
     let exe = env!("CARGO_BIN_EXE_lifeline");
     for line in [
@@ -199,6 +211,8 @@ fn install_service_writes_a_systemd_unit() {
             &agent_cfg,
             "--unit-dir",
             p(&units),
+            "--autostart-dir",
+            p(&autostart),
             "--no-systemctl",
             "--account",
             "no-such-account-here",
@@ -218,11 +232,14 @@ fn install_service_writes_a_systemd_unit() {
             &agent_cfg,
             "--unit-dir",
             p(&units),
+            "--autostart-dir",
+            p(&autostart),
             "--no-systemctl",
         ],
         None,
     );
     assert!(!units.join("lifeline-agent.service").exists());
+    assert!(!autostart.join("lifeline-window.desktop").exists());
 }
 
 /// In-process: a session whose agent took a rejoin ticket and stopped (the

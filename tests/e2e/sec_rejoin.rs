@@ -171,6 +171,7 @@ async fn transient_refusals_keep_the_ticket_until_it_expires() {
             operator: "Alice Smith".into(),
             expires_at: lifeline_core::time::now_millis() + 2500,
             saved_at: lifeline_core::time::now_rfc3339(),
+            customer_uid: None,
         },
     )
     .unwrap();
@@ -263,6 +264,7 @@ async fn rejoin_before_the_old_link_died_keeps_the_session() {
             operator: "Alice Smith".into(),
             expires_at,
             saved_at: lifeline_core::time::now_rfc3339(),
+            customer_uid: None,
         },
     )
     .unwrap();

@@ -39,6 +39,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         back_office: None,
         limits: Default::default(),
         smtp: None,
+        join: Default::default(),
     }
 }
 
@@ -97,6 +98,7 @@ impl TestBroker {
             power: Default::default(),
             service: Default::default(),
             remote_service: None,
+            allow_remote_assistance: true,
         }
     }
 }

@@ -66,7 +66,10 @@ impl SessionPort for BackgroundPort {
     }
     /// Where the service shows the customer things (as license offers).
     fn notify(&self, plugin: &str, text: &str) {
-        self.ui.show(&format!("* [{plugin}] {text}"));
+        self.ui.event(&crate::channel::CustomerEvent::Notice {
+            plugin: plugin.to_string(),
+            text: text.to_string(),
+        });
     }
     fn ended(&self) -> bool {
         self.stopped.load(Ordering::Relaxed)

@@ -16,9 +16,11 @@ use std::time::Duration;
 use lifeline_core::client::Endpoint;
 use lifeline_core::config::{ConfigError, Doc, RawConnection, read};
 use lifeline_core::consent::Policy;
+use lifeline_core::proxy::ProxySetting;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod customer;
 pub mod folders;
 pub mod machine;
 pub mod plugin_admin;
@@ -39,6 +41,7 @@ struct RawAgentFile {
     screen: Option<machine::RawScreen>,
     power: Option<machine::RawPower>,
     service: Option<machine::RawService>,
+    customer: Option<customer::RawCustomer>,
     remote_service: Option<remote_service::RawRemoteService>,
 }
 
@@ -76,8 +79,10 @@ pub struct PluginsConfig {
     pub allow_unsigned: bool,
     /// Reload plugins when their files change.
     pub hot_reload: bool,
-    /// Proxy for plugins' `http.request`, e.g. `http://proxy.example:3128`.
-    pub http_proxy: Option<String>,
+    /// Proxy for plugins' `http.request` (`http_proxy =
+    /// "http://proxy.example:3128"`); `None`: the `[remote_service.proxy]`
+    /// (added by `RemoteServiceConfig::plugin_resources`), else direct.
+    pub http_proxy: Option<ProxySetting>,
     /// Folders plugins holding `fs.folder` may reach by name.
     pub folders: std::collections::BTreeMap<String, FolderConfig>,
     /// Settings per plugin id (`settings.read`).
@@ -105,14 +110,16 @@ fn validate_plugins(doc: &Doc<'_>, raw: &RawPlugins) -> Result<PluginsConfig, Co
         trusted_keys.push(k.get_ref().clone());
     }
     let http_proxy = match &raw.http_proxy {
-        Some(p) if !(p.get_ref().starts_with("http://") || p.get_ref().starts_with("https://")) => {
-            return Err(doc.invalid(
-                &p.span(),
-                "plugins.http_proxy",
-                "a proxy URL like \"http://proxy.example:3128\"",
-            ));
-        }
-        Some(p) => Some(p.get_ref().clone()),
+        Some(p) => match lifeline_core::proxy::parse_proxy_url(p.get_ref()) {
+            Some(m) if p.get_ref().starts_with("http://") => Some(ProxySetting::Manual(m)),
+            _ => {
+                return Err(doc.invalid(
+                    &p.span(),
+                    "plugins.http_proxy",
+                    "an http:// proxy URL like \"http://proxy.example:3128\"",
+                ));
+            }
+        },
         None => None,
     };
     Ok(PluginsConfig {
@@ -133,6 +140,7 @@ struct RawAgent {
     data_dir: Spanned<String>,
     consent_timeout_secs: Option<Spanned<u64>>,
     policy: Option<Spanned<String>>,
+    allow_remote_assistance: Option<bool>,
 }
 
 /// Validated agent configuration.
@@ -145,6 +153,9 @@ pub struct AgentConfig {
     pub consent_timeout: Duration,
     /// Unattended policy; `None` means always ask the customer.
     pub policy: Option<Policy>,
+    /// The admin's "Allow remote assistance" switch (default on); the
+    /// customer may also turn it off (`crate::assistance`).
+    pub allow_remote_assistance: bool,
     /// Feature plugins; `None`: the agent runs none.
     pub plugins: Option<PluginsConfig>,
     pub run_as: machine::RunAsConfig,
@@ -189,11 +200,12 @@ impl AgentConfig {
                 3600,
             )?,
             policy,
+            allow_remote_assistance: raw.agent.allow_remote_assistance.unwrap_or(true),
             plugins,
             run_as: machine::validate_run_as(&doc, raw.run_as.as_ref())?,
             screen: machine::validate_screen(&doc, raw.screen.as_ref())?,
             power: machine::validate_power(&doc, raw.power.as_ref())?,
-            service: machine::validate_service(&doc, raw.service.as_ref())?,
+            service: machine::validate_service(&doc, raw.service.as_ref(), raw.customer.as_ref())?,
             remote_service,
         })
     }

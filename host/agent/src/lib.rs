@@ -6,9 +6,12 @@
 
 pub mod admin;
 pub mod admin_command;
+pub mod assistance;
 pub mod background;
+pub mod channel;
 pub mod config;
 pub mod credential;
+pub mod joinfile;
 pub mod native;
 pub mod plugins;
 pub mod prompt;
@@ -18,6 +21,7 @@ pub mod runas;
 pub mod screen;
 pub mod scripts;
 mod session;
+pub mod window;
 pub mod x11;
 
 use std::sync::Arc;
@@ -30,8 +34,8 @@ use tokio::sync::mpsc;
 
 pub use credential::{CredentialError, parse_credential};
 pub use prompt::InputPrompter;
-pub use session::serve;
 use session::setup::{lock_data_dir, record_teardown};
+pub use session::{serve, serve_channel};
 
 /// File name of the agent's audit log inside its data folder.
 pub const AUDIT_FILE: &str = "audit.log";
@@ -60,6 +64,12 @@ pub enum AgentError {
     Ticket(#[from] reboot::TicketError),
     #[error("could not rejoin the session: {0}")]
     RejoinRefused(String),
+    #[error("{0}")]
+    AssistanceOff(String),
+    #[error(transparent)]
+    Assistance(#[from] assistance::AssistanceError),
+    #[error(transparent)]
+    JoinFile(#[from] lifeline_core::join_file::JoinFileError),
     #[error("cannot create the agent data folder {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -67,9 +77,19 @@ pub enum AgentError {
     },
 }
 
-/// Where the agent shows things to the customer (a terminal, or the demo).
+/// Where the agent shows things to the customer: a terminal, the demo, or
+/// the customer channel ([`channel::Hub`]) a window listens to. Structured
+/// events arrive through [`CustomerUi::event`]; a text-only UI prints them
+/// as [`channel::CustomerEvent::text`] renders them.
 pub trait CustomerUi: Send + Sync {
+    /// A line of free text.
     fn show(&self, line: &str);
+    /// A structured event (by default: its text, if any).
+    fn event(&self, ev: &channel::CustomerEvent) {
+        if let Some(text) = ev.text() {
+            self.show(&text);
+        }
+    }
 }
 
 /// Prints to standard output.
@@ -103,6 +123,25 @@ pub enum Entry {
 /// the agent at boot; the broker may be rate limiting or busy).
 pub const REJOIN_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Where the customer is: what they see, the lines they type, and the
+/// commands of their window (see [`channel`]).
+pub struct Customer {
+    pub ui: Arc<dyn CustomerUi>,
+    pub input: mpsc::Receiver<String>,
+    pub commands: mpsc::Receiver<channel::CommandRequest>,
+}
+
+impl Customer {
+    /// A customer at a terminal only (no window commands).
+    pub fn terminal(ui: Arc<dyn CustomerUi>, input: mpsc::Receiver<String>) -> Customer {
+        Customer {
+            ui,
+            input,
+            commands: mpsc::channel(1).1,
+        }
+    }
+}
+
 /// Joins with `code_or_link` and runs the session until it ends. Lines the
 /// customer types arrive on `input`; `/end` ends the session.
 pub async fn run(
@@ -111,8 +150,41 @@ pub async fn run(
     ui: Arc<dyn CustomerUi>,
     input: mpsc::Receiver<String>,
 ) -> Result<Outcome, AgentError> {
+    join_with(cfg, code_or_link, Customer::terminal(ui, input)).await
+}
+
+/// [`run`] for a customer with a window as well.
+pub async fn join_with(
+    cfg: &AgentConfig,
+    code_or_link: &str,
+    customer: Customer,
+) -> Result<Outcome, AgentError> {
     let credential = parse_credential(code_or_link)?;
-    serve(cfg, Entry::Join(credential), ui, input).await
+    ensure_allowed(cfg)?;
+    serve_channel(cfg, Entry::Join(credential), customer).await
+}
+
+/// Joins with a join file (checked against the broker first, see
+/// [`joinfile::check`]) and runs the session until it ends.
+pub async fn join_file_with(
+    cfg: &AgentConfig,
+    file: &lifeline_core::join_file::SignedJoinFile,
+    customer: Customer,
+) -> Result<Outcome, AgentError> {
+    ensure_allowed(cfg)?;
+    joinfile::check(cfg, file).await?;
+    let credential = JoinCredential::LinkToken(file.fields.invitation.clone());
+    serve_channel(cfg, Entry::Join(credential), customer).await
+}
+
+/// Refuses when "Allow remote assistance" is off (by the admin or the
+/// customer), before anything connects.
+pub fn ensure_allowed(cfg: &AgentConfig) -> Result<(), AgentError> {
+    let switch = assistance::state(cfg.allow_remote_assistance, &cfg.data_dir)?;
+    match switch.refusal() {
+        Some(why) => Err(AgentError::AssistanceOff(why)),
+        None => Ok(()),
+    }
 }
 
 /// After a restart (the service's start): rejoins the session a saved
@@ -123,6 +195,15 @@ pub async fn rejoin(
     ui: Arc<dyn CustomerUi>,
     input: mpsc::Receiver<String>,
 ) -> Result<Option<Outcome>, AgentError> {
+    rejoin_with(cfg, Customer::terminal(ui, input)).await
+}
+
+/// [`rejoin`] for a customer with a window as well.
+pub async fn rejoin_with(
+    cfg: &AgentConfig,
+    customer: Customer,
+) -> Result<Option<Outcome>, AgentError> {
+    let ui = Arc::clone(&customer.ui);
     let Some(ticket) = reboot::load(&cfg.data_dir)? else {
         // Nothing to rejoin; still record a run-as login the last run left.
         let _lock = lock_data_dir(cfg)?;
@@ -130,6 +211,7 @@ pub async fn rejoin(
         record_teardown(cfg, &mut audit, ui.as_ref())?;
         return Ok(None);
     };
+    ensure_allowed(cfg)?;
     if ticket.expires_at < lifeline_core::time::now_millis() {
         reboot::remove(&cfg.data_dir);
         let why = format!(
@@ -140,7 +222,9 @@ pub async fn rejoin(
         ui.show(&format!("! {why}"));
         return Err(AgentError::RejoinRefused(why));
     }
-    serve(cfg, Entry::Rejoin(ticket), ui, input).await.map(Some)
+    serve_channel(cfg, Entry::Rejoin(ticket), customer)
+        .await
+        .map(Some)
 }
 
 pub use lifeline_core::session::START_AGAIN;

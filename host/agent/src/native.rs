@@ -207,6 +207,7 @@ impl AgentPort {
             operator: self.operator.clone(),
             expires_at,
             saved_at: lifeline_core::time::now_rfc3339(),
+            customer_uid: Some(nix::unistd::getuid().as_raw()),
         };
         reboot::save(&self.data_dir, &saved).map_err(|e| {
             let reason = e.to_string();

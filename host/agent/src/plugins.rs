@@ -223,7 +223,10 @@ impl SessionPort for AgentPort {
     /// On the customer's screen, marked with the plugin's id; the operator's
     /// side sees what the customer was told, and the report keeps it.
     fn notify(&self, plugin: &str, text: &str) {
-        self.ui.show(&format!("* [{plugin}] {text}"));
+        self.ui.event(&crate::channel::CustomerEvent::Notice {
+            plugin: plugin.to_string(),
+            text: text.to_string(),
+        });
         self.send(plugin, "customer", text);
     }
     /// The session loop drops its receiver when the session ends.

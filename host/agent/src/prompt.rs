@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use lifeline_core::consent::{ConsentRequest, Prompter, RequestKind};
@@ -15,6 +15,7 @@ use lifeline_protocol::ConsentDecision;
 use tokio::sync::oneshot;
 
 use crate::CustomerUi;
+use crate::channel::{ConsentAsk, ConsentKind, CustomerEvent, Resolution};
 
 /// Allows what is asked this once.
 pub const ALLOW_ONCE: &str = "/allow";
@@ -25,14 +26,35 @@ pub const DENY: &str = "/deny";
 
 /// The question waiting for an answer.
 struct Pending {
+    id: u64,
     kind: RequestKind,
     tx: oneshot::Sender<ConsentDecision>,
 }
 
-/// Asks through a [`CustomerUi`]; answers arrive through [`Self::offer`].
+#[derive(Default)]
+struct State {
+    /// The last request's ID (IDs count from 1).
+    last_id: u64,
+    pending: Option<Pending>,
+}
+
+/// Why an answer was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("consent request {0} was already answered or has expired")]
+    AlreadyAnswered(u64),
+    #[error("there is no consent request {0}")]
+    Unknown(u64),
+    #[error("this question can only be answered \"allow once\" or \"deny\"")]
+    NotOffered,
+}
+
+/// Asks through a [`CustomerUi`]; answers arrive through [`Self::offer`]
+/// (a typed line) or [`Self::answer`] (a window's button). Whichever comes
+/// first decides; the other is told the request was already answered.
 pub struct InputPrompter {
     ui: Arc<dyn CustomerUi>,
-    pending: Mutex<Option<Pending>>,
+    state: Mutex<State>,
 }
 
 /// Maps an answer command to a decision; `None` for anything else (chat).
@@ -45,18 +67,33 @@ pub fn parse_answer(s: &str) -> Option<ConsentDecision> {
     }
 }
 
-/// The question as the customer reads it.
-fn question_text(req: &ConsentRequest, timeout: Duration) -> String {
-    let secs = timeout.as_secs();
-    match req.kind {
-        RequestKind::Capability => format!(
-            "\n*** Consent needed ***\n{} wants plugin \"{}\" to use \"{}\":\n  {}\nType {ALLOW_ONCE} (this once), {ALLOW_SESSION} (this, as described, for the rest of the session) or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
-            req.operator, req.plugin, req.action, req.detail
+/// The request as the customer channel carries it.
+fn ask_event(id: u64, req: &ConsentRequest, timeout: Duration) -> ConsentAsk {
+    let (kind, answers) = match req.kind {
+        RequestKind::Capability => (
+            ConsentKind::Capability,
+            vec![
+                ConsentDecision::AllowOnce,
+                ConsentDecision::AllowSession,
+                ConsentDecision::Deny,
+            ],
         ),
-        RequestKind::Question => format!(
-            "\n*** Consent needed: a question from {} ***\n  {}\n(about \"{}\" of plugin \"{}\"; your answer is recorded and gives no permission by itself)\nType {ALLOW_ONCE} or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
-            req.operator, req.detail, req.action, req.plugin
+        RequestKind::Question => (
+            ConsentKind::Question,
+            vec![ConsentDecision::AllowOnce, ConsentDecision::Deny],
         ),
+    };
+    let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    ConsentAsk {
+        id,
+        operator: req.operator.clone(),
+        plugin: req.plugin.clone(),
+        action: req.action.clone(),
+        detail: req.detail.clone(),
+        kind,
+        answers,
+        deadline_ms: lifeline_core::time::now_millis().saturating_add(timeout_ms),
+        timeout_secs: timeout.as_secs(),
     }
 }
 
@@ -64,8 +101,12 @@ impl InputPrompter {
     pub fn new(ui: Arc<dyn CustomerUi>) -> Self {
         InputPrompter {
             ui,
-            pending: Mutex::new(None),
+            state: Mutex::new(State::default()),
         }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("prompt lock is never poisoned")
     }
 
     /// Takes a typed line if it is an answer command (true); any other line
@@ -74,41 +115,80 @@ impl InputPrompter {
         let Some(decision) = parse_answer(line) else {
             return false;
         };
-        let mut p = self.pending.lock().expect("prompt lock is never poisoned");
-        match p.take() {
-            Some(Pending { kind, tx })
-                if kind == RequestKind::Question && decision == ConsentDecision::AllowSession =>
-            {
-                *p = Some(Pending { kind, tx });
-                self.ui.show(&format!(
-                    "This question can only be answered {ALLOW_ONCE} or {DENY}."
-                ));
+        let id = {
+            let st = self.state();
+            st.pending.as_ref().map(|p| p.id).unwrap_or(st.last_id)
+        };
+        match self.answer(id, decision) {
+            Ok(()) => {}
+            Err(AnswerError::NotOffered) => self.ui.show(&format!(
+                "This question can only be answered {ALLOW_ONCE} or {DENY}."
+            )),
+            Err(AnswerError::AlreadyAnswered(_)) => self
+                .ui
+                .show("That consent request was already answered (or has expired)."),
+            Err(AnswerError::Unknown(_)) => {
+                self.ui.show("No consent request is waiting for an answer.")
             }
-            Some(Pending { tx, .. }) => {
-                let _ = tx.send(decision);
-            }
-            None => self.ui.show("No consent request is waiting for an answer."),
         }
         true
+    }
+
+    /// Answers request `id` (a window's button).
+    pub fn answer(&self, id: u64, decision: ConsentDecision) -> Result<(), AnswerError> {
+        let mut st = self.state();
+        match st.pending.take() {
+            Some(p) if p.id == id => {
+                if p.kind == RequestKind::Question && decision == ConsentDecision::AllowSession {
+                    st.pending = Some(p);
+                    return Err(AnswerError::NotOffered);
+                }
+                let _ = p.tx.send(decision);
+                Ok(())
+            }
+            other => {
+                st.pending = other;
+                if id >= 1 && id <= st.last_id {
+                    Err(AnswerError::AlreadyAnswered(id))
+                } else {
+                    Err(AnswerError::Unknown(id))
+                }
+            }
+        }
     }
 
     async fn ask_inner(&self, req: &ConsentRequest, timeout: Duration) -> Option<ConsentDecision> {
         let (tx, rx) = oneshot::channel();
         // Ready for the answer before the question is on screen.
-        *self.pending.lock().expect("prompt lock is never poisoned") =
-            Some(Pending { kind: req.kind, tx });
-        self.ui.show(&question_text(req, timeout));
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(d)) => Some(d),
+        let id = {
+            let mut st = self.state();
+            st.last_id += 1;
+            let id = st.last_id;
+            st.pending = Some(Pending {
+                id,
+                kind: req.kind,
+                tx,
+            });
+            id
+        };
+        self.ui
+            .event(&CustomerEvent::Consent(ask_event(id, req, timeout)));
+        let (resolution, decision) = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(d)) => (Resolution::Answered, Some(d)),
             Ok(Err(_)) | Err(_) => {
-                self.pending
-                    .lock()
-                    .expect("prompt lock is never poisoned")
-                    .take();
-                self.ui.show("No answer in time: denied.");
-                None
+                let mut st = self.state();
+                if st.pending.as_ref().is_some_and(|p| p.id == id) {
+                    st.pending = None;
+                }
+                (Resolution::Expired, None)
             }
-        }
+        };
+        self.ui.event(&CustomerEvent::ConsentResolved {
+            id,
+            resolution,
+            decision: decision.unwrap_or(ConsentDecision::Deny),
+        });
+        decision
     }
 }
 
@@ -143,7 +223,7 @@ mod tests {
     }
 
     async fn wait_pending(p: &InputPrompter) {
-        while p.pending.lock().unwrap().is_none() {
+        while p.state.lock().unwrap().pending.is_none() {
             tokio::task::yield_now().await;
         }
     }
@@ -163,7 +243,10 @@ mod tests {
         assert_eq!(h.await.unwrap(), Some(ConsentDecision::AllowSession));
         assert_eq!(p.ask(&req(), Duration::from_millis(10)).await, None);
         assert!(p.offer(ALLOW_ONCE), "an answer command is consumed");
-        assert!(p.pending.lock().unwrap().is_none(), "and answers nothing");
+        assert!(
+            p.state.lock().unwrap().pending.is_none(),
+            "and answers nothing"
+        );
     }
 
     #[tokio::test]
@@ -175,8 +258,29 @@ mod tests {
         let h = tokio::spawn(async move { p2.ask(&q, Duration::from_secs(5)).await });
         wait_pending(&p).await;
         assert!(p.offer(ALLOW_SESSION));
-        assert!(p.pending.lock().unwrap().is_some(), "still waiting");
+        assert!(p.state.lock().unwrap().pending.is_some(), "still waiting");
         assert!(p.offer(DENY));
         assert_eq!(h.await.unwrap(), Some(ConsentDecision::Deny));
+    }
+
+    /// A window's answer and a typed one to the same request: the first
+    /// decides, the second is told; unknown IDs are refused.
+    #[tokio::test]
+    async fn the_first_answer_wins_and_unknown_ids_are_refused() {
+        let p = Arc::new(InputPrompter::new(Arc::new(Quiet)));
+        let p2 = Arc::clone(&p);
+        let h = tokio::spawn(async move { p2.ask(&req(), Duration::from_secs(5)).await });
+        wait_pending(&p).await;
+        assert_eq!(
+            p.answer(99, ConsentDecision::AllowOnce),
+            Err(AnswerError::Unknown(99))
+        );
+        assert_eq!(p.answer(1, ConsentDecision::Deny), Ok(()));
+        assert_eq!(h.await.unwrap(), Some(ConsentDecision::Deny));
+        assert_eq!(
+            p.answer(1, ConsentDecision::AllowOnce),
+            Err(AnswerError::AlreadyAnswered(1))
+        );
+        assert!(p.offer(ALLOW_ONCE), "still an answer command, refused");
     }
 }

@@ -27,6 +27,10 @@ pub struct SavedTicket {
     /// Unix milliseconds.
     pub expires_at: i64,
     pub saved_at: String,
+    /// The account of the desktop user who joined: their window may
+    /// connect to the service after the restart (`[customer]`).
+    #[serde(default)]
+    pub customer_uid: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,7 @@ mod tests {
             operator: "Olga".into(),
             expires_at: 1,
             saved_at: "now".into(),
+            customer_uid: Some(1000),
         };
         save(dir.path(), &t).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(t));

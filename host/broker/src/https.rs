@@ -26,6 +26,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(landing))
         .route("/j/{token}", get(join_page))
         .route("/s/{code}", get(short_link))
+        .merge(crate::join_files::routes())
         .merge(crate::back_office::routes())
         .merge(crate::console::routes())
         .with_state(shared)
@@ -152,11 +153,27 @@ async fn landing(State(s): State<Arc<Shared>>) -> Response {
     )
 }
 
-async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> Response {
+/// The invitation behind a link token, when it can still be used
+/// (`Ok(None)`: unknown, used, expired or no longer invited).
+pub(crate) fn open_invitation(
+    s: &Shared,
+    token: &str,
+) -> Result<Option<crate::store::SessionRow>, crate::store::StoreError> {
     if token.len() > MAX_SEGMENT_CHARS {
-        return invalid_link();
+        return Ok(None);
     }
-    let row = match s.store.session_by_link_token(&token) {
+    let Some(row) = s.store.session_by_link_token(token)? else {
+        return Ok(None);
+    };
+    let now = lifeline_core::time::now_millis();
+    let usable = row.used_at.is_none()
+        && row.expires_at >= now
+        && row.state == lifeline_protocol::SessionState::Invited;
+    Ok(usable.then_some(row))
+}
+
+async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> Response {
+    let row = match open_invitation(&s, &token) {
         Ok(Some(r)) => r,
         Ok(None) => return invalid_link(),
         Err(e) => {
@@ -168,18 +185,12 @@ async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> R
             );
         }
     };
-    let now = lifeline_core::time::now_millis();
-    if row.used_at.is_some()
-        || row.expires_at < now
-        || row.state != lifeline_protocol::SessionState::Invited
-    {
-        return invalid_link();
-    }
     let op = s.store.operator_by_id(row.operator_id).ok().flatten();
     let (name, title) = op
         .map(|o| (o.profile.name, o.profile.title))
         .unwrap_or_default();
     let link = format!("{}/j/{token}", s.public_url);
+    let digest = s.join.agent_digest().await;
     page(
         StatusCode::OK,
         "Your support session",
@@ -187,8 +198,11 @@ async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> R
             "<h1>Hello {user}</h1>\
              <p><b>{name}</b>{title} of {broker} invites you to a remote-support session for ticket <b>{ticket}</b>.</p>\
              <h2>Start the session</h2><ol>\
-             <li>Install Lifeline on this computer if it is not there yet.</li>\
-             <li>Run this command in a terminal:<pre>lifeline agent join {link}</pre></li>\
+             <li>Install Lifeline on this computer if it is not there yet{download}.</li>\
+             <li>Download the <a href=\"/j/{token}/{join_file}\" download>join file</a> and open it with Lifeline, \
+             or run this command in a terminal (nothing to configure):\
+             <pre>lifeline agent join ~/Downloads/{join_file_stem}</pre>\
+             On a computer already set up for {broker} you can also run:<pre>lifeline agent join {link}</pre></li>\
              <li>Lifeline shows who is helping you. Nothing happens on your computer without your consent, \
              and you can end the session at any time by typing <code>/end</code>.</li></ol>\
              <p>This invitation can be used once and expires at {expires} (UTC).</p>",
@@ -202,6 +216,17 @@ async fn join_page(State(s): State<Arc<Shared>>, Path(token): Path<String>) -> R
             broker = esc(&s.name),
             ticket = esc(&row.ticket),
             link = esc(&link),
+            token = esc(&token),
+            join_file = crate::join_files::JOIN_FILE_NAME,
+            join_file_stem = esc(&crate::join_files::download_name(&row.ticket)),
+            download = match digest {
+                Ok(d) => format!(
+                    ": <a href=\"{}\" download>download Lifeline</a> \
+                     (SHA-256 <code class=\"agent-sha256\">{d}</code>), then <code>chmod +x lifeline</code>",
+                    crate::join_files::DOWNLOAD_PATH
+                ),
+                Err(_) => String::new(),
+            },
             expires = esc(&lifeline_core::time::millis_to_rfc3339(row.expires_at)),
         ),
     )

@@ -12,7 +12,9 @@ pub mod diskfull;
 pub mod hashing;
 pub mod https;
 pub mod invitations;
+pub mod join_files;
 pub mod library;
+pub mod memory;
 pub mod operator_side;
 pub mod pages;
 pub mod quota;
@@ -90,6 +92,8 @@ pub struct Shared {
     pub hash_pool: HashPool,
     /// The web console's cookie sessions and mail server.
     pub console: console::ConsoleState,
+    /// Join files and the agent download of the join page.
+    pub join: join_files::JoinIssuer,
     next_conn: AtomicU64,
     /// Report events a full disk kept out, by session.
     disk_drops: Mutex<HashMap<String, Dropped>>,
@@ -380,6 +384,7 @@ impl Broker {
     /// Opens the store, loads or creates the certificate, binds both
     /// listeners (port 0 allowed) and starts serving.
     pub async fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
+        memory::return_large_buffers();
         let store = Store::open(&cfg.data_dir)?;
         for id in store.live_sessions()? {
             store.set_state(&id, SessionState::Ended)?;
@@ -421,6 +426,7 @@ impl Broker {
                 source,
             })?;
         let console = console::ConsoleState::new(&cfg)?;
+        let join = join_files::JoinIssuer::new(&cfg, &identity, addr)?;
         let public_url = cfg
             .public_url
             .clone()
@@ -455,6 +461,7 @@ impl Broker {
             ),
             hash_pool: HashPool::new(cfg.limits.login_hash_threads, cfg.limits.login_queue),
             console,
+            join,
             next_conn: AtomicU64::new(1),
             disk_drops: Mutex::new(HashMap::new()),
             cfg,

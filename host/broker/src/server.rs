@@ -155,7 +155,9 @@ pub async fn first_frame(shared: &Shared, link: &mut Link, peer: SocketAddr) -> 
 }
 
 /// Reads and checks the `Hello`; answers `Welcome` or a precise error.
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+/// Public for the fuzz target `handshake` (fuzz/) only.
+#[doc(hidden)]
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     tls: &mut S,
     broker_name: &str,
 ) -> Result<ClientRole, String> {

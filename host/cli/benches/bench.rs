@@ -130,6 +130,7 @@ impl Harness {
                 ..Default::default()
             },
             smtp: None,
+            join: Default::default(),
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),

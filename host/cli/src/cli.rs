@@ -157,12 +157,64 @@ pub enum BrokerCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum AgentCmd {
-    /// Join a session with a 6-digit connection ID or an invitation link.
+    /// Join a session: with the join file from the invitation's page (no
+    /// configuration needed), or with a 6-digit connection ID or an
+    /// invitation link (these need the agent's configuration).
     Join {
+        /// The agent configuration (default: ~/.config/lifeline/agent.toml
+        /// when it exists). With a join file, the file's broker and pin
+        /// replace its [connection].
+        #[arg(short, long, env = "LIFELINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The join file (`*.lifeline`) downloaded from the invitation's page.
+        #[arg(long, value_name = "FILE", conflicts_with = "code_or_link")]
+        file: Option<PathBuf>,
+        /// A join file, a connection ID (e.g. 123456) or a link
+        /// (https://…/j/… or https://…/s/…).
+        #[arg(required_unless_present = "file")]
+        code_or_link: Option<String>,
         #[command(flatten)]
-        cfg: ConfigArg,
-        /// Connection ID (e.g. 123456) or link (https://…/j/… or https://…/s/…).
-        code_or_link: String,
+        ui: crate::window_cmd::UiArgs,
+    },
+    /// The customer's window on the agent service's session after a
+    /// restart (the autostart entry of `install-service` runs it at the
+    /// desktop login).
+    Window {
+        /// The agent configuration (for `[customer] socket`).
+        #[arg(short, long, env = "LIFELINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// The service's customer socket (default: `[customer] socket`).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Wait for the service's socket; without a session, exit quietly.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        window: crate::window_cmd::WindowArgs,
+    },
+    /// Trust a broker once and write the agent's configuration: shows the
+    /// broker certificate's fingerprint and asks to confirm it.
+    Setup(SetupArgs),
+    /// "Allow remote assistance" on this computer: `off` refuses every
+    /// join until `on` (the administrator's
+    /// `[agent] allow_remote_assistance = false` wins over `on`).
+    AllowRemoteAssistance {
+        /// The agent configuration (default: ~/.config/lifeline/agent.toml
+        /// when it exists; else the default data folder).
+        #[arg(short, long, env = "LIFELINE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(value_enum)]
+        state: OnOff,
+    },
+    /// Register join files with the desktop: opening a `.lifeline` file
+    /// runs `lifeline agent join FILE`.
+    InstallDesktop {
+        /// The user's data folder (default: $XDG_DATA_HOME or ~/.local/share).
+        #[arg(long, value_name = "DIR")]
+        data_home: Option<PathBuf>,
+        /// Only write the files; do not update the desktop's databases.
+        #[arg(long)]
+        no_update: bool,
     },
     /// Run as the system service: after a reboot, rejoin the session a
     /// saved rejoin ticket is bound to (nothing to do without one).
@@ -181,6 +233,10 @@ pub enum AgentCmd {
         /// Folder for the unit file (default: `[service] unit_dir`).
         #[arg(long)]
         unit_dir: Option<std::path::PathBuf>,
+        /// Folder for the window's autostart entry (default: `[customer]
+        /// autostart_dir`).
+        #[arg(long, value_name = "DIR")]
+        autostart_dir: Option<std::path::PathBuf>,
         /// Only write the unit file; do not run systemctl.
         #[arg(long)]
         no_systemctl: bool,
@@ -191,12 +247,23 @@ pub enum AgentCmd {
         cfg: ConfigArg,
         #[arg(long)]
         unit_dir: Option<std::path::PathBuf>,
+        /// Folder of the window's autostart entry (default: `[customer]
+        /// autostart_dir`).
+        #[arg(long, value_name = "DIR")]
+        autostart_dir: Option<std::path::PathBuf>,
         #[arg(long)]
         no_systemctl: bool,
     },
-    /// Remote service: back office connection, last license check, installed
-    /// license, service state.
-    Status(ConfigArg),
+    /// "Allow remote assistance" and who set it, broker, fingerprint, data
+    /// folder, a waiting rejoin ticket, the service; with a configuration
+    /// also the remote service (back office connection, last license
+    /// check, installed license).
+    Status {
+        /// The agent configuration (default: ~/.config/lifeline/agent.toml
+        /// when it exists).
+        #[arg(short, long, env = "LIFELINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Check the back office for an updated license now (and install it if
     /// the policy allows "fs.folder"); --watch: every check interval.
     LicenseCheck {
@@ -207,6 +274,33 @@ pub enum AgentCmd {
     },
 }
 
+/// A switch's new state.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// `lifeline agent setup` / `lifeline operator setup`.
+#[derive(Args, Debug)]
+pub struct SetupArgs {
+    /// The broker's session listener.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: String,
+    /// The TLS server name (default: the broker's host).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// The configuration to write, or to update: only [connection]'s
+    /// broker, server name and fingerprint change (default:
+    /// ~/.config/lifeline/ROLE.toml).
+    #[arg(short, long, env = "LIFELINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// For scripts: trust the broker without asking if, and only if, it
+    /// presents exactly this certificate fingerprint.
+    #[arg(long, value_name = "SHA256:…")]
+    pub yes_fingerprint: Option<String>,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     Text,
@@ -215,6 +309,9 @@ pub enum ReportFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum OperatorCmd {
+    /// Trust a broker once and write the operator client's configuration:
+    /// shows the broker certificate's fingerprint and asks to confirm it.
+    Setup(SetupArgs),
     /// Log in and save a login token (password from stdin or prompted).
     Login {
         #[command(flatten)]

@@ -60,7 +60,9 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
             );
             println!("Certificate fingerprint: {}", b.fingerprint);
             let stop = crate::signals::stop_signal()?;
-            println!("Put it in agents' and operators' [connection] fingerprint. Ctrl-C stops.");
+            println!(
+                "Agents and operators trust it with `lifeline agent setup` / `lifeline operator setup --broker HOST:PORT`; customers with a join file need nothing. Ctrl-C stops."
+            );
             stop.await;
             b.shutdown();
             Ok(ExitCode::SUCCESS)
@@ -122,30 +124,31 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
 
 async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
     match cmd {
-        AgentCmd::Join { cfg, code_or_link } => {
-            let cfg = AgentConfig::load(&cfg.config)?;
-            let outcome = lifeline_agent::run(
-                &cfg,
-                &code_or_link,
-                Arc::new(lifeline_agent::TerminalUi),
-                input::stdin_lines(),
-            )
-            .await?;
-            println!(
-                "Session {} is over ({}).",
-                outcome.session.session_id, outcome.reason
-            );
-            Ok(ExitCode::SUCCESS)
+        AgentCmd::Join {
+            config,
+            file,
+            code_or_link,
+            ui,
+        } => crate::join_cmd::join(config, file, code_or_link, ui).await,
+        AgentCmd::Window {
+            config,
+            socket,
+            wait,
+            window,
+        } => crate::window_cmd::window(config.as_deref(), socket, wait, &window).await,
+        AgentCmd::Setup(args) => {
+            crate::setup_cmd::setup(crate::setup_cmd::SetupRole::Agent, args).await
         }
+        AgentCmd::AllowRemoteAssistance { config, state } => {
+            crate::join_cmd::allow(config, state == crate::cli::OnOff::On)
+        }
+        AgentCmd::InstallDesktop {
+            data_home,
+            no_update,
+        } => crate::desktop_cmd::install(data_home, no_update),
         AgentCmd::Service { cfg } => {
             let cfg = AgentConfig::load(&cfg.config)?;
-            match lifeline_agent::rejoin(
-                &cfg,
-                Arc::new(lifeline_agent::TerminalUi),
-                input::stdin_lines(),
-            )
-            .await?
-            {
+            match crate::window_cmd::service_rejoin(&cfg).await? {
                 Some(outcome) => println!(
                     "Session {} is over ({}).",
                     outcome.session.session_id, outcome.reason
@@ -165,14 +168,30 @@ async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
             cfg,
             account,
             unit_dir,
+            autostart_dir,
             no_systemctl,
-        } => crate::service_cmd::install(&cfg.config, account, unit_dir, !no_systemctl),
+        } => crate::service_cmd::install(
+            &cfg.config,
+            account,
+            (unit_dir, autostart_dir),
+            !no_systemctl,
+        ),
         AgentCmd::UninstallService {
             cfg,
             unit_dir,
+            autostart_dir,
             no_systemctl,
-        } => crate::service_cmd::uninstall(&cfg.config, unit_dir, !no_systemctl),
-        AgentCmd::Status(c) => crate::license_cmd::agent_status(c).await,
+        } => crate::service_cmd::uninstall(&cfg.config, (unit_dir, autostart_dir), !no_systemctl),
+        AgentCmd::Status { config } => {
+            let config = crate::join_cmd::config_path(config);
+            crate::join_cmd::status(config.as_deref())?;
+            match config {
+                Some(config) => {
+                    crate::license_cmd::agent_status(crate::cli::ConfigArg { config }).await
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
         AgentCmd::LicenseCheck { cfg, watch } => {
             crate::license_cmd::license_check(cfg, watch).await
         }
@@ -185,6 +204,9 @@ pub(crate) async fn logged_in(cfg: &OperatorConfig) -> Result<Client> {
 
 async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
     match cmd {
+        OperatorCmd::Setup(args) => {
+            crate::setup_cmd::setup(crate::setup_cmd::SetupRole::Operator, args).await
+        }
         OperatorCmd::Login {
             cfg,
             username,

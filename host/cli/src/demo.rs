@@ -68,6 +68,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         back_office: None,
         limits: Default::default(),
         smtp: None,
+        join: Default::default(),
     };
     let vendor = crate::demo_license::Vendor::new(&root)?;
     let mut cfg = cfg;
@@ -134,6 +135,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         power: Default::default(),
         service: Default::default(),
         remote_service: None,
+        allow_remote_assistance: true,
     };
     let mut agent_cfg = agent_cfg;
     agent_cfg.remote_service = Some(vendor.remote_service(&root, broker.https_addr)?);

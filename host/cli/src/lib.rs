@@ -18,15 +18,19 @@ pub mod config_check;
 pub mod console;
 pub mod demo;
 pub mod demo_license;
+pub mod desktop_cmd;
 pub mod input;
+pub mod join_cmd;
 pub mod license_cmd;
 pub mod plugin_cmd;
 pub mod plugin_dev;
 pub mod screen_cmd;
 pub mod scripts_cmd;
 pub mod service_cmd;
+pub mod setup_cmd;
 pub mod signals;
 pub mod stream_cmd;
+pub mod window_cmd;
 
 use std::process::ExitCode;
 

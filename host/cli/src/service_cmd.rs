@@ -48,12 +48,15 @@ fn systemctl(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// `dirs`: the unit file's folder and the window's autostart folder (each
+/// `None`: from the configuration).
 pub fn install(
     config: &Path,
     account: Option<String>,
-    unit_dir: Option<PathBuf>,
+    dirs: (Option<PathBuf>, Option<PathBuf>),
     run_systemctl: bool,
 ) -> Result<ExitCode> {
+    let (unit_dir, autostart_dir) = dirs;
     let cfg = AgentConfig::load(config)?;
     let account = account.unwrap_or_else(|| cfg.service_account().to_string());
     if nix::unistd::User::from_name(&account)
@@ -72,6 +75,14 @@ pub fn install(
     std::fs::write(&path, unit_file(&exe, &config, &account))
         .with_context(|| format!("writing {}", path.display()))?;
     println!("Wrote {}", path.display());
+    // The customer's window comes back at their desktop login.
+    let autostart = autostart_dir.unwrap_or(cfg.service.customer.autostart_dir);
+    let entry = autostart.join(crate::window_cmd::AUTOSTART_FILE);
+    std::fs::create_dir_all(&autostart)
+        .with_context(|| format!("creating {}", autostart.display()))?;
+    std::fs::write(&entry, crate::window_cmd::autostart_entry(&exe, &config))
+        .with_context(|| format!("writing {}", entry.display()))?;
+    println!("Wrote {}", entry.display());
     if run_systemctl {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", UNIT_NAME])?;
@@ -82,11 +93,19 @@ pub fn install(
 
 pub fn uninstall(
     config: &Path,
-    unit_dir: Option<PathBuf>,
+    dirs: (Option<PathBuf>, Option<PathBuf>),
     run_systemctl: bool,
 ) -> Result<ExitCode> {
+    let (unit_dir, autostart_dir) = dirs;
     let cfg = AgentConfig::load(config)?;
     let path = unit_dir.unwrap_or(cfg.service.unit_dir).join(UNIT_NAME);
+    let entry = autostart_dir
+        .unwrap_or_else(|| cfg.service.customer.autostart_dir.clone())
+        .join(crate::window_cmd::AUTOSTART_FILE);
+    if entry.is_file() {
+        std::fs::remove_file(&entry).with_context(|| format!("removing {}", entry.display()))?;
+        println!("Removed {}", entry.display());
+    }
     if run_systemctl {
         // Already stopped or disabled is fine.
         let _ = systemctl(&["disable", "--now", UNIT_NAME]);

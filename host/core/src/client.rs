@@ -10,11 +10,10 @@ use lifeline_protocol::{
     PROTOCOL_VERSION, read_frame, write_frame,
 };
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::link::{Link, spawn_link};
-use crate::proxy::ManualProxy;
+use crate::proxy::{ManualProxy, OpenError, Proxies};
 use crate::tls::{self, TlsError, Trust};
 
 /// Time allowed for TCP connect, TLS and the `Hello`/`Welcome` exchange.
@@ -66,7 +65,7 @@ pub async fn connect(ep: &Endpoint, role: ClientRole) -> Result<(Link, Welcome),
 }
 
 /// Like [`connect`], through a manual HTTP proxy (`CONNECT` tunnel) when
-/// one is given.
+/// one is given and its `no_proxy` does not name the broker.
 pub async fn connect_via(
     ep: &Endpoint,
     role: ClientRole,
@@ -83,14 +82,19 @@ async fn connect_inner(
     proxy: Option<&ManualProxy>,
 ) -> Result<(Link, Welcome), ConnectError> {
     let config = tls::client_config(&ep.trust)?;
-    let tcp = match proxy {
-        Some(p) => crate::proxy::tunnel(p, &ep.address).await?,
-        None => TcpStream::connect(&ep.address)
-            .await
-            .map_err(|source| ConnectError::Tcp {
+    let proxies = match proxy {
+        Some(p) => Proxies::manual(p)?,
+        None => Proxies::direct(),
+    };
+    let tcp = match crate::proxy::open(&proxies, "https", &ep.address).await {
+        Ok(tcp) => tcp,
+        Err(OpenError::Proxy(e)) => return Err(e.into()),
+        Err(OpenError::Direct(source)) => {
+            return Err(ConnectError::Tcp {
                 address: ep.address.clone(),
                 source,
-            })?,
+            });
+        }
     };
     tcp.set_nodelay(true).ok();
     let name = ServerName::try_from(ep.server_name.clone())

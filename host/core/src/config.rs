@@ -183,6 +183,7 @@ struct RawBrokerFile {
     broker: RawBroker,
     back_office: Option<back_office::RawBackOffice>,
     smtp: Option<smtp::RawSmtp>,
+    join: Option<join_page::RawJoinPage>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +238,8 @@ pub struct BrokerConfig {
     /// The mail server the web console sends invitations through
     /// (`[smtp]`); `None`: the console offers a `mailto:` link instead.
     pub smtp: Option<smtp::SmtpConfig>,
+    /// What the join page offers besides the link (`[join]`).
+    pub join: join_page::JoinPageConfig,
 }
 
 impl BrokerConfig {
@@ -317,6 +320,7 @@ impl BrokerConfig {
                 .as_ref()
                 .map(|r| smtp::validate_smtp(&doc, r))
                 .transpose()?,
+            join: join_page::validate(&doc, &raw.join.unwrap_or_default())?,
             script_categories,
             limits: crate::limits::validate(&doc, &b.limits.unwrap_or_default())?,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
@@ -475,6 +479,7 @@ impl OperatorConfig {
 
 pub mod back_office;
 pub mod fields;
+pub mod join_page;
 mod policy;
 pub mod smtp;
 

@@ -198,8 +198,8 @@ pub struct ProcessOutput {
 pub struct HostEnv {
     /// Parent of the per-call temporary folders (leftovers are removed at start).
     pub temp_root: PathBuf,
-    /// Proxy for `http.request`, e.g. `http://proxy.example:3128`.
-    pub proxy: Option<String>,
+    /// Proxy for `http.request` (the agent's rules); `None`: direct.
+    pub proxy: Option<lifeline_core::proxy::ProxySetting>,
     /// The admin's folders for `fs.folder`, by name.
     pub folders: crate::folder::Folders,
 }
@@ -527,7 +527,7 @@ impl CallContext {
         let limit = self.manifest.limits.output_bytes as usize;
         crate::http::request(
             &self.manifest.http_hosts,
-            self.env.proxy.as_deref(),
+            self.env.proxy.as_ref(),
             method,
             url,
             headers,

@@ -577,7 +577,8 @@ fn http_goes_to_allowed_hosts_through_the_real_proxy() {
         state_dir: dir.path().join("state"),
         env: HostEnv {
             temp_root: dir.path().join("tmp"),
-            proxy: Some(format!("http://127.0.0.1:{}", proxy.1)),
+            proxy: lifeline_core::proxy::parse_proxy_url(&format!("http://127.0.0.1:{}", proxy.1))
+                .map(lifeline_core::proxy::ProxySetting::Manual),
             folders: Default::default(),
         },
         trusted_keys: vec![],
@@ -596,10 +597,11 @@ fn http_goes_to_allowed_hosts_through_the_real_proxy() {
         .unwrap();
     assert!(out.starts_with("200 get /hello"), "{out}");
     assert!(out.contains("x-plugin: net-lua"), "{out}");
-    // ureq tunnels through the proxy with CONNECT; the proxy's log shows it.
+    // A plain http:// request is forwarded by the proxy (an https:// one
+    // would be tunnelled with CONNECT); the proxy's log shows it.
     let log = std::fs::read_to_string(proxy.2.path().join("proxy.log")).unwrap_or_default();
     assert!(
-        log.contains(&format!("CONNECT {addr}")),
+        log.contains(&format!("GET http://{addr}/hello")),
         "went through the proxy: {log}"
     );
     server.join().unwrap();
@@ -612,4 +614,40 @@ fn http_goes_to_allowed_hosts_through_the_real_proxy() {
             .contains("not in the plugin's [http] allow_hosts"),
         "{err}"
     );
+}
+
+#[test]
+fn http_limits_hold_with_the_shared_client() {
+    let (addr, server) = echo_server(2);
+    let allowed = ["127.0.0.1".to_string()];
+    let url = format!("http://{addr}/limits");
+    let get = |limit| crate::http::request(&allowed, None, "GET", &url, &[], &[], limit);
+    // The echoed head is longer than 10 bytes: over the output limit.
+    let err = get(10).unwrap_err();
+    assert!(
+        matches!(&err, crate::host::HostError::Limit(m) if m.contains("larger than 10 bytes")),
+        "{err}"
+    );
+    let ok = get(4096).unwrap();
+    assert_eq!(ok.status, 200);
+    assert!(String::from_utf8_lossy(&ok.body).starts_with("get /limits http/1.1"));
+    server.join().unwrap();
+    // Too large a request body is refused before any connection.
+    let big = vec![0u8; crate::http::MAX_REQUEST_BYTES + 1];
+    let err = crate::http::request(&allowed, None, "POST", &url, &[], &big, 10).unwrap_err();
+    assert!(matches!(err, crate::host::HostError::Limit(_)), "{err}");
+    // Bad methods and header names are refused, not sent.
+    for (method, header) in [("GE T", "x-a"), ("GET", "bad header")] {
+        let err = crate::http::request(
+            &allowed,
+            None,
+            method,
+            &url,
+            &[(header.to_string(), "v".to_string())],
+            &[],
+            10,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bad request"), "{err}");
+    }
 }

@@ -131,6 +131,8 @@ pub struct ServiceConfig {
     pub account: String,
     /// Folder the unit file goes into.
     pub unit_dir: PathBuf,
+    /// `[customer]`: the customer's window after a restart.
+    pub customer: super::customer::CustomerConfig,
 }
 
 impl Default for ServiceConfig {
@@ -138,12 +140,17 @@ impl Default for ServiceConfig {
         ServiceConfig {
             account: DEFAULT_SERVICE_ACCOUNT.to_string(),
             unit_dir: PathBuf::from(DEFAULT_UNIT_DIR),
+            customer: Default::default(),
         }
     }
 }
 
 /// A PAM service or account name: letters, digits, `.`, `_`, `-`.
-fn plain_name(doc: &Doc<'_>, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+pub(crate) fn plain_name(
+    doc: &Doc<'_>,
+    v: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigError> {
     let s = v.get_ref();
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -254,10 +261,16 @@ pub(crate) fn validate_power(
 pub(crate) fn validate_service(
     doc: &Doc<'_>,
     raw: Option<&RawService>,
+    customer: Option<&super::customer::RawCustomer>,
 ) -> Result<ServiceConfig, ConfigError> {
-    let d = ServiceConfig::default();
+    let customer = super::customer::validate(doc, customer)?;
+    let d = ServiceConfig {
+        customer,
+        ..ServiceConfig::default()
+    };
     let Some(raw) = raw else { return Ok(d) };
     Ok(ServiceConfig {
+        customer: d.customer,
         account: match &raw.account {
             Some(v) => plain_name(doc, v, "service.account")?,
             None => d.account,

@@ -96,10 +96,14 @@ pub mod names {
 impl RemoteServiceConfig {
     /// What `[remote_service]` gives the license plugin, added to the
     /// agent's `[plugins]`: the license folder and the download folder, the
-    /// reload command, and the plugin's settings. What the admin wrote in
-    /// `[plugins]` under the same names wins.
+    /// reload command, and the plugin's settings; and, for every plugin's
+    /// `http.request`, this proxy. What the admin wrote in `[plugins]`
+    /// (names, `http_proxy`) wins.
     pub fn plugin_resources(&self, plugins: &mut super::PluginsConfig) {
         use super::FolderConfig;
+        if plugins.http_proxy.is_none() {
+            plugins.http_proxy = Some(self.proxy.clone());
+        }
         let folder = self
             .license_file
             .parent()
@@ -187,6 +191,30 @@ struct RawProxy {
     password: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     domain: Option<Spanned<String>>,
+    no_proxy: Option<Spanned<Vec<String>>>,
+}
+
+/// A manual proxy's `no_proxy` entries: names, addresses, networks or `*`.
+fn no_proxy(doc: &Doc<'_>, raw: &Option<Spanned<Vec<String>>>) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = raw else {
+        return Ok(Vec::new());
+    };
+    for e in list.get_ref() {
+        let bad = e.is_empty()
+            || e.len() > MAX_NAME_CHARS
+            || e.chars()
+                .any(|c| c == ',' || c.is_whitespace() || c.is_control());
+        if bad {
+            return Err(doc.invalid(
+                &list.span(),
+                "remote_service.proxy.no_proxy",
+                format!(
+                    "{e:?} is not a destination: use names (\"corp.example\" also matches its subdomains), addresses, networks like \"10.0.0.0/8\", or \"*\""
+                ),
+            ));
+        }
+    }
+    Ok(list.get_ref().clone())
 }
 
 fn proxy(doc: &Doc<'_>, raw: &Option<RawProxy>) -> Result<ProxySetting, ConfigError> {
@@ -215,6 +243,15 @@ fn proxy(doc: &Doc<'_>, raw: &Option<RawProxy>) -> Result<ProxySetting, ConfigEr
                         format!("only used with mode = \"manual\", not {m:?}"),
                     ));
                 }
+            }
+            if let Some(v) = &p.no_proxy {
+                return Err(doc.invalid(
+                    &v.span(),
+                    "remote_service.proxy.no_proxy",
+                    format!(
+                        "only used with mode = \"manual\", not {m:?} (auto follows the environment's no_proxy)"
+                    ),
+                ));
             }
             Ok(if m == "none" {
                 ProxySetting::None
@@ -278,7 +315,12 @@ fn proxy(doc: &Doc<'_>, raw: &Option<RawProxy>) -> Result<ProxySetting, ConfigEr
                     ));
                 }
             };
-            Ok(ProxySetting::Manual(ManualProxy { host, port, auth }))
+            Ok(ProxySetting::Manual(ManualProxy {
+                host,
+                port,
+                auth,
+                no_proxy: no_proxy(doc, &p.no_proxy)?,
+            }))
         }
         other => Err(doc.invalid(
             &p.mode.span(),
@@ -515,6 +557,44 @@ mod tests {
         let p = rs.session_proxy().unwrap();
         assert_eq!(p.auth.as_ref().unwrap().password.expose(), "hunter2");
         assert!(!format!("{p:?}").contains("hunter2"));
+        assert!(p.no_proxy.is_empty());
+        // Plugins' HTTP follows the same proxy unless [plugins] names one.
+        let mut pc = crate::config::PluginsConfig {
+            dirs: vec![],
+            trusted_keys: vec![],
+            allow_unsigned: false,
+            hot_reload: false,
+            http_proxy: None,
+            folders: Default::default(),
+            settings: Default::default(),
+            commands: Default::default(),
+        };
+        rs.plugin_resources(&mut pc);
+        assert_eq!(pc.http_proxy, Some(rs.proxy.clone()));
+        let manual = "[remote_service.proxy]\nmode = \"manual\"\nhost = \"p\"\nport = 3128\n";
+        let c = agent(
+            dir.path(),
+            &format!("{manual}no_proxy = [\"corp.example\", \"10.0.0.0/8\", \"::1\"]\n"),
+        )
+        .unwrap();
+        let p = c.remote_service.unwrap().session_proxy().unwrap().clone();
+        assert_eq!(p.no_proxy, ["corp.example", "10.0.0.0/8", "::1"]);
+        for (extra, says) in [
+            (
+                format!("{manual}no_proxy = [\"a.example, b.example\"]\n"),
+                "is not a destination",
+            ),
+            (
+                "[remote_service.proxy]\nmode = \"auto\"\nno_proxy = [\"a\"]\n".into(),
+                "auto follows the environment's no_proxy",
+            ),
+        ] {
+            let err = agent(dir.path(), &extra).unwrap_err().to_string();
+            assert!(
+                err.contains("`remote_service.proxy.no_proxy`") && err.contains(says),
+                "{err}"
+            );
+        }
         let err = agent(dir.path(), "service_account = \"-rf\"\n")
             .unwrap_err()
             .to_string();

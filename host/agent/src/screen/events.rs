@@ -9,6 +9,7 @@ use lifeline_runtime::Capability;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::CustomerUi;
+use crate::channel::CustomerEvent;
 
 /// What a session's screen tells the rest of the session.
 pub trait ShareEvents: Send + Sync {
@@ -16,6 +17,12 @@ pub trait ShareEvents: Send + Sync {
     fn report(&self, call_id: u64, plugin: &str, line: &str);
     /// A line on the customer's terminal.
     fn customer(&self, line: &str);
+    /// A structured event for the customer (by default: its text).
+    fn customer_event(&self, ev: CustomerEvent) {
+        if let Some(text) = ev.text() {
+            self.customer(&text);
+        }
+    }
     /// The customer withdrew `capabilities` of `plugin` (the indicator's
     /// Stop): "allow for this session" grants of them are forgotten.
     /// Called on the indicator's thread.
@@ -45,6 +52,10 @@ impl ShareEvents for SessionEvents {
 
     fn customer(&self, line: &str) {
         self.ui.show(line);
+    }
+
+    fn customer_event(&self, ev: CustomerEvent) {
+        self.ui.event(&ev);
     }
 
     fn withdrawn(&self, plugin: &str, capabilities: &[Capability]) {

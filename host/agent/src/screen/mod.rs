@@ -42,6 +42,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use lifeline_runtime::{Capability, HostError, wit};
 
+use crate::channel::CustomerEvent;
+
 use capture::Capture;
 pub use capture::{Layout, MonitorArea, WHOLE_SCREEN_MONITOR};
 use clipboard::Clipboard;
@@ -326,9 +328,12 @@ impl Inner {
                 info.monitors.len()
             ),
         );
-        self.events.customer(&format!(
-            "* {operator} now sees your screen (plugin {plugin}). To stop it, click \"Stop sharing\" at the top of your screen."
-        ));
+        self.events.customer_event(CustomerEvent::Sharing {
+            active: true,
+            operator: operator.to_string(),
+            plugin: plugin.to_string(),
+            by_customer: false,
+        });
         Ok(info)
     }
 
@@ -471,10 +476,12 @@ impl Inner {
                 &share.plugin,
                 &format!("{why} (plugin {})", share.plugin),
             );
-            self.events.customer(&format!(
-                "* Screen sharing ended (plugin {}): the operator no longer sees your screen.",
-                share.plugin
-            ));
+            self.events.customer_event(CustomerEvent::Sharing {
+                active: false,
+                operator: share.operator.clone(),
+                plugin: share.plugin.clone(),
+                by_customer: false,
+            });
         }
     }
 
@@ -501,9 +508,19 @@ impl Inner {
             (ended, st.indicator.take())
         };
         drop(indicator);
-        if ended.is_empty() {
+        let Some(first) = ended.first() else {
             return;
-        }
+        };
+        let stopped = CustomerEvent::Sharing {
+            active: false,
+            operator: first.operator.clone(),
+            plugin: ended
+                .iter()
+                .map(|s| s.plugin.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            by_customer: true,
+        };
         for share in ended {
             share.end();
             self.events.withdrawn(&share.plugin, &WITHDRAWN);
@@ -517,8 +534,7 @@ impl Inner {
                 ),
             );
         }
-        self.events
-            .customer("* You stopped screen sharing: the operator no longer sees your screen.");
+        self.events.customer_event(stopped);
     }
 }
 

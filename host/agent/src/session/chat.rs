@@ -6,11 +6,16 @@ use tokio::sync::mpsc;
 
 use super::{Flow, Session};
 use crate::END_COMMAND;
+use crate::channel::CustomerEvent;
 
 impl Session<'_> {
     /// `Chat` from the operator.
     pub(super) fn on_chat(&self, text: &str) {
-        self.ui.show(&format!("[{}] {text}", self.operator.name));
+        self.ui.event(&CustomerEvent::Chat {
+            from: Party::Operator,
+            name: self.operator.name.clone(),
+            text: text.to_string(),
+        });
     }
 
     /// A line the customer typed; `None`: their input closed.
@@ -27,32 +32,46 @@ impl Session<'_> {
         if line == END_COMMAND {
             return self.end_by_customer().await;
         }
+        self.chat_from_customer(line).await;
+        Flow::Continue(())
+    }
+
+    /// A chat line of the customer's (typed or from their window): held
+    /// while the operator works as another user, else sent.
+    pub(super) async fn chat_from_customer(&mut self, line: String) {
         if let Some(user) = &self.suspended {
             self.ui.show(&format!(
                 "* Held: your input is paused while the operator works as {user}. Type {END_COMMAND} to end the session."
             ));
             self.held.push(line);
-            return Flow::Continue(());
+            return;
         }
         self.send_chat(line).await;
-        Flow::Continue(())
     }
 
-    /// The customer typed `/end`.
-    async fn end_by_customer(&mut self) -> Flow {
+    /// The customer typed `/end` (or pressed End session).
+    pub(super) async fn end_by_customer(&mut self) -> Flow {
         let reason = "ended by the customer".to_string();
         self.send(SessionMessage::End {
             by: Party::Customer,
             reason: reason.clone(),
         })
         .await;
-        self.ui.show("* You ended the session.");
+        self.ui.event(&CustomerEvent::Ended {
+            by: Party::Customer,
+            reason: reason.clone(),
+        });
         Flow::Break(Ok(self.outcome(Party::Customer, reason)))
     }
 
     /// A chat line of the customer to the operator.
     pub(super) async fn send_chat(&self, text: String) {
         let from = Party::Customer;
+        self.ui.event(&CustomerEvent::Chat {
+            from,
+            name: String::new(),
+            text: text.clone(),
+        });
         self.send(SessionMessage::Chat { from, text }).await;
     }
 }

@@ -28,6 +28,7 @@
 mod batches;
 mod chat;
 mod control;
+mod customer;
 mod lifecycle;
 mod link;
 mod outgoing;
@@ -46,7 +47,8 @@ use lifeline_protocol::{Frame, Message, OperatorProfile, SessionInfo, SessionMes
 use lifeline_runtime::{PluginHost, Services, StreamHub};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::{AgentError, CustomerUi, Entry, InputPrompter, Outcome, native, scripts};
+use crate::channel::CommandRequest;
+use crate::{AgentError, Customer, CustomerUi, Entry, InputPrompter, Outcome, native, scripts};
 
 /// What a handler tells the loop: go on, or the session is over.
 pub(crate) type Flow = ControlFlow<Result<Outcome, AgentError>>;
@@ -68,6 +70,8 @@ enum Event {
     Answer(SessionMessage),
     /// A line the customer typed, or `None`: their input closed.
     Input(Option<String>),
+    /// A command from the customer's window.
+    Command(CommandRequest),
 }
 
 /// Everything one session owns.
@@ -76,6 +80,8 @@ pub(crate) struct Session<'a> {
     ui: Arc<dyn CustomerUi>,
     /// Lines the customer types.
     input: mpsc::Receiver<String>,
+    /// Commands of the customer's window (`channel`).
+    commands: mpsc::Receiver<CommandRequest>,
     link: Link,
     sid: String,
     session: SessionInfo,
@@ -117,7 +123,16 @@ pub async fn serve(
     ui: Arc<dyn CustomerUi>,
     input: mpsc::Receiver<String>,
 ) -> Result<Outcome, AgentError> {
-    let mut session = Session::open(cfg, entry, ui, input).await?;
+    serve_channel(cfg, entry, Customer::terminal(ui, input)).await
+}
+
+/// [`serve`] for a customer with a window as well.
+pub async fn serve_channel(
+    cfg: &AgentConfig,
+    entry: Entry,
+    customer: Customer,
+) -> Result<Outcome, AgentError> {
+    let mut session = Session::open(cfg, entry, customer).await?;
     let result = session.run().await;
     session.close(result).await
 }
@@ -138,6 +153,7 @@ impl Session<'_> {
                 Some(ctl) = self.ctl_rx.recv() => Event::Ctl(ctl),
                 Some(answer) = self.answer_rx.recv() => Event::Answer(answer),
                 line = self.input.recv() => Event::Input(line),
+                Some(req) = self.commands.recv() => Event::Command(req),
             };
             if let ControlFlow::Break(result) = self.handle(event).await {
                 return result;
@@ -153,6 +169,7 @@ impl Session<'_> {
             Event::Ctl(ctl) => self.on_ctl(ctl).await,
             Event::Answer(answer) => self.on_answer(answer).await,
             Event::Input(line) => return self.on_input(line).await,
+            Event::Command(req) => return self.on_command(req).await,
         }
         Flow::Continue(())
     }

@@ -7,7 +7,7 @@ use lifeline_protocol::SessionMessage;
 use lifeline_runtime::wit::SessionEvent;
 
 use super::Session;
-use crate::END_COMMAND;
+use crate::channel::CustomerEvent;
 
 impl Session<'_> {
     pub(super) async fn on_outgoing(&mut self, msg: SessionMessage) {
@@ -40,10 +40,12 @@ impl Session<'_> {
         self.services
             .event(&SessionEvent::AccessSuspended(user.to_string()));
         self.suspended = Some(user.to_string());
-        self.ui.show(&format!(
-            "* {} is now working on this computer as user {user}. Your access is suspended until they log out or the session ends; your messages are held. Type {END_COMMAND} to end the session.",
-            self.operator.name
-        ));
+        self.ui.event(&CustomerEvent::Suspension {
+            active: true,
+            operator: self.operator.name.clone(),
+            user: user.to_string(),
+            detail: String::new(),
+        });
     }
 
     /// The login as `user` ended: returns the held chat lines to send.
@@ -51,9 +53,12 @@ impl Session<'_> {
         self.services
             .event(&SessionEvent::AccessRestored(user.to_string()));
         self.suspended = None;
-        self.ui.show(&format!(
-            "* The login as {user} ended ({detail}). Your access is restored."
-        ));
+        self.ui.event(&CustomerEvent::Suspension {
+            active: false,
+            operator: self.operator.name.clone(),
+            user: user.to_string(),
+            detail: detail.to_string(),
+        });
         std::mem::take(&mut self.held)
     }
 }

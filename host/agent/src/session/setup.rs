@@ -16,9 +16,10 @@ use lifeline_runtime::{PluginHost, Services, StreamHub};
 use tokio::sync::{Mutex, mpsc};
 
 use super::Session;
+use crate::channel::{CustomerEvent, Helper};
 use crate::{
-    AUDIT_FILE, AgentError, CustomerUi, END_COMMAND, Entry, InputPrompter, LOCK_FILE, native,
-    plugins, reconnect, runas, screen,
+    AUDIT_FILE, AgentError, Customer, CustomerUi, Entry, InputPrompter, LOCK_FILE, native, plugins,
+    reconnect, runas, screen,
 };
 
 /// What the agent holds before it enters the session.
@@ -47,9 +48,9 @@ impl<'a> Session<'a> {
     pub(super) async fn open(
         cfg: &'a AgentConfig,
         entry: Entry,
-        ui: Arc<dyn CustomerUi>,
-        input: mpsc::Receiver<String>,
+        customer: Customer,
     ) -> Result<Session<'a>, AgentError> {
+        let ui = Arc::clone(&customer.ui);
         let prepared = prepare(cfg, ui.as_ref())?;
         let session_proxy = cfg.remote_service.as_ref().and_then(|r| r.session_proxy());
         let (link, welcome, session, operator, rejoined) = match &entry {
@@ -76,17 +77,11 @@ impl<'a> Session<'a> {
             operator,
             rejoined,
         };
-        Ok(Session::assemble(cfg, ui, input, prepared, entered))
+        Ok(Session::assemble(cfg, customer, prepared, entered))
     }
 
     /// The session's state, its plugin streams and its long-lived plugins.
-    fn assemble(
-        cfg: &'a AgentConfig,
-        ui: Arc<dyn CustomerUi>,
-        input: mpsc::Receiver<String>,
-        p: Prepared,
-        e: Entered,
-    ) -> Session<'a> {
+    fn assemble(cfg: &'a AgentConfig, customer: Customer, p: Prepared, e: Entered) -> Session<'a> {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (answer_tx, answer_rx) = mpsc::channel(8);
         // Plugin streams go straight onto the link; long-lived plugins hear
@@ -98,6 +93,11 @@ impl<'a> Session<'a> {
             tx: p.plug_tx.clone(),
             services: Arc::clone(&services_cell),
         }));
+        let Customer {
+            ui,
+            input,
+            commands,
+        } = customer;
         let runas = Arc::new(runas::RunAs::new(cfg.run_as.clone(), &cfg.data_dir));
         let screen = session_screen(cfg, &e.session.session_id, &p, &ui, &runas);
         let mut s = Session {
@@ -106,6 +106,7 @@ impl<'a> Session<'a> {
             admin: crate::admin::AgentAdmin::new(cfg),
             ui,
             input,
+            commands,
             sid: e.session.session_id.clone(),
             link: e.link,
             session: e.session,
@@ -242,34 +243,16 @@ fn greet(
     operator: &OperatorProfile,
     rejoined: Option<bool>,
 ) {
-    let who = if operator.title.is_empty() {
-        operator.name.clone()
-    } else {
-        format!("{} ({})", operator.name, operator.title)
-    };
-    let how = format!(
-        "Type a message and press Enter to chat. Type {END_COMMAND} to end the session at any time."
-    );
-    match rejoined {
-        None => {
-            ui.show(&format!(
-                "Connected to {}. {who} will help you with ticket {}.",
-                welcome.broker_name, session.ticket
-            ));
-            ui.show(&how);
-            ui.show("Waiting for the operator to connect…");
-        }
-        Some(present) => {
-            ui.show(&format!(
-                "You are back in the session with {who} (ticket {}). Lifeline reconnected by itself after the restart.",
-                session.ticket
-            ));
-            ui.show(&how);
-            if !present {
-                ui.show("Waiting for the operator to reconnect…");
-            }
-        }
-    }
+    ui.event(&CustomerEvent::Welcome {
+        helper: Helper {
+            name: operator.name.clone(),
+            title: operator.title.clone(),
+            organisation: welcome.broker_name.clone(),
+        },
+        ticket: session.ticket.clone(),
+        rejoined: rejoined.is_some(),
+        operator_present: rejoined.unwrap_or(false),
+    });
 }
 
 /// Creates the data folder and locks it: one agent per data folder (its

@@ -139,6 +139,7 @@ pub(crate) fn config(dir: &std::path::Path) -> BrokerConfig {
         back_office: None,
         limits: Default::default(),
         smtp: None,
+        join: Default::default(),
     }
 }
 

@@ -61,6 +61,7 @@ fn agent_config(h: &Harness, dir: &Path) -> Result<AgentConfig> {
         power: Default::default(),
         service: Default::default(),
         remote_service: None,
+        allow_remote_assistance: true,
     })
 }
 

@@ -15,6 +15,12 @@ use super::zlib_tiles::TileInflater;
 /// Threat: a layout of 65535 × 65535 from a misbehaving agent would make
 /// the operator allocate 12 GiB; past this the layout is refused.
 pub const MAX_PICTURE_PIXELS: u64 = 1 << 26;
+/// Longest side of a pointer image accepted: what the agent sends at most
+/// (`MAX_CURSOR_SIDE` in host/agent/src/screen/cursor.rs).
+///
+/// Threat: a pointer shape of 65535 × 65535 from a misbehaving agent would
+/// make the operator allocate and fill up to 16 GiB decoding its PNG.
+pub const MAX_CURSOR_SIDE: u16 = 512;
 /// Bytes of one pixel of the picture (R, G, B).
 const RGB: usize = 3;
 /// Bytes of one pixel of the pointer's image (R, G, B, A).
@@ -56,6 +62,8 @@ pub enum TileProblem {
     },
     #[error("its {kind} image cannot be decoded: {why}")]
     Undecodable { kind: &'static str, why: String },
+    #[error("it is larger than {max}×{max} pixels")]
+    TooLarge { max: u16 },
 }
 
 /// Why a message could not be applied to the picture. Nothing panics:
@@ -190,7 +198,16 @@ impl Framebuffer {
                         _ => None,
                     })
                     .collect();
-                let mut inflated = self.zlib.update(&zlib).into_iter();
+                // Threat: the inflater reserves room for a zlib tile's
+                // pixels (w × h × 3 bytes, 12 GiB for 65535 × 65535) before
+                // inflating a byte; a tile outside the picture, or more
+                // zlib pixels than the picture has, is refused first, and
+                // the zlib stream cannot be followed past it.
+                let mut inflated = match self.zlib_fits(tiles) {
+                    Ok(()) => self.zlib.update(&zlib),
+                    Err(why) => self.zlib.refuse(zlib.len(), why),
+                }
+                .into_iter();
                 for (index, tile) in tiles.iter().enumerate() {
                     let zlib_pixels = match tile.data {
                         TileData::Zlib(_) => inflated.next(),
@@ -246,6 +263,35 @@ impl Framebuffer {
         Ok(())
     }
 
+    /// Whether `t` lies inside the picture (and is not empty).
+    fn inside(&self, t: &Tile) -> bool {
+        let (x, y) = (u32::from(t.x), u32::from(t.y));
+        let (w, h) = (u32::from(t.width), u32::from(t.height));
+        w != 0 && h != 0 && x + w <= self.width && y + h <= self.height
+    }
+
+    /// Checks an update's zlib tiles before any is inflated: each inside
+    /// the picture, together no more pixels than the picture has.
+    fn zlib_fits(&self, tiles: &[Tile]) -> Result<(), String> {
+        let mut pixels = 0u64;
+        for t in tiles.iter().filter(|t| matches!(t.data, TileData::Zlib(_))) {
+            if !self.inside(t) {
+                return Err(format!(
+                    "zlib tile at {},{} of {}×{} lies outside the {}×{} picture",
+                    t.x, t.y, t.width, t.height, self.width, self.height
+                ));
+            }
+            pixels += u64::from(t.width) * u64::from(t.height);
+        }
+        let picture = u64::from(self.width) * u64::from(self.height);
+        if pixels > picture {
+            return Err(format!(
+                "the update's zlib tiles have {pixels} pixels, more than the {picture} of the picture"
+            ));
+        }
+        Ok(())
+    }
+
     /// Draws `t`; a zlib tile's pixels (or problem) come inflated in
     /// `zlib_pixels`.
     fn tile(
@@ -255,7 +301,7 @@ impl Framebuffer {
     ) -> Result<(), TileProblem> {
         let (x, y) = (u32::from(t.x), u32::from(t.y));
         let (w, h) = (u32::from(t.width), u32::from(t.height));
-        if w == 0 || h == 0 || x + w > self.width || y + h > self.height {
+        if !self.inside(t) {
             return Err(TileProblem::Outside {
                 width: self.width,
                 height: self.height,
@@ -363,6 +409,11 @@ fn decode_cursor(s: &CursorShape) -> Result<CursorImage, PictureError> {
         height: s.height,
         problem,
     };
+    if s.width > MAX_CURSOR_SIDE || s.height > MAX_CURSOR_SIDE {
+        return Err(problem(TileProblem::TooLarge {
+            max: MAX_CURSOR_SIDE,
+        }));
+    }
     let rgba = decode_png(&s.png, w, h, true).map_err(problem)?;
     Ok(CursorImage {
         width: w,

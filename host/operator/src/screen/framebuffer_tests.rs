@@ -345,3 +345,93 @@ fn no_png_without_a_picture() {
     let e = Framebuffer::new().to_png(Vec::new(), false).unwrap_err();
     assert_eq!(e, PictureError::NoPicture);
 }
+
+/// Found by the `screen` fuzz target (fuzz/README.md): a zlib tile of
+/// 44432 × 43771 made the inflater reserve 5.8 GB before inflating a
+/// byte. The input is the target's: frames of `u16` length (big-endian)
+/// then bytes.
+#[test]
+fn fuzz_zlib_tile_larger_than_the_picture_is_refused_before_inflating() {
+    let input: &[u8] = include_bytes!("testdata/fuzz-screen-oom-zlib-tile.bin");
+    let mut fb = Framebuffer::new();
+    let mut rest = input;
+    let mut errors = Vec::new();
+    while let Some((len, tail)) = rest.split_first_chunk::<2>() {
+        let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+        let (frame, tail) = tail.split_at(len);
+        rest = tail;
+        if let Ok(msg) = lifeline_screen_format::decode_message(frame)
+            && let Err(e) = fb.apply(&msg)
+        {
+            errors.push(e);
+        }
+    }
+    assert!(!errors.is_empty(), "the update has bad tiles");
+    // The huge zlib tile was refused unread: the zlib stream is broken.
+    let after = update(vec![tile(0, 0, 8, 8, TileData::Zlib(vec![120, 156]))]);
+    let err = fb.apply(&after).unwrap_err().to_string();
+    assert!(
+        err.contains("broke at an earlier tile (zlib tile at 16460,8266 of 44432×43771 lies outside the 128×64 picture)"),
+        "{err}"
+    );
+
+    // The same tile alone, then a good zlib update: the stream is broken.
+    let mut fb = Framebuffer::new();
+    fb.apply(&layout(128, 64)).unwrap();
+    let zlib = vec![
+        120, 156, 212, 0, 83, 21, 102, 0, 0, 128, 160, 252, 169, 231, 56, 222, 2, 0, 0, 255, 255,
+    ];
+    let huge = tile(16460, 8266, 44432, 43771, TileData::Zlib(zlib.clone()));
+    assert!(fb.apply(&update(vec![huge])).is_err());
+    let err = fb
+        .apply(&update(vec![tile(0, 0, 8, 8, TileData::Zlib(zlib))]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lies outside the 128×64 picture"), "{err}");
+}
+
+/// Zlib tiles inside the picture but with more pixels together than the
+/// picture has (overlapping) are refused before any is inflated.
+#[test]
+fn zlib_tiles_with_more_pixels_than_the_picture_are_refused() {
+    let mut fb = Framebuffer::new();
+    fb.apply(&layout(64, 64)).unwrap();
+    let whole = || tile(0, 0, 64, 64, TileData::Zlib(vec![120, 156]));
+    let err = fb.apply(&update(vec![whole(), whole()])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("more than the 4096 of the picture"),
+        "{err}"
+    );
+}
+
+/// A pointer shape larger than the agent ever sends is refused before its
+/// PNG is decoded.
+#[test]
+fn an_oversized_pointer_shape_is_refused() {
+    let mut fb = Framebuffer::new();
+    let side = MAX_CURSOR_SIDE + 1;
+    let err = fb
+        .apply(&Message::Cursor {
+            x: 0,
+            y: 0,
+            shape: Some(lifeline_screen_format::CursorShape {
+                width: side,
+                height: 1,
+                hot_x: 0,
+                hot_y: 0,
+                png: Vec::new(),
+            }),
+        })
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PictureError::CursorShape {
+            width: side,
+            height: 1,
+            problem: TileProblem::TooLarge {
+                max: MAX_CURSOR_SIDE
+            },
+        }
+    );
+}

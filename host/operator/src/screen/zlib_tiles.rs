@@ -149,6 +149,12 @@ impl TileInflater {
         results
     }
 
+    /// Refuses an update's `n` zlib tiles unread (see
+    /// `Framebuffer::zlib_fits`): the stream breaks, each tile gets `why`.
+    pub(super) fn refuse(&mut self, n: usize, why: String) -> Vec<Result<Vec<u8>, TileProblem>> {
+        self.fail(Vec::with_capacity(n), n, why)
+    }
+
     /// Feeds `z`, writing from `out[start..]` (then cut to what was
     /// written), and drains what the inflater still holds (miniz_oxide
     /// returns once its input is used up, even with output left): the
