@@ -7,10 +7,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 use crate::client::{ConnectError, HANDSHAKE_TIMEOUT};
@@ -50,7 +48,10 @@ async fn probe(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls::TlsError::from)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate {
+        // Any certificate: this connection only looks at it (see
+        // `PinnedVerifier`); the handshake still proves the key is held.
+        .with_custom_certificate_verifier(Arc::new(tls::PinnedVerifier {
+            expected: None,
             provider: tls::provider(),
         }))
         .with_no_client_auth();
@@ -122,60 +123,6 @@ fn common_name(der: &[u8]) -> Option<String> {
     }
     let s = std::str::from_utf8(rest.get(..len)?).ok()?;
     Some(s.chars().filter(|c| !c.is_control()).collect())
-}
-
-/// Accepts whatever certificate is presented; the handshake's signature is
-/// still verified with it, so the peer holds its key.
-#[derive(Debug)]
-struct AnyCertificate {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
         Trust::Pinned(fp) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                expected: *fp,
+                expected: Some(*fp),
                 provider: provider(),
             }))
             .with_no_client_auth(),
@@ -216,10 +216,16 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
 
 /// Accepts only the certificate whose SHA-256 fingerprint is pinned; the
 /// signature of the handshake is still verified against that certificate.
+///
+/// `expected: None` accepts any certificate and serves only
+/// [`crate::probe`], which shows the customer or operator the fingerprint
+/// before they trust it; nothing but that look is sent over such a
+/// connection (threat: a connection that trusts anything carrying session
+/// traffic).
 #[derive(Debug)]
-struct PinnedVerifier {
-    expected: Fingerprint,
-    provider: Arc<CryptoProvider>,
+pub(crate) struct PinnedVerifier {
+    pub(crate) expected: Option<Fingerprint>,
+    pub(crate) provider: Arc<CryptoProvider>,
 }
 
 impl ServerCertVerifier for PinnedVerifier {
@@ -231,13 +237,15 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(expected) = self.expected else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let got = Fingerprint::of(end_entity);
-        if got == self.expected {
+        if got == expected {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "broker certificate does not match the pinned fingerprint: expected {}, broker presented {}",
-                self.expected, got
+                "broker certificate does not match the pinned fingerprint: expected {expected}, broker presented {got}"
             )))
         }
     }
