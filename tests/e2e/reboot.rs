@@ -84,6 +84,35 @@ fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
         None,
     );
     back.wait_line("welcome back");
+    // Nobody reads the service's output and no customer window is
+    // connected: what the policy leaves to the customer is refused at
+    // once, and the operator is told why (not after the timeout).
+    let out = run(
+        &[
+            "operator",
+            "ask",
+            "--config",
+            &op,
+            &sid,
+            "--plugin",
+            "sysinfo",
+            "--action",
+            "system.info",
+            "--detail",
+            "Read system information",
+            "--timeout",
+            "60",
+        ],
+        None,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(lifeline::EXIT_DENIED as i32),
+        "{said}"
+    );
+    // "absent", not "timeout": decided at once.
+    assert!(said.contains("absent: no customer window"), "{said}");
     let report = ok(&["operator", "report", "--config", &op, &sid], None);
     let order = [
         "Alice Smith runs reboot reboot apply updates",

@@ -90,6 +90,11 @@ pub trait CustomerUi: Send + Sync {
             self.show(&text);
         }
     }
+    /// Whether a person can see this and answer now (a terminal, or a
+    /// connected window); a service's log is not one.
+    fn attended(&self) -> bool {
+        true
+    }
 }
 
 /// Prints to standard output.
@@ -99,6 +104,22 @@ impl CustomerUi for TerminalUi {
     fn show(&self, line: &str) {
         // Operator text (chat, names) cannot steer the customer's terminal.
         println!("{}", lifeline_protocol::terminal_safe(line));
+    }
+}
+
+/// The agent service's log (standard output, which the service manager
+/// keeps): it prints like [`TerminalUi`], but nobody reads it live, so a
+/// consent request the policy leaves to the customer is refused at once
+/// unless a customer window is connected ([`lifeline_core::consent::DecidedBy::Absent`]).
+pub struct ServiceLogUi;
+
+impl CustomerUi for ServiceLogUi {
+    fn show(&self, line: &str) {
+        println!("{}", lifeline_protocol::terminal_safe(line));
+    }
+
+    fn attended(&self) -> bool {
+        false
     }
 }
 

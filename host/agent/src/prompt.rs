@@ -200,6 +200,10 @@ impl Prompter for InputPrompter {
     ) -> Pin<Box<dyn Future<Output = Option<ConsentDecision>> + Send + 'a>> {
         Box::pin(self.ask_inner(request, timeout))
     }
+
+    fn attended(&self) -> bool {
+        self.ui.attended()
+    }
 }
 
 #[cfg(test)]

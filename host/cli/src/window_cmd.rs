@@ -123,7 +123,10 @@ pub async fn finish(window: Option<Window>) {
 /// `[customer] socket` for the desktop user who joined (and `[customer]
 /// users`, and root) while the session runs.
 pub async fn service_rejoin(cfg: &AgentConfig) -> Result<Option<Outcome>> {
-    let (hub, commands) = Hub::new(Some(Arc::new(TerminalUi) as Arc<dyn CustomerUi>));
+    // Nobody reads the service's output live: without a connected window,
+    // consent the policy leaves to the customer is refused at once.
+    let log = Arc::new(lifeline_agent::ServiceLogUi) as Arc<dyn CustomerUi>;
+    let (hub, commands) = Hub::new(Some(log));
     let ticket = lifeline_agent::reboot::load(&cfg.data_dir).ok().flatten();
     let server = match &ticket {
         Some(t) => {

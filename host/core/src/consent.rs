@@ -116,6 +116,10 @@ pub enum DecidedBy {
     /// Refused unasked: too many questions in the last minute (see
     /// [`MAX_PROMPTS_PER_MINUTE`]).
     RateLimited,
+    /// Refused unasked: nobody is at the computer to ask (the agent runs
+    /// as a service and no customer window is connected), and the policy
+    /// did not decide.
+    Absent,
 }
 
 impl DecidedBy {
@@ -127,6 +131,7 @@ impl DecidedBy {
             DecidedBy::Timeout => "timeout",
             DecidedBy::Busy => "busy: another consent request is waiting for the customer",
             DecidedBy::RateLimited => "rate limited: too many consent requests this minute",
+            DecidedBy::Absent => "absent: no customer window or terminal is connected",
         }
     }
 }
@@ -165,6 +170,13 @@ pub trait Prompter: Send + Sync {
         request: &'a ConsentRequest,
         timeout: Duration,
     ) -> Pin<Box<dyn Future<Output = Option<ConsentDecision>> + Send + 'a>>;
+
+    /// Whether anyone can answer now. When not, a request the policy
+    /// leaves to the customer is refused at once ([`DecidedBy::Absent`])
+    /// instead of waiting out the timeout with nobody to see it.
+    fn attended(&self) -> bool {
+        true
+    }
 }
 
 /// A grant: one plugin's capability, described by exactly this text.
@@ -341,6 +353,9 @@ async fn ask(
     req: &ConsentRequest,
     timeout: Duration,
 ) -> (ConsentDecision, DecidedBy) {
+    if !prompter.attended() {
+        return (ConsentDecision::Deny, DecidedBy::Absent);
+    }
     match prompter.ask(req, timeout).await {
         Some(d) => (d, DecidedBy::Customer),
         None => (ConsentDecision::Deny, DecidedBy::Timeout),

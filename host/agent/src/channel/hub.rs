@@ -183,6 +183,11 @@ impl CustomerUi for Hub {
         }
         self.publish(ev.clone());
     }
+
+    /// A window is connected, or the echo is someone's terminal.
+    fn attended(&self) -> bool {
+        self.listeners() > 0 || self.echo.as_ref().is_some_and(|e| e.attended())
+    }
 }
 
 #[cfg(test)]
