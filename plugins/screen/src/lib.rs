@@ -17,6 +17,7 @@ pub mod api;
 pub mod batch;
 pub mod encode;
 pub mod pacing;
+pub mod picture;
 pub mod pixels;
 pub mod service;
 pub mod share;

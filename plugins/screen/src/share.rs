@@ -3,8 +3,10 @@
 //!
 //! A frame: damage from `screen-changes` → the tiles it touches (and those
 //! left over) → their pixels in one `screen-read` per batch of runs →
-//! unchanged tiles (same hash) dropped → the rest encoded (solid, PNG or
-//! JPEG) until the frame's byte budget is spent → updates of at most
+//! unchanged tiles (same hash) dropped → the rest encoded (solid, zlib or
+//! JPEG; a tile the operator holds lossless as only the rectangle around
+//! its changed pixels, [`crate::picture`]) until the frame's byte budget
+//! is spent → updates of at most
 //! [`MAX_UPDATE_BYTES`] → the pointer → the clipboard's text, when it is
 //! shared and changed ([`clipboard`]).
 
@@ -17,6 +19,7 @@ use crate::api::{error_text, Host, HostError, LogLevel, Rect, ScreenInfo, Stream
 use crate::batch::{self, MAX_UPDATE_BYTES};
 use crate::encode::{self, Policy, TileEncoder};
 use crate::pacing::{Frame, Pacer};
+use crate::picture::{self, Picture};
 use crate::pixels::{self, BYTES_PER_PIXEL};
 use crate::tiles::{self, Area, Grid, Planned, Run, TileMemory};
 
@@ -114,6 +117,8 @@ pub struct Sharing {
     options: Options,
     grid: Grid,
     memory: TileMemory,
+    /// Each tile's pixels as last sent (a change is sent as its part).
+    picture: Picture,
     pacer: Pacer,
     encoder: TileEncoder,
     /// Bytes one `screen-read` may ask for.
@@ -133,8 +138,9 @@ pub struct Sharing {
     clipboard: ClipboardSync,
     /// The frame timer this sharing waits for.
     timer: Option<u32>,
-    /// Scratch: one tile's pixels; one encoded message.
+    /// Scratch: one tile's pixels, the part of it sent; one encoded message.
     tile_px: Vec<u8>,
+    part_px: Vec<u8>,
     frame: Vec<u8>,
     stats: Stats,
 }
@@ -295,6 +301,7 @@ impl Sharing {
             info,
             options,
             memory: TileMemory::new(grid.len()),
+            picture: Picture::new(grid.len()),
             grid,
             pacer: Pacer::default(),
             encoder: TileEncoder::default(),
@@ -310,6 +317,7 @@ impl Sharing {
             clipboard: ClipboardSync::default(),
             timer: None,
             tile_px: Vec::new(),
+            part_px: Vec::new(),
             frame: Vec::new(),
             stats: Stats::default(),
         };
@@ -409,6 +417,7 @@ impl Sharing {
         let area = shared_area(&self.info, self.options.monitor).map_err(Stop::Failed)?;
         self.grid = Grid::new(area);
         self.memory = TileMemory::new(self.grid.len());
+        self.picture = Picture::new(self.grid.len());
         self.cursor_at = None;
         self.resend_shape = true;
         self.send(host, &layout_message(&self.info, area)).map(drop)
@@ -579,18 +588,30 @@ impl Sharing {
             return None;
         }
         let policy = if p.refine { Policy::LOSSLESS } else { policy };
-        match self
-            .encoder
-            .encode(&self.tile_px, t.width, t.height, policy)
-        {
+        // A tile the operator holds lossless is sent as the part that
+        // changed, when that is smaller.
+        let part = (!p.refine && self.memory.holds_lossless(p.index))
+            .then(|| self.picture.changed_part(p.index, &self.tile_px, t.width))
+            .flatten()
+            .filter(|part| part.pixels() < t.pixels());
+        let (sent, px) = match part {
+            Some(part) => {
+                picture::crop(&self.tile_px, t.width, &part, &mut self.part_px);
+                let at = Area::new(t.x + part.x, t.y + part.y, part.width, part.height);
+                (at, &self.part_px)
+            }
+            None => (t, &self.tile_px),
+        };
+        match self.encoder.encode(px, sent.width, sent.height, policy) {
             Ok(data) => {
                 self.memory
                     .remember(p.index, hash, matches!(data, TileData::Jpeg(_)));
+                self.picture.store(p.index, &self.tile_px);
                 Some(Tile {
-                    x: t.x as u16,
-                    y: t.y as u16,
-                    width: t.width as u16,
-                    height: t.height as u16,
+                    x: sent.x as u16,
+                    y: sent.y as u16,
+                    width: sent.width as u16,
+                    height: sent.height as u16,
                     data,
                 })
             }

@@ -109,13 +109,51 @@ fn only_changed_tiles_are_sent() {
     op.clear_counts();
     host.paint(rect(70, 70, 10, 10), |_, _| [255, 0, 0]);
     tick(&mut s, &mut host, &mut op);
-    assert_eq!(op.tiles, vec![(64, 64, "zlib")]);
+    // Only the part of the tile that changed: one colour.
+    assert_eq!(op.tiles, vec![(70, 70, "solid")]);
     assert_eq!(op.picture, host.rgb(rect(0, 0, 300, 200)));
     op.clear_counts();
     // Damage without a change of pixels, and a pointer that did not move.
     host.paint(rect(70, 70, 10, 10), |_, _| [255, 0, 0]);
     tick(&mut s, &mut host, &mut op);
     assert!(op.order.is_empty(), "{:?}", op.order);
+}
+
+#[test]
+fn parts_of_tiles_rebuild_the_picture_exactly() {
+    let mut host = display(300, 200);
+    host.paint(rect(0, 0, 300, 200), photo);
+    let (mut s, mut op) = started(&mut host, &[]);
+    tick(&mut s, &mut host, &mut op);
+    // "Typing": glyph-sized changes across tile edges, frame after frame,
+    // over the photo and over what earlier frames changed.
+    for step in 0..12u32 {
+        op.clear_counts();
+        let (x, y) = (20 + step * 21, 50 + (step % 3) * 9);
+        host.paint(rect(x, y, 9, 14), move |px, py| {
+            if (px + py + step) % 3 == 0 {
+                [0, 0, 0]
+            } else {
+                [250, 250, 240]
+            }
+        });
+        tick(&mut s, &mut host, &mut op);
+        assert_eq!(op.picture, host.rgb(rect(0, 0, 300, 200)), "step {step}");
+        // Each tile touched is sent from the glyph's corner inside it.
+        let mut want: Vec<(u32, u32)> = [x, (x + 8) / 64 * 64]
+            .into_iter()
+            .flat_map(|tx| [y, (y + 13) / 64 * 64].map(|ty| (tx.max(x), ty.max(y))))
+            .collect();
+        want.sort_unstable();
+        want.dedup();
+        let mut got: Vec<(u32, u32)> = op
+            .tiles
+            .iter()
+            .map(|&(tx, ty, _)| (u32::from(tx), u32::from(ty)))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "step {step}");
+    }
 }
 
 #[test]

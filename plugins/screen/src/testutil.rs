@@ -538,7 +538,13 @@ impl Inflater {
         let mut rest = &out[..];
         let tiles = sizes
             .iter()
-            .map(|&(w, h)| {
+            .enumerate()
+            .map(|(k, &(w, h))| {
+                assert!(
+                    !rest.is_empty() && rest.len() >= content_len(rest[0], w, h),
+                    "the update's zlib bytes end before the content of tile {k} of {}",
+                    sizes.len()
+                );
                 let (n, rgb, used) = content(rest, w as usize, h as usize);
                 let _ = n;
                 rest = &rest[used..];
@@ -570,6 +576,16 @@ impl Inflater {
         assert_eq!(used, out.len(), "the tile's content");
         (n, rgb)
     }
+}
+
+/// Bytes of a `w`×`h` tile's content whose palette size is `n`.
+fn content_len(n: u8, w: u32, h: u32) -> usize {
+    let (n, w, h) = (usize::from(n), w as usize, h as usize);
+    let row_bytes = match n {
+        0 => w * 3,
+        _ => (w * crate::zlib::bits_per_index(n)).div_ceil(8),
+    };
+    1 + 3 * n + row_bytes * h
 }
 
 /// The first tile content of `c`: palette size, RGB pixels, bytes used.

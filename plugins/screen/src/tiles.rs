@@ -193,6 +193,12 @@ impl TileMemory {
         self.hashes[index] != Some(hash)
     }
 
+    /// Whether the operator holds tile `index` as last sent, lossless:
+    /// a change may then be sent as the part that differs.
+    pub fn holds_lossless(&self, index: usize) -> bool {
+        self.hashes[index].is_some() && !self.lossy[index]
+    }
+
     /// Tile `index` was looked at (and sent when it changed).
     pub fn remember(&mut self, index: usize, hash: u64, lossy: bool) {
         self.hashes[index] = Some(hash);

@@ -12,9 +12,9 @@
 //! The content layout is specified at [`TileData::Zlib`].
 
 use lifeline_screen_format::TileData;
-use miniz_oxide::deflate::core::{create_comp_flags_from_zip_params, CompressorOxide};
-use miniz_oxide::deflate::stream::deflate;
-use miniz_oxide::MZFlush;
+use miniz_oxide::deflate::core::{
+    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
 
 use crate::pixels::{self, BYTES_PER_PIXEL};
 
@@ -38,13 +38,6 @@ pub const LEVEL_RGB: u8 = 1;
 /// be cut) stay small.
 pub const FLUSH_INPUT_BYTES: usize = 64 << 10;
 
-/// Whether every tile ends with a sync flush (a deflate block, with its
-/// Huffman tables, per tile). True for now: with flushes only where an
-/// update may end, the desktop benchmark's operator once found an update
-/// whose zlib bytes ended before its last tile's content, a fault not yet
-/// found (the plugin's own tests and the e2e tests pass both ways).
-pub const FLUSH_EVERY_TILE: bool = true;
-
 /// Slots of the colour table: a power of two, well above 255 colours.
 const SLOTS: usize = 1024;
 const EMPTY: u32 = 0;
@@ -57,7 +50,8 @@ pub struct ZlibEncoder {
     /// slot, and its palette index.
     keys: Box<[u32; SLOTS]>,
     index: Box<[u8; SLOTS]>,
-    /// The palette in order of first appearance, as BGRX words.
+    /// The palette, as BGRX words: in order of first appearance while
+    /// found, then of value ([`ZlibEncoder::sort_palette`]).
     palette: Vec<u32>,
     /// Each pixel's palette index.
     indices: Vec<u8>,
@@ -116,11 +110,12 @@ impl ZlibEncoder {
         };
         let mut out = Vec::new();
         if level != self.level {
-            // miniz_oxide changes level only cleanly after a flush (level 1
-            // is a different matcher); the stream stays one stream.
+            // miniz_oxide changes level only cleanly after a flush: level 1
+            // is a different matcher, which holds back up to 4 KiB of input
+            // where the others hold 258 bytes. The stream stays one stream.
             if self.pending() {
                 let content = std::mem::take(&mut self.content);
-                out = self.deflate(MZFlush::Sync);
+                out = self.deflate(TDEFLFlush::Sync);
                 self.content = content;
             }
             self.comp.set_compression_level_raw(level);
@@ -128,11 +123,11 @@ impl ZlibEncoder {
         }
         self.unflushed += self.content.len();
         self.since_cut += self.content.len();
-        let flush = if FLUSH_EVERY_TILE || self.since_cut >= FLUSH_INPUT_BYTES {
+        let flush = if self.since_cut >= FLUSH_INPUT_BYTES {
             self.since_cut = 0;
-            MZFlush::Sync
+            TDEFLFlush::Sync
         } else {
-            MZFlush::None
+            TDEFLFlush::None
         };
         let bytes = self.deflate(flush);
         if out.is_empty() {
@@ -163,7 +158,7 @@ impl ZlibEncoder {
             return Vec::new();
         }
         self.content.clear();
-        self.deflate(MZFlush::Sync)
+        self.deflate(TDEFLFlush::Sync)
     }
 
     /// Fills `palette` and `indices`; false when the tile has more than
@@ -204,8 +199,37 @@ impl ZlibEncoder {
         true
     }
 
+    /// Puts the palette in the order of its colours' values and numbers
+    /// the indices anew: tiles of the same colours then have the same
+    /// palette and the same indices for the same pixels, whichever pixel
+    /// comes first, so that text scrolled into another tile is found again
+    /// in the zlib window.
+    fn sort_palette(&mut self) {
+        let n = self.palette.len();
+        if n < 2 {
+            return;
+        }
+        let mut order = [0u8; MAX_PALETTE];
+        for (k, o) in order[..n].iter_mut().enumerate() {
+            *o = k as u8;
+        }
+        let palette = &self.palette;
+        order[..n].sort_unstable_by_key(|&i| palette[usize::from(i)]);
+        let mut renumber = [0u8; MAX_PALETTE];
+        let mut sorted = [0u32; MAX_PALETTE];
+        for (new, &old) in order[..n].iter().enumerate() {
+            renumber[usize::from(old)] = new as u8;
+            sorted[new] = self.palette[usize::from(old)];
+        }
+        self.palette.copy_from_slice(&sorted[..n]);
+        for i in &mut self.indices {
+            *i = renumber[usize::from(*i)];
+        }
+    }
+
     /// The palette and the packed indices into `content`.
     fn pack(&mut self, width: usize, height: usize) {
+        self.sort_palette();
         let n = self.palette.len();
         self.content.push(n as u8);
         for c in &self.palette {
@@ -232,27 +256,28 @@ impl ZlibEncoder {
     }
 
     /// Deflates `content` (and flushes with `flush`): the bytes out.
-    fn deflate(&mut self, flush: MZFlush) -> Vec<u8> {
-        let mut out = vec![0; self.content.len() / 2 + 64];
-        let (mut read, mut written) = (0, 0);
-        loop {
-            let r = deflate(
-                &mut self.comp,
-                &self.content[read..],
-                &mut out[written..],
-                flush,
-            );
-            read += r.bytes_consumed;
-            written += r.bytes_written;
-            if read == self.content.len() && written < out.len() {
-                break;
-            }
-            // Out of room (or, never seen, an error): more room, again.
-            let more = out.len();
-            out.resize(more * 2, 0);
-        }
-        out.truncate(written);
-        if flush == MZFlush::Sync {
+    ///
+    /// The compressor hands every block it ends to a callback, whole.
+    /// (With an output buffer instead, `deflate` of `miniz_oxide::deflate::
+    /// stream` stops once a block that ends inside a sync flush, while the
+    /// compressor works through the input it held back, does not fit; the
+    /// next call only drains that block and returns, so the flush itself,
+    /// and the rest of the held-back input, never came: an update's bytes
+    /// ended before its last tiles' content.)
+    fn deflate(&mut self, flush: TDEFLFlush) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (status, consumed) = compress_to_output(&mut self.comp, &self.content, flush, |b| {
+            out.extend_from_slice(b);
+            true
+        });
+        // A callback that takes every byte leaves the compressor nothing
+        // to wait for: it takes all input, and only a bad state fails.
+        assert!(
+            status == TDEFLStatus::Okay && consumed == self.content.len(),
+            "the zlib stream's compressor failed ({status:?}, {consumed} of {} bytes taken)",
+            self.content.len()
+        );
+        if flush == TDEFLFlush::Sync {
             self.unflushed = 0;
         }
         out
@@ -326,9 +351,6 @@ mod tests {
 
     #[test]
     fn tiles_without_a_flush_between_inflate_once_flushed() {
-        if FLUSH_EVERY_TILE {
-            return;
-        }
         let mut enc = ZlibEncoder::default();
         let mut inf = Inflater::default();
         let tiles: Vec<(u32, u32, Vec<u8>)> = [(64, 64, 2), (5, 3, 300), (64, 64, 4)]
@@ -354,9 +376,6 @@ mod tests {
 
     #[test]
     fn a_long_run_flushes_itself() {
-        if FLUSH_EVERY_TILE {
-            return;
-        }
         let mut enc = ZlibEncoder::default();
         let t = tile(64, 64, 4096);
         let mut flushed = 0;
@@ -371,9 +390,6 @@ mod tests {
 
     #[test]
     fn alternating_levels_still_flush_at_the_bound() {
-        if FLUSH_EVERY_TILE {
-            return;
-        }
         let mut enc = ZlibEncoder::default();
         let photo = tile(64, 64, 4096);
         let text = tile(64, 64, 2);
@@ -400,6 +416,35 @@ mod tests {
             _ => unreachable!(),
         };
         assert!(again * 4 < first, "{again} vs {first}");
+    }
+
+    #[test]
+    fn tiles_of_the_same_colours_get_the_same_palette() {
+        let ink = |at: u32| {
+            tile_bgrx(
+                8,
+                2,
+                move |x, _| {
+                    if x == at {
+                        [0, 0, 0]
+                    } else {
+                        [250, 250, 240]
+                    }
+                },
+            )
+        };
+        let content = |t: &[u8]| {
+            let mut e = ZlibEncoder::default();
+            assert!(e.find_palette(t));
+            e.pack(8, 2);
+            e.content.clone()
+        };
+        // Ink first in one, paper first in the other: the same palette
+        // (2 colours, darker first), so paper is index 1 in both.
+        let (a, b) = (content(&ink(0)), content(&ink(7)));
+        assert_eq!(a[..7], [2, 0, 0, 0, 250, 250, 240]);
+        assert_eq!(a[..7], b[..7]);
+        assert_eq!((a[7], b[7]), (0b0111_1111, 0b1111_1110));
     }
 
     #[test]
@@ -462,6 +507,112 @@ mod mix_tests {
             for ((_, _, t), got) in tiles.iter().zip(inf.update(&bytes, &sizes)) {
                 assert_eq!(got, to_rgb(t));
             }
+        }
+    }
+
+    /// A `w`×`h` tile of one of four kinds, picked by `kind`: noise of 255
+    /// colours (a palette, 8-bit indices that do not compress), noise of
+    /// all colours (RGB, level 1), two-colour text, a 16-colour pattern.
+    fn desktop_tile(w: u32, h: u32, kind: u32, mut seed: u32) -> Vec<u8> {
+        let mut noise = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let px: Vec<[u8; 3]> = (0..w * h)
+            .map(|i| match kind % 4 {
+                0 => {
+                    let c = noise() % 255;
+                    [c as u8, (c * 7) as u8, 3]
+                }
+                1 => {
+                    let v = noise();
+                    [v as u8, (v >> 8) as u8, (v >> 16) as u8]
+                }
+                2 if (i * 7 + i / w * 3 + kind).is_multiple_of(5) => [0, 0, 0],
+                2 => [250, 250, 240],
+                _ => [(i % 16 * 15) as u8, 40, (i / w % 3) as u8],
+            })
+            .collect();
+        tile_bgrx(w, h, |x, y| px[(y * w + x) as usize])
+    }
+
+    /// Many updates of many tiles, the level changing with the kind of
+    /// tile, one flush per update: deflate blocks end inside the
+    /// compressor (64 KiB of codes, or 31 KiB of poor matches) also while
+    /// a flush works through the input it held back, and every update must
+    /// still inflate to exactly its tiles.
+    #[test]
+    fn every_update_inflates_to_its_tiles_whatever_blocks_end_inside_it() {
+        let mut enc = ZlibEncoder::default();
+        let mut inf = Inflater::default();
+        let mut seed = 0x2545_f491u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            seed >> 8
+        };
+        for update in 0..120 {
+            let n = 1 + next() as usize % 40;
+            // One level a frame (its policy). Half the updates a photo
+            // moving (RGB tiles only), the others kinds in runs.
+            let level = [LEVEL_FAST, LEVEL_SMALL][next() as usize % 2];
+            let photo = next().is_multiple_of(2);
+            let mut kind = if photo { 1 } else { next() };
+            let mut tiles = Vec::new();
+            let mut bytes = Vec::new();
+            for _ in 0..n {
+                if !photo && next().is_multiple_of(8) {
+                    kind = next();
+                }
+                // Mostly full tiles; edge tiles are smaller.
+                let (w, h) = match next() % 4 {
+                    0 => (1 + next() % 64, 1 + next() % 64),
+                    _ => (64, 64),
+                };
+                let t = desktop_tile(w, h, kind, next() | 1);
+                match enc.encode(&t, w, h, level) {
+                    TileData::Zlib(z) => bytes.push(z),
+                    _ => unreachable!(),
+                }
+                tiles.push((w, h, t));
+            }
+            bytes.last_mut().expect("a tile").extend(enc.flush());
+            assert!(!enc.pending());
+            let sizes: Vec<(u32, u32)> = tiles.iter().map(|(w, h, _)| (*w, *h)).collect();
+            for ((_, _, t), got) in tiles.iter().zip(inf.update(&bytes, &sizes)) {
+                assert_eq!(got, to_rgb(t), "update {update}");
+            }
+        }
+    }
+
+    /// The case above that broke the desktop benchmark, alone: RGB noise
+    /// (literals only, level 1) of 58 757 bytes since the last flush. The
+    /// compressor has taken in all but the last 1413 bytes (it works in
+    /// steps of 4 KiB), and its 64 KiB of codes run out inside those, so
+    /// the flush must first end a block and then still flush the rest.
+    #[test]
+    fn a_flush_that_ends_a_block_still_flushes_all_input() {
+        let mut enc = ZlibEncoder::default();
+        let mut inf = Inflater::default();
+        let sizes = [(64, 64), (64, 64), (64, 64), (64, 64), (64, 50)];
+        let tiles: Vec<Vec<u8>> = sizes
+            .iter()
+            .zip(1u32..)
+            .map(|(&(w, h), seed)| desktop_tile(w, h, 1, seed))
+            .collect();
+        let mut bytes: Vec<Vec<u8>> = tiles
+            .iter()
+            .zip(&sizes)
+            .map(|(t, &(w, h))| match enc.encode(t, w, h, LEVEL_FAST) {
+                TileData::Zlib(z) => z,
+                _ => unreachable!(),
+            })
+            .collect();
+        bytes[4].extend(enc.flush());
+        assert!(bytes[4].ends_with(&[0, 0, 0xff, 0xff]), "a sync flush");
+        for (t, got) in tiles.iter().zip(inf.update(&bytes, &sizes)) {
+            assert_eq!(&got, &to_rgb(t));
         }
     }
 }
