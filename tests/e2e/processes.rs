@@ -238,7 +238,13 @@ pub fn client_configs(dir: &Path, addr: &str, fp: &str) -> (String, String) {
     let agent = dir.join("agent.toml");
     write(
         &agent,
-        &format!("[agent]\ndata_dir = \"agent-data\"\nconsent_timeout_secs = 30\n{conn}"),
+        &format!(
+            "[agent]\ndata_dir = \"agent-data\"\nconsent_timeout_secs = 30\n{conn}\
+             [customer]\nsocket = \"{}\"\n",
+            // The service's customer socket in the test's folder, not the
+            // machine's /run/lifeline (tests run in parallel, as root).
+            dir.join("run/customer.sock").display()
+        ),
     );
     (p(&op).to_string(), p(&agent).to_string())
 }
