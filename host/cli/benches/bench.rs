@@ -15,7 +15,7 @@
 //! `LIFELINE_BENCH_AGENTS=N` sets the number of idle agents (default 10,000).
 //! Figures and how to read them: docs/benchmarks.md.
 
-#[path = "bench/console.rs"]
+#[path = "bench/console/mod.rs"]
 mod console;
 #[path = "bench/features.rs"]
 mod features;
@@ -23,7 +23,7 @@ mod features;
 mod idle;
 #[path = "bench/latency.rs"]
 mod latency;
-#[path = "bench/screen.rs"]
+#[path = "bench/screen/mod.rs"]
 mod screen;
 #[path = "bench/stream.rs"]
 mod stream;
