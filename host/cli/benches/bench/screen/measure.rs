@@ -11,7 +11,7 @@ pub(super) async fn lifeline_fps(
     period: Duration,
     quality: Quality,
 ) -> Result<Run> {
-    let driver = Driver::start(&x.display, tiles.to_vec(), period)?;
+    let driver = start_driver(&x.display, tiles.to_vec(), period)?;
     let mut share = ll.share(quality, FAST_FPS).await?;
     let pids = ll.pids(x.pid);
     let a = Instant::now() + plan.warm;
@@ -20,10 +20,10 @@ pub(super) async fn lifeline_fps(
     let sample = async {
         sleep_until(tokio::time::Instant::from_std(a)).await;
         let s0 = snap(&pids, &ll.fwd)?;
-        let d0 = driver.draws();
+        let d0 = driver.count();
         let rss = rss_until(pids[0], b).await;
         let s1 = snap(&pids, &ll.fwd)?;
-        Ok::<_, anyhow::Error>((s0, s1, rss, driver.draws() - d0))
+        Ok::<_, anyhow::Error>((s0, s1, rss, driver.count() - d0))
     };
     let (followed, sampled) = tokio::join!(follow(&mut share, b, &mut got, None), sample);
     followed?;
@@ -46,7 +46,7 @@ pub(super) async fn vnc_fps(
     tiles: &[(i16, i16)],
     period: Duration,
 ) -> Result<Run> {
-    let driver = Driver::start(&x.display, tiles.to_vec(), period)?;
+    let driver = start_driver(&x.display, tiles.to_vec(), period)?;
     let vnc = Vnc::start(&x.display, py, dir).await?;
     let n = vnc.fwd.connections();
     let total = plan.warm + plan.window + Duration::from_millis(500);
@@ -66,10 +66,10 @@ pub(super) async fn vnc_fps(
     let b = a + plan.window;
     sleep_until(tokio::time::Instant::from_std(a)).await;
     let s0 = snap(&pids, &vnc.fwd)?;
-    let d0 = driver.draws();
+    let d0 = driver.count();
     let rss = rss_until(pids[0], b).await;
     let s1 = snap(&pids, &vnc.fwd)?;
-    let draws = driver.draws() - d0;
+    let draws = driver.count() - d0;
     let v = client_result(child, total + GRACE).await?;
     driver.finish()?;
     let mut run = Run::from(&s0, &s1);
@@ -230,7 +230,7 @@ pub(super) async fn lifeline_clicks(
     quality: Quality,
     fps: u8,
 ) -> Result<Clicks> {
-    let target = ClickTarget::start(&x.display)?;
+    let target = start_click_target(&x.display)?;
     let mut share = ll.share(quality, fps).await?;
     let (cx, cy) = (
         (CLICK.0 + CLICK.2 as i16 / 2) as u32,
@@ -284,7 +284,7 @@ pub(super) async fn lifeline_clicks(
     }
     out.load = load();
     ll.stop(share).await?;
-    let clicks = target.clicks();
+    let clicks = target.count();
     if clicks != plan.clicks as u64 {
         bail!("the target saw {clicks} clicks of {}", plan.clicks);
     }
@@ -293,7 +293,7 @@ pub(super) async fn lifeline_clicks(
 
 /// x11vnc, the same with `vnc_client.py latency`.
 pub(super) async fn vnc_clicks(x: &Xvfb, py: &Path, dir: &Path, plan: &Plan) -> Result<Clicks> {
-    let target = ClickTarget::start(&x.display)?;
+    let target = start_click_target(&x.display)?;
     let vnc = Vnc::start(&x.display, py, dir).await?;
     let (cx, cy, w, h) = CLICK;
     let args: Vec<String> = [
@@ -324,7 +324,7 @@ pub(super) async fn vnc_clicks(x: &Xvfb, py: &Path, dir: &Path, plan: &Plan) -> 
         .filter_map(|s| s.as_f64())
         .collect();
     let timeouts = v["timeouts"].as_u64().unwrap_or(0) as usize;
-    let clicks = target.clicks();
+    let clicks = target.count();
     if clicks != plan.clicks as u64 {
         bail!("the target saw {clicks} clicks of {}", plan.clicks);
     }

@@ -244,53 +244,85 @@ pub(super) fn tile_set(fraction: f64) -> Vec<(i16, i16)> {
 
 /// A thread putting new content into the same tiles again and again: a
 /// full-screen window, first filled whole, then `tiles` redrawn every
-/// `period` from random crops of [`source_image`].
-pub(super) struct Driver {
-    pub(super) stop: Arc<AtomicBool>,
-    pub(super) draws: Arc<AtomicU64>,
-    pub(super) thread: Option<JoinHandle<Result<()>>>,
+/// `period` from random crops of [`source_image`]. Its count is the
+/// redraws.
+pub(super) fn start_driver(
+    display: &str,
+    tiles: Vec<(i16, i16)>,
+    period: Duration,
+) -> Result<XThread> {
+    XThread::start("the X driver", display, move |d, stop, draws, ready| {
+        drive(d, &tiles, period, stop, draws, ready)
+    })
 }
 
-impl Driver {
-    pub(super) fn start(display: &str, tiles: Vec<(i16, i16)>, period: Duration) -> Result<Driver> {
+/// An X client on a thread of its own (the tile driver, the click
+/// target): `start` returns once it says it is ready, and it is stopped
+/// on every path (`halt`, or when dropped).
+pub(super) struct XThread {
+    what: &'static str,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+/// What an [`XThread`] runs: display, stop flag, its counter, and where it
+/// says it is ready (or why it failed).
+type XBody = dyn FnOnce(&str, &AtomicBool, &AtomicU64, &mpsc::Sender<Result<(), String>>) -> Result<()>
+    + Send;
+
+impl XThread {
+    pub(super) fn start(
+        what: &'static str,
+        display: &str,
+        body: impl FnOnce(
+            &str,
+            &AtomicBool,
+            &AtomicU64,
+            &mpsc::Sender<Result<(), String>>,
+        ) -> Result<()>
+        + Send
+        + 'static,
+    ) -> Result<XThread> {
+        let body: Box<XBody> = Box::new(body);
         let stop = Arc::new(AtomicBool::new(false));
-        let draws = Arc::new(AtomicU64::new(0));
+        let count = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel::<Result<(), String>>();
         let display = display.to_string();
-        let (s, d) = (Arc::clone(&stop), Arc::clone(&draws));
+        let (s, c) = (Arc::clone(&stop), Arc::clone(&count));
         let thread = std::thread::spawn(move || {
-            let r = drive(&display, &tiles, period, &s, &d, &tx);
+            let r = body(&display, &s, &c, &tx);
             if let Err(e) = &r {
                 let _ = tx.send(Err(format!("{e:#}")));
             }
             r
         });
-        let mut driver = Driver {
+        let mut t = XThread {
+            what,
             stop,
-            draws,
+            count,
             thread: Some(thread),
         };
         match rx.recv_timeout(STEP) {
-            Ok(Ok(())) => Ok(driver),
-            Ok(Err(e)) => bail!("the X driver failed: {e}"),
+            Ok(Ok(())) => Ok(t),
+            Ok(Err(e)) => bail!("{what} failed: {e}"),
             Err(_) => {
-                driver.halt();
-                bail!("the X driver was not ready within {STEP:?}")
+                t.halt();
+                bail!("{what} was not ready within {STEP:?}")
             }
         }
     }
 
-    pub(super) fn draws(&self) -> u64 {
-        self.draws.load(Ordering::Relaxed)
+    /// Its counter: redraws, or clicks seen.
+    pub(super) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     pub(super) fn halt(&mut self) -> Option<Result<()>> {
         self.stop.store(true, Ordering::Relaxed);
         let t = self.thread.take()?;
-        Some(
-            t.join()
-                .unwrap_or_else(|_| Err(anyhow!("the X driver panicked"))),
-        )
+        let what = self.what;
+        Some(t.join().unwrap_or_else(|_| Err(anyhow!("{what} panicked"))))
     }
 
     pub(super) fn finish(mut self) -> Result<()> {
@@ -298,7 +330,7 @@ impl Driver {
     }
 }
 
-impl Drop for Driver {
+impl Drop for XThread {
     fn drop(&mut self) {
         let _ = self.halt();
     }
@@ -359,60 +391,10 @@ pub(super) fn drive(
     sync(&conn)
 }
 
-/// A window that changes colour on each click (button press).
-pub(super) struct ClickTarget {
-    pub(super) stop: Arc<AtomicBool>,
-    pub(super) clicks: Arc<AtomicU64>,
-    pub(super) thread: Option<JoinHandle<Result<()>>>,
-}
-
-impl ClickTarget {
-    pub(super) fn start(display: &str) -> Result<ClickTarget> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let clicks = Arc::new(AtomicU64::new(0));
-        let (tx, rx) = mpsc::channel::<Result<(), String>>();
-        let display = display.to_string();
-        let (s, c) = (Arc::clone(&stop), Arc::clone(&clicks));
-        let thread = std::thread::spawn(move || {
-            let r = serve_clicks(&display, &s, &c, &tx);
-            if let Err(e) = &r {
-                let _ = tx.send(Err(format!("{e:#}")));
-            }
-            r
-        });
-        let mut t = ClickTarget {
-            stop,
-            clicks,
-            thread: Some(thread),
-        };
-        match rx.recv_timeout(STEP) {
-            Ok(Ok(())) => Ok(t),
-            Ok(Err(e)) => bail!("the click target failed: {e}"),
-            Err(_) => {
-                t.halt();
-                bail!("the click target was not ready within {STEP:?}")
-            }
-        }
-    }
-
-    pub(super) fn clicks(&self) -> u64 {
-        self.clicks.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn halt(&mut self) -> Option<Result<()>> {
-        self.stop.store(true, Ordering::Relaxed);
-        let t = self.thread.take()?;
-        Some(
-            t.join()
-                .unwrap_or_else(|_| Err(anyhow!("the click target panicked"))),
-        )
-    }
-}
-
-impl Drop for ClickTarget {
-    fn drop(&mut self) {
-        let _ = self.halt();
-    }
+/// A window that changes colour on each click (button press); its count
+/// is the clicks seen.
+pub(super) fn start_click_target(display: &str) -> Result<XThread> {
+    XThread::start("the click target", display, serve_clicks)
 }
 
 pub(super) fn serve_clicks(
