@@ -28,6 +28,10 @@ pub const SHORT_FRAMES: u64 = 2;
 /// The average frame size moves by 1/`AVERAGE_WEIGHT` of the difference
 /// at each frame that sent something.
 const AVERAGE_WEIGHT: u64 = 4;
+/// A tick that took more than this share (per cent) of the frame interval
+/// leaves no CPU time for harder compression: while it does, frames keep
+/// the fast zlib level even when bandwidth is short ([`Frame::cpu_bound`]).
+pub const CPU_BOUND_PERCENT: u64 = 50;
 /// JPEG quality when sharing starts.
 pub const JPEG_QUALITY_START: u8 = 70;
 /// JPEG quality lost at each short frame…
@@ -42,6 +46,9 @@ pub struct Frame {
     pub budget: u64,
     /// Bandwidth is short: photo-like tiles may go JPEG, nothing is refined.
     pub short: bool,
+    /// The last tick took more than [`CPU_BOUND_PERCENT`] of the frame
+    /// interval: the CPU, not only bandwidth, limits the frame rate.
+    pub cpu_bound: bool,
     pub jpeg_quality: u8,
 }
 
@@ -53,6 +60,8 @@ pub struct Pacer {
     avg_frame_bytes: u64,
     /// The previous tick was skipped or left tiles over.
     behind: bool,
+    /// The last tick took more than [`CPU_BOUND_PERCENT`] of the interval.
+    cpu_bound: bool,
     jpeg_quality: u8,
     /// Ticks skipped for want of credit, in all.
     skipped: u64,
@@ -64,6 +73,7 @@ impl Default for Pacer {
             fps: DEFAULT_FPS,
             avg_frame_bytes: 0,
             behind: false,
+            cpu_bound: false,
             jpeg_quality: JPEG_QUALITY_START,
             skipped: 0,
         }
@@ -87,11 +97,19 @@ impl Pacer {
         }
     }
 
+    fn interval_us(&self) -> u64 {
+        1_000_000 / u64::from(self.fps)
+    }
+
     /// Milliseconds to the next tick when this one took `spent_us`.
     pub fn delay_ms(&self, spent_us: u64) -> u32 {
-        let interval_us = 1_000_000 / u64::from(self.fps);
-        let left_ms = interval_us.saturating_sub(spent_us) / 1000;
+        let left_ms = self.interval_us().saturating_sub(spent_us) / 1000;
         (left_ms as u32).max(MIN_DELAY_MS)
+    }
+
+    /// A tick took `spent_us`: whether the next frame is CPU-bound.
+    pub fn took(&mut self, spent_us: u64) {
+        self.cpu_bound = spent_us.saturating_mul(100) > self.interval_us() * CPU_BOUND_PERCENT;
     }
 
     /// Credit a tick needs to capture: enough for a typical frame.
@@ -124,6 +142,7 @@ impl Pacer {
         Some(Frame {
             budget: credit,
             short,
+            cpu_bound: self.cpu_bound,
             jpeg_quality: self.jpeg_quality,
         })
     }
@@ -134,6 +153,7 @@ impl Pacer {
         Frame {
             budget: u64::MAX,
             short: self.short(credit),
+            cpu_bound: self.cpu_bound,
             jpeg_quality: self.jpeg_quality,
         }
     }
@@ -164,6 +184,20 @@ mod tests {
         assert_eq!(p.fps(), MAX_FPS);
         p.set_max_fps(10);
         assert_eq!(p.delay_ms(0), 100);
+    }
+
+    #[test]
+    fn a_tick_over_half_the_interval_makes_the_next_frame_cpu_bound() {
+        let mut p = Pacer::default();
+        assert!(!p.begin(1 << 20).expect("credit").cpu_bound);
+        p.took(20_000);
+        assert!(p.begin(1 << 20).expect("credit").cpu_bound);
+        assert!(p.begin_forced(0).cpu_bound);
+        p.took(10_000);
+        assert!(!p.begin(1 << 20).expect("credit").cpu_bound);
+        p.set_max_fps(60);
+        p.took(10_000);
+        assert!(p.begin(1 << 20).expect("credit").cpu_bound, "10 ms of 16.7");
     }
 
     #[test]

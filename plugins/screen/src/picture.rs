@@ -24,10 +24,18 @@ impl Picture {
     }
 
     /// Tile `index` was sent with pixels `bgrx` (its whole tile).
+    #[cfg(test)]
     pub fn store(&mut self, index: usize, bgrx: &[u8]) {
         let kept = &mut self.tiles[index];
         kept.clear();
         kept.extend_from_slice(bgrx);
+    }
+
+    /// Tile `index` was sent with the pixels in `bgrx` (its whole tile):
+    /// they are kept without a copy, and `bgrx` gets the buffer of the
+    /// pixels kept before (to be overwritten; its content is stale).
+    pub fn keep(&mut self, index: usize, bgrx: &mut Vec<u8>) {
+        std::mem::swap(&mut self.tiles[index], bgrx);
     }
 
     /// The rectangle, in the tile's coordinates, around the pixels of
@@ -106,6 +114,9 @@ mod tests {
         p.store(1, &old);
         let mut new = old.clone();
         assert_eq!(p.changed_part(1, &new, 64), None);
+        let mut swapped = old.clone();
+        p.keep(1, &mut swapped);
+        assert_eq!(swapped, old, "the buffer kept before comes back");
         set(&mut new, 64, 10, 5);
         assert_eq!(p.changed_part(1, &new, 64), Some(Area::new(10, 5, 1, 1)));
         set(&mut new, 64, 3, 9);

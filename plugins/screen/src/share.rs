@@ -453,6 +453,7 @@ impl Sharing {
         }
         self.clipboard_tick(host)?;
         let spent = host.now_us().saturating_sub(t0);
+        self.pacer.took(spent);
         let id = host
             .timer_set(self.pacer.delay_ms(spent))
             .map_err(timer_error)?;
@@ -474,7 +475,8 @@ impl Sharing {
             REFINE_TILES_PER_FRAME
         };
         let plan = self.memory.plan(&self.grid, &damage, refine);
-        let policy = Policy::new(self.options.quality, frame.short, frame.jpeg_quality);
+        let policy = Policy::new(self.options.quality, frame.short, frame.jpeg_quality)
+            .cpu_bound(frame.cpu_bound);
         let (tiles, cut, deferred) = self.encode_plan(host, &plan, policy, frame.budget)?;
         let bytes = self.send_tiles(host, tiles, &cut, captured_us)?;
         self.pacer.end(bytes as u64, deferred);
@@ -606,7 +608,7 @@ impl Sharing {
             Ok(data) => {
                 self.memory
                     .remember(p.index, hash, matches!(data, TileData::Jpeg(_)));
-                self.picture.store(p.index, &self.tile_px);
+                self.picture.keep(p.index, &mut self.tile_px);
                 Some(Tile {
                     x: sent.x as u16,
                     y: sent.y as u16,

@@ -98,16 +98,37 @@ impl ZlibEncoder {
     /// [`LEVEL_RGB`]). Every tile this returns must be sent, in order, and
     /// an update may end after it only once [`ZlibEncoder::pending`] is
     /// false (else [`ZlibEncoder::flush`] first).
+    #[cfg(test)]
     pub fn encode(&mut self, bgrx: &[u8], width: u32, height: u32, level: u8) -> TileData {
+        match self.palette(bgrx, width, height, level) {
+            Some(data) => data,
+            None => self.rgb(bgrx),
+        }
+    }
+
+    /// The tile as a palette tile at zlib `level`, the next bytes of the
+    /// stream (as [`ZlibEncoder::encode`]); `None`, and nothing added to
+    /// the stream, when it has more than [`MAX_PALETTE`] colours.
+    pub fn palette(&mut self, bgrx: &[u8], width: u32, height: u32, level: u8) -> Option<TileData> {
+        if !self.find_palette(bgrx) {
+            return None;
+        }
         self.content.clear();
-        let level = if self.find_palette(bgrx) {
-            self.pack(width as usize, height as usize);
-            level
-        } else {
-            self.content.push(0);
-            pixels::bgrx_to_rgb(bgrx, &mut self.content);
-            LEVEL_RGB
-        };
+        self.pack(width as usize, height as usize);
+        Some(self.deflate_tile(level))
+    }
+
+    /// The tile as RGB rows at [`LEVEL_RGB`], the next bytes of the stream
+    /// (as [`ZlibEncoder::encode`]).
+    pub fn rgb(&mut self, bgrx: &[u8]) -> TileData {
+        self.content.clear();
+        self.content.push(0);
+        pixels::bgrx_to_rgb(bgrx, &mut self.content);
+        self.deflate_tile(LEVEL_RGB)
+    }
+
+    /// Deflates `content`, one tile's, at `level`.
+    fn deflate_tile(&mut self, level: u8) -> TileData {
         let mut out = Vec::new();
         if level != self.level {
             // miniz_oxide changes level only cleanly after a flush: level 1
