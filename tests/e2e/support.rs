@@ -40,6 +40,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         limits: Default::default(),
         smtp: None,
         join: Default::default(),
+        store: Default::default(),
     }
 }
 

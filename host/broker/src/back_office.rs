@@ -293,7 +293,7 @@ pub fn publish_for(
     let l = License::load(file).map_err(admin)?;
     l.verify(file, &bo.vendor_keys).map_err(admin)?;
     let owner = owner_of(bo, organisation)?;
-    let store = Store::open(&cfg.data_dir)?;
+    let store = Store::open_config(cfg)?;
     match store.license_owner(&l.serial)? {
         Some(o) if o != owner => {
             return Err(BrokerError::Admin(format!(
@@ -336,42 +336,4 @@ pub fn publish_for(
         published_at: lifeline_core::time::now_millis(),
     })?;
     Ok(Published::New(l))
-}
-
-/// Which organisation owns each serial (kept beside `license_documents`;
-/// created on first use).
-const OWNERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS license_owners (
-    serial       TEXT PRIMARY KEY,
-    organisation TEXT NOT NULL
-)";
-
-impl Store {
-    /// The organisation a serial was published for, if recorded.
-    pub fn license_owner(&self, serial: &str) -> Result<Option<String>, crate::store::StoreError> {
-        use rusqlite::OptionalExtension;
-        let db = self.db();
-        db.execute_batch(OWNERS_TABLE)?;
-        Ok(db
-            .query_row(
-                "SELECT organisation FROM license_owners WHERE serial = ?1",
-                [serial],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
-    /// Records the owner of a serial (first publish).
-    pub fn set_license_owner(
-        &self,
-        serial: &str,
-        organisation: &str,
-    ) -> Result<(), crate::store::StoreError> {
-        let db = self.db();
-        db.execute_batch(OWNERS_TABLE)?;
-        db.execute(
-            "INSERT OR IGNORE INTO license_owners (serial, organisation) VALUES (?1, ?2)",
-            [serial, organisation],
-        )?;
-        Ok(())
-    }
 }

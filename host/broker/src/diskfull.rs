@@ -136,11 +136,3 @@ impl DiskReserve {
         }
     }
 }
-
-/// True when a database error means the disk (or its quota) is full.
-pub fn is_disk_full(e: &rusqlite::Error) -> bool {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _) => f.code == rusqlite::ErrorCode::DiskFull,
-        _ => false,
-    }
-}

@@ -545,7 +545,7 @@ pub fn add_operator(
             profile.email
         )));
     }
-    let store = Store::open(&cfg.data_dir)?;
+    let store = Store::open_config(cfg)?;
     let hash = accounts::hash_password(password).map_err(|e| BrokerError::Admin(e.to_string()))?;
     store.add_operator(&hash, profile)?;
     Ok(())
@@ -558,7 +558,7 @@ pub fn reset_password(
     username: &str,
     password: &str,
 ) -> Result<(), BrokerError> {
-    let store = Store::open(&cfg.data_dir)?;
+    let store = Store::open_config(cfg)?;
     let row = store
         .operator_by_name(username)?
         .ok_or_else(|| BrokerError::Admin(format!("no operator named {username:?}")))?;
@@ -569,5 +569,5 @@ pub fn reset_password(
 
 /// Admin: lists operator accounts.
 pub fn list_operators(cfg: &BrokerConfig) -> Result<Vec<OperatorProfile>, BrokerError> {
-    Ok(Store::open(&cfg.data_dir)?.list_operators()?)
+    Ok(Store::open_config(cfg)?.list_operators()?)
 }

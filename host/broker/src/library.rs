@@ -6,11 +6,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lifeline_protocol::{ErrorCode, FileUpload, Party, ScriptInfo, ScriptMeta, SessionMessage};
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::Shared;
 use crate::store::StoreError;
+use crate::store::scripts::{NewScript, ScriptChanges, ScriptFile, ScriptSort};
 
 /// Largest execution or input file (enforced here and again on the agent).
 pub const MAX_SCRIPT_FILE_BYTES: usize = 1 << 20;
@@ -47,6 +47,15 @@ struct File {
     data: Vec<u8>,
 }
 
+impl File {
+    fn as_script_file(&self) -> ScriptFile<'_> {
+        ScriptFile {
+            name: &self.name,
+            data: &self.data,
+        }
+    }
+}
+
 fn check_file(what: &str, f: &FileUpload) -> Result<File, Failure> {
     let n = &f.name;
     if n.is_empty()
@@ -78,32 +87,9 @@ fn check_file(what: &str, f: &FileUpload) -> Result<File, Failure> {
     })
 }
 
-fn hex_sha(data: &[u8]) -> String {
+/// The SHA-256 of a script file, in hex (what the agent checks).
+pub(crate) fn hex_sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
-}
-
-const COLS: &str = "s.name, s.category, s.description, o.username, s.published, s.exec_name, length(s.exec_data), \
-    s.input_name, s.exec_data, s.created_at, s.updated_at, s.owner_id, s.id";
-
-fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ScriptInfo, i64, i64)> {
-    let exec: Vec<u8> = r.get(8)?;
-    Ok((
-        ScriptInfo {
-            name: r.get(0)?,
-            category: r.get(1)?,
-            description: r.get(2)?,
-            owner: r.get(3)?,
-            published: r.get(4)?,
-            exec_name: r.get(5)?,
-            exec_bytes: r.get::<_, i64>(6)? as u64,
-            input_name: r.get(7)?,
-            sha256: hex_sha(&exec),
-            created_at: lifeline_core::time::millis_to_rfc3339(r.get(9)?),
-            updated_at: lifeline_core::time::millis_to_rfc3339(r.get(10)?),
-        },
-        r.get(11)?,
-        r.get(12)?,
-    ))
 }
 
 impl Shared {
@@ -123,13 +109,8 @@ impl Shared {
 
     /// A script by name with its owner id and row id.
     fn script_row(&self, name: &str) -> Result<Option<(ScriptInfo, i64, i64)>, Failure> {
-        let db = self.store.db();
-        let sql = format!(
-            "SELECT {COLS} FROM scripts s JOIN operators o ON o.id = s.owner_id WHERE s.name = ?1"
-        );
-        db.prepare_cached(&sql)
-            .and_then(|mut st| st.query_row([name], info).optional())
-            .map_err(|e| internal(e.into()))
+        let row = self.store.script_by_name(name).map_err(internal)?;
+        Ok(row.map(|r| (r.info, r.owner_id, r.id)))
     }
 
     /// The script `name` if `operator_id` owns it.
@@ -191,30 +172,19 @@ impl Shared {
                 format!("a script named {name:?} already exists; choose another name or edit it"),
             ));
         }
-        let now = lifeline_core::time::now_millis();
         self.store
-            .db()
-            .prepare_cached(
-                "INSERT INTO scripts (name, category, description, exec_name, exec_data, input_name, input_data, owner_id, published, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    name,
-                    category,
-                    description,
-                    exec.name,
-                    exec.data,
-                    input.as_ref().map(|f| f.name.clone()),
-                    input.as_ref().map(|f| f.data.clone()),
-                    operator_id,
-                    now
-                ])
+            .insert_script(&NewScript {
+                name,
+                category: &category,
+                description,
+                exec: exec.as_script_file(),
+                input: input.as_ref().map(File::as_script_file),
+                owner_id: operator_id,
             })
-            .map_err(|e| internal(e.into()))?;
+            .map_err(internal)?;
         self.script_row(name)?
             .map(|r| r.0)
-            .ok_or_else(|| internal(StoreError::Sql(rusqlite::Error::QueryReturnedNoRows)))
+            .ok_or_else(|| internal(crate::store::sql::DbError::NoRow("the new script").into()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -240,58 +210,20 @@ impl Shared {
         if remove_input && input.is_some() {
             return Err(invalid("give a new input file or remove it, not both"));
         }
-        let db = self.store.db();
-        let now = lifeline_core::time::now_millis();
-        let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
-            db.prepare_cached(sql)
-                .and_then(|mut st| st.execute(p))
-                .map(|_| ())
+        let changes = ScriptChanges {
+            category: category.as_deref(),
+            description,
+            exec: exec.as_ref().map(File::as_script_file),
+            input: input.as_ref().map(File::as_script_file),
+            remove_input,
         };
-        let res = (|| {
-            if let Some(c) = &category {
-                run("UPDATE scripts SET category = ?2 WHERE id = ?1", &[&id, c])?;
-            }
-            if let Some(d) = description {
-                run(
-                    "UPDATE scripts SET description = ?2 WHERE id = ?1",
-                    &[&id, &d],
-                )?;
-            }
-            if let Some(f) = &exec {
-                run(
-                    "UPDATE scripts SET exec_name = ?2, exec_data = ?3 WHERE id = ?1",
-                    &[&id, &f.name, &f.data],
-                )?;
-            }
-            if let Some(f) = &input {
-                run(
-                    "UPDATE scripts SET input_name = ?2, input_data = ?3 WHERE id = ?1",
-                    &[&id, &f.name, &f.data],
-                )?;
-            }
-            if remove_input {
-                run(
-                    "UPDATE scripts SET input_name = NULL, input_data = NULL WHERE id = ?1",
-                    &[&id],
-                )?;
-            }
-            run(
-                "UPDATE scripts SET updated_at = ?2 WHERE id = ?1",
-                &[&id, &now],
-            )
-        })();
-        drop(db);
-        res.map_err(|e| internal(e.into()))?;
+        self.store.update_script(id, &changes).map_err(internal)?;
         Ok(self.own_script(operator_id, name, "edit")?.0)
     }
 
     pub fn script_delete(&self, operator_id: i64, name: &str) -> Result<(), Failure> {
         let (_, id) = self.own_script(operator_id, name, "delete")?;
-        self.store
-            .db()
-            .prepare_cached("DELETE FROM scripts WHERE id = ?1")
-            .and_then(|mut st| st.execute([id]))
-            .map_err(|e| internal(e.into()))?;
+        self.store.delete_script(id).map_err(internal)?;
         Ok(())
     }
 
@@ -307,12 +239,8 @@ impl Shared {
             if published { "publish" } else { "unpublish" },
         )?;
         self.store
-            .db()
-            .prepare_cached("UPDATE scripts SET published = ?2, updated_at = ?3 WHERE id = ?1")
-            .and_then(|mut st| {
-                st.execute(params![id, published, lifeline_core::time::now_millis()])
-            })
-            .map_err(|e| internal(e.into()))?;
+            .set_script_published(id, published)
+            .map_err(internal)?;
         Ok(self.own_script(operator_id, name, "publish")?.0)
     }
 
@@ -323,31 +251,21 @@ impl Shared {
         sort: &str,
         descending: bool,
     ) -> Result<Vec<ScriptInfo>, Failure> {
-        let col = match sort {
-            "name" | "" => "s.name COLLATE NOCASE",
-            "category" => "s.category COLLATE NOCASE",
-            "owner" => "o.username",
-            "published" => "s.published",
-            "updated" => "s.updated_at",
+        let sort = match sort {
+            "name" | "" => ScriptSort::Name,
+            "category" => ScriptSort::Category,
+            "owner" => ScriptSort::Owner,
+            "published" => ScriptSort::Published,
+            "updated" => ScriptSort::Updated,
             other => {
                 return Err(invalid(format!(
                     "cannot sort by {other:?}; sort by name, category, owner, published or updated"
                 )));
             }
         };
-        let dir = if descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {COLS} FROM scripts s JOIN operators o ON o.id = s.owner_id \
-             WHERE s.owner_id = ?1 OR s.published = 1 ORDER BY {col} {dir}, s.name COLLATE NOCASE"
-        );
-        let db = self.store.db();
-        let mut st = db.prepare_cached(&sql).map_err(|e| internal(e.into()))?;
-        let rows = st
-            .query_map([operator_id], info)
-            .map_err(|e| internal(e.into()))?;
-        rows.map(|r| r.map(|x| x.0))
-            .collect::<Result<_, _>>()
-            .map_err(|e| internal(e.into()))
+        self.store
+            .list_scripts(operator_id, sort, descending)
+            .map_err(internal)
     }
 
     /// Resolves names (own or published scripts) into a batch for the
@@ -385,12 +303,7 @@ impl Shared {
                 ));
             };
             let _ = owner;
-            let (exec, input): (Vec<u8>, Option<Vec<u8>>) = self
-                .store
-                .db()
-                .prepare_cached("SELECT exec_data, input_data FROM scripts WHERE id = ?1")
-                .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
-                .map_err(|e| internal(e.into()))?;
+            let (exec, input) = self.store.script_files(id).map_err(internal)?;
             metas.push(ScriptMeta {
                 name: meta.name.clone(),
                 description: meta.description.clone(),

@@ -7,7 +7,6 @@
 //! while an operator pages through the list neither repeat nor vanish.
 
 use lifeline_protocol::{ReportEvent, SessionSummary};
-use rusqlite::params;
 
 use crate::quota::{CLIP_NOTE_CHARS, MAX_RECORDED_TEXT_CHARS, PAGE_ROWS, fit_page};
 use crate::store::{Store, StoreError};
@@ -28,36 +27,18 @@ impl Store {
         after_seq: u64,
     ) -> Result<Page<ReportEvent, u64>, StoreError> {
         let max = MAX_RECORDED_TEXT_CHARS + CLIP_NOTE_CHARS;
-        let rows = {
-            let db = self.db();
-            let mut st = db.prepare_cached(
-                "SELECT seq, at, kind, actor, substr(text, 1, ?3), length(text) \
-                 FROM session_events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?4",
-            )?;
-            let rows = st.query_map(
-                params![session, after_seq as i64, max as i64, PAGE_ROWS as i64 + 1],
-                |r| {
-                    let at: i64 = r.get(1)?;
-                    let actor: String = r.get(3)?;
-                    let text: String = r.get(4)?;
-                    let len: i64 = r.get(5)?;
-                    let cut = len as usize > max;
-                    Ok(ReportEvent {
-                        seq: r.get::<_, i64>(0)? as u64,
-                        at: lifeline_core::time::millis_to_rfc3339(at),
-                        kind: r.get(2)?,
-                        actor: crate::store::parse_party(&actor),
-                        text: if cut {
-                            let more = len as usize - max;
-                            format!("{text}… [{more} more characters not shown]")
-                        } else {
-                            text
-                        },
-                    })
-                },
-            )?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
+        let rows: Vec<ReportEvent> = self
+            .event_rows_after(session, after_seq, max, PAGE_ROWS + 1)?
+            .into_iter()
+            .map(|r| {
+                let mut event = r.event;
+                let more = (r.full_chars as usize).saturating_sub(max);
+                if more > 0 {
+                    event.text = format!("{}… [{more} more characters not shown]", event.text);
+                }
+                event
+            })
+            .collect();
         let had_more_rows = rows.len() > PAGE_ROWS;
         let mut rows = rows;
         rows.truncate(PAGE_ROWS);
@@ -90,17 +71,6 @@ impl Store {
             .then(|| items.len().checked_sub(1).map(|i| cursors[i].clone()))
             .flatten();
         Ok(Page { items, next })
-    }
-
-    /// Invitations that can still be joined by connection ID right now.
-    pub fn live_connection_ids(&self, now: i64) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .db()
-            .prepare_cached(
-                "SELECT COUNT(*) FROM sessions WHERE state = 'invited' AND expires_at >= ?1",
-            )?
-            .query_row([now], |r| r.get(0))?;
-        Ok(n as u64)
     }
 }
 

@@ -27,13 +27,12 @@ use std::sync::Arc;
 use lifeline_core::link::FrameSender;
 use lifeline_core::session::SessionEvent;
 use lifeline_protocol::{ErrorCode, OperatorProfile, Party, Secret, SessionInfo, SessionState};
-use rusqlite::{OptionalExtension, params};
 use tokio::sync::Notify;
 
 use crate::Shared;
 use crate::ratelimit::{BucketSpec, GuessLimiter};
 use crate::registry::AgentLost;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 /// Failed rejoin attempts (unknown, used or expired tickets) one source
 /// address may make at once. Guards the ticket lookup against floods from
@@ -59,58 +58,6 @@ pub fn rejoin_limiter() -> GuessLimiter {
 }
 
 pub use lifeline_core::session::START_AGAIN;
-
-/// A ticket row.
-struct TicketRow {
-    session_id: String,
-    expires_at: i64,
-    used_at: Option<i64>,
-}
-
-impl Store {
-    fn insert_rejoin_ticket(
-        &self,
-        hash: &str,
-        session_id: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        self.db()
-            .prepare_cached(
-                "INSERT INTO rejoin_tickets (ticket_hash, session_id, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![hash, session_id, now, expires_at])?;
-        Ok(())
-    }
-
-    fn rejoin_ticket(&self, hash: &str) -> Result<Option<TicketRow>, StoreError> {
-        Ok(self
-            .db()
-            .prepare_cached(
-                "SELECT session_id, expires_at, used_at FROM rejoin_tickets WHERE ticket_hash = ?1",
-            )?
-            .query_row([hash], |r| {
-                Ok(TicketRow {
-                    session_id: r.get(0)?,
-                    expires_at: r.get(1)?,
-                    used_at: r.get(2)?,
-                })
-            })
-            .optional()?)
-    }
-
-    /// Marks a ticket used, atomically: false when it already was.
-    fn use_rejoin_ticket(&self, hash: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self
-            .db()
-            .prepare_cached(
-                "UPDATE rejoin_tickets SET used_at = ?2 WHERE ticket_hash = ?1 AND used_at IS NULL",
-            )?
-            .execute(params![hash, now])?;
-        Ok(n == 1)
-    }
-}
 
 fn internal(e: StoreError) -> (ErrorCode, String) {
     tracing::error!("rejoin: {e}");

@@ -131,6 +131,7 @@ impl Harness {
             },
             smtp: None,
             join: Default::default(),
+            store: Default::default(),
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),

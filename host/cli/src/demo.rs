@@ -69,6 +69,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         limits: Default::default(),
         smtp: None,
         join: Default::default(),
+        store: Default::default(),
     };
     let vendor = crate::demo_license::Vendor::new(&root)?;
     let mut cfg = cfg;

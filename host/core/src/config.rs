@@ -184,6 +184,7 @@ struct RawBrokerFile {
     back_office: Option<back_office::RawBackOffice>,
     smtp: Option<smtp::RawSmtp>,
     join: Option<join_page::RawJoinPage>,
+    store: Option<store::RawStore>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +241,8 @@ pub struct BrokerConfig {
     pub smtp: Option<smtp::SmtpConfig>,
     /// What the join page offers besides the link (`[join]`).
     pub join: join_page::JoinPageConfig,
+    /// Where the broker keeps its data (`[store]`): SQLite by default.
+    pub store: store::StoreConfig,
 }
 
 impl BrokerConfig {
@@ -321,6 +324,7 @@ impl BrokerConfig {
                 .map(|r| smtp::validate_smtp(&doc, r))
                 .transpose()?,
             join: join_page::validate(&doc, &raw.join.unwrap_or_default())?,
+            store: store::validate_store(&doc, &raw.store.unwrap_or_default())?,
             script_categories,
             limits: crate::limits::validate(&doc, &b.limits.unwrap_or_default())?,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
@@ -482,6 +486,7 @@ pub mod fields;
 pub mod join_page;
 mod policy;
 pub mod smtp;
+pub mod store;
 
 /// Longest folder name (`[plugins.folders]`, a manifest's `fs.folder`).
 pub const MAX_FOLDER_NAME_CHARS: usize = 32;

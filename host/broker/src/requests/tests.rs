@@ -140,6 +140,7 @@ pub(crate) fn config(dir: &std::path::Path) -> BrokerConfig {
         limits: Default::default(),
         smtp: None,
         join: Default::default(),
+        store: Default::default(),
     }
 }
 
