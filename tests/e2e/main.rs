@@ -30,6 +30,7 @@ mod sec_quota;
 mod sec_rejoin;
 mod sec_sandbox;
 mod sessions;
+mod store_postgres;
 mod streams;
 mod support;
 mod tls_audit;

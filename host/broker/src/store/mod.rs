@@ -114,7 +114,9 @@ impl Store {
             path: data_dir.to_owned(),
             source,
         })?;
-        let backend = Backend::Postgres(postgres::Postgres::open(postgres::config(pg)?)?);
+        let pg = postgres::Postgres::open(postgres::config(pg)?)?;
+        tracing::info!(database = %pg.place, "the store is PostgreSQL");
+        let backend = Backend::Postgres(pg);
         Ok(Store {
             backend,
             reserve: crate::diskfull::DiskReserve::new(data_dir),
