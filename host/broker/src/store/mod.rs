@@ -207,10 +207,11 @@ impl Store {
     /// Raw SQL on the backend (tests: making an old database).
     #[cfg(test)]
     pub(crate) fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(match &self.backend {
+        match &self.backend {
             Backend::Sqlite(s) => s.batch(sql)?,
             Backend::Postgres(p) => p.batch(sql)?,
-        })
+        }
+        Ok(())
     }
 
     /// True on PostgreSQL (tests that differ in their setup).
