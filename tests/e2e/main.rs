@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod cluster;
 mod console_browser;
 mod console_http;
 mod console_support;
@@ -33,4 +34,5 @@ mod sessions;
 mod store_postgres;
 mod streams;
 mod support;
+mod survival;
 mod tls_audit;

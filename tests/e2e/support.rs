@@ -41,6 +41,7 @@ pub fn broker_config(dir: &std::path::Path, heartbeat: Duration) -> BrokerConfig
         smtp: None,
         join: Default::default(),
         store: Default::default(),
+        cluster: None,
     }
 }
 

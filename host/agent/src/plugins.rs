@@ -275,21 +275,31 @@ impl Natives for AgentPort {
 /// broker link (its bounded queue is the back-pressure), announcements
 /// through the session loop, operator input to the long-lived plugin.
 pub struct AgentSink {
-    pub link: FrameSender,
+    /// The current broker link: replaced when the session resumes on a new
+    /// connection.
+    pub link: Arc<std::sync::RwLock<FrameSender>>,
     pub rt: tokio::runtime::Handle,
     pub tx: mpsc::UnboundedSender<SessionMessage>,
     /// Set once the session's long-lived plugins run.
     pub services: Arc<std::sync::OnceLock<Arc<Services>>>,
 }
 
+impl AgentSink {
+    fn current_link(&self) -> FrameSender {
+        self.link
+            .read()
+            .expect("sink link lock is never poisoned")
+            .clone()
+    }
+}
+
 impl StreamSink for AgentSink {
     fn data(&self, payload: Vec<u8>) -> bool {
-        self.rt
-            .block_on(self.link.send(Frame::Data(payload)))
-            .is_ok()
+        let link = self.current_link();
+        self.rt.block_on(link.send(Frame::Data(payload))).is_ok()
     }
     fn try_data(&self, payload: Vec<u8>) -> bool {
-        self.link.try_send(Frame::Data(payload)).is_ok()
+        self.current_link().try_send(Frame::Data(payload)).is_ok()
     }
     fn opened(&self, info: &StreamInfo) {
         let _ = self.tx.send(SessionMessage::StreamOpened {

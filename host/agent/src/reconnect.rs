@@ -13,7 +13,7 @@ use lifeline_core::client::{self, Welcome};
 use lifeline_core::link::Link;
 use lifeline_core::proxy::ManualProxy;
 use lifeline_protocol::{
-    ClientRole, ErrorCode, Frame, JoinCredential, Message, OperatorProfile, SessionInfo,
+    ClientRole, ErrorCode, Frame, JoinCredential, Message, OperatorProfile, Secret, SessionInfo,
 };
 
 use crate::reboot::{self, SavedTicket};
@@ -65,9 +65,10 @@ enum Attempt {
     Transient(String),
 }
 
+/// One rejoin or resume: connect, send `hello`, read the answer.
 async fn attempt(
     cfg: &crate::config::AgentConfig,
-    t: &SavedTicket,
+    hello: Message,
     proxy: Option<&ManualProxy>,
 ) -> Attempt {
     let (mut link, welcome) =
@@ -75,10 +76,6 @@ async fn attempt(
             Ok(x) => x,
             Err(e) => return Attempt::Transient(format!("cannot reach the broker: {e}")),
         };
-    let hello = Message::Rejoin {
-        ticket: t.ticket.clone(),
-        host: hostname(),
-    };
     if link.tx.send(Frame::Control(hello)).await.is_err() {
         return Attempt::Transient(format!(
             "the connection was lost: {}",
@@ -129,7 +126,11 @@ pub(crate) async fn rejoin(
 ) -> Result<Entered, AgentError> {
     let mut pause = REJOIN_RETRY_FIRST;
     loop {
-        let why = match attempt(cfg, t, proxy).await {
+        let hello = Message::Rejoin {
+            ticket: t.ticket.clone(),
+            host: hostname(),
+        };
+        let why = match attempt(cfg, hello, proxy).await {
             Attempt::Rejoined(entered) => {
                 reboot::remove(&cfg.data_dir);
                 return Ok(*entered);
@@ -158,5 +159,54 @@ pub(crate) async fn rejoin(
         ));
         tokio::time::sleep(wait).await;
         pause = (pause * 2).min(REJOIN_RETRY_MAX);
+    }
+}
+
+/// First pause after a failed resume attempt; it doubles up to
+/// [`RESUME_RETRY_MAX`].
+pub const RESUME_RETRY_FIRST: Duration = Duration::from_millis(250);
+
+/// Longest pause between resume attempts: a restarted broker is found
+/// within this long of listening again.
+pub const RESUME_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// How long the agent keeps trying to resume after its connection was
+/// lost. It matches the broker's own resume window (the broker ends a
+/// restored session its agent did not resume in that time), so an agent
+/// does not give up on a session the broker still keeps.
+pub const RESUME_GIVE_UP: Duration = Duration::from_secs(120);
+
+/// Resumes the session with its resume credential after the connection to
+/// the broker was lost, retrying transient failures for up to
+/// [`RESUME_GIVE_UP`]. A refusal (the broker did not restart and ended the
+/// session, or the credential is no good) is final.
+pub(crate) async fn resume(
+    cfg: &crate::config::AgentConfig,
+    credential: &Secret,
+    proxy: Option<&ManualProxy>,
+) -> Result<Entered, AgentError> {
+    let give_up = tokio::time::Instant::now() + RESUME_GIVE_UP;
+    let mut pause = RESUME_RETRY_FIRST;
+    loop {
+        let hello = Message::Resume {
+            credential: credential.clone(),
+            host: hostname(),
+        };
+        let why = match attempt(cfg, hello, proxy).await {
+            Attempt::Rejoined(entered) => return Ok(*entered),
+            Attempt::Refused(message) => return Err(AgentError::RejoinRefused(message)),
+            Attempt::Transient(why) => why,
+        };
+        let now = tokio::time::Instant::now();
+        if now + pause > give_up {
+            let message = format!(
+                "could not get back to the broker within {} s (last problem: {why}); {START_AGAIN}",
+                RESUME_GIVE_UP.as_secs()
+            );
+            return Err(AgentError::ConnectionLost(message));
+        }
+        tracing::info!("resume: {why}; trying again in {pause:?}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(RESUME_RETRY_MAX);
     }
 }

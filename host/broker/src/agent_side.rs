@@ -71,9 +71,31 @@ async fn enter(
         }
         Frame::Control(Message::Rejoin { ticket, host }) => {
             let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+            shared.take_over_rebooting(&ticket).await;
             shared
                 .rejoin(
                     &ticket,
+                    peer.ip(),
+                    &host,
+                    link.tx.clone(),
+                    Arc::clone(ended),
+                )
+                .map(|(session, operator, operator_present)| {
+                    let id = session.session_id.clone();
+                    let reply = Message::Rejoined {
+                        session,
+                        operator,
+                        operator_present,
+                    };
+                    (id, reply)
+                })
+        }
+        Frame::Control(Message::Resume { credential, host }) => {
+            let host: String = host.chars().take(MAX_HOST_CHARS).collect();
+            shared.adopt_orphan(&credential).await;
+            shared
+                .resume(
+                    &credential,
                     peer.ip(),
                     &host,
                     link.tx.clone(),
@@ -99,13 +121,43 @@ async fn enter(
     match joined {
         Ok((id, reply)) => {
             tracing::info!(%peer, session = %id, "customer joined");
-            link.tx.send(Frame::Control(reply)).await.ok().map(|()| id)
+            // Homed before the agent hears it is in: what operators on
+            // other nodes send from then on finds it.
+            home_here(shared, &id).await;
+            link.tx.send(Frame::Control(reply)).await.ok()?;
+            send_resume_credential(shared, &id, link).await;
+            Some(id)
         }
         Err((code, message)) => {
             tracing::info!(%peer, "join refused: {message}");
             send_error(link, code, message).await;
             None
         }
+    }
+}
+
+/// With `[cluster]`: session `id`'s agent is on this node, which is now
+/// the session's home for every other node.
+async fn home_here(shared: &Shared, id: &str) {
+    let Some(cluster) = &shared.cluster else {
+        return;
+    };
+    match cluster.home(id).await {
+        Ok(()) => cluster.announce_home(id).await,
+        Err(e) => tracing::error!(session = %id, "cluster: operators on other nodes cannot reach this session: {e}"),
+    }
+}
+
+/// Gives the agent that just entered session `id` its resume credential.
+/// Without one (the store failed) the session still goes on; it just
+/// cannot survive a broker restart, and the agent is not told otherwise.
+async fn send_resume_credential(shared: &Shared, id: &str, link: &Link) {
+    match shared.issue_resume_credential(id) {
+        Ok(credential) => {
+            let msg = Message::ResumeCredential { credential };
+            let _ = link.tx.send(Frame::Control(msg)).await;
+        }
+        Err(e) => tracing::warn!(session = %id, "no resume credential: {e}"),
     }
 }
 
@@ -188,9 +240,10 @@ fn reboot_cancelled(shared: &Shared, id: &str, link: &Link, ended: &Arc<Notify>,
     let reason: String = reason.chars().take(MAX_HOST_CHARS).collect();
     let notice = format!("the restart did not happen: {reason}");
     shared.record_traffic(id, "reboot", Party::Customer, &notice);
-    let _ = shared.registry.customer_rejoined(
+    let _ = shared.registry.customer_back(
         &shared.store,
         id,
+        SessionEvent::CustomerRejoined,
         link.tx.clone(),
         Arc::clone(ended),
         &notice,
@@ -610,7 +663,7 @@ impl Shared {
                 row.end_user
             ),
         );
-        self.registry.customer_joined(
+        let ready = self.registry.customer_joined(
             &row.id,
             LiveSession {
                 state: lifeline_protocol::SessionState::Waiting,
@@ -626,6 +679,7 @@ impl Shared {
             },
             &notice,
         );
+        self.announce_ready(row.operator_id, ready);
         Ok((
             lifeline_protocol::SessionInfo {
                 session_id: row.id,

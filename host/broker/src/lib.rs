@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod agent_side;
 pub mod back_office;
+pub mod cluster;
 pub mod connlimit;
 pub mod console;
 pub mod db_files;
@@ -23,6 +24,8 @@ pub mod registry;
 pub mod rejoin;
 pub mod relay;
 mod requests;
+pub mod resume;
+mod routing;
 pub mod server;
 pub mod store;
 
@@ -67,6 +70,8 @@ pub enum BrokerError {
     Admin(String),
     #[error(transparent)]
     Mail(#[from] console::mail::MailError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Everything the connection handlers share.
@@ -94,6 +99,8 @@ pub struct Shared {
     pub console: console::ConsoleState,
     /// Join files and the agent download of the join page.
     pub join: join_files::JoinIssuer,
+    /// The other broker nodes (`[cluster]`); `None`: this broker runs alone.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     next_conn: AtomicU64,
     /// Report events a full disk kept out, by session.
     disk_drops: Mutex<HashMap<String, Dropped>>,
@@ -385,17 +392,13 @@ impl Broker {
     /// listeners (port 0 allowed) and starts serving.
     pub async fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
         memory::return_large_buffers();
-        let store = Store::open(&cfg.data_dir)?;
-        for id in store.live_sessions()? {
-            store.set_state(&id, SessionState::Ended)?;
-            if let Err(e) = store.record(
-                &id,
-                "end",
-                Party::Broker,
-                "the broker restarted; the session could not continue",
-            ) {
-                tracing::warn!(session = %id, "cannot record the end after a restart: {e}");
-            }
+        let store = Store::open_config(&cfg)?;
+        let registry = Registry::new();
+        if cfg.cluster.is_none() {
+            // Alone, every live session was this broker's. In a cluster the
+            // other nodes may hold them: an agent whose node was lost is
+            // adopted by the node it resumes on (`resume`).
+            resume::restore_after_restart(&store, &registry)?;
         }
         let files = cfg
             .tls_files
@@ -426,6 +429,10 @@ impl Broker {
                 source,
             })?;
         let console = console::ConsoleState::new(&cfg)?;
+        let cluster = match &cfg.cluster {
+            Some(c) => Some(cluster::Cluster::connect(c).await?),
+            None => None,
+        };
         let join = join_files::JoinIssuer::new(&cfg, &identity, addr)?;
         let public_url = cfg
             .public_url
@@ -435,7 +442,7 @@ impl Broker {
             name: cfg.name.clone(),
             public_url,
             store,
-            registry: Registry::new(),
+            registry,
             join_limiter: invitations::join_limiter(cfg.invitation_ttl),
             rejoin_limiter: rejoin::rejoin_limiter(),
             login_limiter: GuessLimiter::new(
@@ -462,10 +469,19 @@ impl Broker {
             hash_pool: HashPool::new(cfg.limits.login_hash_threads, cfg.limits.login_queue),
             console,
             join,
-            next_conn: AtomicU64::new(1),
+            // Connection IDs name operator connections across the cluster:
+            // each node starts from a random point of its own.
+            next_conn: AtomicU64::new(match &cluster {
+                Some(_) => u64::from(rand::random::<u32>()) << 24,
+                None => 1,
+            }),
+            cluster,
             disk_drops: Mutex::new(HashMap::new()),
             cfg,
         });
+        if let Some(cluster) = &shared.cluster {
+            cluster.start(&shared).await?;
+        }
         let acceptor = TlsAcceptor::from(server_cfg);
         let mut tasks = vec![tokio::spawn(server::serve(
             listener,
@@ -486,6 +502,9 @@ impl Broker {
                 tick.tick().await;
                 sweeper.sweep_expired();
                 sweeper.sweep_rebooting();
+                if let Some(cluster) = &sweeper.cluster {
+                    cluster.sweep_homes(&sweeper.registry);
+                }
                 sweeper.console.sessions.sweep();
                 let s = Arc::clone(&sweeper);
                 let _ = tokio::task::spawn_blocking(move || {

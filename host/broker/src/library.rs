@@ -314,12 +314,12 @@ impl Shared {
             });
             files.push((B64.encode(exec), input.map(|i| B64.encode(i))));
         }
-        let agent = self.registry.agent_tx(session_id).ok_or_else(|| {
-            (
+        if self.registry.agent_tx(session_id).is_none() && self.cluster.is_none() {
+            return Err((
                 ErrorCode::WrongState,
                 "the customer is not in this session".to_string(),
-            )
-        })?;
+            ));
+        }
         let batch_id = u64::from(rand::random::<u32>());
         let listing: Vec<String> = metas
             .iter()
@@ -349,7 +349,10 @@ impl Shared {
                 "the customer's connection closed".to_string(),
             )
         };
-        if !crate::relay::to(self, &agent, crate::registry::frame(session_id, batch)).await {
+        if !self
+            .to_agent(session_id, crate::registry::frame(session_id, batch))
+            .await
+        {
             return Err(closed());
         }
         for (index, (exec_b64, input_b64)) in files.into_iter().enumerate() {
@@ -359,7 +362,10 @@ impl Shared {
                 exec_b64,
                 input_b64,
             };
-            if !crate::relay::to(self, &agent, crate::registry::frame(session_id, msg)).await {
+            if !self
+                .to_agent(session_id, crate::registry::frame(session_id, msg))
+                .await
+            {
                 return Err(closed());
             }
         }

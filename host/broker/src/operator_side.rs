@@ -56,6 +56,9 @@ impl Conn {
 
 pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     let mut c = Conn::new(shared.next_conn_id(), peer);
+    if let Some(cluster) = &shared.cluster {
+        cluster.conn_open(c.id, link.tx.clone());
+    }
     // Unauthenticated since the handshake, or since the last logout.
     let mut anonymous_since = Some(Instant::now());
     loop {
@@ -102,10 +105,13 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     // was part of, even when other connections of the operator remain.
     let dropped = link.close_reason.stalled().then(|| link.close_reason.get());
     for id in std::mem::take(&mut c.attached) {
-        leave(&shared, &c, &id, dropped.as_deref());
+        leave(&shared, &c, &id, dropped.as_deref()).await;
     }
     if let Some((op, _)) = &c.operator {
         shared.registry.operator_offline(*op, c.id);
+    }
+    if let Some(cluster) = &shared.cluster {
+        cluster.conn_closed(c.id);
     }
 }
 
@@ -118,34 +124,26 @@ async fn send_error(link: &Link, code: ErrorCode, message: String) {
 
 /// Relays the operator's data to the agent of an attached session.
 async fn relay_data(shared: &Shared, c: &Conn, link: &Link, session: String, payload: Vec<u8>) {
-    let target = c
-        .attached
-        .contains(&session)
-        .then(|| shared.registry.agent_tx(&session))
-        .flatten();
-    match target {
-        Some(tx) => {
-            crate::relay::to(shared, &tx, Frame::Data(payload)).await;
-        }
-        None => {
-            let message = format!(
-                "data for session {session:?}, which this connection is not attached to (or which has no agent now)"
-            );
-            send_error(link, ErrorCode::WrongState, message).await;
-        }
+    let sent =
+        c.attached.contains(&session) && shared.to_agent(&session, Frame::Data(payload)).await;
+    if !sent {
+        let message = format!(
+            "data for session {session:?}, which this connection is not attached to (or which has no agent now)"
+        );
+        send_error(link, ErrorCode::WrongState, message).await;
     }
 }
 
 /// Detaches from a session; `dropped`: why the broker closed the
 /// connection, when it did.
-pub(crate) fn leave(shared: &Shared, c: &Conn, id: &str, dropped: Option<&str>) {
+pub(crate) async fn leave(shared: &Shared, c: &Conn, id: &str, dropped: Option<&str>) {
     let name = c
         .operator
         .as_ref()
         .map(|(_, p)| p.name.as_str())
         .unwrap_or("?");
     let notice = format!("{name} left; the session stays open");
-    let last = shared.registry.detach(&shared.store, id, c.id, &notice);
+    let last = shared.detach_anywhere(id, c.id, &notice).await;
     let text = match dropped {
         Some(why) => format!("{name} disconnected by the broker: {why}"),
         None if last => format!("{name} disconnected"),
@@ -164,22 +162,29 @@ async fn session_msg(
     let Some((_, profile)) = &c.operator else {
         return Err(fail(ErrorCode::NotLoggedIn, "log in first"));
     };
-    if !c.attached.contains(id) || !shared.registry.is_attached(id, c.id) {
+    if !c.attached.contains(id) || !shared.is_attached_anywhere(id, c.id) {
         return Err(fail(
             ErrorCode::WrongState,
             format!("not connected to session {id}; connect first"),
         ));
     }
-    if shared.registry.state(id) == Some(lifeline_protocol::SessionState::Rebooting) {
-        return Err(fail(
-            ErrorCode::WrongState,
-            "the customer's computer is restarting; the agent rejoins by itself, try again then",
-        ));
+    match shared.registry.state(id) {
+        Some(lifeline_protocol::SessionState::Rebooting) => {
+            return Err(fail(
+                ErrorCode::WrongState,
+                "the customer's computer is restarting; the agent rejoins by itself, try again then",
+            ));
+        }
+        Some(lifeline_protocol::SessionState::Reconnecting) => {
+            return Err(fail(
+                ErrorCode::WrongState,
+                "the broker restarted and the customer's agent is reconnecting; try again in a moment",
+            ));
+        }
+        _ => {}
     }
     let msg = checked_session_msg(shared, id, profile, msg)?;
-    if let Some(tx) = shared.registry.agent_tx(id) {
-        crate::relay::to(shared, &tx, crate::registry::frame(id, msg)).await;
-    }
+    shared.to_agent(id, crate::registry::frame(id, msg)).await;
     Ok(())
 }
 

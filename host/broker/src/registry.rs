@@ -29,7 +29,8 @@ pub struct LiveSession {
     /// Woken when the session ends so the agent's handler closes.
     pub ended: Arc<Notify>,
     pub operators: Vec<(ConnId, FrameSender)>,
-    /// While rebooting: when the rejoin ticket expires (Unix ms).
+    /// While rebooting: when the rejoin ticket expires; while reconnecting
+    /// after a broker restart: when the resume window closes (Unix ms).
     pub rejoin_deadline: Option<i64>,
     /// What the session recorded so far, against its quota.
     pub report: ReportUsage,
@@ -99,23 +100,26 @@ impl Registry {
         }
     }
 
-    /// Adds a session whose customer just joined (state Waiting) and tells
-    /// the operator's online connections that it is ready.
-    pub fn customer_joined(&self, session_id: &str, live: LiveSession, notice: &str) {
-        let operator_id = live.operator_id;
+    /// Adds a session whose customer just joined (state Waiting). Returns
+    /// the "ready" notice for the operator's online connections, which the
+    /// caller hands to [`Registry::notify_online`] (or to the cluster, which
+    /// reaches them on every node).
+    pub fn customer_joined(&self, session_id: &str, live: LiveSession, notice: &str) -> Frame {
         self.live().insert(session_id.to_string(), live);
+        session_frame(
+            session_id,
+            SessionMessage::State {
+                state: SessionState::Waiting,
+                detail: notice.to_string(),
+            },
+        )
+    }
+
+    /// Tells an operator's online connections on this node `frame`.
+    pub fn notify_online(&self, operator_id: i64, frame: Frame) {
         let on = self.online.lock().expect("registry lock is never poisoned");
         for (_, tx) in on.get(&operator_id).into_iter().flatten() {
-            notify(
-                tx,
-                session_frame(
-                    session_id,
-                    SessionMessage::State {
-                        state: SessionState::Waiting,
-                        detail: notice.to_string(),
-                    },
-                ),
-            );
+            notify(tx, frame.clone());
         }
     }
 
@@ -328,24 +332,45 @@ impl Registry {
         }
     }
 
-    /// Rebooting sessions whose rejoin ticket has expired.
-    pub fn overdue_rejoins(&self, now: i64) -> Vec<String> {
+    /// Sessions waiting for their agent (rebooting, or reconnecting after a
+    /// broker restart) whose deadline has passed, with their state.
+    pub fn overdue_returns(&self, now: i64) -> Vec<(String, SessionState)> {
         self.live()
             .iter()
             .filter(|(_, s)| {
-                s.state == SessionState::Rebooting && s.rejoin_deadline.is_some_and(|d| d < now)
+                matches!(
+                    s.state,
+                    SessionState::Rebooting | SessionState::Reconnecting
+                ) && s.rejoin_deadline.is_some_and(|d| d < now)
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, s)| (id.clone(), s.state))
             .collect()
     }
 
-    /// The rebooted agent is back: its new connection replaces the old one,
+    /// Takes a session out of this node's registry without ending it
+    /// (another broker node takes it over); returns its operator
+    /// connections' IDs.
+    pub fn release(&self, session_id: &str) -> Option<Vec<ConnId>> {
+        let s = self.live().remove(session_id)?;
+        s.ended.notify_one();
+        Some(s.operators.iter().map(|(c, _)| *c).collect())
+    }
+
+    /// Puts back a session the broker restored from the store after a
+    /// restart (no one is connected to it yet).
+    pub fn restore(&self, session_id: &str, live: LiveSession) {
+        self.live().insert(session_id.to_string(), live);
+    }
+
+    /// The agent is back (`event`: a rejoin after a reboot, or a resume
+    /// after a broker restart): its new connection replaces the old one,
     /// and operators still attached see the session connected again.
     /// Returns whether an operator is attached.
-    pub fn customer_rejoined(
+    pub fn customer_back(
         &self,
         store: &Store,
         id: &str,
+        event: SessionEvent,
         agent: FrameSender,
         ended: Arc<Notify>,
         notice: &str,
@@ -354,7 +379,7 @@ impl Registry {
         let s = live
             .get_mut(id)
             .ok_or_else(|| "the session has ended".to_string())?;
-        Self::apply(store, id, s, SessionEvent::CustomerRejoined).map_err(|e| e.to_string())?;
+        Self::apply(store, id, s, event).map_err(|e| e.to_string())?;
         s.agent = agent;
         let old = std::mem::replace(&mut s.ended, ended);
         if !Arc::ptr_eq(&old, &s.ended) {
@@ -409,7 +434,10 @@ impl Registry {
         if !Arc::ptr_eq(&s.ended, ended) {
             return AgentLost::Superseded;
         }
-        if s.state == SessionState::Rebooting {
+        if matches!(
+            s.state,
+            SessionState::Rebooting | SessionState::Reconnecting
+        ) {
             if let Ok(to) = Self::apply(store, id, s, SessionEvent::CustomerLost) {
                 tell_operators(s, id, to, rebooting_notice);
             }

@@ -176,7 +176,14 @@ impl Shared {
         );
         let present = self
             .registry
-            .customer_rejoined(&self.store, &row.session_id, agent, ended, &notice)
+            .customer_back(
+                &self.store,
+                &row.session_id,
+                SessionEvent::CustomerRejoined,
+                agent,
+                ended,
+                &notice,
+            )
             .map_err(|e| refuse(&e))?;
         self.record(
             &row.session_id,
@@ -232,12 +239,16 @@ impl Shared {
         }
     }
 
-    /// Ends rebooting sessions whose customer did not come back in time.
+    /// Ends rebooting (or reconnecting) sessions whose customer did not
+    /// come back in time.
     pub fn sweep_rebooting(&self) {
         let now = lifeline_core::time::now_millis();
-        for id in self.registry.overdue_rejoins(now) {
-            let reason =
-                "the customer's computer did not come back before the rejoin ticket expired";
+        for (id, state) in self.registry.overdue_returns(now) {
+            let reason = if state == SessionState::Reconnecting {
+                crate::resume::NOT_RESUMED
+            } else {
+                "the customer's computer did not come back before the rejoin ticket expired"
+            };
             if self.registry.end(
                 &self.store,
                 &id,

@@ -123,7 +123,15 @@ async fn broker(cmd: BrokerCmd) -> Result<ExitCode> {
 }
 
 async fn agent(cmd: AgentCmd) -> Result<ExitCode> {
+    // The screen's input guard runs as this same program.
+    if let Ok(exe) = std::env::current_exe() {
+        lifeline_agent::screen::guard::set_program(exe);
+    }
     match cmd {
+        AgentCmd::InputGuard { display } => {
+            lifeline_agent::screen::guard::run(&display).map_err(|e| anyhow::anyhow!(e))?;
+            Ok(ExitCode::SUCCESS)
+        }
         AgentCmd::Join {
             config,
             file,
@@ -351,7 +359,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
         }
         OperatorCmd::Connect { cfg, session } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
-            crate::console::run(logged_in(&cfg).await?, &session).await
+            crate::console::run(&cfg, logged_in(&cfg).await?, &session).await
         }
         OperatorCmd::Chat {
             cfg,

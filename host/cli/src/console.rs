@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
+use lifeline_core::config::OperatorConfig;
 use lifeline_operator::{Client, Event, OperatorError, report};
 use lifeline_protocol::{PluginSummary, SessionMessage};
 
@@ -26,8 +27,10 @@ pub fn print_plugins(plugins: &[PluginSummary]) {
     }
 }
 
-/// The interactive session console.
-pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
+/// The interactive session console. When the connection to the broker is
+/// lost (a broker restart), it reconnects with the saved login and attaches
+/// again; the session goes on once the customer's agent has resumed it.
+pub async fn run(cfg: &OperatorConfig, mut c: Client, session: &str) -> Result<ExitCode> {
     let s = c.attach(session).await?;
     say!(
         "Connected to session {} — {} ({}), ticket {}.",
@@ -51,7 +54,14 @@ pub async fn run(c: Client, session: &str) -> Result<ExitCode> {
     loop {
         tokio::select! {
             ev = c.next_event() => match ev {
-                None => bail!("the connection to the broker was lost"),
+                None => {
+                    say!("* the connection to the broker was lost; reconnecting…");
+                    let (again, s) = Client::reconnect(cfg, session)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the connection to the broker was lost and could not be restored: {e}"))?;
+                    c = again;
+                    say!("* back in session {} ({})", s.session_id, s.state);
+                }
                 Some(Event::Session { msg, .. }) => match msg {
                     SessionMessage::Chat { text, .. } => say!("[customer] {text}"),
                     SessionMessage::State { detail, .. } => say!("* {detail}"),

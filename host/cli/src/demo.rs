@@ -70,6 +70,7 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
         smtp: None,
         join: Default::default(),
         store: Default::default(),
+        cluster: None,
     };
     let vendor = crate::demo_license::Vendor::new(&root)?;
     let mut cfg = cfg;

@@ -185,6 +185,7 @@ struct RawBrokerFile {
     smtp: Option<smtp::RawSmtp>,
     join: Option<join_page::RawJoinPage>,
     store: Option<store::RawStore>,
+    cluster: Option<Spanned<cluster::RawCluster>>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +244,9 @@ pub struct BrokerConfig {
     pub join: join_page::JoinPageConfig,
     /// Where the broker keeps its data (`[store]`): SQLite by default.
     pub store: store::StoreConfig,
+    /// Other brokers this one routes sessions with (`[cluster]`); `None`:
+    /// it runs alone.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl BrokerConfig {
@@ -312,7 +316,18 @@ impl BrokerConfig {
                 cats
             }
         };
+        let store = store::validate_store(&doc, &raw.store.unwrap_or_default())?;
+        let cluster = raw
+            .cluster
+            .as_ref()
+            .map(|c| {
+                let shared = matches!(store, store::StoreConfig::Postgres(_));
+                cluster::validate_cluster(&doc, c.get_ref(), &c.span(), shared)
+            })
+            .transpose()?;
         Ok(BrokerConfig {
+            store,
+            cluster,
             back_office: raw
                 .back_office
                 .as_ref()
@@ -324,7 +339,6 @@ impl BrokerConfig {
                 .map(|r| smtp::validate_smtp(&doc, r))
                 .transpose()?,
             join: join_page::validate(&doc, &raw.join.unwrap_or_default())?,
-            store: store::validate_store(&doc, &raw.store.unwrap_or_default())?,
             script_categories,
             limits: crate::limits::validate(&doc, &b.limits.unwrap_or_default())?,
             name: b.name.unwrap_or_else(|| "Lifeline broker".into()),
@@ -482,6 +496,7 @@ impl OperatorConfig {
 // ---------------------------------------------------------------- sections
 
 pub mod back_office;
+pub mod cluster;
 pub mod fields;
 pub mod join_page;
 mod policy;

@@ -137,6 +137,34 @@ pub enum SendError {
 }
 
 impl FrameSender {
+    /// A sender with no peer behind it: every send fails with [`Closed`].
+    /// Stands for a side that is not connected (yet), such as the agent of
+    /// a session the broker restored after a restart.
+    pub fn disconnected(why: &str) -> FrameSender {
+        let (queue, _) = mpsc::channel(1);
+        let closer = Closer::new(CloseReason::default());
+        closer.close(why.to_string(), false);
+        FrameSender {
+            queue,
+            budget: Arc::new(Semaphore::new(1)),
+            closer,
+        }
+    }
+
+    /// A queue with no socket behind it: what is sent comes out of the
+    /// returned receiver (the broker forwards it to another broker node).
+    /// Data frames hold their share of [`MAX_QUEUED_DATA_BYTES`] until
+    /// received, as on a link.
+    pub fn pair(capacity: usize) -> (FrameSender, FrameReceiver) {
+        let (queue, rx) = mpsc::channel(capacity);
+        let sender = FrameSender {
+            queue,
+            budget: Arc::new(Semaphore::new(MAX_QUEUED_DATA_BYTES)),
+            closer: Closer::new(CloseReason::default()),
+        };
+        (sender, FrameReceiver(rx))
+    }
+
     /// Queues a frame, waiting while the queue is full.
     pub async fn send(&self, frame: Frame) -> Result<(), Closed> {
         let q = queued(&self.budget, frame).await?;

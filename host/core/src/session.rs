@@ -20,6 +20,12 @@
 //!   `CustomerRejoined` (a valid rejoin ticket) brings it back to `Waiting`
 //!   (the registry re-attaches operators that are still there), and
 //!   `Expired` (the ticket ran out) ends it.
+//!
+//! And one from the broker itself:
+//! - broker restart: `Waiting | Connected | Suspended ─BrokerRestarted▶
+//!   Reconnecting`. Operators may attach and leave meanwhile;
+//!   `CustomerResumed` (the agent's resume credential) brings it back to
+//!   `Waiting`, and `Expired` (the resume window ran out) ends it.
 
 use lifeline_protocol::SessionState;
 
@@ -51,6 +57,11 @@ pub enum SessionEvent {
     RebootStarted,
     /// The agent came back with a valid rejoin ticket.
     CustomerRejoined,
+    /// The broker started again while the session was live: it waits for
+    /// the customer's agent to resume.
+    BrokerRestarted,
+    /// The agent resumed with a valid resume credential.
+    CustomerResumed,
 }
 
 /// A transition that the lifecycle does not allow.
@@ -85,7 +96,22 @@ pub fn transition(
         (S::Rebooting, E::CustomerRejoined) => S::Waiting,
         (S::Rebooting, E::Expired | E::Ended) => S::Ended,
         (S::Waiting | S::Connected | S::Suspended, E::Ended | E::CustomerLost) => S::Ended,
-        (S::Invited | S::Waiting | S::Connected | S::Suspended | S::Rebooting | S::Ended, _) => {
+        (S::Waiting | S::Connected | S::Suspended, E::BrokerRestarted) => S::Reconnecting,
+        (S::Reconnecting, E::CustomerLost | E::OperatorAttached | E::OperatorLeft) => {
+            S::Reconnecting
+        }
+        (S::Reconnecting, E::CustomerResumed) => S::Waiting,
+        (S::Reconnecting, E::Expired | E::Ended) => S::Ended,
+        (
+            S::Invited
+            | S::Waiting
+            | S::Connected
+            | S::Suspended
+            | S::Rebooting
+            | S::Reconnecting
+            | S::Ended,
+            _,
+        ) => {
             return Err(TransitionError { from, event });
         }
     };
@@ -123,6 +149,24 @@ mod tests {
         assert!(transition(S::Waiting, E::AccessSuspended).is_err());
         assert!(transition(S::Connected, E::CustomerRejoined).is_err());
         assert!(transition(S::Invited, E::RebootStarted).is_err());
+    }
+
+    #[test]
+    fn broker_restart_detour() {
+        let mut s = S::Connected;
+        for (e, want) in [
+            (E::BrokerRestarted, S::Reconnecting),
+            (E::OperatorAttached, S::Reconnecting),
+            (E::OperatorLeft, S::Reconnecting),
+            (E::CustomerResumed, S::Waiting),
+            (E::OperatorAttached, S::Connected),
+        ] {
+            s = transition(s, e).unwrap();
+            assert_eq!(s, want);
+        }
+        assert!(transition(S::Rebooting, E::BrokerRestarted).is_err());
+        assert!(transition(S::Waiting, E::CustomerResumed).is_err());
+        assert_eq!(transition(S::Reconnecting, E::Expired).unwrap(), S::Ended);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The operator client: a connection to the broker with request/reply
 //! matching, the saved login, and the actions of the technician's CLI.
 
+pub mod reconnect;
 pub mod report;
 pub mod screen;
 pub mod stream;

@@ -110,7 +110,21 @@ pub enum Message {
         ticket: Secret,
         host: String,
     },
-    /// Broker → agent: back in the session.
+    /// Broker → agent, right after `Joined` or `Rejoined`: the credential
+    /// with which this agent resumes the session after the broker
+    /// restarted. The broker keeps only its hash; it is single use, and a
+    /// new one follows every resume.
+    ResumeCredential {
+        credential: Secret,
+    },
+    /// Agent, after its connection to the broker was lost mid-session:
+    /// resume the session the credential is bound to. Answered by
+    /// `Rejoined` and a fresh `ResumeCredential`, or by an error.
+    Resume {
+        credential: Secret,
+        host: String,
+    },
+    /// Broker → agent: back in the session (after a rejoin or a resume).
     Rejoined {
         session: SessionInfo,
         operator: OperatorProfile,

@@ -76,6 +76,9 @@ pub enum SessionState {
     Suspended,
     /// Reserved: the customer's machine is rebooting and will rejoin.
     Rebooting,
+    /// The broker restarted mid-session: the session waits for the
+    /// customer's agent to resume it with its resume credential.
+    Reconnecting,
     /// Over; no further traffic.
     Ended,
 }
@@ -88,6 +91,7 @@ impl SessionState {
             SessionState::Connected => "connected",
             SessionState::Suspended => "suspended",
             SessionState::Rebooting => "rebooting",
+            SessionState::Reconnecting => "reconnecting",
             SessionState::Ended => "ended",
         }
     }
@@ -99,6 +103,7 @@ impl SessionState {
             SessionState::Connected,
             SessionState::Suspended,
             SessionState::Rebooting,
+            SessionState::Reconnecting,
             SessionState::Ended,
         ]
         .into_iter()

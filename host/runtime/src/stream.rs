@@ -342,6 +342,18 @@ impl StreamHub {
         }
     }
 
+    /// The link to the operator was lost while the session goes on (the
+    /// agent resumes it): every open stream closes, since the operator's
+    /// credit and the frames in flight went with the link. Plugins may
+    /// open new streams once the link is back.
+    pub fn close_open(&self, reason: &str) {
+        let streams = std::mem::take(&mut self.lock().streams);
+        self.changed.notify_all();
+        for s in streams.values() {
+            self.sink.closed(&s.info, &s.stats, reason);
+        }
+    }
+
     /// What an operator client sent: credit (which may release a
     /// latest-wins stream's waiting frame) or a frame for the plugin.
     /// Frames for streams that are not open are ignored.

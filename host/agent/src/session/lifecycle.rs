@@ -19,7 +19,10 @@ impl Session<'_> {
             SessionState::Ended => return Flow::Break(Ok(self.outcome(Party::Broker, detail))),
             SessionState::Connected => self.services.event(&SessionEvent::OperatorAttached(name)),
             SessionState::Waiting => self.services.event(&SessionEvent::OperatorLeft(name)),
-            SessionState::Invited | SessionState::Suspended | SessionState::Rebooting => {}
+            SessionState::Invited
+            | SessionState::Suspended
+            | SessionState::Rebooting
+            | SessionState::Reconnecting => {}
         }
         Flow::Continue(())
     }

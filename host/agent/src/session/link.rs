@@ -6,14 +6,13 @@
 use lifeline_protocol::{Frame, Message, SessionMessage};
 
 use super::{Flow, Session};
-use crate::AgentError;
 
 impl Session<'_> {
     /// A frame from the broker; `None`: the link is gone.
     pub(super) async fn on_frame(&mut self, frame: Option<Frame>) -> Flow {
         let Some(frame) = frame else {
             let why = self.link.close_reason.get();
-            return Flow::Break(Err(AgentError::ConnectionLost(why)));
+            return self.on_link_lost(why).await;
         };
         match frame {
             Frame::Control(msg) => return self.on_message(msg).await,
@@ -34,6 +33,7 @@ impl Session<'_> {
                 self.on_rejoin_ticket(ticket, expires_at)
             }
             Message::Error { message, .. } => self.on_broker_error(message),
+            Message::ResumeCredential { credential } => self.resume = Some(credential),
             // The handshake is over, and these go from the agent to the
             // broker or to operators only.
             Message::Hello { .. }
@@ -47,6 +47,7 @@ impl Session<'_> {
             | Message::RejoinTicketRequest { .. }
             | Message::RebootCancelled { .. }
             | Message::Rejoin { .. }
+            | Message::Resume { .. }
             | Message::Rejoined { .. } => {}
         }
         Flow::Continue(())

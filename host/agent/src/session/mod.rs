@@ -21,7 +21,8 @@
 //! questions), `plugin_calls.rs` (listing and running plugins, passwords for
 //! a run-as login), `batches.rs` (script batches), `control.rs` (rejoin
 //! tickets and reboot notices), `outgoing.rs` (what plugin calls send to the
-//! operator). A new message kind does not compile until it is given a
+//! operator), `resume.rs` (a lost broker connection, resumed with the
+//! resume credential). A new message kind does not compile until it is given a
 //! handler there. A handler answers [`Flow`]: go on, or the session ends
 //! with this result.
 
@@ -34,6 +35,7 @@ mod link;
 mod outgoing;
 mod plugin_calls;
 mod question;
+mod resume;
 pub(crate) mod setup;
 mod teardown;
 
@@ -83,6 +85,12 @@ pub(crate) struct Session<'a> {
     /// Commands of the customer's window (`channel`).
     commands: mpsc::Receiver<CommandRequest>,
     link: Link,
+    /// The link the plugin streams write to (the same as `link`'s sender,
+    /// replaced with it on a resume).
+    sink_link: Arc<std::sync::RwLock<lifeline_core::link::FrameSender>>,
+    /// The broker's resume credential, once it sent one: with it the
+    /// session survives a broker restart (`resume.rs`).
+    resume: Option<lifeline_protocol::Secret>,
     sid: String,
     session: SessionInfo,
     operator: OperatorProfile,

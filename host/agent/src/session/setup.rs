@@ -87,8 +87,9 @@ impl<'a> Session<'a> {
         // Plugin streams go straight onto the link; long-lived plugins hear
         // the session's events.
         let services_cell = Arc::new(OnceLock::new());
+        let sink_link = Arc::new(std::sync::RwLock::new(e.link.tx.clone()));
         let streams = StreamHub::new(Box::new(plugins::AgentSink {
-            link: e.link.tx.clone(),
+            link: Arc::clone(&sink_link),
             rt: tokio::runtime::Handle::current(),
             tx: p.plug_tx.clone(),
             services: Arc::clone(&services_cell),
@@ -109,6 +110,8 @@ impl<'a> Session<'a> {
             commands,
             sid: e.session.session_id.clone(),
             link: e.link,
+            sink_link,
+            resume: None,
             session: e.session,
             operator: e.operator,
             engine: p.engine,

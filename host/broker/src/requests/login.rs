@@ -69,13 +69,13 @@ pub(super) fn resume(
 }
 
 /// Ends the login token, goes offline and leaves every attached session.
-pub(super) fn logout(op: LoggedIn<'_>, c: &mut Conn) -> Result<ReplyBody, Failure> {
+pub(super) async fn logout(op: LoggedIn<'_>, c: &mut Conn) -> Result<ReplyBody, Failure> {
     if let Some(h) = c.token_hash.take() {
         op.shared.store.delete_token(&h).map_err(store_err)?;
     }
     op.shared.registry.operator_offline(op.id, c.id);
     for id in std::mem::take(&mut c.attached) {
-        leave(op.shared, c, &id, None);
+        leave(op.shared, c, &id, None).await;
     }
     c.operator = None;
     Ok(ReplyBody::Ok)

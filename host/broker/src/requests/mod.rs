@@ -76,7 +76,7 @@ pub(crate) async fn dispatch(
         }
         R::Resume { token } => login::resume(shared, conn, link, &token),
         // A login needed: `op?`.
-        R::Logout => login::logout(op?, conn),
+        R::Logout => login::logout(op?, conn).await,
         R::ChangePassword { old, new } => profile::change_password(op?, conn, old, new).await,
         R::Profile => profile::show(op?),
         R::UpdateProfile { name, email, title } => profile::update(op?, conn, name, email, title),
@@ -87,9 +87,9 @@ pub(crate) async fn dispatch(
         } => invitations::create(op?, &ticket, &end_user, ttl_secs),
         R::Invitation { session_id } => invitations::show(op?, &session_id),
         R::ListSessions { all, after } => sessions::list(op?, all, after.as_deref()),
-        R::Attach { session_id } => sessions::attach(op?, conn, link, session_id),
-        R::Detach { session_id } => sessions::detach(op?, conn, &session_id),
-        R::EndSession { session_id, reason } => sessions::end(op?, conn, &session_id, reason),
+        R::Attach { session_id } => sessions::attach(op?, conn, link, session_id).await,
+        R::Detach { session_id } => sessions::detach(op?, conn, &session_id).await,
+        R::EndSession { session_id, reason } => sessions::end(op?, conn, &session_id, reason).await,
         R::Report {
             session_id,
             after_seq,

@@ -1,7 +1,6 @@
 //! `ListSessions`, `Attach`, `Detach` and `EndSession`.
 
 use lifeline_core::link::Link;
-use lifeline_core::session::SessionEvent;
 use lifeline_protocol::{ErrorCode, Party, ReplyBody, SessionState};
 
 use super::{Failure, LoggedIn, check_len, fail, store_err};
@@ -33,7 +32,7 @@ pub(super) fn list(op: LoggedIn<'_>, all: bool, after: Option<&str>) -> Result<R
 
 /// Connects this connection to a ready session of the operator's: from now
 /// on its traffic reaches this connection.
-pub(super) fn attach(
+pub(super) async fn attach(
     op: LoggedIn<'_>,
     c: &mut Conn,
     link: &Link,
@@ -54,14 +53,13 @@ pub(super) fn attach(
     };
     let shared = op.shared;
     shared
-        .registry
-        .attach(
-            &shared.store,
+        .attach_anywhere(
             &session_id,
             c.id,
             link.tx.clone(),
             &format!("{who} is connected"),
         )
+        .await
         .map_err(|e| fail(ErrorCode::WrongState, e))?;
     if c.attached.insert(session_id.clone()) {
         shared.record(
@@ -78,19 +76,19 @@ pub(super) fn attach(
 }
 
 /// Disconnects this connection from a session; the session stays open.
-pub(super) fn detach(
+pub(super) async fn detach(
     op: LoggedIn<'_>,
     c: &mut Conn,
     session_id: &str,
 ) -> Result<ReplyBody, Failure> {
     if c.attached.remove(session_id) {
-        leave(op.shared, c, session_id, None);
+        leave(op.shared, c, session_id, None).await;
     }
     Ok(ReplyBody::Ok)
 }
 
 /// Ends a session of the operator's, joined or still an invitation.
-pub(super) fn end(
+pub(super) async fn end(
     op: LoggedIn<'_>,
     c: &mut Conn,
     session_id: &str,
@@ -115,13 +113,15 @@ pub(super) fn end(
                 .map_err(store_err)?;
         }
         _ => {
-            shared.registry.end(
-                &shared.store,
-                session_id,
-                SessionEvent::Ended,
-                Party::Operator,
-                &reason,
-            );
+            if let Err(why) = shared.end_anywhere(session_id, &reason).await {
+                // No node holds the session any more (its node was lost and
+                // the agent has not resumed): the store says it is over.
+                tracing::info!(session = %session_id, "ending a session no node holds: {why}");
+                shared
+                    .store
+                    .set_state(session_id, SessionState::Ended)
+                    .map_err(store_err)?;
+            }
         }
     }
     shared.record(

@@ -141,6 +141,7 @@ pub(crate) fn config(dir: &std::path::Path) -> BrokerConfig {
         smtp: None,
         join: Default::default(),
         store: Default::default(),
+        cluster: None,
     }
 }
 

@@ -1,0 +1,276 @@
+//! Several broker nodes serving one organisation: any node accepts any
+//! agent or operator, and sessions are routed between nodes over NATS.
+//!
+//! The model is the *home node*: a session lives in the registry of the
+//! node its customer's agent is connected to, exactly as on a single
+//! broker. Operators connected to other nodes take part through NATS:
+//!
+//! | subject | who subscribes | carries |
+//! |---|---|---|
+//! | `lifeline.home.{session}` | the home node | requests (`Ctl`): attach or detach an operator connection of another node, end the session, its state |
+//! | `lifeline.agent.{session}` | the home node | frames operators on other nodes send to the agent |
+//! | `lifeline.conn.{node}.{conn}` | node `{node}` (`lifeline.conn.{node}.*`) | frames for one of its operator connections: the home node's registry holds, for each remote operator, a queue whose frames go there |
+//! | `lifeline.online.{operator}` | every node | "session ready" notices for an operator's connections wherever they are |
+//!
+//! So the registry, the relay and the recording stay what they are on one
+//! broker: a remote operator is one more queue in the session's operator
+//! list, and a node that does not hold a session asks its home. Durable
+//! state (sessions, reports, tickets, credentials) is in the shared store
+//! (`[store] kind = "postgres"`); NATS carries only what is in flight, and
+//! its "no responders" answer is how a node learns that no node is the
+//! session's home. No membership or consensus of our own: NATS and
+//! PostgreSQL provide both.
+
+mod home;
+mod remote;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+
+use lifeline_core::config::cluster::ClusterConfig;
+use lifeline_core::link::FrameSender;
+use lifeline_protocol::{Frame, MAX_FRAME_BYTES};
+use tokio::task::JoinHandle;
+
+use crate::Shared;
+use crate::registry::ConnId;
+
+pub use home::{Ctl, CtlReply};
+
+/// Frames queued towards one remote operator connection before the home
+/// node's relay waits (then drops it as stalled, as for a local one).
+pub const REMOTE_QUEUE_FRAMES: usize = 64;
+
+/// How long a node waits for a session's home to answer a request. A home
+/// that takes longer is treated as gone.
+pub const CTL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The NATS payload a node needs: the largest frame plus its header and
+/// the subject's overhead. A NATS server with a smaller `max_payload`
+/// would drop big frames (script files), so the broker refuses to start.
+pub const MIN_NATS_PAYLOAD: usize = MAX_FRAME_BYTES + 1024;
+
+/// Why the cluster could not start or a node could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error(
+        "the NATS server at {url} accepts messages of at most {max} bytes; Lifeline needs {MIN_NATS_PAYLOAD}: set max_payload: 8MB in nats-server's configuration"
+    )]
+    Payload { url: String, max: usize },
+    #[error("cannot subscribe to {subject}: {source}")]
+    Subscribe {
+        subject: String,
+        #[source]
+        source: async_nats::SubscribeError,
+    },
+}
+
+/// This node's part of the cluster.
+pub struct Cluster {
+    pub node: String,
+    nats: async_nats::Client,
+    /// This node's operator connections, for frames other nodes send them.
+    conns: Mutex<HashMap<ConnId, FrameSender>>,
+    /// Sessions homed here: the tasks serving their subjects.
+    homes: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+    /// Local operator connections attached to sessions homed elsewhere.
+    remote: Mutex<HashSet<(String, ConnId)>>,
+    shared: Mutex<Weak<Shared>>,
+}
+
+fn subject_home(session: &str) -> String {
+    format!("lifeline.home.{session}")
+}
+fn subject_agent(session: &str) -> String {
+    format!("lifeline.agent.{session}")
+}
+fn subject_conn(node: &str, conn: ConnId) -> String {
+    format!("lifeline.conn.{node}.{conn}")
+}
+fn subject_online(operator_id: i64) -> String {
+    format!("lifeline.online.{operator_id}")
+}
+fn subject_moved(session: &str) -> String {
+    format!("lifeline.moved.{session}")
+}
+
+/// A frame as it travels over NATS: the wire encoding, header included.
+fn encode(frame: &Frame) -> bytes::Bytes {
+    bytes::Bytes::from(frame.encode())
+}
+
+fn decode(payload: &[u8]) -> Option<Frame> {
+    let kind = *payload.get(4)?;
+    lifeline_protocol::frame::decode_body(kind, payload.get(5..)?.to_vec()).ok()
+}
+
+impl Cluster {
+    /// Connects to NATS and checks that it carries Lifeline's largest frame.
+    pub async fn connect(cfg: &ClusterConfig) -> Result<Arc<Cluster>, ClusterError> {
+        let nats = async_nats::ConnectOptions::new()
+            .name(format!("lifeline-broker {}", cfg.node))
+            .connect(cfg.nats_url.as_str())
+            .await
+            .map_err(|source| ClusterError::Connect {
+                url: cfg.nats_url.clone(),
+                source,
+            })?;
+        let max = nats.server_info().max_payload;
+        if max < MIN_NATS_PAYLOAD {
+            return Err(ClusterError::Payload {
+                url: cfg.nats_url.clone(),
+                max,
+            });
+        }
+        Ok(Arc::new(Cluster {
+            node: cfg.node.clone(),
+            nats,
+            conns: Mutex::default(),
+            homes: Mutex::default(),
+            remote: Mutex::default(),
+            shared: Mutex::default(),
+        }))
+    }
+
+    /// Starts serving this node's subjects for the broker `shared`.
+    pub async fn start(self: &Arc<Self>, shared: &Arc<Shared>) -> Result<(), ClusterError> {
+        *self.shared.lock().expect("cluster lock is never poisoned") = Arc::downgrade(shared);
+        let conns = self
+            .subscribe(format!("lifeline.conn.{}.*", self.node))
+            .await?;
+        let online = self.subscribe("lifeline.online.*".to_string()).await?;
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.deliver_to_conns(conns).await });
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.deliver_online(online).await });
+        let moved = self.subscribe("lifeline.moved.*".to_string()).await?;
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.follow_moves(moved).await });
+        Ok(())
+    }
+
+    async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, ClusterError> {
+        self.nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|source| ClusterError::Subscribe { subject, source })
+    }
+
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .upgrade()
+    }
+
+    /// An operator connection of this node came (other nodes may send it
+    /// frames) or went.
+    pub fn conn_open(&self, conn: ConnId, tx: FrameSender) {
+        self.conns
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .insert(conn, tx);
+    }
+
+    pub fn conn_closed(&self, conn: ConnId) {
+        self.conns
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .remove(&conn);
+        self.remote
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .retain(|(_, c)| *c != conn);
+    }
+
+    /// Frames other nodes send this node's operator connections.
+    async fn deliver_to_conns(&self, mut sub: async_nats::Subscriber) {
+        use futures_util::StreamExt;
+        while let Some(msg) = sub.next().await {
+            let Some(conn) = msg
+                .subject
+                .rsplit('.')
+                .next()
+                .and_then(|c| c.parse::<ConnId>().ok())
+            else {
+                continue;
+            };
+            let tx = self
+                .conns
+                .lock()
+                .expect("cluster lock is never poisoned")
+                .get(&conn)
+                .cloned();
+            if let (Some(tx), Some(frame)) = (tx, decode(&msg.payload))
+                && let Some(shared) = self.shared()
+            {
+                crate::relay::to(&shared, &tx, frame).await;
+            }
+        }
+    }
+
+    /// "Session ready" notices for operators online on this node.
+    async fn deliver_online(&self, mut sub: async_nats::Subscriber) {
+        use futures_util::StreamExt;
+        while let Some(msg) = sub.next().await {
+            let Some(operator_id) = msg
+                .subject
+                .rsplit('.')
+                .next()
+                .and_then(|c| c.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if let (Some(shared), Some(frame)) = (self.shared(), decode(&msg.payload)) {
+                shared.registry.notify_online(operator_id, frame);
+            }
+        }
+    }
+
+    /// A session got a new home: this node's connections attached to it
+    /// through the former home attach again there.
+    async fn follow_moves(&self, mut sub: async_nats::Subscriber) {
+        use futures_util::StreamExt;
+        while let Some(msg) = sub.next().await {
+            let from = String::from_utf8_lossy(&msg.payload);
+            let Some(id) = msg.subject.rsplit('.').next().map(str::to_string) else {
+                continue;
+            };
+            if from == self.node {
+                continue;
+            }
+            let conns: Vec<ConnId> = self
+                .remote
+                .lock()
+                .expect("cluster lock is never poisoned")
+                .iter()
+                .filter(|(s, _)| *s == id)
+                .map(|(_, c)| *c)
+                .collect();
+            for conn in conns {
+                let notice = "an operator is connected again after the session moved";
+                if let Err(e) = self.attach(&id, conn, notice).await {
+                    tracing::warn!(session = %id, "cluster: cannot attach again after a move: {e}");
+                }
+            }
+        }
+    }
+
+    /// Tells the operator's connections on every node (this one included)
+    /// that a session is ready.
+    pub async fn session_ready(&self, operator_id: i64, frame: &Frame) {
+        if let Err(e) = self
+            .nats
+            .publish(subject_online(operator_id), encode(frame))
+            .await
+        {
+            tracing::warn!("cluster: cannot publish a session-ready notice: {e}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Where a session's other side is: in this node's registry, or (with
+//! `[cluster]`) on the session's home node, reached through the cluster.
+//! The operator's handlers call these instead of the registry, so a
+//! single broker and a cluster node run the same code.
+
+use lifeline_core::link::FrameSender;
+use lifeline_core::session::SessionEvent;
+use lifeline_protocol::{Frame, Party};
+
+use crate::Shared;
+use crate::registry::ConnId;
+
+impl Shared {
+    /// Tells the operator's online connections (on every node) that a
+    /// session is ready.
+    pub fn announce_ready(&self, operator_id: i64, frame: Frame) {
+        match &self.cluster {
+            Some(cluster) => {
+                let cluster = std::sync::Arc::clone(cluster);
+                tokio::spawn(async move { cluster.session_ready(operator_id, &frame).await });
+            }
+            None => self.registry.notify_online(operator_id, frame),
+        }
+    }
+
+    /// Attaches operator connection `conn` (queue `tx`) to session `id`,
+    /// here or on its home node.
+    pub async fn attach_anywhere(
+        &self,
+        id: &str,
+        conn: ConnId,
+        tx: FrameSender,
+        notice: &str,
+    ) -> Result<(), String> {
+        if self.registry.state(id).is_some() {
+            return self.registry.attach(&self.store, id, conn, tx, notice);
+        }
+        match &self.cluster {
+            Some(cluster) => cluster.attach(id, conn, notice).await,
+            None => self.registry.attach(&self.store, id, conn, tx, notice),
+        }
+    }
+
+    /// Detaches `conn` from session `id`; true when it was the last
+    /// operator connection.
+    pub async fn detach_anywhere(&self, id: &str, conn: ConnId, notice: &str) -> bool {
+        if let Some(cluster) = &self.cluster
+            && cluster.is_remote_attached(id, conn)
+        {
+            return cluster.detach(id, conn, notice).await;
+        }
+        self.registry.detach(&self.store, id, conn, notice)
+    }
+
+    /// Ends live session `id`, here or on its home node.
+    pub async fn end_anywhere(&self, id: &str, reason: &str) -> Result<(), String> {
+        if self.registry.state(id).is_none()
+            && let Some(cluster) = &self.cluster
+        {
+            return cluster.end(id, reason).await;
+        }
+        self.registry.end(
+            &self.store,
+            id,
+            SessionEvent::Ended,
+            Party::Operator,
+            reason,
+        );
+        Ok(())
+    }
+
+    /// True when `conn` is attached to session `id`, here or remotely.
+    pub fn is_attached_anywhere(&self, id: &str, conn: ConnId) -> bool {
+        self.registry.is_attached(id, conn)
+            || self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.is_remote_attached(id, conn))
+    }
+
+    /// Sends `frame` to the agent of session `id`: false when its
+    /// connection here closed, or it has none here and no cluster to reach
+    /// its home.
+    pub async fn to_agent(&self, id: &str, frame: Frame) -> bool {
+        if let Some(tx) = self.registry.agent_tx(id) {
+            return crate::relay::to(self, &tx, frame).await;
+        }
+        match &self.cluster {
+            Some(cluster) => {
+                cluster.to_agent(id, &frame).await;
+                true
+            }
+            None => false,
+        }
+    }
+}

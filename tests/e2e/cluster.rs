@@ -1,0 +1,330 @@
+//! Issue 17: broker nodes sharing one PostgreSQL database and routing
+//! sessions over one NATS server, all real processes on loopback. The
+//! operator is on node A, the customer's agent on node C (and, when C is
+//! killed, on node B behind a real TCP load balancer, haproxy).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lifeline_broker::store::testing::TestDatabase;
+
+use crate::processes::*;
+use crate::support::PASSWORD;
+
+/// A port free right now on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until something accepts connections on `port`.
+fn wait_listening(port: u16, what: &str) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} never listened on port {port}");
+}
+
+/// A NATS server of the test's own, with the payload size Lifeline needs.
+pub struct Nats {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Nats {
+    pub fn start(dir: &Path) -> Nats {
+        let port = free_port();
+        let conf = dir.join("nats.conf");
+        write(
+            &conf,
+            &format!("listen: 127.0.0.1:{port}\nmax_payload: 8MB\n"),
+        );
+        let child = std::process::Command::new("nats-server")
+            .args(["-c", p(&conf)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (scripts/setup)");
+        wait_listening(port, "nats-server");
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One broker node: its config file, process and addresses.
+pub struct Node {
+    pub cfg: String,
+    pub proc: Proc,
+    pub addr: String,
+    pub fingerprint: String,
+}
+
+/// Writes node `name`'s config: the shared store and NATS, its own data
+/// folder (holding the organisation's certificate: copied from `cert_from`
+/// when given, so that every node presents the same one).
+fn node_config(dir: &Path, name: &str, db: &str, nats: &str, cert_from: Option<&Path>) -> String {
+    let data = dir.join(format!("data-{name}"));
+    std::fs::create_dir_all(&data).unwrap();
+    if let Some(from) = cert_from {
+        for f in ["broker-cert.pem", "broker-key.pem"] {
+            std::fs::copy(from.join(f), data.join(f)).unwrap();
+        }
+    }
+    let cfg = dir.join(format!("{name}.toml"));
+    write(
+        &cfg,
+        &format!(
+            "[broker]\nname = \"Cluster\"\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
+             data_dir = \"{}\"\n\n[store]\nkind = \"postgres\"\nurl = \"{db}\"\n\n\
+             [cluster]\nnats_url = \"{nats}\"\nnode = \"{name}\"\n",
+            data.display()
+        ),
+    );
+    p(&cfg).to_string()
+}
+
+fn run_node(dir: &Path, name: &str, cfg: String) -> Node {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let proc = Proc::spawn_with(&["broker", "run", "--config", &cfg], log.into(), "debug");
+    let listening = proc.wait_line("Broker listening on");
+    let addr = listening.split_whitespace().nth(3).unwrap().to_string();
+    let fingerprint = proc
+        .wait_line("Certificate fingerprint:")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    Node {
+        cfg,
+        proc,
+        addr,
+        fingerprint,
+    }
+}
+
+/// The test's cluster: NATS, the database, and nodes a, b and c.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    _db: TestDatabase,
+    _nats: Nats,
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDatabase::create().unwrap_or_else(|e| panic!("{e}"));
+        let nats = Nats::start(dir.path());
+        let d = dir.path();
+        let a_cfg = node_config(d, "a", &db.url(), &nats.url, None);
+        ok(
+            &[
+                "broker",
+                "add-operator",
+                "--config",
+                &a_cfg,
+                "--username",
+                "alice",
+                "--name",
+                "Alice Smith",
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        let a = run_node(d, "a", a_cfg);
+        let certs: PathBuf = d.join("data-a");
+        let mut nodes = vec![a];
+        for name in ["b", "c"] {
+            let cfg = node_config(d, name, &db.url(), &nats.url, Some(&certs));
+            nodes.push(run_node(d, name, cfg));
+        }
+        assert!(
+            nodes.iter().all(|n| n.fingerprint == nodes[0].fingerprint),
+            "every node presents the organisation's certificate"
+        );
+        Cluster {
+            dir,
+            _db: db,
+            _nats: nats,
+            nodes,
+        }
+    }
+
+    /// Operator config on node `op_node`, agent config on `agent_addr`.
+    pub fn clients(&self, op_node: usize, agent_addr: &str) -> (String, String) {
+        let fp = &self.nodes[0].fingerprint;
+        let (op, _) = client_configs(self.dir.path(), &self.nodes[op_node].addr, fp);
+        let sub = self.dir.path().join("agent-side");
+        std::fs::create_dir_all(&sub).unwrap();
+        let (_, agent) = client_configs(&sub, agent_addr, fp);
+        (op, agent)
+    }
+}
+
+/// The report of `sid` as JSON events, read through `op`'s node.
+fn report_events(op: &str, sid: &str) -> Vec<serde_json::Value> {
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "report", "--config", op, sid, "--format", "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    json["events"].as_array().expect("report events").clone()
+}
+
+fn count(events: &[serde_json::Value], kind: &str, text: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind && e["text"].as_str().unwrap_or("").contains(text))
+        .count()
+}
+
+#[test]
+fn operator_on_one_node_helps_a_customer_on_another() {
+    let cluster = Cluster::start();
+    let c_addr = cluster.nodes[2].addr.clone();
+    let (op, agent_cfg) = cluster.clients(0, &c_addr);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-C1");
+    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
+    let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
+    console.wait_line("Connected to session");
+    agent.wait_line("is connected");
+    console.type_line("hello from node a");
+    agent.wait_line("[Alice Smith] hello from node a");
+    agent.type_line("hello from node c");
+    console.wait_line("[customer] hello from node c");
+    console.type_line("/ask sysinfo system.info Read system information");
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
+    console.wait_line("allow once (customer)");
+    console.type_line("/end all done");
+    agent.wait_line("ended by the operator: all done");
+    assert!(console.wait_exit().success());
+    assert!(agent.wait_exit().success());
+
+    let events = report_events(&op, &sid);
+    for (kind, text) in [
+        ("join", "joined by"),
+        ("connect", "connected"),
+        ("chat", "hello from node a"),
+        ("chat", "hello from node c"),
+        ("consent_request", "system.info"),
+        ("consent", "allow"),
+        ("end", "all done"),
+    ] {
+        assert_eq!(
+            count(&events, kind, text),
+            1,
+            "one {kind} {text:?}: {events:#?}"
+        );
+    }
+}
+
+/// A real TCP load balancer (haproxy) in front of `primary`, with `backup`
+/// taking new connections once health checks see `primary` down.
+struct Balancer {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Balancer {
+    fn start(dir: &Path, primary: &str, backup: &str) -> Balancer {
+        let port = free_port();
+        let conf = dir.join("haproxy.cfg");
+        write(
+            &conf,
+            &format!(
+                "global\n  maxconn 256\ndefaults\n  mode tcp\n  timeout connect 2s\n  \
+                 timeout client 1h\n  timeout server 1h\nfrontend agents\n  \
+                 bind 127.0.0.1:{port}\n  default_backend nodes\nbackend nodes\n  \
+                 server primary {primary} check inter 200ms fall 1 rise 1\n  \
+                 server backup {backup} check inter 200ms fall 1 rise 1 backup\n"
+            ),
+        );
+        let child = std::process::Command::new("haproxy")
+            .args(["-f", p(&conf), "-db"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy is installed (scripts/setup)");
+        wait_listening(port, "haproxy");
+        Balancer {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_customer_s_node_killed_the_agent_resumes_on_another() {
+    let mut cluster = Cluster::start();
+    let lb = Balancer::start(
+        cluster.dir.path(),
+        &cluster.nodes[2].addr,
+        &cluster.nodes[1].addr,
+    );
+    let (op, agent_cfg) = cluster.clients(0, &lb.addr);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-C2");
+    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
+    let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
+    console.wait_line("Connected to session");
+    agent.wait_line("is connected");
+    console.type_line("before the loss");
+    agent.wait_line("[Alice Smith] before the loss");
+    agent.type_line("seen before");
+    console.wait_line("[customer] seen before");
+
+    cluster.nodes[2].proc.kill();
+    agent.wait_line("reconnecting");
+    agent.wait_line("Back in the session");
+    console.type_line("after the loss");
+    agent.wait_line("[Alice Smith] after the loss");
+    agent.type_line("seen after");
+    console.wait_line("[customer] seen after");
+    console.type_line("/end all done");
+    agent.wait_line("ended by the operator: all done");
+    assert!(console.wait_exit().success());
+    assert!(agent.wait_exit().success());
+
+    let events = report_events(&op, &sid);
+    for (kind, text) in [
+        ("join", "joined by"),
+        ("chat", "before the loss"),
+        ("chat", "seen before"),
+        ("restart", "the broker node holding the session stopped"),
+        ("resume", "resumed the session"),
+        ("chat", "after the loss"),
+        ("chat", "seen after"),
+        ("end", "all done"),
+    ] {
+        assert_eq!(count(&events, kind, text), 1, "one {kind} {text:?}: {events:#?}");
+    }
+    let b_log = std::fs::read_to_string(cluster.dir.path().join("b.log")).unwrap();
+    assert!(b_log.contains("adopted a session whose node stopped"), "node b adopted it");
+    let _ = &cluster.nodes[0].cfg;
+}

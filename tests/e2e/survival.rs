@@ -1,0 +1,209 @@
+//! Issue 17, "Survival" on one broker: a broker killed mid-session and
+//! started again keeps the session; the customer's agent resumes it with
+//! its resume credential and the operator's console reconnects with its
+//! saved login. And the credential's rules on the wire: unknown, used, or
+//! presented while the session is not waiting for a resume, it is refused.
+
+use std::path::Path;
+
+use lifeline_core::client;
+use lifeline_core::link::Link;
+use lifeline_protocol::{ClientRole, ErrorCode, Frame, JoinCredential, Message, Secret};
+
+use crate::processes::*;
+use crate::support::*;
+
+/// A port free right now on 127.0.0.1, for a broker that must come back on
+/// the same address after a restart (its clients' configs name it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes the broker's config on a fixed session port and adds Alice.
+fn broker_config_on(dir: &Path, port: u16) -> String {
+    let cfg = dir.join("broker.toml");
+    write(
+        &cfg,
+        &format!(
+            "[broker]\nname = \"Restarting broker\"\nlisten = \"127.0.0.1:{port}\"\n\
+             https_listen = \"127.0.0.1:0\"\ndata_dir = \"broker-data\"\n"
+        ),
+    );
+    ok(
+        &[
+            "broker",
+            "add-operator",
+            "--config",
+            p(&cfg),
+            "--username",
+            "alice",
+            "--name",
+            "Alice Smith",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    p(&cfg).to_string()
+}
+
+/// Starts `lifeline broker run`; returns it with its certificate fingerprint.
+fn run_broker(dir: &Path, cfg: &str, log_name: &str) -> (Proc, String) {
+    let log = std::fs::File::create(dir.join(log_name)).unwrap();
+    let broker = Proc::spawn_with(&["broker", "run", "--config", cfg], log.into(), "debug");
+    broker.wait_line("Broker listening on");
+    let fp = broker
+        .wait_line("Certificate fingerprint:")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    (broker, fp)
+}
+
+#[test]
+fn broker_killed_mid_session_and_restarted_both_sides_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = broker_config_on(dir.path(), port);
+    let (mut broker, fp) = run_broker(dir.path(), &cfg, "broker-1.log");
+    let (op, agent_cfg) = client_configs(dir.path(), &format!("127.0.0.1:{port}"), &fp);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-17");
+    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
+    let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
+    console.wait_line("Connected to session");
+    agent.wait_line("is connected");
+    console.type_line("before the restart");
+    agent.wait_line("[Alice Smith] before the restart");
+    agent.type_line("seen before");
+    console.wait_line("[customer] seen before");
+
+    broker.kill();
+    agent.wait_line("reconnecting");
+    console.wait_line("reconnecting");
+    let (_broker, fp_again) = run_broker(dir.path(), &cfg, "broker-2.log");
+    assert_eq!(fp, fp_again, "the restarted broker keeps its certificate");
+
+    // Either side may be back first: the console attaches again while the
+    // session waits for the agent, or after the agent resumed it.
+    console.wait_line("back in session");
+    agent.wait_line("Back in the session");
+    console.type_line("after the restart");
+    agent.wait_line("[Alice Smith] after the restart");
+    agent.type_line("seen after");
+    console.wait_line("[customer] seen after");
+    console.type_line("/end all done");
+    agent.wait_line("ended by the operator: all done");
+    assert!(console.wait_exit().success());
+    assert!(agent.wait_exit().success());
+
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "report", "--config", &op, &sid, "--format", "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let events = json["events"].as_array().expect("report events");
+    let count = |kind: &str, text: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["text"].as_str().unwrap_or("").contains(text))
+            .count()
+    };
+    for (kind, text) in [
+        ("chat", "before the restart"),
+        ("chat", "seen before"),
+        ("restart", "the broker restarted"),
+        ("resume", "resumed the session"),
+        ("chat", "after the restart"),
+        ("chat", "seen after"),
+        ("join", "joined by"),
+    ] {
+        assert_eq!(
+            count(kind, text),
+            1,
+            "one {kind} event with {text:?}: {json:#}"
+        );
+    }
+    assert_eq!(count("end", "all done"), 1, "{json:#}");
+    let log = std::fs::read_to_string(dir.path().join("broker-2.log")).unwrap();
+    assert!(
+        !log.contains("rs_"),
+        "no resume credential in the broker's log"
+    );
+}
+
+/// A raw agent connection over real TLS.
+async fn raw_agent(tb: &TestBroker) -> Link {
+    client::connect(&tb.endpoint(), ClientRole::Agent)
+        .await
+        .unwrap()
+        .0
+}
+
+/// The next control message on a raw link that is not a session message.
+async fn next_control(link: &mut Link) -> Message {
+    loop {
+        let f = tokio::time::timeout(WAIT, link.rx.recv())
+            .await
+            .expect("the broker answers")
+            .expect("the link stays open until the answer");
+        match f {
+            Frame::Control(Message::Session { .. }) => {}
+            Frame::Control(m) => return m,
+            _ => {}
+        }
+    }
+}
+
+/// Presents `credential` on a new agent connection; the broker's refusal.
+async fn resume_refused(tb: &TestBroker, credential: &str) -> String {
+    let mut link = raw_agent(tb).await;
+    let hello = Message::Resume {
+        credential: Secret::new(credential.to_string()),
+        host: "pc".into(),
+    };
+    link.tx.send(Frame::Control(hello)).await.unwrap();
+    match next_control(&mut link).await {
+        Message::Error {
+            code: ErrorCode::InvalidInvitation,
+            message,
+        } => message,
+        other => panic!("the resume was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn resume_credentials_are_refused_unless_the_broker_restarted() {
+    let tb = TestBroker::start().await;
+    let op = tb.operator("alice").await;
+    let inv = op.invite("T-18", "Mario Rossi", None).await.unwrap();
+    let mut agent = raw_agent(&tb).await;
+    let join = Message::Join {
+        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
+        host: "pc".into(),
+    };
+    agent.tx.send(Frame::Control(join)).await.unwrap();
+    assert!(matches!(
+        next_control(&mut agent).await,
+        Message::Joined { .. }
+    ));
+    let Message::ResumeCredential { credential } = next_control(&mut agent).await else {
+        panic!("no resume credential after the join");
+    };
+    let credential = credential.expose().to_string();
+    assert!(credential.starts_with("rs_"), "{credential}");
+
+    let why = resume_refused(&tb, &credential).await;
+    assert!(why.contains("not waiting for a resume"), "{why}");
+    let why = resume_refused(&tb, "rs_not-a-credential").await;
+    assert!(why.contains("unknown to this broker"), "{why}");
+    // The session is untouched by the refused attempts.
+    op.wait_ready(&inv.session_id, WAIT).await.unwrap();
+    op.attach(&inv.session_id).await.unwrap();
+}
