@@ -233,7 +233,11 @@ pub async fn rejoin_with(
         return Ok(None);
     };
     ensure_allowed(cfg)?;
-    if ticket.expires_at < lifeline_core::time::now_millis() {
+    // The broker's clock set the expiry and the broker decides; this
+    // computer's clock may be off (or have jumped) by an hour or two, so
+    // only a ticket expired beyond that is refused without asking.
+    let skew = i64::try_from(CLOCK_SKEW_ALLOWANCE.as_millis()).unwrap_or(i64::MAX);
+    if ticket.expires_at.saturating_add(skew) < lifeline_core::time::now_millis() {
         reboot::remove(&cfg.data_dir);
         let why = format!(
             "the rejoin ticket expired at {}; {}",
@@ -249,6 +253,11 @@ pub async fn rejoin_with(
 }
 
 pub use lifeline_core::session::START_AGAIN;
+
+/// How far this computer's clock may be ahead of the broker's before a
+/// saved rejoin ticket is refused as expired without asking the broker
+/// (which checks the expiry against its own clock anyway).
+pub const CLOCK_SKEW_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
 
 /// This computer's host name, as shown to the operator.
 pub fn hostname() -> String {

@@ -222,6 +222,14 @@ pub enum AgentCmd {
         #[command(flatten)]
         cfg: ConfigArg,
     },
+    /// Internal: started by the agent while the operator controls the
+    /// screen; releases what the operator held on `display` when the
+    /// agent stops, even killed (see `agent/screen/guard.rs`).
+    #[command(hide = true)]
+    InputGuard {
+        #[arg(long)]
+        display: String,
+    },
     /// Install the agent as a systemd service (enabled at boot, restarted on
     /// failure, running as the configured account).
     InstallService {

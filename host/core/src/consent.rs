@@ -282,13 +282,8 @@ impl ConsentEngine {
         {
             *n = n.saturating_sub(1);
         }
-        if decision == ConsentDecision::AllowSession {
-            match req.kind {
-                RequestKind::Capability => {
-                    self.grants.insert(grant_key(req));
-                }
-                RequestKind::Question => decision = ConsentDecision::AllowOnce,
-            }
+        if decision == ConsentDecision::AllowSession && req.kind == RequestKind::Question {
+            decision = ConsentDecision::AllowOnce;
         }
         let audit_hash = self.audit.append(&serde_json::json!({
             "event": "consent",
@@ -301,6 +296,11 @@ impl ConsentEngine {
             "decision": decision.as_str(),
             "decided_by": decided_by.as_str(),
         }))?;
+        // Remembered only once recorded: an "allow for this session" whose
+        // entry could not be written (a full disk) grants nothing later.
+        if decision == ConsentDecision::AllowSession {
+            self.grants.insert(grant_key(req));
+        }
         Ok(Decision {
             decision,
             decided_by,

@@ -22,6 +22,10 @@ use crate::wit;
 pub const MAX_LIST_ENTRIES: usize = 4096;
 /// Mode of a file a plugin writes.
 pub const FILE_MODE: u32 = 0o644;
+/// Prefix of the temporary file a write creates beside its target (then
+/// the writer's process ID, a random number and `.tmp`), so that what a
+/// writer killed between creating and renaming it left can be told apart.
+pub const TEMP_PREFIX: &str = ".lifeline-";
 
 /// A folder as the agent's admin configured it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,36 @@ fn open(folders: &Folders, allowed: &[String], name: &str) -> Result<(Dir, bool)
     let dir = Dir::open_ambient_dir(&f.path, cap_std::ambient_authority())
         .map_err(|e| io_err(&f.path.display().to_string(), e))?;
     Ok((dir, f.write))
+}
+
+/// Removes the temporary files that writers no longer running left in the
+/// admin's writable folders (an agent killed between creating the new
+/// file and renaming it over the target; found by the fault test
+/// `tests/e2e/faults/kill_license.rs`). The target itself is untouched:
+/// the old or the new file, whole. Files of a live writer are kept.
+pub fn sweep_stale(folders: &Folders) {
+    for f in folders.values().filter(|f| f.write) {
+        let Ok(entries) = std::fs::read_dir(&f.path) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(owner) = name
+                .strip_prefix(TEMP_PREFIX)
+                .filter(|r| r.ends_with(".tmp"))
+                .and_then(|r| r.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let running = owner == std::process::id()
+                || std::path::Path::new(&format!("/proc/{owner}")).exists();
+            if !running && e.file_type().is_ok_and(|t| t.is_file()) {
+                tracing::warn!("removing {} left by a stopped writer", e.path().display());
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// The entries of `rel` ("" for the folder itself), sorted by name.
@@ -140,7 +174,11 @@ pub fn write(
     } else {
         root.open_dir(&sub).map_err(|e| io_err(rel, e))?
     };
-    let tmp = format!(".lifeline-{:016x}.tmp", rand::random::<u64>());
+    let tmp = format!(
+        "{TEMP_PREFIX}{}-{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    );
     let written = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true).mode(FILE_MODE);

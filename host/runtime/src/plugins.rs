@@ -86,9 +86,11 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// Starts the engines and removes temporary folders (and the process
-    /// groups, see [`crate::cgroup::sweep_stale`]) a crash left behind.
+    /// groups, see [`crate::cgroup::sweep_stale`], and the temporary files
+    /// of [`crate::folder::sweep_stale`]) a crash left behind.
     pub fn new(cfg: RuntimeConfig) -> Result<Self, String> {
         crate::cgroup::sweep_stale();
+        crate::folder::sweep_stale(&cfg.env.folders);
         if cfg.env.temp_root.exists() {
             let _ = std::fs::remove_dir_all(&cfg.env.temp_root);
         }

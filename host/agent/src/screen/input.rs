@@ -45,6 +45,9 @@ pub struct Injector {
     /// Keycodes given a keysym for this share (restored at the end), in
     /// the order used (the oldest is reused when none is free).
     borrowed: Vec<u8>,
+    /// Releases what is held if the agent dies (started with the first
+    /// batch; see `guard`).
+    guard: Option<super::guard::Guard>,
 }
 
 impl Injector {
@@ -76,6 +79,7 @@ impl Injector {
             keys_down: Vec::new(),
             buttons_down: Vec::new(),
             borrowed: Vec::new(),
+            guard: None,
         })
     }
 
@@ -84,8 +88,14 @@ impl Injector {
     pub fn send(&mut self, events: &[wit::InputEvent], bounds: &Area) -> Result<(), ScreenError> {
         // The customer may have switched layouts since (one round trip).
         self.keymap = read_keymap(&self.conn, &self.display)?;
+        if self.guard.is_none() {
+            self.guard = super::guard::Guard::start(&self.display);
+        }
         let result = events.iter().try_for_each(|e| self.event(e, bounds));
         self.conn.flush().x("cannot send input", &self.display)?;
+        if let Some(g) = &mut self.guard {
+            g.held(&self.keys_down, &self.buttons_down);
+        }
         result
     }
 
@@ -252,6 +262,10 @@ impl Injector {
         }
         // A round trip: the server has it all when this returns.
         let _ = self.conn.get_input_focus().map(|c| c.reply());
+        // Nothing is held: the guard exits without releasing anything.
+        if let Some(mut g) = self.guard.take() {
+            g.held(&[], &[]);
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod cursor;
 pub mod display;
 mod error;
 mod events;
+pub mod guard;
 mod handle;
 pub mod indicator;
 mod input;

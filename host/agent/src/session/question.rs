@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use lifeline_core::audit::AuditError;
 use lifeline_core::consent::{ConsentRequest, RequestKind};
 use lifeline_protocol::SessionMessage;
+use lifeline_protocol::types::ConsentDecision;
 
 use super::Session;
 
@@ -42,8 +44,18 @@ impl Session<'_> {
                     };
                     let _ = answer_tx.send(answer).await;
                 }
+                // An answer the audit log cannot record (a full disk) is
+                // no consent: refused, and the operator is told at once
+                // instead of waiting out the question's timeout.
                 Err(e) => {
-                    tracing::error!("consent not recorded, request {request_id} dropped: {e}")
+                    tracing::error!("consent not recorded, request {request_id} refused: {e}");
+                    let answer = SessionMessage::ConsentAnswer {
+                        request_id,
+                        decision: ConsentDecision::Deny,
+                        decided_by: not_recorded(&e),
+                        audit_hash: String::new(),
+                    };
+                    let _ = answer_tx.send(answer).await;
                 }
             }
         });
@@ -61,5 +73,14 @@ impl Session<'_> {
                 .show(&format!("* Consent: {} ({decided_by})", decision.as_str()));
         }
         self.send(answer).await;
+    }
+}
+
+/// `decided_by` of an answer the audit log could not record: why, without
+/// the log's path.
+fn not_recorded(e: &AuditError) -> String {
+    match e {
+        AuditError::Io { source, .. } => format!("not recorded: {source}"),
+        AuditError::Tampered { .. } => "not recorded: the audit log does not verify".into(),
     }
 }
