@@ -322,9 +322,84 @@ fn the_customer_s_node_killed_the_agent_resumes_on_another() {
         ("chat", "seen after"),
         ("end", "all done"),
     ] {
-        assert_eq!(count(&events, kind, text), 1, "one {kind} {text:?}: {events:#?}");
+        assert_eq!(
+            count(&events, kind, text),
+            1,
+            "one {kind} {text:?}: {events:#?}"
+        );
     }
     let b_log = std::fs::read_to_string(cluster.dir.path().join("b.log")).unwrap();
-    assert!(b_log.contains("adopted a session whose node stopped"), "node b adopted it");
+    assert!(
+        b_log.contains("adopted a session whose node stopped"),
+        "node b adopted it"
+    );
     let _ = &cluster.nodes[0].cfg;
+}
+
+#[test]
+fn a_reboot_on_one_node_rejoins_on_another() {
+    let cluster = Cluster::start();
+    let c_addr = cluster.nodes[2].addr.clone();
+    let (op, agent_cfg) = cluster.clients(0, &c_addr);
+    let agent_dir = cluster.dir.path().join("agent-side");
+    crate::plugins::install_plugins(&agent_dir.join("agent-plugins"), &["plugins/reboot"]);
+    let with_plugins = std::fs::read_to_string(&agent_cfg).unwrap()
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n"
+        + "[power]\nreboot_command = [\"sh\", \"-c\", \"kill -9 $LIFELINE_AGENT_PID\"]\n";
+    write(Path::new(&agent_cfg), &with_plugins);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-C3");
+    let mut agent = join_ready(
+        &op,
+        &agent_cfg,
+        inv["connection_id"].as_str().unwrap(),
+        &sid,
+    );
+    let args: Vec<String> = [
+        "operator", "reboot", "--config", &op, &sid, "--reason", "updates",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let t = std::thread::spawn(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&a, None)
+    });
+    agent.wait_line("Type /allow");
+    agent.type_line("/allow");
+    assert!(t.join().unwrap().status.success());
+    assert!(
+        !agent.wait_exit().success(),
+        "the power backend killed the agent"
+    );
+
+    // The computer comes back and reaches node B this time.
+    let to_b = std::fs::read_to_string(&agent_cfg)
+        .unwrap()
+        .replace(&c_addr, &cluster.nodes[1].addr);
+    write(Path::new(&agent_cfg), &to_b);
+    let back = Proc::spawn(&["agent", "service", "--config", &agent_cfg]);
+    back.wait_line("You are back in the session with Alice Smith");
+    ok(
+        &["operator", "chat", "--config", &op, &sid, "welcome back"],
+        None,
+    );
+    back.wait_line("welcome back");
+    ok(&["operator", "end", "--config", &op, &sid], None);
+
+    let events = report_events(&op, &sid);
+    for (kind, text) in [
+        ("reboot", "rejoin ticket issued"),
+        ("restart", "the session moved to broker node b"),
+        ("rejoin", "rejoined after the reboot"),
+        ("chat", "welcome back"),
+    ] {
+        assert_eq!(
+            count(&events, kind, text),
+            1,
+            "one {kind} {text:?}: {events:#?}"
+        );
+    }
+    let b_log = std::fs::read_to_string(cluster.dir.path().join("b.log")).unwrap();
+    assert!(!b_log.contains("rj_"), "no rejoin ticket in node b's log");
 }
