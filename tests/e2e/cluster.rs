@@ -403,3 +403,72 @@ fn a_reboot_on_one_node_rejoins_on_another() {
     let b_log = std::fs::read_to_string(cluster.dir.path().join("b.log")).unwrap();
     assert!(!b_log.contains("rj_"), "no rejoin ticket in node b's log");
 }
+
+#[test]
+fn config_check_names_cluster_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let base =
+        "[broker]\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\ndata_dir = \"x\"\n";
+    let pg = "[store]\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/x\"\n";
+    for (extra, needle) in [
+        (
+            "[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\nnode = \"a\"\n".to_string(),
+            ":5: `cluster`: a cluster needs a store its nodes share",
+        ),
+        (
+            format!("{pg}[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\nnode = \"a b\"\n"),
+            "`cluster.node`: \"a b\": use 1–64 letters",
+        ),
+        (
+            format!("{pg}[cluster]\nnats_url = \"nats://user:pw@127.0.0.1:4222\"\nnode = \"a\"\n"),
+            "`cluster.nats_url`: expected nats://host:port or tls://host:port, without credentials",
+        ),
+        (
+            format!("{pg}[cluster]\nnode = \"a\"\n"),
+            "`cluster.nats_url`: missing",
+        ),
+    ] {
+        let f = dir.path().join("broker.toml");
+        write(&f, &format!("{base}{extra}"));
+        let err = fails(&["config", "check", p(&f)]);
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
+    let nats = Nats::start(dir.path());
+    let db = TestDatabase::create().unwrap_or_else(|e| panic!("{e}"));
+    let f = dir.path().join("ok.toml");
+    write(
+        &f,
+        &format!(
+            "{base}[store]\nkind = \"postgres\"\nurl = \"{}\"\n[cluster]\nnats_url = \"{}\"\nnode = \"a\"\n",
+            db.url(),
+            nats.url
+        ),
+    );
+    assert!(ok(&["config", "check", p(&f)], None).contains("valid"));
+}
+
+#[test]
+fn a_nats_server_with_small_messages_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("small.conf");
+    write(&conf, &format!("listen: 127.0.0.1:{port}\n"));
+    let _nats = Proc::from_command({
+        let mut c = std::process::Command::new("nats-server");
+        c.args(["-c", p(&conf)]).stderr(std::process::Stdio::null());
+        c
+    });
+    wait_listening(port, "nats-server");
+    let db = TestDatabase::create().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = node_config(
+        dir.path(),
+        "a",
+        &db.url(),
+        &format!("nats://127.0.0.1:{port}"),
+        None,
+    );
+    let out = run(&["broker", "run", "--config", &cfg], None);
+    assert!(!out.status.success());
+    let err = output_text(&out);
+    assert!(err.contains("max_payload: 8MB"), "{err}");
+}
