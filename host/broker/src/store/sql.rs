@@ -169,7 +169,7 @@ pub struct Outcome {
 pub enum DbError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", with_causes(.0))]
     Postgres(#[from] postgres::Error),
     #[error("column {index} holds {found}, expected {expected}")]
     Column {
@@ -183,6 +183,21 @@ pub enum DbError {
     NoRow(&'static str),
     #[error("the PostgreSQL connection threads stopped")]
     PoolStopped,
+}
+
+/// An error and its causes ("error connecting to server: Connection
+/// refused"), which the `postgres` crate's message alone leaves out.
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl DbError {
