@@ -50,7 +50,11 @@ async fn a_whole_session_on_postgres_and_another_broker_reads_it_back() {
     let (sid, mut agent) = connected_session(&tb, &op, agent_cfg).await;
     op.chat(&sid, "Hello Mario").await.unwrap();
     agent.sees("[Alice Smith] Hello Mario").await;
-    agent.input.send("The printer is jammed".into()).await.unwrap();
+    agent
+        .input
+        .send("The printer is jammed".into())
+        .await
+        .unwrap();
     let msg = operator_sees(&op, |m| matches!(m, SessionMessage::Chat { .. })).await;
     assert_eq!(
         msg,
@@ -68,7 +72,10 @@ async fn a_whole_session_on_postgres_and_another_broker_reads_it_back() {
     let (summary, events) = op.report(&sid).await.unwrap();
     assert_eq!(summary.state, SessionState::Ended);
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["invitation", "join", "connect", "chat", "chat", "end"]);
+    assert_eq!(
+        kinds,
+        ["invitation", "join", "connect", "chat", "chat", "end"]
+    );
     assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     assert!(
         !data_dir.join(lifeline_broker::store::DB_FILE).exists(),
@@ -95,17 +102,26 @@ async fn a_whole_session_on_postgres_and_another_broker_reads_it_back() {
 #[test]
 fn config_check_names_store_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let f = broker_file(dir.path(), "postgres://lifeline:hunter2@db.example.com/lifeline");
+    let f = broker_file(
+        dir.path(),
+        "postgres://lifeline:hunter2@db.example.com/lifeline",
+    );
     let err = fails(&["config", "check", p(&f)]);
     assert!(
         err.contains("broker.toml:9: `store.url`") && err.contains("password_file"),
         "{err}"
     );
-    assert!(!err.contains("hunter2"), "the password is not repeated: {err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the password is not repeated: {err}"
+    );
     let text = std::fs::read_to_string(&f)
         .unwrap()
         .replace("kind = \"postgres\"", "kind = \"oracle\"");
     write(&f, &text);
     let err = fails(&["config", "check", p(&f)]);
-    assert!(err.contains("`store.kind`") && err.contains("\"sqlite\""), "{err}");
+    assert!(
+        err.contains("`store.kind`") && err.contains("\"sqlite\""),
+        "{err}"
+    );
 }
