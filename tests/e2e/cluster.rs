@@ -472,3 +472,62 @@ fn a_nats_server_with_small_messages_is_refused_at_start() {
     let err = output_text(&out);
     assert!(err.contains("max_payload: 8MB"), "{err}");
 }
+
+/// Sends wrong connection IDs from 127.0.0.1, one node after the other,
+/// until one is refused as rate limited; returns how many were judged
+/// wrong before that.
+async fn wrong_codes_until_limited(addrs: &[String], fp: &str) -> usize {
+    use lifeline_protocol::{ClientRole, ErrorCode, Frame, JoinCredential, Message};
+    let fingerprint = lifeline_core::tls::Fingerprint::parse(fp).unwrap();
+    for n in 0..60 {
+        let ep = lifeline_core::client::Endpoint {
+            address: addrs[n % addrs.len()].clone(),
+            server_name: "localhost".into(),
+            trust: lifeline_core::tls::Trust::Pinned(fingerprint),
+            heartbeat: Duration::from_secs(15),
+        };
+        let (mut link, _) = lifeline_core::client::connect(&ep, ClientRole::Agent)
+            .await
+            .unwrap();
+        let join = Message::Join {
+            credential: JoinCredential::ConnectionId(format!("{:06}", 100_000 + n)),
+            host: "guesser".into(),
+        };
+        link.tx.send(Frame::Control(join)).await.unwrap();
+        let answer = tokio::time::timeout(crate::support::WAIT, link.rx.recv())
+            .await
+            .expect("the node answers")
+            .expect("an answer before the close");
+        match answer {
+            Frame::Control(Message::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => return n,
+            Frame::Control(Message::Error {
+                code: ErrorCode::InvalidInvitation,
+                ..
+            }) => {}
+            other => panic!("unexpected answer to a wrong code: {other:?}"),
+        }
+    }
+    panic!("no node ever limited the guesses");
+}
+
+#[test]
+fn wrong_codes_spread_over_three_nodes_get_one_node_s_budget() {
+    let cluster = Cluster::start();
+    let (op, _) = cluster.clients(0, &cluster.nodes[0].addr);
+    login(&op);
+    // One live code: each wrong connection ID costs one token.
+    let _ = invite(&op, "T-C4");
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
+    let fp = cluster.nodes[0].fingerprint.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let judged = rt.block_on(wrong_codes_until_limited(&addrs, &fp));
+    let one_node = lifeline_broker::invitations::PER_SOURCE_RISK_BURST as usize;
+    assert!(
+        judged <= one_node,
+        "{judged} wrong codes were judged across three nodes; one node's budget is {one_node}"
+    );
+    assert!(judged >= 1, "the budget was not spent before any attempt");
+}

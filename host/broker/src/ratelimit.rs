@@ -14,6 +14,16 @@
 //! and may push a bucket into debt; a bucket in debt refuses until it has
 //! earned back at least one token. This lets the cost of a wrong guess
 //! follow its risk (see `invitations`).
+//!
+//! A weighted cost can exceed a bucket's whole capacity (a connection ID
+//! costs the number of live codes), so while one attempt holds its tokens
+//! the buckets are in debt and any attempt beside it would be refused,
+//! right secrets included: under load (200 customers typing their codes at
+//! once) most right codes were refused as "too many wrong connection IDs".
+//! [`GuessLimiter::check_weighted`] therefore runs the take, the check and
+//! the refund of a right secret as one step, one attempt at a time: parallel
+//! attempts still cannot overrun the budget, and an attempt is refused only
+//! for what earlier *wrong* attempts spent.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -95,7 +105,16 @@ pub struct GuessLimiter {
     pub per_source: BucketSpec,
     pub global: BucketSpec,
     inner: Mutex<Inner>,
+    /// Held through a whole [`GuessLimiter::check_weighted`].
+    checking: Mutex<()>,
+    /// Told of every spend and refund (`[cluster]`: the other nodes apply
+    /// them too, so the budget is the organisation's, not each node's).
+    observer: std::sync::OnceLock<Observer>,
 }
+
+/// What a limiter tells of its spends (positive) and refunds (negative),
+/// by source key.
+pub type Observer = Box<dyn Fn(IpAddr, f64) + Send + Sync>;
 
 impl GuessLimiter {
     pub fn new(per_source: BucketSpec, global: BucketSpec) -> Self {
@@ -107,7 +126,61 @@ impl GuessLimiter {
                 global: Bucket::full(&global, now),
                 per_source: HashMap::new(),
             }),
+            checking: Mutex::new(()),
+            observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the observer of this limiter's spends and refunds (once).
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Applies a spend (`delta` > 0) or refund (< 0) another node made:
+    /// taken from both buckets without a check (they may go into debt), so
+    /// the next attempt here is judged against the whole cluster's spending.
+    pub fn apply_elsewhere(&self, source: IpAddr, delta: f64) {
+        let key = source_key(source);
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("limiter lock is never poisoned");
+        let spec = self.per_source;
+        let mut src = *inner
+            .per_source
+            .get(&key)
+            .unwrap_or(&Bucket::full(&spec, now));
+        src.refill(&spec, now);
+        src.tokens = (src.tokens - delta).min(spec.capacity);
+        inner.global.refill(&self.global, now);
+        inner.global.tokens = (inner.global.tokens - delta).min(self.global.capacity);
+        if inner.per_source.len() < MAX_TRACKED_SOURCES || inner.per_source.contains_key(&key) {
+            inner.per_source.insert(key, src);
+        }
+    }
+
+    fn tell(&self, source: IpAddr, delta: f64) {
+        if let Some(observer) = self.observer.get() {
+            observer(source_key(source), delta);
+        }
+    }
+
+    /// Takes `cost` tokens as [`Self::acquire_weighted`] does, runs `check`
+    /// (the secret's check, synchronous and short: a database lookup) and
+    /// gives the tokens back when it succeeds, all while no other
+    /// `check_weighted` of this limiter runs. `Err(Limited)`: refused
+    /// before the check; otherwise the check's own result.
+    pub fn check_weighted<T, E>(
+        &self,
+        source: IpAddr,
+        cost: f64,
+        check: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, Limited> {
+        let _one_at_a_time = self.checking.lock().expect("check lock is never poisoned");
+        self.acquire_weighted(source, cost)?;
+        let checked = check();
+        if checked.is_ok() {
+            self.refund_weighted(source, cost);
+        }
+        Ok(checked)
     }
 
     /// Takes one attempt from `source` and from the global budget.
@@ -151,6 +224,8 @@ impl GuessLimiter {
         src.tokens -= cost;
         inner.global.tokens -= cost;
         inner.per_source.insert(key, src);
+        drop(inner);
+        self.tell(source, cost);
         Ok(())
     }
 
@@ -163,6 +238,8 @@ impl GuessLimiter {
         if let Some(b) = inner.per_source.get_mut(&key) {
             b.tokens = (b.tokens + cost).min(cap);
         }
+        drop(inner);
+        self.tell(source, -cost);
     }
 }
 
@@ -224,5 +301,39 @@ mod tests {
         assert!(l.acquire_at(a, 1.0, t0 + Duration::from_secs(161)).is_ok());
         l.refund_weighted(a, 1.0);
         assert!(l.acquire_at(a, 1.0, t0 + Duration::from_secs(161)).is_ok());
+    }
+
+    /// Found by the load benchmark: with a cost above the buckets'
+    /// capacity, a right secret checked while another check holds its
+    /// tokens was refused. `check_weighted` runs one check at a time.
+    #[test]
+    fn a_right_secret_is_not_refused_beside_another_check_in_flight() {
+        let l = std::sync::Arc::new(GuessLimiter::new(spec(5.0, 60), spec(25.0, 60)));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                l.check_weighted(a, 200.0, || {
+                    inside_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    Ok::<_, ()>(())
+                })
+            })
+        };
+        inside_rx.recv().unwrap();
+        // The old way: beside the check in flight, a right code is refused.
+        assert!(l.acquire_weighted(a, 200.0).is_err());
+        let second = {
+            let l = l.clone();
+            std::thread::spawn(move || l.check_weighted(a, 200.0, || Ok::<_, ()>(())))
+        };
+        go_tx.send(()).unwrap();
+        assert_eq!(first.join().unwrap(), Ok(Ok(())));
+        assert_eq!(second.join().unwrap(), Ok(Ok(())));
+        // A wrong one is paid for: the next attempt is refused.
+        assert_eq!(l.check_weighted(a, 200.0, || Err::<(), _>(())), Ok(Err(())));
+        assert!(l.check_weighted(a, 1.0, || Ok::<_, ()>(())).is_err());
     }
 }

@@ -11,6 +11,8 @@
 //! | `lifeline.agent.{session}` | the home node | frames operators on other nodes send to the agent |
 //! | `lifeline.conn.{node}.{conn}` | node `{node}` (`lifeline.conn.{node}.*`) | frames for one of its operator connections: the home node's registry holds, for each remote operator, a queue whose frames go there |
 //! | `lifeline.online.{operator}` | every node | "session ready" notices for an operator's connections wherever they are |
+//! | `lifeline.moved.{session}` | every node | a session's new home (adopted or handed over): connections attached through the old one attach again |
+//! | `lifeline.limit.{limiter}` | every node | spends and refunds of the guessing and login limiters (`limits`): one budget for the cluster |
 //!
 //! So the registry, the relay and the recording stay what they are on one
 //! broker: a remote operator is one more queue in the session's operator
@@ -22,6 +24,7 @@
 //! PostgreSQL provide both.
 
 mod home;
+mod limits;
 mod remote;
 
 use std::collections::{HashMap, HashSet};
@@ -152,6 +155,11 @@ impl Cluster {
         let moved = self.subscribe("lifeline.moved.*".to_string()).await?;
         let me = Arc::clone(self);
         tokio::spawn(async move { me.follow_moves(moved).await });
+        self.share_limits(shared).await?;
+        // Subscriptions are in place on the server before the node serves.
+        if let Err(e) = self.nats.flush().await {
+            tracing::warn!("cluster: NATS flush: {e}");
+        }
         Ok(())
     }
 
