@@ -207,3 +207,75 @@ async fn resume_credentials_are_refused_unless_the_broker_restarted() {
     op.wait_ready(&inv.session_id, WAIT).await.unwrap();
     op.attach(&inv.session_id).await.unwrap();
 }
+
+#[test]
+fn what_the_agent_sent_while_the_broker_died_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = broker_config_on(dir.path(), port);
+    let (mut broker, fp) = run_broker(dir.path(), &cfg, "broker-1.log");
+    let (op, agent_cfg) = client_configs(dir.path(), &format!("127.0.0.1:{port}"), &fp);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-19");
+    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
+    agent.type_line("recorded before");
+    let recorded = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        ok(&["operator", "report", "--config", &op, &sid], None).contains("recorded before")
+    });
+    assert!(recorded, "the broker recorded the first line");
+    // The broker stops reading (SIGSTOP): what the agent sends now stays in
+    // the socket's buffers, and dies with the broker (SIGKILL).
+    let pid = broker.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    agent.type_line("in flight 1");
+    agent.type_line("in flight 2");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    broker.kill();
+    agent.wait_line("reconnecting");
+    let (_broker, _) = run_broker(dir.path(), &cfg, "broker-2.log");
+    agent.wait_line("Back in the session");
+    ok(
+        &["operator", "chat", "--config", &op, &sid, "all received?"],
+        None,
+    );
+    agent.wait_line("[Alice Smith] all received?");
+    ok(&["operator", "end", "--config", &op, &sid], None);
+
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &[
+            "operator", "report", "--config", &op, &sid, "--format", "json",
+        ],
+        None,
+    ))
+    .unwrap();
+    let events = json["events"].as_array().expect("report events");
+    for text in ["recorded before", "in flight 1", "in flight 2"] {
+        let n = events
+            .iter()
+            .filter(|e| e["kind"] == "chat" && e["text"] == text)
+            .count();
+        assert_eq!(n, 1, "{text:?} recorded once: {json:#}");
+    }
+    let order: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "chat")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "recorded before",
+            "in flight 1",
+            "in flight 2",
+            "all received?"
+        ],
+        "in the order they were sent"
+    );
+}

@@ -24,8 +24,17 @@ use crate::{AgentError, CustomerUi, REJOIN_RETRY_MAX, START_AGAIN, hostname};
 pub const REJOIN_RETRY_FIRST: Duration = Duration::from_millis(500);
 
 /// A session entered: the link, the broker's welcome, the session, its
-/// operator, and for a rejoin whether the operator is attached now.
-pub(crate) type Entered = (Link, Welcome, SessionInfo, OperatorProfile, Option<bool>);
+/// operator, for a rejoin whether the operator is attached now, and the
+/// highest number of the agent's messages the broker has recorded (0 for a
+/// join).
+pub(crate) type Entered = (
+    Link,
+    Welcome,
+    SessionInfo,
+    OperatorProfile,
+    Option<bool>,
+    u64,
+);
 
 /// Joins with a connection ID or link.
 pub(crate) async fn join(
@@ -45,7 +54,7 @@ pub(crate) async fn join(
     loop {
         match link.rx.recv().await {
             Some(Frame::Control(Message::Joined { session, operator })) => {
-                return Ok((link, welcome, session, operator, None));
+                return Ok((link, welcome, session, operator, None, 0));
             }
             Some(Frame::Control(Message::Error { message, .. })) => {
                 return Err(AgentError::JoinRefused(message));
@@ -88,6 +97,7 @@ async fn attempt(
                 session,
                 operator,
                 operator_present,
+                received,
             })) => {
                 return Attempt::Rejoined(Box::new((
                     link,
@@ -95,6 +105,7 @@ async fn attempt(
                     session,
                     operator,
                     Some(operator_present),
+                    received,
                 )));
             }
             Some(Frame::Control(Message::Error {

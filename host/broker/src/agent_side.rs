@@ -82,10 +82,12 @@ async fn enter(
                 )
                 .map(|(session, operator, operator_present)| {
                     let id = session.session_id.clone();
+                    let received = shared.agent_seq_recorded(&id);
                     let reply = Message::Rejoined {
                         session,
                         operator,
                         operator_present,
+                        received,
                     };
                     (id, reply)
                 })
@@ -103,10 +105,12 @@ async fn enter(
                 )
                 .map(|(session, operator, operator_present)| {
                     let id = session.session_id.clone();
+                    let received = shared.agent_seq_recorded(&id);
                     let reply = Message::Rejoined {
                         session,
                         operator,
                         operator_present,
+                        received,
                     };
                     (id, reply)
                 })
@@ -144,7 +148,9 @@ async fn home_here(shared: &Shared, id: &str) {
     };
     match cluster.home(id).await {
         Ok(()) => cluster.announce_home(id).await,
-        Err(e) => tracing::error!(session = %id, "cluster: operators on other nodes cannot reach this session: {e}"),
+        Err(e) => {
+            tracing::error!(session = %id, "cluster: operators on other nodes cannot reach this session: {e}")
+        }
     }
 }
 
@@ -173,7 +179,10 @@ async fn on_frame(
     match frame {
         Frame::Data(payload) => relay_data(shared, id, link, payload).await,
         Frame::Control(Message::Session { msg, .. }) => {
-            return from_customer(shared, id, msg, link).await;
+            return from_customer(shared, id, msg, None, link).await;
+        }
+        Frame::Control(Message::Sequenced { msg, seq, .. }) => {
+            return from_customer(shared, id, msg, Some(seq), link).await;
         }
         Frame::Control(Message::RejoinTicketRequest { detail }) => {
             rejoin_ticket(shared, id, link, &detail).await;
@@ -394,7 +403,13 @@ fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
 
 /// Records and relays one session message from the customer; false when the
 /// session is over.
-async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Link) -> bool {
+async fn from_customer(
+    shared: &Shared,
+    id: &str,
+    msg: SessionMessage,
+    seq: Option<u64>,
+    link: &Link,
+) -> bool {
     use SessionMessage as M;
     let msg = match msg {
         M::End { reason, .. } => {
@@ -450,7 +465,7 @@ async fn from_customer(shared: &Shared, id: &str, msg: SessionMessage, link: &Li
         msg => msg,
     };
     if let Some((kind, text)) = report_entry(&msg) {
-        shared.record_traffic(id, kind, Party::Customer, &text);
+        shared.record_traffic_from(id, kind, Party::Customer, &text, seq);
     }
     match &msg {
         M::StreamOpened {

@@ -121,32 +121,70 @@ impl Shared {
     /// Appends a lifecycle event (join, connect, state change, end) to a
     /// session's report; a failure is logged, never fatal.
     pub fn record(&self, session: &str, kind: &str, actor: Party, text: &str) {
-        self.record_as(session, kind, actor, text, quota::Class::Lifecycle);
+        self.record_as((session, kind, actor, text), quota::Class::Lifecycle, None);
     }
 
     /// Appends a relayed message (chat, output, consent) to a session's
     /// report while the session is within its quota (`quota`).
     pub fn record_traffic(&self, session: &str, kind: &str, actor: Party, text: &str) {
-        self.record_as(session, kind, actor, text, quota::Class::Traffic);
+        self.record_traffic_from(session, kind, actor, text, None);
     }
 
-    fn record_as(&self, session: &str, kind: &str, actor: Party, text: &str, class: quota::Class) {
+    /// [`Shared::record_traffic`] for the agent's message numbered
+    /// `agent_seq` (kept with the event, for a resume after a restart).
+    pub fn record_traffic_from(
+        &self,
+        session: &str,
+        kind: &str,
+        actor: Party,
+        text: &str,
+        agent_seq: Option<u64>,
+    ) {
+        let event = (session, kind, actor, text);
+        self.record_as(event, quota::Class::Traffic, agent_seq);
+    }
+
+    /// The highest agent message number recorded for `session` (0 when
+    /// none, or the store failed: the agent then sends all it kept again).
+    pub fn agent_seq_recorded(&self, session: &str) -> u64 {
+        self.store.agent_seq_recorded(session).unwrap_or_else(|e| {
+            tracing::warn!(session, "cannot read the recorded agent messages: {e}");
+            0
+        })
+    }
+
+    fn record_as(
+        &self,
+        (session, kind, actor, text): (&str, &str, Party, &str),
+        class: quota::Class,
+        agent_seq: Option<u64>,
+    ) {
         let text = quota::clip(text);
         match self
             .registry
             .charge_report(session, kind.len() + text.len(), class)
         {
-            quota::Charge::Record => self.write_event(session, kind, actor, &text),
+            quota::Charge::Record => self.write_event(session, kind, actor, &text, agent_seq),
             quota::Charge::QuotaReached => {
                 tracing::info!(session, "{}", quota::QUOTA_NOTE);
-                self.write_event(session, "quota", Party::Broker, quota::QUOTA_NOTE);
+                self.write_event(session, "quota", Party::Broker, quota::QUOTA_NOTE, None);
             }
             quota::Charge::Drop => {}
         }
     }
 
-    fn write_event(&self, session: &str, kind: &str, actor: Party, text: &str) {
-        match self.store.record(session, kind, actor, text) {
+    fn write_event(
+        &self,
+        session: &str,
+        kind: &str,
+        actor: Party,
+        text: &str,
+        agent_seq: Option<u64>,
+    ) {
+        match self
+            .store
+            .record_from(session, kind, actor, text, agent_seq)
+        {
             Ok(_) => {}
             Err(e) if e.is_disk_full() => self.disk_dropped(session, kind),
             Err(e) => tracing::error!(session, "cannot record {kind} event: {e}"),
@@ -189,7 +227,7 @@ impl Shared {
                 lifeline_core::time::millis_to_rfc3339(d.first),
                 lifeline_core::time::millis_to_rfc3339(d.last)
             );
-            self.write_event(&id, "disk_full", Party::Broker, &note);
+            self.write_event(&id, "disk_full", Party::Broker, &note, None);
         }
     }
 

@@ -86,6 +86,16 @@ pub enum Message {
         session_id: String,
         msg: SessionMessage,
     },
+    /// Agent → broker: a session message with the agent's number for it
+    /// (1, 2, …, continuing across rejoins). The broker handles it as
+    /// `Session` and records the number with the report event, so after a
+    /// broker restart the agent sends again exactly what the broker had not
+    /// recorded (`Rejoined::received`).
+    Sequenced {
+        session_id: String,
+        msg: SessionMessage,
+        seq: u64,
+    },
     /// Agent → broker, before a consented reboot: issue a single-use rejoin
     /// ticket bound to this session. From the reply on, the session waits
     /// for the agent to rejoin (`Rebooting`) instead of ending when the
@@ -130,6 +140,11 @@ pub enum Message {
         operator: OperatorProfile,
         /// True when the operator is attached right now.
         operator_present: bool,
+        /// The highest `seq` of the agent's messages the broker has
+        /// recorded for this session: a resumed agent sends again what came
+        /// after it, a rejoined one numbers on from it.
+        #[serde(default)]
+        received: u64,
     },
 }
 

@@ -65,7 +65,7 @@ impl Session<'_> {
     }
 
     /// A chat line of the customer to the operator.
-    pub(super) async fn send_chat(&self, text: String) {
+    pub(super) async fn send_chat(&mut self, text: String) {
         let from = Party::Customer;
         self.ui.event(&CustomerEvent::Chat {
             from,

@@ -47,6 +47,7 @@ impl Session<'_> {
             | Message::RejoinTicketRequest { .. }
             | Message::RebootCancelled { .. }
             | Message::Rejoin { .. }
+            | Message::Sequenced { .. }
             | Message::Resume { .. }
             | Message::Rejoined { .. } => {}
         }

@@ -91,6 +91,11 @@ pub(crate) struct Session<'a> {
     /// The broker's resume credential, once it sent one: with it the
     /// session survives a broker restart (`resume.rs`).
     resume: Option<lifeline_protocol::Secret>,
+    /// The number of the last session message sent to the broker.
+    seq: u64,
+    /// The last messages sent, with their numbers, kept to be sent again
+    /// after a resume (`resume::Outbox` bounds them).
+    outbox: resume::Outbox,
     sid: String,
     session: SessionInfo,
     operator: OperatorProfile,
@@ -182,11 +187,20 @@ impl Session<'_> {
         Flow::Continue(())
     }
 
-    /// Sends a session message to the broker (a lost link shows up as the
-    /// end of the incoming frames).
-    async fn send(&self, msg: SessionMessage) {
+    /// Sends a session message to the broker, numbered and kept for a
+    /// resend after a resume (a lost link shows up as the end of the
+    /// incoming frames).
+    async fn send(&mut self, msg: SessionMessage) {
+        self.seq += 1;
+        self.outbox.keep(self.seq, &msg);
         let session_id = self.sid.clone();
-        self.send_frame(Message::Session { session_id, msg }).await;
+        let seq = self.seq;
+        self.send_frame(Message::Sequenced {
+            session_id,
+            msg,
+            seq,
+        })
+        .await;
     }
 
     /// Sends a control message to the broker.

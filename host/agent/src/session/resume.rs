@@ -12,7 +12,9 @@
 //! connection dropped), the session ends as before with the connection
 //! lost.
 
-use lifeline_protocol::SessionState;
+use std::collections::VecDeque;
+
+use lifeline_protocol::{Message, SessionMessage, SessionState};
 use lifeline_runtime::wit::SessionEvent;
 
 use super::{Flow, Session};
@@ -21,6 +23,53 @@ use crate::{AgentError, reconnect};
 
 /// Why open plugin streams closed when the link dropped.
 const STREAMS_CLOSED: &str = "the connection to the broker was lost";
+
+/// Most of the agent's last session messages kept for a resend after a
+/// resume. What the broker had not recorded when it stopped is what was in
+/// flight (socket buffers, the broker's queues): a handful of messages.
+pub const OUTBOX_MESSAGES: usize = 1024;
+
+/// Most bytes (JSON) those messages may take together. Threat: a plugin
+/// producing output fast must not grow the agent's memory; the oldest
+/// messages go first.
+pub const OUTBOX_BYTES: usize = 4 << 20;
+
+/// The agent's last session messages with their numbers.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    kept: VecDeque<(u64, SessionMessage, usize)>,
+    bytes: usize,
+}
+
+impl Outbox {
+    /// Keeps message `seq`, dropping the oldest beyond the bounds.
+    pub(crate) fn keep(&mut self, seq: u64, msg: &SessionMessage) {
+        let size = serde_json::to_vec(msg).map_or(0, |v| v.len());
+        self.kept.push_back((seq, msg.clone(), size));
+        self.bytes += size;
+        while self.kept.len() > OUTBOX_MESSAGES || self.bytes > OUTBOX_BYTES {
+            match self.kept.pop_front() {
+                Some((_, _, n)) => self.bytes -= n,
+                None => break,
+            }
+        }
+    }
+
+    /// The messages after `received`, in order, and how many of those were
+    /// no longer kept (sent too long before the broker stopped).
+    fn after(&self, received: u64, last: u64) -> (Vec<(u64, SessionMessage)>, u64) {
+        let again: Vec<(u64, SessionMessage)> = self
+            .kept
+            .iter()
+            .filter(|(seq, _, _)| *seq > received)
+            .map(|(seq, msg, _)| (*seq, msg.clone()))
+            .collect();
+        let missing = last
+            .saturating_sub(received)
+            .saturating_sub(again.len() as u64);
+        (again, missing)
+    }
+}
 
 impl Session<'_> {
     /// The link to the broker is gone (`why`): resume, or end the session.
@@ -38,7 +87,7 @@ impl Session<'_> {
             .remote_service
             .as_ref()
             .and_then(|r| r.session_proxy());
-        let (link, _welcome, _session, _operator, present) =
+        let (link, _welcome, _session, _operator, present, received) =
             match reconnect::resume(self.cfg, &credential, proxy).await {
                 Ok(entered) => entered,
                 Err(e) => return Flow::Break(Err(e)),
@@ -48,7 +97,30 @@ impl Session<'_> {
             .write()
             .expect("sink link lock is never poisoned") = link.tx.clone();
         self.link = link;
+        self.send_again(received).await;
         self.resumed(present.unwrap_or(false), &why).await
+    }
+
+    /// Sends again, with their numbers, the messages the broker had not
+    /// recorded when the connection was lost.
+    async fn send_again(&mut self, received: u64) {
+        let (again, missing) = self.outbox.after(received, self.seq);
+        if missing > 0 {
+            tracing::warn!("{missing} session messages sent before the loss are no longer kept");
+        }
+        tracing::info!(
+            "resume: sending {} messages again after {received}",
+            again.len()
+        );
+        for (seq, msg) in again {
+            let session_id = self.sid.clone();
+            self.send_frame(Message::Sequenced {
+                session_id,
+                msg,
+                seq,
+            })
+            .await;
+        }
     }
 
     /// Back in the session: the customer, the audit log and the long-lived

@@ -41,6 +41,8 @@ struct Entered {
     operator: OperatorProfile,
     /// For a rejoin: whether the operator is attached now.
     rejoined: Option<bool>,
+    /// The highest number of this agent's messages the broker recorded.
+    received: u64,
 }
 
 impl<'a> Session<'a> {
@@ -53,7 +55,7 @@ impl<'a> Session<'a> {
         let ui = Arc::clone(&customer.ui);
         let prepared = prepare(cfg, ui.as_ref())?;
         let session_proxy = cfg.remote_service.as_ref().and_then(|r| r.session_proxy());
-        let (link, welcome, session, operator, rejoined) = match &entry {
+        let (link, welcome, session, operator, rejoined, received) = match &entry {
             Entry::Join(credential) => reconnect::join(cfg, credential, session_proxy).await?,
             Entry::Rejoin(t) => reconnect::rejoin(cfg, t, session_proxy, ui.as_ref()).await?,
         };
@@ -76,6 +78,7 @@ impl<'a> Session<'a> {
             session,
             operator,
             rejoined,
+            received,
         };
         Ok(Session::assemble(cfg, customer, prepared, entered))
     }
@@ -112,6 +115,9 @@ impl<'a> Session<'a> {
             link: e.link,
             sink_link,
             resume: None,
+            // A rejoined agent numbers on from what the broker recorded.
+            seq: e.received,
+            outbox: Default::default(),
             session: e.session,
             operator: e.operator,
             engine: p.engine,

@@ -35,10 +35,23 @@ impl Store {
         actor: Party,
         text: &str,
     ) -> Result<u64, StoreError> {
+        self.record_from(session, kind, actor, text, None)
+    }
+
+    /// [`Store::record`] for a message of the customer's agent numbered
+    /// `agent_seq` (kept with the event: see [`Store::agent_seq_recorded`]).
+    pub fn record_from(
+        &self,
+        session: &str,
+        kind: &str,
+        actor: Party,
+        text: &str,
+        agent_seq: Option<u64>,
+    ) -> Result<u64, StoreError> {
         if self.reserve.is_full() {
             return Err(StoreError::RecordingPaused);
         }
-        let res = self.insert_event(session, kind, actor, text);
+        let res = self.insert_event(session, kind, actor, text, agent_seq);
         if let Err(e) = &res
             && e.is_disk_full()
         {
@@ -47,12 +60,27 @@ impl Store {
         res
     }
 
+    /// The highest agent message number recorded in a session's report
+    /// (0: none): what a resumed agent need not send again.
+    pub fn agent_seq_recorded(&self, session: &str) -> Result<u64, StoreError> {
+        let row = self.row(Stmt::new(
+            "SELECT MAX(agent_seq) FROM session_events WHERE session_id = ?1",
+            vals![session],
+        ))?;
+        let max = match row {
+            Some(r) => r.opt_int(0)?,
+            None => None,
+        };
+        Ok(max.map_or(0, |m| m.max(0) as u64))
+    }
+
     fn insert_event(
         &self,
         session: &str,
         kind: &str,
         actor: Party,
         text: &str,
+        agent_seq: Option<u64>,
     ) -> Result<u64, StoreError> {
         // Taking the session's row first makes writers of one session (other
         // connections, other brokers) number their events one after the
@@ -62,15 +90,16 @@ impl Store {
             vals![session],
         );
         let insert = Stmt::new(
-            "INSERT INTO session_events (session_id, seq, at, kind, actor, text) \
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM session_events WHERE session_id = ?1), ?2, ?3, ?4, ?5) \
+            "INSERT INTO session_events (session_id, seq, at, kind, actor, text, agent_seq) \
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM session_events WHERE session_id = ?1), ?2, ?3, ?4, ?5, ?6) \
              RETURNING seq",
             vals![
                 session,
                 lifeline_core::time::now_millis(),
                 kind,
                 party_str(actor),
-                text
+                text,
+                agent_seq.and_then(|s| i64::try_from(s).ok())
             ],
         );
         let out = self.run(vec![lock, insert])?;

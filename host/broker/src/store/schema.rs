@@ -12,7 +12,7 @@
 //! `schema_version` table (PostgreSQL): see the backends.
 
 /// The schema version this broker writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The tables of version 2, created when missing.
 const BASE: &str = r#"
@@ -85,7 +85,7 @@ CREATE TABLE IF NOT EXISTS session_events (
 /// order, when the database is older. (`IF NOT EXISTS` everywhere: brokers
 /// before version 4 created `license_owners` and `resume_credentials` on
 /// first use.)
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (
         3,
         r#"
@@ -113,6 +113,12 @@ CREATE TABLE IF NOT EXISTS resume_credentials (
     used_at         BIGINT
 );
 CREATE INDEX IF NOT EXISTS resume_by_session ON resume_credentials(session_id);
+"#,
+    ),
+    (
+        5,
+        r#"
+ALTER TABLE session_events ADD COLUMN agent_seq BIGINT;
 "#,
     ),
 ];
