@@ -156,7 +156,8 @@ fn an_older_database_migrates_and_a_newer_one_is_refused() {
                 "PRAGMA user_version = 2"
             };
             s.batch(&format!(
-                "DROP TABLE license_documents; DROP TABLE license_owners; {back};"
+                "DROP TABLE license_documents; DROP TABLE license_owners; \
+                 ALTER TABLE session_events DROP COLUMN agent_seq; {back};"
             ))
             .unwrap();
         }
