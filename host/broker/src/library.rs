@@ -349,9 +349,10 @@ impl Shared {
                 "the customer's connection closed".to_string(),
             )
         };
-        if !self
+        if self
             .to_agent(session_id, crate::registry::frame(session_id, batch))
             .await
+            != Some(true)
         {
             return Err(closed());
         }
@@ -362,9 +363,10 @@ impl Shared {
                 exec_b64,
                 input_b64,
             };
-            if !self
+            if self
                 .to_agent(session_id, crate::registry::frame(session_id, msg))
                 .await
+                != Some(true)
             {
                 return Err(closed());
             }

@@ -124,9 +124,12 @@ async fn send_error(link: &Link, code: ErrorCode, message: String) {
 
 /// Relays the operator's data to the agent of an attached session.
 async fn relay_data(shared: &Shared, c: &Conn, link: &Link, session: String, payload: Vec<u8>) {
-    let sent =
-        c.attached.contains(&session) && shared.to_agent(&session, Frame::Data(payload)).await;
-    if !sent {
+    let reached = c.attached.contains(&session)
+        && shared
+            .to_agent(&session, Frame::Data(payload))
+            .await
+            .is_some();
+    if !reached {
         let message = format!(
             "data for session {session:?}, which this connection is not attached to (or which has no agent now)"
         );
@@ -184,7 +187,7 @@ async fn session_msg(
         _ => {}
     }
     let msg = checked_session_msg(shared, id, profile, msg)?;
-    shared.to_agent(id, crate::registry::frame(id, msg)).await;
+    let _ = shared.to_agent(id, crate::registry::frame(id, msg)).await;
     Ok(())
 }
 

@@ -78,19 +78,16 @@ impl Shared {
                 .is_some_and(|c| c.is_remote_attached(id, conn))
     }
 
-    /// Sends `frame` to the agent of session `id`: false when its
-    /// connection here closed, or it has none here and no cluster to reach
-    /// its home.
-    pub async fn to_agent(&self, id: &str, frame: Frame) -> bool {
+    /// Sends `frame` to the agent of session `id`. `None`: it has no agent
+    /// here and there is no cluster to reach its home; `Some(false)`: its
+    /// connection here closed, or was dropped just now for not reading
+    /// (its own handler ends the session and tells the operators why).
+    pub async fn to_agent(&self, id: &str, frame: Frame) -> Option<bool> {
         if let Some(tx) = self.registry.agent_tx(id) {
-            return crate::relay::to(self, &tx, frame).await;
+            return Some(crate::relay::to(self, &tx, frame).await);
         }
-        match &self.cluster {
-            Some(cluster) => {
-                cluster.to_agent(id, &frame).await;
-                true
-            }
-            None => false,
-        }
+        let cluster = self.cluster.as_ref()?;
+        cluster.to_agent(id, &frame).await;
+        Some(true)
     }
 }
