@@ -78,6 +78,17 @@ pub struct Node {
 /// folder (holding the organisation's certificate: copied from `cert_from`
 /// when given, so that every node presents the same one).
 fn node_config(dir: &Path, name: &str, db: &str, nats: &str, cert_from: Option<&Path>) -> String {
+    node_config_with(dir, name, (db, nats), cert_from, "")
+}
+
+/// [`node_config`] with `extra` TOML at the end.
+fn node_config_with(
+    dir: &Path,
+    name: &str,
+    (db, nats): (&str, &str),
+    cert_from: Option<&Path>,
+    extra: &str,
+) -> String {
     let data = dir.join(format!("data-{name}"));
     std::fs::create_dir_all(&data).unwrap();
     if let Some(from) = cert_from {
@@ -91,7 +102,7 @@ fn node_config(dir: &Path, name: &str, db: &str, nats: &str, cert_from: Option<&
         &format!(
             "[broker]\nname = \"Cluster\"\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
              data_dir = \"{}\"\n\n[store]\nkind = \"postgres\"\nurl = \"{db}\"\n\n\
-             [cluster]\nnats_url = \"{nats}\"\nnode = \"{name}\"\n",
+             [cluster]\nnats_url = \"{nats}\"\nnode = \"{name}\"\n{extra}",
             data.display()
         ),
     );
@@ -127,11 +138,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Self::start_with("")
+    }
+
+    /// The cluster with `extra` TOML in every node's file.
+    pub fn start_with(extra: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let db = TestDatabase::create().unwrap_or_else(|e| panic!("{e}"));
         let nats = Nats::start(dir.path());
         let d = dir.path();
-        let a_cfg = node_config(d, "a", &db.url(), &nats.url, None);
+        let a_cfg = node_config_with(d, "a", (&db.url(), &nats.url), None, extra);
         ok(
             &[
                 "broker",
@@ -150,7 +166,7 @@ impl Cluster {
         let certs: PathBuf = d.join("data-a");
         let mut nodes = vec![a];
         for name in ["b", "c"] {
-            let cfg = node_config(d, name, &db.url(), &nats.url, Some(&certs));
+            let cfg = node_config_with(d, name, (&db.url(), &nats.url), Some(&certs), extra);
             nodes.push(run_node(d, name, cfg));
         }
         assert!(
@@ -530,4 +546,38 @@ fn wrong_codes_spread_over_three_nodes_get_one_node_s_budget() {
         "{judged} wrong codes were judged across three nodes; one node's budget is {one_node}"
     );
     assert!(judged >= 1, "the budget was not spent before any attempt");
+}
+
+#[test]
+fn a_session_whose_node_and_customer_are_gone_is_ended_once() {
+    let mut cluster = Cluster::start_with("[broker.limits]\nresume_window_secs = 2\n");
+    let c_addr = cluster.nodes[2].addr.clone();
+    let (op, agent_cfg) = cluster.clients(0, &c_addr);
+    login(&op);
+    let (sid, inv) = invite(&op, "T-C5");
+    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
+    // The customer's computer and its node both go away for good.
+    agent.kill();
+    cluster.nodes[2].proc.kill();
+    // Nodes a and b each sweep every 15 s: the first sweep sees the
+    // orphan, a later one ends it once the window has passed.
+    let ended = (0..120).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        let list: serde_json::Value = serde_json::from_str(&ok(
+            &["operator", "sessions", "--config", &op, "--json"],
+            None,
+        ))
+        .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["session_id"] == sid.as_str() && s["state"] == "ended")
+    });
+    assert!(ended, "the orphaned session was ended");
+    let events = report_events(&op, &sid);
+    assert_eq!(
+        count(&events, "end", "did not come back within the resume window"),
+        1,
+        "{events:#?}"
+    );
 }

@@ -27,7 +27,11 @@ pub const MAX_HOST_CHARS: usize = 255;
 
 pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     let ended = Arc::new(Notify::new());
-    let Some(id) = enter(&shared, &mut link, peer, &ended).await else {
+    // `enter` and `on_frame` are boxed: their states are large (joins,
+    // cluster requests, the store) and needed only while they run, so an
+    // idle agent's task does not carry them (docs/benchmarks.md, "Idle
+    // agents", After).
+    let Some(id) = Box::pin(enter(&shared, &mut link, peer, &ended)).await else {
         return;
     };
     loop {
@@ -39,7 +43,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
             shared.agent_link_closed(&id, &ended, &link.close_reason.get());
             return;
         };
-        if !on_frame(&shared, &id, &link, &ended, frame).await {
+        if !Box::pin(on_frame(&shared, &id, &link, &ended, frame)).await {
             return;
         }
     }
@@ -146,6 +150,9 @@ async fn home_here(shared: &Shared, id: &str) {
     let Some(cluster) = &shared.cluster else {
         return;
     };
+    if let Err(e) = shared.store.set_home_node(id, &cluster.node) {
+        tracing::warn!(session = %id, "cluster: cannot record the session's node: {e}");
+    }
     match cluster.home(id).await {
         Ok(()) => cluster.announce_home(id).await,
         Err(e) => {

@@ -436,7 +436,7 @@ impl Broker {
             // Alone, every live session was this broker's. In a cluster the
             // other nodes may hold them: an agent whose node was lost is
             // adopted by the node it resumes on (`resume`).
-            resume::restore_after_restart(&store, &registry)?;
+            resume::restore_after_restart(&store, &registry, cfg.limits.resume_window)?;
         }
         let files = cfg
             .tls_files
@@ -542,6 +542,7 @@ impl Broker {
                 sweeper.sweep_rebooting();
                 if let Some(cluster) = &sweeper.cluster {
                     cluster.sweep_homes(&sweeper.registry);
+                    cluster.sweep_orphans(&sweeper).await;
                 }
                 sweeper.console.sessions.sweep();
                 let s = Arc::clone(&sweeper);

@@ -7,7 +7,8 @@
 //! store still holds as live are restored instead of ended:
 //!
 //! - waiting, connected or suspended ones become `Reconnecting` and wait up
-//!   to [`RESUME_WINDOW`] for the customer's agent, which notices its lost
+//!   to `[broker.limits] resume_window_secs` (default
+//!   [`lifeline_core::limits::DEFAULT_RESUME_WINDOW_SECS`]) for the customer's agent, which notices its lost
 //!   connection and presents its credential (`Message::Resume`);
 //! - rebooting ones wait for their rejoin ticket as before (the tickets are
 //!   in the store), until the newest ticket expires.
@@ -35,13 +36,6 @@ use crate::Shared;
 use crate::registry::{LiveSession, Registry};
 use crate::store::{Store, StoreError};
 
-/// How long a session restored after a broker restart waits for its agent
-/// to resume before the sweeper ends it. Long enough for an agent that
-/// retries with backoff (at most a few seconds between attempts) to get
-/// through a broker that takes a while to start; short enough that an
-/// agent that is gone for good does not leave the operator waiting.
-pub const RESUME_WINDOW: Duration = Duration::from_secs(120);
-
 /// How long a resume credential is valid after it was issued. Threat: a
 /// credential copied from a stopped agent's memory must not resume a
 /// session days later; each resume issues a fresh one.
@@ -61,10 +55,14 @@ fn internal(e: StoreError) -> (ErrorCode, String) {
 
 /// Restores the sessions a stopped broker left live (see the module
 /// documentation); those that cannot continue are ended with the reason.
-pub(crate) fn restore_after_restart(store: &Store, registry: &Registry) -> Result<(), StoreError> {
+pub(crate) fn restore_after_restart(
+    store: &Store,
+    registry: &Registry,
+    window: Duration,
+) -> Result<(), StoreError> {
     let now = lifeline_core::time::now_millis();
     for id in store.live_sessions()? {
-        match restore_one(store, &id, now, "the broker restarted") {
+        match restore_one(store, &id, (now, window), "the broker restarted") {
             Ok(Some(live)) => registry.restore(&id, live),
             Ok(None) => {}
             Err(e) => tracing::error!(session = %id, "cannot restore the session: {e}"),
@@ -77,7 +75,7 @@ pub(crate) fn restore_after_restart(store: &Store, registry: &Registry) -> Resul
 fn restore_one(
     store: &Store,
     id: &str,
-    now: i64,
+    (now, window): (i64, Duration),
     cause: &str,
 ) -> Result<Option<LiveSession>, StoreError> {
     let Some(row) = store.session(id)? else {
@@ -100,10 +98,10 @@ fn restore_one(
         },
         _ => (
             SessionState::Reconnecting,
-            now + RESUME_WINDOW.as_millis() as i64,
+            now + window.as_millis() as i64,
             format!(
                 "{cause}; the session waits up to {} s for the customer's agent to resume",
-                RESUME_WINDOW.as_secs()
+                window.as_secs()
             ),
         ),
     };
@@ -241,7 +239,12 @@ impl Shared {
         }
         let now = lifeline_core::time::now_millis();
         let cause = "the broker node holding the session stopped";
-        match restore_one(&self.store, &id, now, cause) {
+        match restore_one(
+            &self.store,
+            &id,
+            (now, self.cfg.limits.resume_window),
+            cause,
+        ) {
             Ok(Some(live)) => {
                 tracing::info!(session = %id, "cluster: adopted a session whose node stopped");
                 self.registry.restore(&id, live);
@@ -272,7 +275,12 @@ impl Shared {
         }
         let now = lifeline_core::time::now_millis();
         let cause = format!("the session moved to broker node {}", cluster.node);
-        match restore_one(&self.store, &id, now, &cause) {
+        match restore_one(
+            &self.store,
+            &id,
+            (now, self.cfg.limits.resume_window),
+            &cause,
+        ) {
             Ok(Some(live)) => self.registry.restore(&id, live),
             Ok(None) => {}
             Err(e) => tracing::error!(session = %id, "cannot take the session over: {e}"),

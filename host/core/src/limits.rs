@@ -42,6 +42,12 @@ pub const DEFAULT_HTTP_CONNECTION_SECS: u64 = 120;
 /// before new ones are refused as "busy". Bounds the memory and CPU a login
 /// burst can claim.
 pub const DEFAULT_LOGIN_QUEUE: u64 = 16;
+/// Seconds a session waits for its customer's agent to resume after the
+/// broker restarted (or, in a cluster, after the node holding it stopped)
+/// before it is ended. Long enough for an agent retrying every couple of
+/// seconds to get through a broker that takes a while to start; short
+/// enough that an agent gone for good does not leave the operator waiting.
+pub const DEFAULT_RESUME_WINDOW_SECS: u64 = 120;
 /// Largest value accepted for any count in `[broker.limits]`.
 pub const MAX_COUNT: u64 = 1_000_000;
 /// Largest value accepted for any number of seconds in `[broker.limits]`.
@@ -60,6 +66,7 @@ pub(crate) struct RawLimits {
     http_connection_secs: Option<Spanned<u64>>,
     login_hash_threads: Option<Spanned<u64>>,
     login_queue: Option<Spanned<u64>>,
+    resume_window_secs: Option<Spanned<u64>>,
 }
 
 /// Validated connection-resource limits of a broker.
@@ -75,6 +82,8 @@ pub struct BrokerLimits {
     /// Password hashes running at once (default: the number of CPU cores).
     pub login_hash_threads: usize,
     pub login_queue: usize,
+    /// How long a session waits for its agent's resume (`resume`).
+    pub resume_window: Duration,
 }
 
 /// One hashing thread per core (at least one).
@@ -95,6 +104,7 @@ impl Default for BrokerLimits {
             http_connection: Duration::from_secs(DEFAULT_HTTP_CONNECTION_SECS),
             login_hash_threads: default_hash_threads(),
             login_queue: count(DEFAULT_LOGIN_QUEUE),
+            resume_window: Duration::from_secs(DEFAULT_RESUME_WINDOW_SECS),
         }
     }
 }
@@ -165,6 +175,11 @@ pub(crate) fn validate(doc: &Doc<'_>, raw: &RawLimits) -> Result<BrokerLimits, C
             d.login_hash_threads,
         )?,
         login_queue: count(&raw.login_queue, "login_queue", d.login_queue)?,
+        resume_window: secs(
+            &raw.resume_window_secs,
+            "resume_window_secs",
+            d.resume_window,
+        )?,
     })
 }
 

@@ -12,6 +12,7 @@
 //! | `lifeline.conn.{node}.{conn}` | node `{node}` (`lifeline.conn.{node}.*`) | frames for one of its operator connections: the home node's registry holds, for each remote operator, a queue whose frames go there |
 //! | `lifeline.online.{operator}` | every node | "session ready" notices for an operator's connections wherever they are |
 //! | `lifeline.moved.{session}` | every node | a session's new home (adopted or handed over): connections attached through the old one attach again |
+//! | `lifeline.node.{node}` | node `{node}` | "are you there?" (`orphans`): no responders means the node stopped |
 //! | `lifeline.limit.{limiter}` | every node | spends and refunds of the guessing and login limiters (`limits`): one budget for the cluster |
 //!
 //! So the registry, the relay and the recording stay what they are on one
@@ -25,6 +26,7 @@
 
 mod home;
 mod limits;
+mod orphans;
 mod remote;
 
 use std::collections::{HashMap, HashSet};
@@ -84,6 +86,9 @@ pub struct Cluster {
     homes: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
     /// Local operator connections attached to sessions homed elsewhere.
     remote: Mutex<HashSet<(String, ConnId)>>,
+    /// Sessions whose node stopped, since when this node has seen them so
+    /// (`orphans`).
+    orphans: Mutex<HashMap<String, std::time::Instant>>,
     shared: Mutex<Weak<Shared>>,
 }
 
@@ -137,6 +142,7 @@ impl Cluster {
             conns: Mutex::default(),
             homes: Mutex::default(),
             remote: Mutex::default(),
+            orphans: Mutex::default(),
             shared: Mutex::default(),
         }))
     }
@@ -156,6 +162,7 @@ impl Cluster {
         let me = Arc::clone(self);
         tokio::spawn(async move { me.follow_moves(moved).await });
         self.share_limits(shared).await?;
+        self.answer_node_pings().await?;
         // Subscriptions are in place on the server before the node serves.
         if let Err(e) = self.nats.flush().await {
             tracing::warn!("cluster: NATS flush: {e}");

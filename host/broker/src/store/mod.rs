@@ -21,6 +21,7 @@ use lifeline_core::config::store::{PostgresConfig, StoreConfig};
 use lifeline_protocol::{OperatorProfile, Party, SessionState, SessionSummary};
 
 pub mod events;
+pub mod homes;
 pub mod licenses;
 pub mod operators;
 pub mod postgres;

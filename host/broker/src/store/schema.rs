@@ -119,6 +119,7 @@ CREATE INDEX IF NOT EXISTS resume_by_session ON resume_credentials(session_id);
         5,
         r#"
 ALTER TABLE session_events ADD COLUMN agent_seq BIGINT;
+ALTER TABLE sessions ADD COLUMN home_node TEXT;
 "#,
     ),
 ];

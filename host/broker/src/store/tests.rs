@@ -157,7 +157,8 @@ fn an_older_database_migrates_and_a_newer_one_is_refused() {
             };
             s.batch(&format!(
                 "DROP TABLE license_documents; DROP TABLE license_owners; \
-                 ALTER TABLE session_events DROP COLUMN agent_seq; {back};"
+                 ALTER TABLE session_events DROP COLUMN agent_seq; \
+                 ALTER TABLE sessions DROP COLUMN home_node; {back};"
             ))
             .unwrap();
         }
