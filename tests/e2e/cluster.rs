@@ -9,31 +9,10 @@ use std::time::Duration;
 use lifeline_broker::store::testing::TestDatabase;
 
 use crate::processes::*;
-use crate::support::PASSWORD;
-
-/// A port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits (bounded) until something accepts connections on `port`.
-fn wait_listening(port: u16, what: &str) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} never listened on port {port}");
-}
 
 /// A NATS server of the test's own, with the payload size Lifeline needs.
 pub struct Nats {
-    child: std::process::Child,
+    _server: Daemon,
     pub url: String,
 }
 
@@ -45,24 +24,10 @@ impl Nats {
             &conf,
             &format!("listen: 127.0.0.1:{port}\nmax_payload: 8MB\n"),
         );
-        let child = std::process::Command::new("nats-server")
-            .args(["-c", p(&conf)])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (scripts/setup)");
-        wait_listening(port, "nats-server");
         Nats {
-            child,
+            _server: Daemon::start("nats-server", &["-c", p(&conf)], port),
             url: format!("nats://127.0.0.1:{port}"),
         }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -110,16 +75,7 @@ fn node_config_with(
 }
 
 fn run_node(dir: &Path, name: &str, cfg: String) -> Node {
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let proc = Proc::spawn_with(&["broker", "run", "--config", &cfg], log.into(), "debug");
-    let listening = proc.wait_line("Broker listening on");
-    let addr = listening.split_whitespace().nth(3).unwrap().to_string();
-    let fingerprint = proc
-        .wait_line("Certificate fingerprint:")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let (proc, addr, _, fingerprint) = run_broker(dir, &cfg, &format!("{name}.log"));
     Node {
         cfg,
         proc,
@@ -148,20 +104,7 @@ impl Cluster {
         let nats = Nats::start(dir.path());
         let d = dir.path();
         let a_cfg = node_config_with(d, "a", (&db.url(), &nats.url), None, extra);
-        ok(
-            &[
-                "broker",
-                "add-operator",
-                "--config",
-                &a_cfg,
-                "--username",
-                "alice",
-                "--name",
-                "Alice Smith",
-                "--password-stdin",
-            ],
-            Some(&format!("{PASSWORD}\n")),
-        );
+        add_alice(&a_cfg);
         let a = run_node(d, "a", a_cfg);
         let certs: PathBuf = d.join("data-a");
         let mut nodes = vec![a];
@@ -256,7 +199,7 @@ fn operator_on_one_node_helps_a_customer_on_another() {
 /// A real TCP load balancer (haproxy) in front of `primary`, with `backup`
 /// taking new connections once health checks see `primary` down.
 struct Balancer {
-    child: std::process::Child,
+    _haproxy: Daemon,
     addr: String,
 }
 
@@ -274,24 +217,10 @@ impl Balancer {
                  server backup {backup} check inter 200ms fall 1 rise 1 backup\n"
             ),
         );
-        let child = std::process::Command::new("haproxy")
-            .args(["-f", p(&conf), "-db"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy is installed (scripts/setup)");
-        wait_listening(port, "haproxy");
         Balancer {
-            child,
+            _haproxy: Daemon::start("haproxy", &["-f", p(&conf), "-db"], port),
             addr: format!("127.0.0.1:{port}"),
         }
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -469,12 +398,7 @@ fn a_nats_server_with_small_messages_is_refused_at_start() {
     let port = free_port();
     let conf = dir.path().join("small.conf");
     write(&conf, &format!("listen: 127.0.0.1:{port}\n"));
-    let _nats = Proc::from_command({
-        let mut c = std::process::Command::new("nats-server");
-        c.args(["-c", p(&conf)]).stderr(std::process::Stdio::null());
-        c
-    });
-    wait_listening(port, "nats-server");
+    let _nats = Daemon::start("nats-server", &["-c", p(&conf)], port);
     let db = TestDatabase::create().unwrap_or_else(|e| panic!("{e}"));
     let cfg = node_config(
         dir.path(),

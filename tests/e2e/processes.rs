@@ -190,12 +190,19 @@ pub fn start_broker_https(dir: &Path) -> (Proc, String, String, String) {
         &cfg,
         "[broker]\nname = \"Process broker\"\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\ndata_dir = \"broker-data\"\n",
     );
+    add_alice(p(&cfg));
+    run_broker(dir, p(&cfg), "broker.log")
+}
+
+/// Adds the operator Alice Smith (password [`PASSWORD`]) to the broker of
+/// config file `cfg`.
+pub fn add_alice(cfg: &str) {
     ok(
         &[
             "broker",
             "add-operator",
             "--config",
-            p(&cfg),
+            cfg,
             "--username",
             "alice",
             "--name",
@@ -206,9 +213,14 @@ pub fn start_broker_https(dir: &Path) -> (Proc, String, String, String) {
         ],
         Some(&format!("{PASSWORD}\n")),
     );
-    // The broker logs everything (debug) to a file the tests search for secrets.
-    let log = std::fs::File::create(dir.join("broker.log")).unwrap();
-    let broker = Proc::spawn_with(&["broker", "run", "--config", p(&cfg)], log.into(), "debug");
+}
+
+/// Runs `lifeline broker run --config cfg`, logging everything (debug) to
+/// `dir/log` (the tests search it for secrets); returns it with its
+/// session address, HTTPS address and certificate fingerprint.
+pub fn run_broker(dir: &Path, cfg: &str, log: &str) -> (Proc, String, String, String) {
+    let log = std::fs::File::create(dir.join(log)).unwrap();
+    let broker = Proc::spawn_with(&["broker", "run", "--config", cfg], log.into(), "debug");
     // "Broker listening on ADDR (sessions) and https://HTTPS_ADDR (links)"
     let listening = broker.wait_line("Broker listening on");
     let addr = listening.split_whitespace().nth(3).unwrap().to_string();
@@ -703,4 +715,50 @@ pub fn run_cmd_fails(args: &[&str]) -> String {
     let out = run(args, None);
     assert!(!out.status.success(), "lifeline {args:?} should fail");
     String::from_utf8(out.stderr).unwrap()
+}
+
+/// A port free right now on 127.0.0.1 (for a server that must come back
+/// on the same address, or whose config needs one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until something accepts connections on `port`.
+pub fn wait_listening(port: u16, what: &str) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} never listened on port {port}");
+}
+
+/// A server of another project (nats-server, haproxy) the test started;
+/// killed when dropped.
+pub struct Daemon(Child);
+
+impl Daemon {
+    /// Starts `program args…` and waits until it listens on `port`.
+    pub fn start(program: &str, args: &[&str], port: u16) -> Daemon {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} is installed (scripts/setup): {e}"));
+        wait_listening(port, program);
+        Daemon(child)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -13,16 +13,6 @@ use lifeline_protocol::{ClientRole, ErrorCode, Frame, JoinCredential, Message, S
 use crate::processes::*;
 use crate::support::*;
 
-/// A port free right now on 127.0.0.1, for a broker that must come back on
-/// the same address after a restart (its clients' configs name it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Writes the broker's config on a fixed session port and adds Alice.
 fn broker_config_on(dir: &Path, port: u16) -> String {
     let cfg = dir.join("broker.toml");
@@ -33,34 +23,13 @@ fn broker_config_on(dir: &Path, port: u16) -> String {
              https_listen = \"127.0.0.1:0\"\ndata_dir = \"broker-data\"\n"
         ),
     );
-    ok(
-        &[
-            "broker",
-            "add-operator",
-            "--config",
-            p(&cfg),
-            "--username",
-            "alice",
-            "--name",
-            "Alice Smith",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
+    add_alice(p(&cfg));
     p(&cfg).to_string()
 }
 
-/// Starts `lifeline broker run`; returns it with its certificate fingerprint.
-fn run_broker(dir: &Path, cfg: &str, log_name: &str) -> (Proc, String) {
-    let log = std::fs::File::create(dir.join(log_name)).unwrap();
-    let broker = Proc::spawn_with(&["broker", "run", "--config", cfg], log.into(), "debug");
-    broker.wait_line("Broker listening on");
-    let fp = broker
-        .wait_line("Certificate fingerprint:")
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+/// Runs the broker of `cfg`; returns it with its certificate fingerprint.
+fn run(dir: &Path, cfg: &str, log: &str) -> (Proc, String) {
+    let (broker, _, _, fp) = run_broker(dir, cfg, log);
     (broker, fp)
 }
 
@@ -69,7 +38,7 @@ fn broker_killed_mid_session_and_restarted_both_sides_resume() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = broker_config_on(dir.path(), port);
-    let (mut broker, fp) = run_broker(dir.path(), &cfg, "broker-1.log");
+    let (mut broker, fp) = run(dir.path(), &cfg, "broker-1.log");
     let (op, agent_cfg) = client_configs(dir.path(), &format!("127.0.0.1:{port}"), &fp);
     login(&op);
     let (sid, inv) = invite(&op, "T-17");
@@ -85,7 +54,7 @@ fn broker_killed_mid_session_and_restarted_both_sides_resume() {
     broker.kill();
     agent.wait_line("reconnecting");
     console.wait_line("reconnecting");
-    let (_broker, fp_again) = run_broker(dir.path(), &cfg, "broker-2.log");
+    let (_broker, fp_again) = run(dir.path(), &cfg, "broker-2.log");
     assert_eq!(fp, fp_again, "the restarted broker keeps its certificate");
 
     // Either side may be back first: the console attaches again while the
@@ -213,7 +182,7 @@ fn what_the_agent_sent_while_the_broker_died_is_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = broker_config_on(dir.path(), port);
-    let (mut broker, fp) = run_broker(dir.path(), &cfg, "broker-1.log");
+    let (mut broker, fp) = run(dir.path(), &cfg, "broker-1.log");
     let (op, agent_cfg) = client_configs(dir.path(), &format!("127.0.0.1:{port}"), &fp);
     login(&op);
     let (sid, inv) = invite(&op, "T-19");
@@ -239,7 +208,7 @@ fn what_the_agent_sent_while_the_broker_died_is_recorded_once() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     broker.kill();
     agent.wait_line("reconnecting");
-    let (_broker, _) = run_broker(dir.path(), &cfg, "broker-2.log");
+    let (_broker, _) = run(dir.path(), &cfg, "broker-2.log");
     agent.wait_line("Back in the session");
     ok(
         &["operator", "chat", "--config", &op, &sid, "all received?"],

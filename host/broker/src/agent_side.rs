@@ -76,48 +76,16 @@ async fn enter(
         Frame::Control(Message::Rejoin { ticket, host }) => {
             let host: String = host.chars().take(MAX_HOST_CHARS).collect();
             shared.take_over_rebooting(&ticket).await;
-            shared
-                .rejoin(
-                    &ticket,
-                    peer.ip(),
-                    &host,
-                    link.tx.clone(),
-                    Arc::clone(ended),
-                )
-                .map(|(session, operator, operator_present)| {
-                    let id = session.session_id.clone();
-                    let received = shared.agent_seq_recorded(&id);
-                    let reply = Message::Rejoined {
-                        session,
-                        operator,
-                        operator_present,
-                        received,
-                    };
-                    (id, reply)
-                })
+            let (agent, ended) = (link.tx.clone(), Arc::clone(ended));
+            let back = shared.rejoin(&ticket, peer.ip(), &host, agent, ended);
+            back.map(|b| rejoined(shared, b))
         }
         Frame::Control(Message::Resume { credential, host }) => {
             let host: String = host.chars().take(MAX_HOST_CHARS).collect();
             shared.adopt_orphan(&credential).await;
-            shared
-                .resume(
-                    &credential,
-                    peer.ip(),
-                    &host,
-                    link.tx.clone(),
-                    Arc::clone(ended),
-                )
-                .map(|(session, operator, operator_present)| {
-                    let id = session.session_id.clone();
-                    let received = shared.agent_seq_recorded(&id);
-                    let reply = Message::Rejoined {
-                        session,
-                        operator,
-                        operator_present,
-                        received,
-                    };
-                    (id, reply)
-                })
+            let (agent, ended) = (link.tx.clone(), Arc::clone(ended));
+            let back = shared.resume(&credential, peer.ip(), &host, agent, ended);
+            back.map(|b| rejoined(shared, b))
         }
         other => {
             let reason = format!("expected join, got {}", kind_of(&other));
@@ -142,6 +110,24 @@ async fn enter(
             None
         }
     }
+}
+
+/// The answer to an agent back in its session (a rejoin or a resume), with
+/// the session's ID; `received` tells it what of its own it need not send
+/// again.
+fn rejoined(
+    shared: &Shared,
+    (session, operator, operator_present): crate::rejoin::Back,
+) -> (String, Message) {
+    let id = session.session_id.clone();
+    let received = shared.agent_seq_recorded(&id);
+    let reply = Message::Rejoined {
+        session,
+        operator,
+        operator_present,
+        received,
+    };
+    (id, reply)
 }
 
 /// With `[cluster]`: session `id`'s agent is on this node, which is now

@@ -59,6 +59,10 @@ pub fn rejoin_limiter() -> GuessLimiter {
 
 pub use lifeline_core::session::START_AGAIN;
 
+/// An agent back in its session: the session, its operator, and whether
+/// the operator is attached right now.
+pub type Back = (SessionInfo, OperatorProfile, bool);
+
 fn internal(e: StoreError) -> (ErrorCode, String) {
     tracing::error!("rejoin: {e}");
     (
@@ -94,6 +98,24 @@ impl Shared {
         Ok((Secret::new(ticket), expires_at))
     }
 
+    /// Takes one attempt from `source`'s rejoin budget (rejoin tickets and
+    /// resume credentials share it); refused with the wait when spent.
+    pub(crate) fn rejoin_budget(
+        &self,
+        source: std::net::IpAddr,
+        what: &str,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.rejoin_limiter.acquire(source).map_err(|l| {
+            (
+                ErrorCode::RateLimited,
+                format!(
+                    "too many invalid {what} from this address; try again in {} s",
+                    l.retry_after.as_secs().max(1)
+                ),
+            )
+        })
+    }
+
     /// The agent stops for the reboot now: the session waits for it.
     pub fn rebooting(&self, session_id: &str, detail: &str) {
         let notice = format!("the customer's computer is restarting: {detail}");
@@ -121,16 +143,8 @@ impl Shared {
         host: &str,
         agent: FrameSender,
         ended: Arc<Notify>,
-    ) -> Result<(SessionInfo, OperatorProfile, bool), (ErrorCode, String)> {
-        if let Err(l) = self.rejoin_limiter.acquire(source) {
-            return Err((
-                ErrorCode::RateLimited,
-                format!(
-                    "too many invalid rejoin tickets from this address; try again in {} s",
-                    l.retry_after.as_secs().max(1)
-                ),
-            ));
-        }
+    ) -> Result<Back, (ErrorCode, String)> {
+        self.rejoin_budget(source, "rejoin tickets")?;
         let refuse = |why: &str| {
             (
                 ErrorCode::InvalidInvitation,

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use lifeline_core::link::FrameSender;
 use lifeline_core::session::SessionEvent;
-use lifeline_protocol::{ErrorCode, OperatorProfile, Party, Secret, SessionInfo, SessionState};
+use lifeline_protocol::{ErrorCode, Party, Secret, SessionInfo, SessionState};
 use tokio::sync::Notify;
 
 use crate::Shared;
@@ -167,16 +167,8 @@ impl Shared {
         host: &str,
         agent: FrameSender,
         ended: Arc<Notify>,
-    ) -> Result<(SessionInfo, OperatorProfile, bool), (ErrorCode, String)> {
-        if let Err(l) = self.rejoin_limiter.acquire(source) {
-            return Err((
-                ErrorCode::RateLimited,
-                format!(
-                    "too many invalid resume credentials from this address; try again in {} s",
-                    l.retry_after.as_secs().max(1)
-                ),
-            ));
-        }
+    ) -> Result<crate::rejoin::Back, (ErrorCode, String)> {
+        self.rejoin_budget(source, "resume credentials")?;
         let session_id = self.check_resume_credential(credential)?;
         self.rejoin_limiter.refund(source);
         let refuse = |why: String| (ErrorCode::InvalidInvitation, why);
