@@ -11,8 +11,14 @@
 
 use crate::encode::{JPEG_QUALITY_MAX, JPEG_QUALITY_MIN};
 
-/// Frames per second unless the operator asks otherwise.
-pub const DEFAULT_FPS: u32 = 30;
+/// Frames per second unless the operator asks otherwise: a tick that finds
+/// no damage captures nothing, so this is how promptly a change goes out
+/// (at most a frame interval late) more than how much is sent. At 30 the
+/// operator received fewer updates than x11vnc's client on the scripted
+/// desktop (515 against 523; a window dragged at 50 Hz went out at 30
+/// updates a second), and a click's p50 was 16 ms against 11 at 60. The
+/// agent's CPU per update was lower at 60 (smaller updates).
+pub const DEFAULT_FPS: u32 = 60;
 /// Most frames per second the operator may ask for.
 pub const MAX_FPS: u32 = 60;
 /// Shortest wait between two ticks, so that input events get their turn
@@ -175,13 +181,15 @@ mod tests {
     #[test]
     fn frame_rate_and_delay() {
         let mut p = Pacer::default();
-        assert_eq!(p.delay_ms(0), 33);
-        assert_eq!(p.delay_ms(13_000), 20);
+        assert_eq!(p.delay_ms(0), 16);
+        assert_eq!(p.delay_ms(6_000), 10);
         assert_eq!(p.delay_ms(50_000), MIN_DELAY_MS);
         p.set_max_fps(0);
         assert_eq!(p.fps(), DEFAULT_FPS);
         p.set_max_fps(200);
         assert_eq!(p.fps(), MAX_FPS);
+        p.set_max_fps(30);
+        assert_eq!(p.delay_ms(13_000), 20);
         p.set_max_fps(10);
         assert_eq!(p.delay_ms(0), 100);
     }
@@ -189,6 +197,7 @@ mod tests {
     #[test]
     fn a_tick_over_half_the_interval_makes_the_next_frame_cpu_bound() {
         let mut p = Pacer::default();
+        p.set_max_fps(30);
         assert!(!p.begin(1 << 20).expect("credit").cpu_bound);
         p.took(20_000);
         assert!(p.begin(1 << 20).expect("credit").cpu_bound);

@@ -96,8 +96,8 @@ fn share_sends_the_layout_then_the_whole_screen_and_the_pointer() {
     assert_eq!(op.cursors, vec![(10, 20, false)]);
     let delay = host.timers.last().expect("rescheduled").1;
     assert!(
-        (20..=33).contains(&delay),
-        "{delay} ms to the next frame at 30 fps"
+        (2..=16).contains(&delay),
+        "{delay} ms to the next frame at 60 fps"
     );
 }
 

@@ -135,6 +135,9 @@ pub(super) async fn follow(
                         kinds: kinds(&tiles),
                     })
                 }
+                Some(Message::Status { level, text }) => {
+                    println!("      (the plugin's status, {level:?}: {text})");
+                }
                 Some(_) => {}
             },
         }
