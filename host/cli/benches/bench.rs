@@ -1,4 +1,4 @@
-//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle|features|stream|screen]`:
+//! `cargo bench -p lifeline --bench lifeline-bench [latency|throughput|idle|features|stream|screen|console|load]`:
 //! three loopback benchmarks of the broker, each beside a baseline measured
 //! in the same run.
 //!
@@ -9,7 +9,10 @@
 //! 5. stream: a WASM plugin's stream to the operator client, against the
 //!    raw relay of benchmark 2 in the same run;
 //! 6. screen: the screen plugin against x11vnc on the same Xvfb display
-//!    (needs Xvfb, x11vnc, xterm, python3; see bench/screen/README.md).
+//!    (needs Xvfb, x11vnc, xterm, python3; see bench/screen/README.md);
+//! 8. load: N concurrent sessions (join, chat, consent, scripts, a 1 MiB
+//!    stream, the report counted) on one broker process, beside the same
+//!    steps with N = 1 (`LIFELINE_BENCH_SESSIONS=N`, default 200).
 //!
 //! `LIFELINE_BENCH_QUICK=1` shrinks every size about tenfold;
 //! `LIFELINE_BENCH_AGENTS=N` sets the number of idle agents (default 10,000).
@@ -23,6 +26,8 @@ mod features;
 mod idle;
 #[path = "bench/latency.rs"]
 mod latency;
+#[path = "bench/load/mod.rs"]
+mod load;
 #[path = "bench/screen/mod.rs"]
 mod screen;
 #[path = "bench/stream.rs"]
@@ -224,6 +229,10 @@ fn print_table(rows: &[Row]) {
 }
 
 fn main() -> Result<()> {
+    // The load benchmark's agents run in copies of this binary.
+    if let Ok(spec) = std::env::var(load::agents::HOST_ENV) {
+        return load::agents::host_main(&spec);
+    }
     // `cargo bench` passes `--bench`; other arguments pick benchmarks.
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -267,6 +276,9 @@ fn main() -> Result<()> {
     }
     if wants("console") {
         rows.extend(rt.block_on(console::run(opts))?);
+    }
+    if wants("load") {
+        rows.extend(rt.block_on(load::run(opts))?);
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     println!(
