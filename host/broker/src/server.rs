@@ -82,6 +82,29 @@ async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, message: String) {
 }
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+    // Boxed, and a function of its own: the TLS accept and handshake states
+    // and the TLS stream itself (kilobytes) are freed or moved into the
+    // link once done, instead of sizing this task, which lives as long as
+    // the connection (docs/benchmarks.md, "Idle agents", After).
+    let Some((link, role)) = Box::pin(open(tcp, peer, acceptor, &shared)).await else {
+        return;
+    };
+    // The operator's handler is boxed: inline, its state (the larger of
+    // the two) would size the task of every idle agent too.
+    match role {
+        ClientRole::Agent => crate::agent_side::run(shared, link, peer).await,
+        ClientRole::Operator => Box::pin(crate::operator_side::run(shared, link, peer)).await,
+    }
+}
+
+/// TLS and the versioned handshake within [`HANDSHAKE_TIMEOUT`], then the
+/// connection's link; `None` (the reason logged) when either failed.
+async fn open(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    shared: &Shared,
+) -> Option<(Link, ClientRole)> {
     tcp.set_nodelay(true).ok();
     let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let mut tls = acceptor
@@ -95,11 +118,11 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared:
     let (tls, role) = match hs {
         Err(_) => {
             tracing::info!(%peer, "closed connection: no handshake within {HANDSHAKE_TIMEOUT:?}");
-            return;
+            return None;
         }
         Ok(Err(reason)) => {
             tracing::info!(%peer, "closed connection: {reason}");
-            return;
+            return None;
         }
         Ok(Ok(x)) => x,
     };
@@ -109,10 +132,7 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared:
         MAX_FRAME_BYTES,
         shared.cfg.limits.write_timeout,
     );
-    match role {
-        ClientRole::Agent => crate::agent_side::run(shared, link, peer).await,
-        ClientRole::Operator => crate::operator_side::run(shared, link, peer).await,
-    }
+    Some((link, role))
 }
 
 /// The next frame of a connection that must authenticate (operator login

@@ -7,12 +7,13 @@
 //! owner through [`Link::rx`]; when the link dies the channel closes and
 //! [`Link::close_reason`] says why.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lifeline_protocol::{Frame, FrameError, Message, read_frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Frames queued towards a peer before senders wait (backpressure).
 pub const SEND_QUEUE_FRAMES: usize = 32;
@@ -66,25 +67,41 @@ impl CloseReason {
 /// they are waiting for, and the reason is recorded.
 #[derive(Clone, Debug)]
 struct Closer {
-    flag: Arc<watch::Sender<bool>>,
+    flag: Arc<CloseFlag>,
     reason: CloseReason,
+}
+
+/// Set once when the link closes; its waiters are woken then. A flag and a
+/// `Notify` (about 50 bytes), where a `watch` channel holds nine `Notify`s
+/// (about 400 bytes) for every connection.
+#[derive(Debug, Default)]
+struct CloseFlag {
+    closed: AtomicBool,
+    notify: Notify,
 }
 
 impl Closer {
     fn new(reason: CloseReason) -> Self {
         Closer {
-            flag: Arc::new(watch::Sender::new(false)),
+            flag: Arc::new(CloseFlag::default()),
             reason,
         }
     }
     fn close(&self, why: String, stalled: bool) {
         self.reason.set(why, stalled);
-        self.flag.send_replace(true);
+        self.flag.closed.store(true, Ordering::Release);
+        self.flag.notify.notify_waiters();
     }
     async fn closed(&self) {
-        let mut rx = self.flag.subscribe();
-        // The sender lives in `self`, so waiting cannot fail.
-        let _ = rx.wait_for(|closed| *closed).await;
+        let notified = self.flag.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read: a close in between still
+        // wakes this waiter (`notify_waiters` wakes registered ones only).
+        notified.as_mut().enable();
+        if self.flag.closed.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -328,26 +345,31 @@ impl Reader {
                 }
                 Ok(Ok(f)) => f,
             };
-            match frame {
-                Frame::Control(Message::Ping { nonce }) => {
-                    if let Some(tx) = self.pong_tx.upgrade() {
-                        let _ = tx
-                            .send(Box::new((Frame::Control(Message::Pong { nonce }), None)))
-                            .await;
-                    }
-                }
-                Frame::Control(Message::Pong { .. }) => {}
-                other => {
-                    let sent = match queued(&self.in_budget, other).await {
-                        Ok(q) => self.in_tx.send(q).await.is_ok(),
-                        Err(Closed) => false,
-                    };
-                    if !sent {
-                        self.reason.set("closed locally".into(), false);
-                        return;
-                    }
-                }
+            if matches!(frame, Frame::Control(Message::Pong { .. })) {
+                continue;
             }
+            // Boxed: the state of handing a frame on exists only while a
+            // frame is in hand, not in every idle connection's task.
+            if !Box::pin(self.hand_on(frame)).await {
+                self.reason.set("closed locally".into(), false);
+                return;
+            }
+        }
+    }
+
+    /// Answers a ping, or queues any other frame for the owner; false when
+    /// the owner is gone.
+    async fn hand_on(&self, frame: Frame) -> bool {
+        if let Frame::Control(Message::Ping { nonce }) = frame {
+            if let Some(tx) = self.pong_tx.upgrade() {
+                let pong = Frame::Control(Message::Pong { nonce });
+                let _ = tx.send(Box::new((pong, None))).await;
+            }
+            return true;
+        }
+        match queued(&self.in_budget, frame).await {
+            Ok(q) => self.in_tx.send(q).await.is_ok(),
+            Err(Closed) => false,
         }
     }
 }
@@ -376,7 +398,12 @@ async fn writer<W: AsyncWrite>(
             }
         };
         let flush = out_rx.is_empty();
-        let res = tokio::time::timeout(write_timeout, write_one(&mut wr, &frame.0, flush)).await;
+        // Boxed, like the reader's: an idle writer waits with a small state.
+        let res = Box::pin(tokio::time::timeout(
+            write_timeout,
+            write_one(&mut wr, &frame.0, flush),
+        ))
+        .await;
         match res {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -460,6 +487,28 @@ mod tests {
 
     /// Bound on waits in these tests (never a timing assertion).
     const WAIT: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn closing_an_idle_link_stops_both_tasks_at_once() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut link = spawn_link(
+            ours,
+            Duration::from_secs(3600),
+            lifeline_protocol::MAX_FRAME_BYTES,
+        );
+        link.tx.close("closed by its owner");
+        // The reader ends: the owner's receiver closes.
+        let end = tokio::time::timeout(WAIT, link.rx.recv()).await;
+        assert!(matches!(end, Ok(None)), "the link stayed open");
+        assert_eq!(link.close_reason.get(), "closed by its owner");
+        // The writer ends too: the peer's end sees the stream close.
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut theirs, &mut buf));
+        assert!(
+            matches!(read.await, Ok(Ok(0))),
+            "the writer kept the stream open"
+        );
+    }
 
     #[tokio::test]
     async fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
