@@ -591,22 +591,24 @@ impl Shared {
         let now = lifeline_core::time::now_millis();
         let live = self.store.live_connection_ids(now).map_err(internal)?;
         let cost = crate::invitations::wrong_id_cost(live);
-        if let Err(l) = self.join_limiter.acquire_weighted(source, cost) {
-            return Err((
+        // One check at a time: a right code is never refused for the
+        // tokens another check holds while it runs (see `ratelimit`).
+        let checked = self.join_limiter.check_weighted(source, cost, || {
+            let row = self
+                .store
+                .session_by_connection_id(&code)
+                .map_err(internal)?;
+            self.claim(row, "connection ID", host)
+        });
+        checked.map_err(|l| {
+            (
                 ErrorCode::RateLimited,
                 format!(
                     "too many wrong connection IDs; try again in {} s, or use the invitation link",
                     l.retry_after.as_secs().max(1)
                 ),
-            ));
-        }
-        let row = self
-            .store
-            .session_by_connection_id(&code)
-            .map_err(internal)?;
-        let row = self.claim(row, "connection ID", host)?;
-        self.join_limiter.refund_weighted(source, cost);
-        Ok(row)
+            )
+        })?
     }
 
     /// Claims the invitation of `row` if it is still open.

@@ -3,11 +3,12 @@
 //! [`AGENTS_PER_HOST`] per process.
 //!
 //! Why not all in this process: each agent starts a WASM engine whose
-//! pooling allocator maps several hundred regions with guard pages; 200 of
-//! them in one process pass Linux's `vm.max_map_count` (65,530) and the
-//! 173rd agent fails with "failed to protect stack guard page". A real
-//! agent is a process of its own, so this is an artifact of the bench, not
-//! a product limit.
+//! pooling allocator reserves address space for `POOL_INSTANCES` (256)
+//! instances up front, terabytes of it (see `VmSize` of a host); a process
+//! has 128 TiB, and the ~20th agent of one process fails with "cannot start
+//! the WASM engine: failed to protect stack guard page". A real agent is a
+//! process of its own (one engine), so this is an artifact of the bench,
+//! not a product limit. The baseline's agents run in a host of their own.
 //!
 //! Protocol, one line each way: the bench writes `join NAME CODE DATA_DIR`
 //! to a host's stdin; the host writes `stopped NAME ok|err TEXT` when that
@@ -30,7 +31,7 @@ use super::session::{AutoCustomer, CUSTOMER_INPUT, agent_config};
 /// Set (to "ADDRESS FINGERPRINT PLUGIN_DIR") in an agent host's environment.
 pub const HOST_ENV: &str = "LIFELINE_LOAD_AGENT_HOST";
 /// Agents one host process runs at most (see the module's note).
-pub const AGENTS_PER_HOST: usize = 50;
+pub const AGENTS_PER_HOST: usize = 10;
 /// Worker threads of a host's runtime: agents block their thread while
 /// they load plugins; more threads than cores lets the kernel share the
 /// cores among them as separate machines would have them.
@@ -59,7 +60,7 @@ impl Drop for Agents {
 }
 
 impl Agents {
-    /// Starts enough hosts for `n` agents.
+    /// Starts enough hosts for `n` agents, and one for the baseline's.
     pub fn start(n: usize, ep: &Endpoint, plugins: &Path) -> Result<Agents> {
         let Endpoint { address, trust, .. } = ep;
         let lifeline_core::tls::Trust::Pinned(fp) = trust else {
@@ -68,7 +69,7 @@ impl Agents {
         let spec = format!("{address} {} {}", fp, plugins.display());
         let waiters: Waiters = Arc::default();
         let mut hosts = Vec::new();
-        for _ in 0..n.div_ceil(AGENTS_PER_HOST) {
+        for _ in 0..n.div_ceil(AGENTS_PER_HOST) + 1 {
             let mut child = Command::new(std::env::current_exe()?)
                 .env(HOST_ENV, &spec)
                 .stdin(Stdio::piped())
@@ -98,11 +99,12 @@ impl Agents {
         Ok(Agents { hosts, waiters })
     }
 
-    /// Starts agent `i` (named `name`, no spaces) with `code`; the receiver
-    /// gets "ok ENDED_BY" or "err WHY" when it stops.
+    /// Starts agent `i` of the load (`None`: one of the baseline), named
+    /// `name` (no spaces), with `code`; the receiver gets "ok ENDED_BY" or
+    /// "err WHY" when it stops.
     pub fn join(
         &self,
-        i: usize,
+        i: Option<usize>,
         name: &str,
         code: &str,
         data_dir: &Path,
@@ -112,7 +114,8 @@ impl Agents {
             .lock()
             .expect("waiters lock")
             .insert(name.to_string(), tx);
-        let host = &self.hosts[(i / AGENTS_PER_HOST).min(self.hosts.len() - 1)];
+        let last = self.hosts.len() - 1;
+        let host = &self.hosts[i.map_or(last, |i| (i / AGENTS_PER_HOST).min(last))];
         let mut stdin = host.stdin.lock().expect("host stdin lock");
         writeln!(stdin, "join {name} {code} {}", data_dir.display())?;
         stdin.flush()?;

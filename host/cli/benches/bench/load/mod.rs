@@ -337,6 +337,9 @@ async fn load(ctx: &Ctx, broker: &mut broker::BrokerProcess, n: usize) -> Result
             s.name,
             report::kinds(&s.report)
         );
+        for e in s.report.iter().filter(|e| e.kind.starts_with("script")) {
+            println!("    {} {} {:?}: {}", e.seq, e.kind, e.actor, e.text);
+        }
     }
     Ok(Measured {
         sessions,

@@ -67,6 +67,8 @@ pub struct Sent {
 
 pub struct Session {
     pub i: usize,
+    /// Whether it is one of the load's sessions (not the baseline's).
+    pub load: bool,
     /// "session 17" or "baseline session 2", for messages.
     pub name: String,
     op: Client,
@@ -165,6 +167,7 @@ impl Session {
         }
         Ok(Session {
             i,
+            load: name.starts_with("session"),
             name,
             op,
             sid: inv.session_id,
@@ -228,7 +231,12 @@ impl Session {
         let t0 = Instant::now();
         let mut agent = ctx
             .agents
-            .join(self.i, &name, &self.code, &self.data_dir)
+            .join(
+                self.load.then_some(self.i),
+                &name,
+                &self.code,
+                &self.data_dir,
+            )
             .with_context(|| format!("{}: join: starting the agent", self.name))?;
         let sid = self.sid.clone();
         let ready = self.wait("join (the broker's ready notice)", |ev| match ev {
