@@ -12,12 +12,17 @@
 //!    (needs Xvfb, x11vnc, xterm, python3; see bench/screen/README.md);
 //! 8. load: N concurrent sessions (join, chat, consent, scripts, a 1 MiB
 //!    stream, the report counted) on one broker process, beside the same
-//!    steps with N = 1 (`LIFELINE_BENCH_SESSIONS=N`, default 200).
+//!    steps with N = 1 (`LIFELINE_BENCH_SESSIONS=N`, default 200);
+//! 9. cluster: two broker nodes on PostgreSQL and NATS, same node against
+//!    cross-node, beside one broker with the cluster off (needs PostgreSQL
+//!    and nats-server, as the e2e tests).
 //!
 //! `LIFELINE_BENCH_QUICK=1` shrinks every size about tenfold;
 //! `LIFELINE_BENCH_AGENTS=N` sets the number of idle agents (default 10,000).
 //! Figures and how to read them: docs/benchmarks.md.
 
+#[path = "bench/cluster/mod.rs"]
+mod cluster;
 #[path = "bench/console/mod.rs"]
 mod console;
 #[path = "bench/features.rs"]
@@ -137,6 +142,7 @@ impl Harness {
             smtp: None,
             join: Default::default(),
             store: Default::default(),
+            cluster: None,
         };
         let profile = OperatorProfile {
             username: USERNAME.into(),
@@ -279,6 +285,9 @@ fn main() -> Result<()> {
     }
     if wants("load") {
         rows.extend(rt.block_on(load::run(opts))?);
+    }
+    if wants("cluster") {
+        rows.extend(rt.block_on(cluster::run(opts))?);
     }
     rt.shutdown_timeout(Duration::from_secs(5));
     println!(

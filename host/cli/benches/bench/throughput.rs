@@ -23,7 +23,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::{HEARTBEAT, Harness, Opts, Row, join, row, step};
 
 /// Bytes sent before the clock starts.
-const WARMUP_BYTES: u64 = 64 << 20;
+pub const WARMUP_BYTES: u64 = 64 << 20;
 /// Bound on one whole transfer.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
 const TARGET_GBPS: f64 = 1.0;
@@ -54,7 +54,7 @@ fn spawn_counter(
 
 /// Sends a warm-up, then `total` bytes in `chunk`-byte frames through
 /// `send` while the receiver counts on `rx`; returns the timed seconds.
-async fn transfer<F, Fut>(
+pub async fn transfer<F, Fut>(
     rx: lifeline_core::link::FrameReceiver,
     chunk: usize,
     total: u64,
