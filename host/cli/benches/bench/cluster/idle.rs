@@ -12,7 +12,7 @@ use lifeline_core::client::Endpoint;
 use lifeline_core::link::Link;
 use lifeline_protocol::JoinCredential;
 
-use super::infra::{Nats, Varz, operator};
+use super::infra::{Nats, PgProxy, Varz, operator};
 use crate::{join, step};
 
 /// Wait after the last attach before the first reading.
@@ -43,6 +43,8 @@ pub struct AtRest {
     pub after: Varz,
     /// Subscriptions and messages the setting-up of the sessions cost.
     pub setup: (u64, u64, u64),
+    /// PostgreSQL round trips and bytes received by both nodes at rest.
+    pub pg: (u64, u64),
     /// What a subscriber to every subject saw at rest, by subject prefix
     /// (its own deliveries are in `after.out_msgs`).
     pub seen: std::collections::BTreeMap<String, u64>,
@@ -61,7 +63,17 @@ impl AtRest {
 
 /// `n` idle sessions, agents alternating between `nodes`, the operator at
 /// `nodes[0]`; waits `idle` and reads the NATS counters around it.
-pub async fn run(nats: &Nats, nodes: [&Endpoint; 2], n: usize, idle: Duration) -> Result<AtRest> {
+pub async fn run(
+    nats: &Nats,
+    pg: [&PgProxy; 2],
+    nodes: [&Endpoint; 2],
+    n: usize,
+    idle: Duration,
+) -> Result<AtRest> {
+    let pg_now = || {
+        let trips = pg.iter().map(|p| p.round_trips()[0]).sum::<u64>();
+        (trips, pg.iter().map(|p| p.bytes_down()).sum::<u64>())
+    };
     let op = operator(nodes[0], |_| {}).await?;
     let start = nats.varz().await?;
     let invs = bounded(n, |i| {
@@ -87,10 +99,10 @@ pub async fn run(nats: &Nats, nodes: [&Endpoint; 2], n: usize, idle: Duration) -
     .await?;
     tokio::time::sleep(SETTLE).await;
     let tap = nats.tap().await?;
-    let before = nats.varz().await?;
+    let (before, pg0) = (nats.varz().await?, pg_now());
     let t = Instant::now();
     tokio::time::sleep(idle).await;
-    let after = nats.varz().await?;
+    let (after, pg1) = (nats.varz().await?, pg_now());
     let seen = tap.stop();
     let secs = t.elapsed().as_secs_f64();
     let setup = (
@@ -110,6 +122,7 @@ pub async fn run(nats: &Nats, nodes: [&Endpoint; 2], n: usize, idle: Duration) -
         before,
         after,
         setup,
+        pg: (pg1.0 - pg0.0, pg1.1 - pg0.1),
         seen,
     })
 }

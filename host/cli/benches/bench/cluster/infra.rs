@@ -221,7 +221,7 @@ impl Drop for Database {
 /// for PostgreSQL, so a proxy sharing them could deadlock.
 pub struct PgProxy {
     pub store: StoreConfig,
-    round_trips: Arc<[AtomicU64; 2]>,
+    round_trips: Arc<[AtomicU64; 3]>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -231,7 +231,7 @@ impl PgProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let round_trips = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let round_trips = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
         let count = Arc::clone(&round_trips);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -268,9 +268,14 @@ impl PgProxy {
     /// Round trips so far: all, and those that were simple queries (the
     /// store's `BEGIN` and `COMMIT` of multi-statement transactions).
     pub fn round_trips(&self) -> [u64; 2] {
-        let [a, b] = &*self.round_trips;
+        let [a, b, _] = &*self.round_trips;
         let (s, q) = (a.load(Ordering::Relaxed), b.load(Ordering::Relaxed));
         [s + q, q]
+    }
+
+    /// Bytes PostgreSQL sent through the proxy so far.
+    pub fn bytes_down(&self) -> u64 {
+        self.round_trips[2].load(Ordering::Relaxed)
     }
 }
 
@@ -285,7 +290,7 @@ impl Drop for PgProxy {
 async fn serve(
     listener: std::net::TcpListener,
     upstream: String,
-    count: Arc<[AtomicU64; 2]>,
+    count: Arc<[AtomicU64; 3]>,
 ) -> Result<()> {
     let listener = TcpListener::from_std(listener)?;
     loop {
@@ -299,12 +304,23 @@ async fn serve(
     }
 }
 
-async fn proxy(client: TcpStream, server: TcpStream, count: Arc<[AtomicU64; 2]>) -> Result<()> {
+async fn proxy(client: TcpStream, server: TcpStream, count: Arc<[AtomicU64; 3]>) -> Result<()> {
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let down = tokio::spawn(async move { tokio::io::copy(&mut sr, &mut cw).await });
+    let down_count = Arc::clone(&count);
+    let down = tokio::spawn(async move {
+        let mut buf = vec![0u8; PROXY_BUF];
+        loop {
+            let n = sr.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            cw.write_all(&buf[..n]).await?;
+            down_count[2].fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
     let mut parser = PgParser::default();
     let mut buf = vec![0u8; PROXY_BUF];
     loop {

@@ -145,6 +145,17 @@ async fn latencies(bed: &Bed, warmup: usize, iters: usize) -> Result<(Vec<Setup>
             latency::session(s, &counters, i, keep).await?;
         }
     }
+    // One more session on each cluster setup, with a subscriber to every
+    // subject: what the cluster sends for a join, an attach, a chat, an end.
+    for s in setups.iter_mut().skip(2) {
+        let tap = bed.nats.tap().await?;
+        latency::session(s, &counters, warmup + iters, false).await?;
+        println!(
+            "  NATS subjects of one session, {}: {:?}",
+            s.label,
+            tap.stop()
+        );
+    }
     let (b50, b99) = p50_p99(&base);
     println!(
         "  bare TLS + 1 RTT to node A: p50 {} p99 {}",
@@ -307,7 +318,8 @@ async fn idle_rows(bed: &Bed, opts: Opts) -> Result<Vec<Row>> {
     };
     println!("  at rest: {n} idle sessions on nodes A and B, operator on A, {secs} s idle");
     let eps = [&bed.a.ep, &bed.b.ep];
-    let r = idle::run(&bed.nats, eps, n, Duration::from_secs(secs)).await?;
+    let pg = [&bed.proxies[1], &bed.proxies[2]];
+    let r = idle::run(&bed.nats, pg, eps, n, Duration::from_secs(secs)).await?;
     let (subs, msgs_in, msgs_out) = r.setup;
     println!(
         "    NATS at rest: {:.2} msgs/s in, {:.2} msgs/s out over {:.1} s ({} → {} in); subscriptions {} ({:.1} per session); setting up cost {:.1} msgs in, {:.1} out per session",
@@ -321,10 +333,27 @@ async fn idle_rows(bed: &Bed, opts: Opts) -> Result<Vec<Row>> {
         msgs_in as f64 / n as f64,
         msgs_out as f64 / n as f64
     );
-    println!("    seen at rest by a subscriber to every subject: {:?}", r.seen);
+    println!(
+        "    seen at rest by a subscriber to every subject: {:?}",
+        r.seen
+    );
+    println!(
+        "    PostgreSQL at rest (both nodes): {:.2} round trips/s, {:.0} bytes/s received",
+        r.pg.0 as f64 / r.secs,
+        r.pg.1 as f64 / r.secs
+    );
     let value = format!("{:.2} in, {:.2} out", r.in_per_sec(), r.out_per_sec());
     let metric = format!("NATS msgs/s at rest, {} sessions", r.sessions);
     let base = format!("{:.1} subscriptions per session", subs as f64 / n as f64);
     let quiet = r.in_per_sec() < 1.0;
-    Ok(vec![row(B, &metric, value, &base, Some(("~0", quiet)))])
+    let pg_value = format!(
+        "{:.2} round trips/s, {:.0} bytes/s",
+        r.pg.0 as f64 / r.secs,
+        r.pg.1 as f64 / r.secs
+    );
+    let pg_metric = format!("PostgreSQL at rest, {} sessions, both nodes", r.sessions);
+    Ok(vec![
+        row(B, &metric, value, &base, Some(("~0", quiet))),
+        row(B, &pg_metric, pg_value, "", None),
+    ])
 }
