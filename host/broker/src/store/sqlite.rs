@@ -90,13 +90,8 @@ impl Sqlite {
         crate::db_files::make_private(&path)?;
         let db = |e: rusqlite::Error| StoreError::Db(e.into());
         let conn = Connection::open(&path).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        migrate(&conn, &path)?;
+        prepare(&conn, &path)?;
         // Checkpoints happen in `checkpoint`, off the request path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(db)?;
@@ -151,8 +146,56 @@ impl Sqlite {
     }
 }
 
+/// Pauses between attempts to set up a database another process is
+/// setting up at the same moment (bounded by [`BUSY_TIMEOUT`] in all).
+const SETUP_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// WAL, the connection's settings and the migrations. Another process
+/// opening the same new file at this moment (the broker starting while
+/// `broker add-operator` runs) can make SQLite answer "busy" at once
+/// instead of waiting (its deadlock avoidance while the journal mode
+/// changes): the steps are tried again until [`BUSY_TIMEOUT`].
+fn prepare(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let give_up = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match prepare_once(conn, path) {
+            Err(StoreError::Db(DbError::Sqlite(e)))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(SETUP_RETRY);
+            }
+            other => return other,
+        }
+    }
+}
+
+fn prepare_once(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let db = |e: rusqlite::Error| StoreError::Db(e.into());
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+    migrate(conn, path)
+}
+
 /// Brings the schema to [`SCHEMA_VERSION`]; a newer database is refused.
+/// Two processes may open a new database at once (the broker starting
+/// while `broker add-operator` runs): the version is read and the
+/// migrations run inside one write transaction (`BEGIN IMMEDIATE`), so the
+/// second waits (`BUSY_TIMEOUT`) and then finds the schema current; a
+/// migration that is not idempotent (`ALTER TABLE … ADD COLUMN`) runs once.
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let db = |e: rusqlite::Error| StoreError::Db(e.into());
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+    let result = migrate_locked(conn, path);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(db)?;
+    result
+}
+
+fn migrate_locked(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let found = version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::Schema {
@@ -160,9 +203,34 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             found,
         });
     }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
     conn.execute_batch(&Dialect::Sqlite.upgrade(found))
         .map_err(|e| StoreError::Db(e.into()))?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(|e| StoreError::Db(e.into()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_opening_a_new_database_at_once_migrate_it_once() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let opened: Vec<Result<Sqlite, StoreError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| s.spawn(|| Sqlite::open(dir.path())))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for db in opened {
+                let db = db.expect("every opener gets the database");
+                assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+            }
+        }
+    }
 }
