@@ -6,6 +6,12 @@
 //! join by link token and stay idle, and after a pause the RSS is read
 //! again: (after − before) / N is the memory one idle agent costs. A full
 //! run reads it once more after one heartbeat exchange on every connection.
+//!
+//! The same run first measures a baseline the same way: N bare TLS 1.3
+//! connections held open by a process of their own (`idle_base.rs`).
+//! `LIFELINE_BENCH_CLUSTER=1` runs the broker with `[cluster]` (its own
+//! nats-server, a PostgreSQL database); `LIFELINE_BENCH_HEAPTRACK=FILE`
+//! profiles the broker's heap.
 
 use std::future::Future;
 use std::io::Write;
@@ -16,11 +22,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use lifeline_core::tls::Fingerprint;
-use lifeline_protocol::JoinCredential;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::{HEARTBEAT, Opts, PASSWORD, Row, USERNAME, endpoint, join, login, row, step};
+#[path = "idle_base.rs"]
+mod base;
+
+use crate::{HEARTBEAT, Opts, PASSWORD, Row, USERNAME, endpoint, login, row, step};
 
 /// Connections in flight at once while creating invitations and agents.
 const CONCURRENCY: usize = 64;
@@ -30,7 +38,7 @@ const MAX_AGENTS: usize = 25_000;
 const FD_HEADROOM: u64 = 1_024;
 /// Pause between the last join and the second RSS reading.
 const SETTLE: Duration = Duration::from_secs(3);
-const TARGET_PER_GIB: f64 = 35_000.0;
+const TARGET_PER_GIB: f64 = 100_000.0;
 /// MeshCentral's published figure, not measured here.
 const MESHCENTRAL: &str = "~3,500/GB MeshCentral (published)";
 
@@ -85,11 +93,16 @@ fn log_tail(p: &Path) -> String {
 
 /// Writes the config, creates the operator, starts the broker and waits for
 /// its banner; returns the process, its session address and fingerprint.
-fn start_broker(dir: &Path) -> Result<(BrokerProcess, String, Fingerprint)> {
+fn start_broker(dir: &Path, extra: &str) -> Result<(BrokerProcess, String, Fingerprint)> {
     let config = dir.join("broker.toml");
     let toml = "[broker]\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\n\
-                data_dir = \"data\"\n";
-    std::fs::write(&config, toml)?;
+                data_dir = \"data\"\n[broker.limits]\nmax_connections = {PER_BROKER}\n\
+                max_connections_per_source = {PER_BROKER}\n";
+    let toml = toml.replace(
+        "{PER_BROKER}",
+        &(MAX_AGENTS + FD_HEADROOM as usize).to_string(),
+    );
+    std::fs::write(&config, format!("{toml}{extra}"))?;
     let args = [
         "broker",
         "add-operator",
@@ -110,8 +123,16 @@ fn start_broker(dir: &Path) -> Result<(BrokerProcess, String, Fingerprint)> {
     if !status.success() {
         bail!("lifeline broker add-operator failed ({status})");
     }
+    run_broker(dir)
+}
+
+/// Starts (or restarts) the broker configured in `dir` and waits for its
+/// banner; returns the process, its session address and fingerprint.
+fn run_broker(dir: &Path) -> Result<(BrokerProcess, String, Fingerprint)> {
+    let config = dir.join("broker.toml");
     let (out, log) = (dir.join("broker.out"), dir.join("broker.log"));
     let mut cmd = lifeline(&["broker", "run"], &config);
+    base::profile(&mut cmd);
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out)?);
     cmd.stderr(std::fs::File::create(&log)?);
@@ -161,7 +182,54 @@ where
     Ok(out)
 }
 
+/// Restarts the broker in `dir` and resumes every session; the time it
+/// took and the broker's RSS growth per resumed agent.
+async fn resume_all(dir: &Path, credentials: Vec<lifeline_protocol::Secret>) -> Result<(f64, f64)> {
+    let n = credentials.len();
+    let (broker, addr, fp) = run_broker(dir)?;
+    let pid = broker.0.id();
+    let ep = Arc::new(endpoint(addr, fp));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss(pid)?;
+    let t = Instant::now();
+    let links = bounded(n, |i| {
+        let (ep, credential) = (Arc::clone(&ep), credentials[i].clone());
+        async move { step("agent resume", base::resume(&ep, credential)).await }
+    })
+    .await?;
+    let secs = t.elapsed().as_secs_f64();
+    tokio::time::sleep(SETTLE).await;
+    let per = rss(pid)?.saturating_sub(before) as f64 / n as f64;
+    drop(broker);
+    drop(links);
+    Ok((secs, per))
+}
+
+/// The baseline: RSS growth of a process holding `n` bare TLS connections
+/// (after one round trip each), per connection, in bytes.
+async fn bare_tls(n: usize) -> Result<f64> {
+    let (server, addr, fp) = base::start_bare_tls()?;
+    let pid = server.0.id();
+    let connector = base::bare_connector(fp)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss(pid)?;
+    let conns = bounded(n, |_| {
+        let (c, a) = (Arc::clone(&connector), addr.clone());
+        async move { step("bare TLS", base::bare_client(c, a)).await }
+    })
+    .await?;
+    tokio::time::sleep(SETTLE).await;
+    let after = rss(pid)?;
+    drop(conns);
+    drop(server);
+    Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
 pub async fn run(opts: Opts) -> Result<Vec<Row>> {
+    if std::env::var_os(base::BARE_TLS_ENV).is_some() {
+        base::serve_bare_tls().await?;
+        return Ok(Vec::new());
+    }
     // Raise the soft open-files limit to the hard one; the broker inherits it.
     let (soft, hard) = rlimit::Resource::NOFILE.get()?;
     if soft < hard {
@@ -173,8 +241,15 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
     let wanted = opts.agents / if opts.quick { 10 } else { 1 };
     let n = wanted.clamp(1, cap.max(1));
     println!("\n[3/3] idle agents: N = {n} (asked {wanted}; open-files limit {hard})");
+    let bare = bare_tls(n).await?;
+    println!(
+        "  baseline: {:.1} KiB per bare TLS connection",
+        bare / 1024.0
+    );
     let dir = tempfile::tempdir().context("temporary folder")?;
-    let (mut broker, addr, fp) = start_broker(dir.path())?;
+    let cluster = base::cluster(dir.path())?;
+    let extra = cluster.as_ref().map_or("", |c| c.toml.as_str());
+    let (mut broker, addr, fp) = start_broker(dir.path(), extra)?;
     let pid = broker.0.id();
     let ep = Arc::new(endpoint(addr, fp));
     let op = login(&ep).await?;
@@ -196,7 +271,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
     let t = Instant::now();
     let agents = bounded(n, |i| {
         let (ep, token) = (Arc::clone(&ep), tokens[i].clone());
-        async move { step("agent join", join(&ep, JoinCredential::LinkToken(token))).await }
+        async move { step("agent join", base::join_keeping_credential(&ep, token)).await }
     })
     .await?;
     let connect_secs = t.elapsed().as_secs_f64();
@@ -213,8 +288,14 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         let log = log_tail(&dir.path().join("broker.log"));
         bail!("the broker died ({status}): {log}");
     }
+    // The node's loss: SIGKILL, then every agent resumes on the restarted
+    // broker (SQLite; with [cluster] PostgreSQL, and the restarted node
+    // adopts the sessions its former self held), 64 at a time.
     drop(broker);
-    drop(agents);
+    let (links, credentials): (Vec<_>, Vec<_>) = agents.into_iter().unzip();
+    drop(links);
+    let (resume_secs, resume_per) = resume_all(dir.path(), credentials).await?;
+    drop(cluster);
 
     let per_agent = |rss: u64| rss.saturating_sub(before) as f64 / n as f64;
     let per_gib = |rss: u64| f64::from(1u32 << 30) / per_agent(rss).max(1.0);
@@ -225,7 +306,12 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         kib(after)
     );
     const B: &str = "3 idle agents";
+    let bare_gib = f64::from(1u32 << 30) / bare.max(1.0);
     let info = [
+        (
+            "baseline: bare TLS 1.3 connection held open".into(),
+            format!("{:.1} KiB ({bare_gib:.0} per GiB)", bare / 1024.0),
+        ),
         ("broker RSS, no invitations".into(), mib(empty)),
         (format!("broker RSS, {n} invitations"), mib(before)),
         (
@@ -244,7 +330,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         .map(|(m, v)| row(B, &m, v, "", None))
         .collect();
     let per_gib_row = |metric: &str, rss: u64| {
-        let target = Some(("≥ 35,000", per_gib(rss) >= TARGET_PER_GIB));
+        let target = Some(("≥ 100,000", per_gib(rss) >= TARGET_PER_GIB));
         row(
             B,
             metric,
@@ -254,6 +340,21 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         )
     };
     rows.push(per_gib_row("idle agents per GiB", after));
+    let resume_rate = n as f64 / resume_secs;
+    rows.push(row(
+        B,
+        &format!("time for {n} agents to resume after SIGKILL + restart"),
+        format!("{resume_secs:.2} s ({resume_rate:.0}/s)"),
+        "",
+        None,
+    ));
+    rows.push(row(
+        B,
+        "memory per resumed idle agent",
+        format!("{:.1} KiB", resume_per / 1024.0),
+        "",
+        None,
+    ));
     if let Some(beat) = beat {
         rows.push(row(B, "broker RSS after a heartbeat", mib(beat), "", None));
         rows.push(row(
