@@ -78,7 +78,7 @@ pub async fn run(
     let start = nats.varz().await?;
     let invs = bounded(n, |i| {
         let op = Arc::clone(&op);
-        async move { Ok(step("invite", op.invite(&format!("IDLE-{i}"), "Customer", None)).await?) }
+        async move { step("invite", op.invite(&format!("IDLE-{i}"), "Customer", None)).await }
     })
     .await?;
     let eps = [nodes[0].clone(), nodes[1].clone()];
@@ -94,7 +94,7 @@ pub async fn run(
     .await?;
     bounded(n, |i| {
         let (op, sid) = (Arc::clone(&op), agents[i].0.clone());
-        async move { Ok(step("attach", op.attach(&sid)).await.map(|_| ())?) }
+        async move { step("attach", op.attach(&sid)).await.map(|_| ()) }
     })
     .await?;
     tokio::time::sleep(SETTLE).await;

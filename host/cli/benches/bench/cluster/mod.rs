@@ -198,11 +198,14 @@ fn print_setup(s: &Setup) {
     );
 }
 
+/// Which samples of a setup a table line compares.
+type Pick = fn(&Samples) -> &[Duration];
+
 fn latency_rows(setups: &[Setup], base: &[Duration]) -> Vec<Row> {
     let [sqlite, off, same, cross] = [0, 1, 2, 3].map(|i| &setups[i].samples);
     let (b50, _) = p50_p99(base);
     let mut rows = Vec::new();
-    let pairs: [(&str, &Samples, &Samples, &str, fn(&Samples) -> &[Duration]); 5] = [
+    let pairs: [(&str, &Samples, &Samples, &str, Pick); 5] = [
         ("join, cross-node", cross, same, "same node", |m| &m.total),
         (
             "chat round trip, cross-node",
