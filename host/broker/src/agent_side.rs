@@ -99,7 +99,8 @@ async fn enter(
             tracing::info!(%peer, session = %id, "customer joined");
             // Homed before the agent hears it is in: what operators on
             // other nodes send from then on finds it.
-            home_here(shared, &id).await;
+            let came_back = matches!(reply, Message::Rejoined { .. });
+            home_here(shared, &id, came_back).await;
             link.tx.send(Frame::Control(reply)).await.ok()?;
             send_resume_credential(shared, &id, link).await;
             Some(id)
@@ -132,7 +133,7 @@ fn rejoined(
 
 /// With `[cluster]`: session `id`'s agent is on this node, which is now
 /// the session's home for every other node.
-async fn home_here(shared: &Shared, id: &str) {
+async fn home_here(shared: &Shared, id: &str, came_back: bool) {
     let Some(cluster) = &shared.cluster else {
         return;
     };
@@ -140,7 +141,10 @@ async fn home_here(shared: &Shared, id: &str) {
         tracing::warn!(session = %id, "cluster: cannot record the session's node: {e}");
     }
     match cluster.home(id).await {
-        Ok(()) => cluster.announce_home(id).await,
+        // A fresh join has no operator attached anywhere yet: only an agent
+        // coming back (rejoin, resume) may have moved the session here.
+        Ok(()) if came_back => cluster.announce_home(id).await,
+        Ok(()) => {}
         Err(e) => {
             tracing::error!(session = %id, "cluster: operators on other nodes cannot reach this session: {e}")
         }

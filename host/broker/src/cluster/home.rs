@@ -53,6 +53,11 @@ impl Cluster {
     pub async fn home(self: &Arc<Self>, id: &str) -> Result<(), ClusterError> {
         let ctl = self.subscribe(subject_home(id)).await?;
         let to_agent = self.subscribe(subject_agent(id)).await?;
+        // The subscriptions are on the server before the agent is told it is
+        // in (async-nats only queues a subscribe).
+        if let Err(e) = self.nats.flush().await {
+            tracing::warn!(session = %id, "cluster: NATS flush: {e}");
+        }
         let (me, sid) = (Arc::clone(self), id.to_string());
         let serve = tokio::spawn(async move { me.serve_ctl(&sid, ctl).await });
         let (me, sid) = (Arc::clone(self), id.to_string());
@@ -118,20 +123,28 @@ impl Cluster {
     async fn serve_ctl(self: &Arc<Self>, id: &str, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
-            let Some(reply_to) = msg.reply.clone() else {
-                continue;
-            };
-            let reply = match (self.shared(), serde_json::from_slice::<Ctl>(&msg.payload)) {
-                (Some(shared), Ok(ctl)) => self.apply(&shared, id, ctl),
-                (None, _) => continue,
-                (_, Err(e)) => CtlReply::Refused {
-                    message: format!("bad cluster request: {e}"),
-                },
-            };
-            let body = serde_json::to_vec(&reply).expect("replies always serialise");
-            if let Err(e) = self.nats.publish(reply_to, body.into()).await {
-                tracing::warn!(session = %id, "cluster: cannot answer a request: {e}");
-            }
+            // Boxed: answering (decoding, the registry, the reply's publish)
+            // needs kilobytes of state, only while a request is in hand; an
+            // idle session's task waits with a small one.
+            Box::pin(self.answer(id, msg)).await;
+        }
+    }
+
+    /// Answers one request made of session `id`'s home.
+    async fn answer(self: &Arc<Self>, id: &str, msg: async_nats::Message) {
+        let Some(reply_to) = msg.reply.clone() else {
+            return;
+        };
+        let reply = match (self.shared(), serde_json::from_slice::<Ctl>(&msg.payload)) {
+            (Some(shared), Ok(ctl)) => self.apply(&shared, id, ctl),
+            (None, _) => return,
+            (_, Err(e)) => CtlReply::Refused {
+                message: format!("bad cluster request: {e}"),
+            },
+        };
+        let body = serde_json::to_vec(&reply).expect("replies always serialise");
+        if let Err(e) = self.nats.publish(reply_to, body.into()).await {
+            tracing::warn!(session = %id, "cluster: cannot answer a request: {e}");
         }
     }
 
@@ -180,12 +193,19 @@ impl Cluster {
     async fn forward_to_agent(&self, id: &str, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
-            let (Some(shared), Some(frame)) = (self.shared(), decode(&msg.payload)) else {
-                continue;
-            };
-            if let Some(tx) = shared.registry.agent_tx(id) {
-                crate::relay::to(&shared, &tx, frame).await;
-            }
+            // Boxed, as in `serve_ctl`: the relay's state only while a
+            // frame is in hand.
+            Box::pin(self.forward_one(id, msg)).await;
+        }
+    }
+
+    /// Relays one frame from an operator on another node to the agent.
+    async fn forward_one(&self, id: &str, msg: async_nats::Message) {
+        let (Some(shared), Some(frame)) = (self.shared(), decode(&msg.payload)) else {
+            return;
+        };
+        if let Some(tx) = shared.registry.agent_tx(id) {
+            crate::relay::to(&shared, &tx, frame).await;
         }
     }
 
