@@ -480,9 +480,10 @@ fn a_session_whose_node_and_customer_are_gone_is_ended_once() {
     login(&op);
     let (sid, inv) = invite(&op, "T-C5");
     let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
-    // The customer's computer and its node both go away for good.
-    agent.kill();
+    // The customer's node goes away, then the customer's computer (before
+    // it could resume anywhere), both for good.
     cluster.nodes[2].proc.kill();
+    agent.kill();
     // Nodes a and b each sweep every 15 s: the first sweep sees the
     // orphan, a later one ends it once the window has passed.
     let ended = (0..120).any(|_| {

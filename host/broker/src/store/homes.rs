@@ -15,18 +15,32 @@ impl Store {
         Ok(())
     }
 
-    /// Live sessions held by another node than `me`, with that node
-    /// (rebooting ones wait for their rejoin ticket instead).
-    pub fn sessions_held_elsewhere(&self, me: &str) -> Result<Vec<(String, String)>, StoreError> {
+    /// The other nodes than `me` holding live sessions (rebooting ones
+    /// wait for their rejoin ticket instead): one row per node, however
+    /// many sessions.
+    pub fn nodes_holding_sessions(&self, me: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.rows(Stmt::new(
-            "SELECT id, home_node FROM sessions \
+            "SELECT DISTINCT home_node FROM sessions \
              WHERE state NOT IN ('invited', 'ended', 'rebooting') \
              AND home_node IS NOT NULL AND home_node <> ?1",
             vals![me],
         ))?;
         Ok(rows
             .iter()
-            .map(|r| Ok((r.text(0)?, r.text(1)?)))
+            .map(|r| r.text(0))
+            .collect::<Result<_, super::sql::DbError>>()?)
+    }
+
+    /// The live sessions node `node` holds (rebooting ones aside).
+    pub fn sessions_held_by(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.rows(Stmt::new(
+            "SELECT id FROM sessions \
+             WHERE state NOT IN ('invited', 'ended', 'rebooting') AND home_node = ?1",
+            vals![node],
+        ))?;
+        Ok(rows
+            .iter()
+            .map(|r| r.text(0))
             .collect::<Result<_, super::sql::DbError>>()?)
     }
 
