@@ -13,6 +13,7 @@ export const STATE_KEYS = Object.freeze({
   connected: 'state.connected',
   suspended: 'state.suspended',
   rebooting: 'state.rebooting',
+  reconnecting: 'state.reconnecting',
   ended: 'state.ended',
 });
 
