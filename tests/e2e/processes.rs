@@ -762,3 +762,49 @@ impl Drop for Daemon {
         let _ = self.0.wait();
     }
 }
+
+/// A session driven through processes: an invitation for `ticket`, the
+/// agent of `agent_cfg` joined by its link, and the operator's interactive
+/// console connected. Returns the session ID, the agent and the console.
+pub fn console_session(op: &str, agent_cfg: &str, ticket: &str) -> (String, Proc, Proc) {
+    let (sid, inv) = invite(op, ticket);
+    let agent = join_ready(op, agent_cfg, inv["link"].as_str().unwrap(), &sid);
+    let console = Proc::spawn(&["operator", "connect", "--config", op, &sid]);
+    console.wait_line("Connected to session");
+    agent.wait_line("is connected");
+    (sid, agent, console)
+}
+
+/// One chat line from the console to the customer and one back.
+pub fn chat_both_ways(console: &mut Proc, agent: &mut Proc, to_customer: &str, to_operator: &str) {
+    console.type_line(to_customer);
+    agent.wait_line(&format!("[Alice Smith] {to_customer}"));
+    agent.type_line(to_operator);
+    console.wait_line(&format!("[customer] {to_operator}"));
+}
+
+/// The operator ends the session from the console ("all done"); both
+/// processes exit cleanly.
+pub fn end_from_console(mut console: Proc, mut agent: Proc) {
+    console.type_line("/end all done");
+    agent.wait_line("ended by the operator: all done");
+    assert!(console.wait_exit().success());
+    assert!(agent.wait_exit().success());
+}
+
+/// The report of session `sid` as JSON events, read with `op`'s config.
+pub fn report_events(op: &str, sid: &str) -> Vec<serde_json::Value> {
+    let args = [
+        "operator", "report", "--config", op, sid, "--format", "json",
+    ];
+    let json: serde_json::Value = serde_json::from_str(&ok(&args, None)).unwrap();
+    json["events"].as_array().expect("report events").clone()
+}
+
+/// How many of `events` are of `kind` with `text` in their text.
+pub fn count_events(events: &[serde_json::Value], kind: &str, text: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind && e["text"].as_str().unwrap_or("").contains(text))
+        .count()
+}

@@ -41,15 +41,13 @@ fn broker_killed_mid_session_and_restarted_both_sides_resume() {
     let (mut broker, fp) = run(dir.path(), &cfg, "broker-1.log");
     let (op, agent_cfg) = client_configs(dir.path(), &format!("127.0.0.1:{port}"), &fp);
     login(&op);
-    let (sid, inv) = invite(&op, "T-17");
-    let mut agent = join_ready(&op, &agent_cfg, inv["link"].as_str().unwrap(), &sid);
-    let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
-    console.wait_line("Connected to session");
-    agent.wait_line("is connected");
-    console.type_line("before the restart");
-    agent.wait_line("[Alice Smith] before the restart");
-    agent.type_line("seen before");
-    console.wait_line("[customer] seen before");
+    let (sid, mut agent, mut console) = console_session(&op, &agent_cfg, "T-17");
+    chat_both_ways(
+        &mut console,
+        &mut agent,
+        "before the restart",
+        "seen before",
+    );
 
     broker.kill();
     agent.wait_line("reconnecting");
@@ -61,29 +59,10 @@ fn broker_killed_mid_session_and_restarted_both_sides_resume() {
     // session waits for the agent, or after the agent resumed it.
     console.wait_line("back in session");
     agent.wait_line("Back in the session");
-    console.type_line("after the restart");
-    agent.wait_line("[Alice Smith] after the restart");
-    agent.type_line("seen after");
-    console.wait_line("[customer] seen after");
-    console.type_line("/end all done");
-    agent.wait_line("ended by the operator: all done");
-    assert!(console.wait_exit().success());
-    assert!(agent.wait_exit().success());
+    chat_both_ways(&mut console, &mut agent, "after the restart", "seen after");
+    end_from_console(console, agent);
 
-    let json: serde_json::Value = serde_json::from_str(&ok(
-        &[
-            "operator", "report", "--config", &op, &sid, "--format", "json",
-        ],
-        None,
-    ))
-    .unwrap();
-    let events = json["events"].as_array().expect("report events");
-    let count = |kind: &str, text: &str| {
-        events
-            .iter()
-            .filter(|e| e["kind"] == kind && e["text"].as_str().unwrap_or("").contains(text))
-            .count()
-    };
+    let events = report_events(&op, &sid);
     for (kind, text) in [
         ("chat", "before the restart"),
         ("chat", "seen before"),
@@ -94,12 +73,12 @@ fn broker_killed_mid_session_and_restarted_both_sides_resume() {
         ("join", "joined by"),
     ] {
         assert_eq!(
-            count(kind, text),
+            count_events(&events, kind, text),
             1,
-            "one {kind} event with {text:?}: {json:#}"
+            "one {kind} event with {text:?}: {events:#?}"
         );
     }
-    assert_eq!(count("end", "all done"), 1, "{json:#}");
+    assert_eq!(count_events(&events, "end", "all done"), 1, "{events:#?}");
     let log = std::fs::read_to_string(dir.path().join("broker-2.log")).unwrap();
     assert!(
         !log.contains("rs_"),
@@ -217,20 +196,13 @@ fn what_the_agent_sent_while_the_broker_died_is_recorded_once() {
     agent.wait_line("[Alice Smith] all received?");
     ok(&["operator", "end", "--config", &op, &sid], None);
 
-    let json: serde_json::Value = serde_json::from_str(&ok(
-        &[
-            "operator", "report", "--config", &op, &sid, "--format", "json",
-        ],
-        None,
-    ))
-    .unwrap();
-    let events = json["events"].as_array().expect("report events");
+    let events = report_events(&op, &sid);
     for text in ["recorded before", "in flight 1", "in flight 2"] {
         let n = events
             .iter()
             .filter(|e| e["kind"] == "chat" && e["text"] == text)
             .count();
-        assert_eq!(n, 1, "{text:?} recorded once: {json:#}");
+        assert_eq!(n, 1, "{text:?} recorded once: {events:#?}");
     }
     let order: Vec<&str> = events
         .iter()

@@ -226,23 +226,10 @@ impl Shared {
         if row.used_at.is_some() || self.registry.state(&id).is_some() {
             return;
         }
-        if cluster.home_alive(&id).await {
-            return;
-        }
-        let now = lifeline_core::time::now_millis();
-        let cause = "the broker node holding the session stopped";
-        match restore_one(
-            &self.store,
-            &id,
-            (now, self.cfg.limits.resume_window),
-            cause,
-        ) {
-            Ok(Some(live)) => {
-                tracing::info!(session = %id, "cluster: adopted a session whose node stopped");
-                self.registry.restore(&id, live);
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(session = %id, "cannot adopt the session: {e}"),
+        if !cluster.home_alive(&id).await
+            && self.restore_here(&id, "the broker node holding the session stopped")
+        {
+            tracing::info!(session = %id, "cluster: adopted a session whose node stopped");
         }
     }
 
@@ -262,20 +249,27 @@ impl Shared {
         if row.used_at.is_some() || self.registry.state(&id).is_some() {
             return;
         }
-        if !cluster.release(&id).await {
-            return;
+        if cluster.release(&id).await {
+            let cause = format!("the session moved to broker node {}", cluster.node);
+            self.restore_here(&id, &cause);
         }
+    }
+
+    /// Puts session `id` from the store into this node's registry, waiting
+    /// for its agent (`cause`: why, for the report); false when it could
+    /// not continue (ended with the reason) or the store failed.
+    fn restore_here(&self, id: &str, cause: &str) -> bool {
         let now = lifeline_core::time::now_millis();
-        let cause = format!("the session moved to broker node {}", cluster.node);
-        match restore_one(
-            &self.store,
-            &id,
-            (now, self.cfg.limits.resume_window),
-            &cause,
-        ) {
-            Ok(Some(live)) => self.registry.restore(&id, live),
-            Ok(None) => {}
-            Err(e) => tracing::error!(session = %id, "cannot take the session over: {e}"),
+        match restore_one(&self.store, id, (now, self.cfg.limits.resume_window), cause) {
+            Ok(Some(live)) => {
+                self.registry.restore(id, live);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(session = %id, "cannot restore the session here: {e}");
+                false
+            }
         }
     }
 

@@ -32,12 +32,11 @@ impl Shared {
         tx: FrameSender,
         notice: &str,
     ) -> Result<(), String> {
-        if self.registry.state(id).is_some() {
-            return self.registry.attach(&self.store, id, conn, tx, notice);
-        }
         match &self.cluster {
-            Some(cluster) => cluster.attach(id, conn, notice).await,
-            None => self.registry.attach(&self.store, id, conn, tx, notice),
+            Some(cluster) if self.registry.state(id).is_none() => {
+                cluster.attach(id, conn, notice).await
+            }
+            _ => self.registry.attach(&self.store, id, conn, tx, notice),
         }
     }
 

@@ -79,7 +79,7 @@ impl Cluster {
                 let Ok(spend) = serde_json::from_slice::<Spend>(&msg.payload) else {
                     continue;
                 };
-                let name = msg.subject.rsplit('.').next().unwrap_or_default();
+                let name = super::last_token(&msg.subject);
                 if spend.node == me.node || !spend.delta.is_finite() {
                     continue;
                 }

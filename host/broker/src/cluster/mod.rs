@@ -108,6 +108,12 @@ fn subject_moved(session: &str) -> String {
     format!("lifeline.moved.{session}")
 }
 
+/// The last token of a subject: the session, connection, operator or
+/// limiter it is about (`lifeline.conn.{node}.{conn}` → `{conn}`).
+fn last_token(subject: &str) -> &str {
+    subject.rsplit('.').next().unwrap_or_default()
+}
+
 /// A frame as it travels over NATS: the wire encoding, header included.
 fn encode(frame: &Frame) -> bytes::Bytes {
     bytes::Bytes::from(frame.encode())
@@ -208,12 +214,7 @@ impl Cluster {
     async fn deliver_to_conns(&self, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
-            let Some(conn) = msg
-                .subject
-                .rsplit('.')
-                .next()
-                .and_then(|c| c.parse::<ConnId>().ok())
-            else {
+            let Some(conn) = last_token(&msg.subject).parse::<ConnId>().ok() else {
                 continue;
             };
             let tx = self
@@ -234,12 +235,7 @@ impl Cluster {
     async fn deliver_online(&self, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
-            let Some(operator_id) = msg
-                .subject
-                .rsplit('.')
-                .next()
-                .and_then(|c| c.parse::<i64>().ok())
-            else {
+            let Some(operator_id) = last_token(&msg.subject).parse::<i64>().ok() else {
                 continue;
             };
             if let (Some(shared), Some(frame)) = (self.shared(), decode(&msg.payload)) {
@@ -254,9 +250,7 @@ impl Cluster {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
             let from = String::from_utf8_lossy(&msg.payload);
-            let Some(id) = msg.subject.rsplit('.').next().map(str::to_string) else {
-                continue;
-            };
+            let id = last_token(&msg.subject).to_string();
             if from == self.node {
                 continue;
             }
