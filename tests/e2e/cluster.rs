@@ -249,12 +249,7 @@ fn a_reboot_on_one_node_rejoins_on_another() {
     let cluster = Cluster::start();
     let c_addr = cluster.nodes[2].addr.clone();
     let (op, agent_cfg) = cluster.clients(0, &c_addr);
-    let agent_dir = cluster.dir.path().join("agent-side");
-    crate::plugins::install_plugins(&agent_dir.join("agent-plugins"), &["plugins/reboot"]);
-    let with_plugins = std::fs::read_to_string(&agent_cfg).unwrap()
-        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n"
-        + "[power]\nreboot_command = [\"sh\", \"-c\", \"kill -9 $LIFELINE_AGENT_PID\"]\n";
-    write(Path::new(&agent_cfg), &with_plugins);
+    crate::reboot::with_reboot_plugin(&cluster.dir.path().join("agent-side"), &agent_cfg);
     login(&op);
     let (sid, inv) = invite(&op, "T-C3");
     let mut agent = join_ready(

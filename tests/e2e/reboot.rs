@@ -8,17 +8,23 @@ use crate::processes::*;
 
 use crate::processes::output_text as text;
 
+/// Gives the agent of `agent_cfg` (in folder `dir`) the reboot plugin and
+/// a power backend that kills the agent, as a restart would.
+pub fn with_reboot_plugin(dir: &Path, agent_cfg: &str) {
+    crate::plugins::install_plugins(&dir.join("agent-plugins"), &["plugins/reboot"]);
+    let cfg_text = std::fs::read_to_string(agent_cfg).unwrap()
+        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n"
+        + "[power]\nreboot_command = [\"sh\", \"-c\", \"kill -9 $LIFELINE_AGENT_PID\"]\n";
+    write(Path::new(agent_cfg), &cfg_text);
+}
+
 #[test]
 fn reboot_rejoins_the_same_session_and_tickets_are_single_use() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_broker, addr, fp) = start_broker(d);
     let (op, agent_cfg) = client_configs(d, &addr, &fp);
-    crate::plugins::install_plugins(&d.join("agent-plugins"), &["plugins/reboot"]);
-    let cfg_text = std::fs::read_to_string(&agent_cfg).unwrap()
-        + "[plugins]\ndirs = [\"agent-plugins\"]\nallow_unsigned = true\n"
-        + "[power]\nreboot_command = [\"sh\", \"-c\", \"kill -9 $LIFELINE_AGENT_PID\"]\n";
-    write(Path::new(&agent_cfg), &cfg_text);
+    with_reboot_plugin(d, &agent_cfg);
     login(&op);
     let (sid, inv) = invite(&op, "T-REBOOT");
     let mut agent = join_ready(
