@@ -185,13 +185,19 @@ pub fn start_broker(dir: &Path) -> (Proc, String, String) {
 /// [`start_broker`], also returning the HTTPS listener's address (the web
 /// console's and the links').
 pub fn start_broker_https(dir: &Path) -> (Proc, String, String, String) {
+    start_broker_filtered(dir, "debug")
+}
+
+/// [`start_broker_https`] logging to `dir/broker.log` with the log filter
+/// `filter` (`RUST_LOG`, e.g. `"info,lifeline::relay=trace"`).
+pub fn start_broker_filtered(dir: &Path, filter: &str) -> (Proc, String, String, String) {
     let cfg = dir.join("broker.toml");
     write(
         &cfg,
         "[broker]\nname = \"Process broker\"\nlisten = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\ndata_dir = \"broker-data\"\n",
     );
     add_alice(p(&cfg));
-    run_broker(dir, p(&cfg), "broker.log")
+    run_broker_filtered(dir, p(&cfg), "broker.log", filter)
 }
 
 /// Adds the operator Alice Smith (password [`PASSWORD`]) to the broker of
@@ -219,8 +225,18 @@ pub fn add_alice(cfg: &str) {
 /// `dir/log` (the tests search it for secrets); returns it with its
 /// session address, HTTPS address and certificate fingerprint.
 pub fn run_broker(dir: &Path, cfg: &str, log: &str) -> (Proc, String, String, String) {
+    run_broker_filtered(dir, cfg, log, "debug")
+}
+
+/// [`run_broker`] with the log filter `filter` (`RUST_LOG`).
+pub fn run_broker_filtered(
+    dir: &Path,
+    cfg: &str,
+    log: &str,
+    filter: &str,
+) -> (Proc, String, String, String) {
     let log = std::fs::File::create(dir.join(log)).unwrap();
-    let broker = Proc::spawn_with(&["broker", "run", "--config", cfg], log.into(), "debug");
+    let broker = Proc::spawn_with(&["broker", "run", "--config", cfg], log.into(), filter);
     // "Broker listening on ADDR (sessions) and https://HTTPS_ADDR (links)"
     let listening = broker.wait_line("Broker listening on");
     let addr = listening.split_whitespace().nth(3).unwrap().to_string();
