@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::raw_e2e::RawE2e;
 use crate::support::*;
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -348,11 +349,15 @@ async fn a_login_burst_beyond_the_hashing_pool_is_told_busy() {
     }
 }
 
-/// A raw agent that joined `code`; its frames are read into a channel.
+type SharedWriter = Arc<tokio::sync::Mutex<tokio::io::WriteHalf<Tls>>>;
+
+/// A raw agent that joined `code`: its writer (shared with its reader,
+/// which answers operator endpoints' end-to-end hellos), its channels, and
+/// the other control messages it reads (sealed content opened).
 async fn raw_agent(
     tb: &TestBroker,
     code: &str,
-) -> (tokio::io::WriteHalf<Tls>, mpsc::UnboundedReceiver<Message>) {
+) -> (SharedWriter, RawE2e, mpsc::UnboundedReceiver<Message>) {
     let mut s = tls_from(tb, tb.broker.addr, "127.0.0.1", None).await;
     assert!(matches!(
         hello(&mut s, ClientRole::Agent).await,
@@ -364,28 +369,36 @@ async fn raw_agent(
     };
     write_frame(&mut s, &Frame::Control(join)).await.unwrap();
     let m = next_message(&mut s).await;
-    assert!(matches!(m, Message::Joined { .. }), "{m:?}");
+    let Message::Joined { session, .. } = m else {
+        panic!("{m:?}")
+    };
+    let e2e = RawE2e::new(&session.session_id);
     let (mut rd, wr) = tokio::io::split(s);
+    let wr: SharedWriter = Arc::new(tokio::sync::Mutex::new(wr));
     let (tx, rx) = mpsc::unbounded_channel();
+    let (reader_e2e, reader_wr) = (e2e.clone(), Arc::clone(&wr));
     tokio::spawn(async move {
         while let Ok(f) = read_frame(&mut rd, MAX_FRAME_BYTES).await {
-            if let Frame::Control(m) = f
+            let Frame::Control(m) = f else { continue };
+            let (replies, handed_on) = reader_e2e.incoming(m);
+            for r in replies {
+                let _ = write_frame(&mut *reader_wr.lock().await, &r).await;
+            }
+            if let Some(m) = handed_on
                 && tx.send(m).is_err()
             {
                 return;
             }
         }
     });
-    (wr, rx)
+    (wr, e2e, rx)
 }
 
-fn chat(sid: &str, text: String) -> Frame {
-    Frame::Control(Message::Session {
-        session_id: sid.into(),
-        msg: SessionMessage::Chat {
-            from: lifeline_protocol::Party::Customer,
-            text,
-        },
+/// The frames a real agent sends for the customer's chat line.
+fn chat(e2e: &RawE2e, text: String) -> Vec<Frame> {
+    e2e.content(&SessionMessage::Chat {
+        from: lifeline_protocol::Party::Customer,
+        text,
     })
 }
 
@@ -403,7 +416,7 @@ async fn an_operator_that_stops_reading_is_dropped_and_the_session_goes_on() {
     let alice = tb.operator("alice").await;
     let inv = alice.invite("T-9", "Mario Rossi", None).await.unwrap();
     let sid = inv.session_id.clone();
-    let (mut agent_wr, mut agent_rx) = raw_agent(&tb, &inv.connection_id).await;
+    let (agent_wr, agent_e2e, mut agent_rx) = raw_agent(&tb, &inv.connection_id).await;
     alice.wait_ready(&sid, WAIT).await.unwrap();
     alice.attach(&sid).await.unwrap();
 
@@ -425,19 +438,18 @@ async fn an_operator_that_stops_reading_is_dropped_and_the_session_goes_on() {
 
     // The customer floods the session with chat lines and data (6 MB; the
     // data keeps the report small), then says one more line.
-    let flood_sid = sid.clone();
     tokio::spawn(async move {
         for i in 0..100 {
             let line = format!("line {i:03} {}", "x".repeat(100));
-            write_frame(&mut agent_wr, &chat(&flood_sid, line))
-                .await
-                .unwrap();
-            write_frame(&mut agent_wr, &Frame::Data(vec![7u8; 64 * 1024]))
-                .await
-                .unwrap();
+            let mut frames = chat(&agent_e2e, line);
+            frames.extend(agent_e2e.data(&[7u8; 64 * 1024]));
+            for f in frames {
+                write_frame(&mut *agent_wr.lock().await, &f).await.unwrap();
+            }
         }
-        let last = chat(&flood_sid, "still here".into());
-        write_frame(&mut agent_wr, &last).await.unwrap();
+        for f in chat(&agent_e2e, "still here".into()) {
+            write_frame(&mut *agent_wr.lock().await, &f).await.unwrap();
+        }
     });
     operator_sees(
         &alice,

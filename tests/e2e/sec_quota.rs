@@ -17,6 +17,7 @@ use lifeline_protocol::{
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::raw_e2e::{RawE2e, answer_hello};
 use crate::support::*;
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -25,6 +26,7 @@ type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 struct RawAgent {
     s: Tls,
     session: String,
+    e2e: RawE2e,
 }
 
 async fn tls_from(tb: &TestBroker, source: IpAddr) -> Tls {
@@ -78,6 +80,7 @@ async fn join_from(
     match next_control(&mut s).await {
         Message::Joined { session, .. } => Ok(RawAgent {
             s,
+            e2e: RawE2e::new(&session.session_id),
             session: session.session_id,
         }),
         Message::Error { code, message } => Err((code, message)),
@@ -93,15 +96,30 @@ impl RawAgent {
     }
 
     async fn chat(&mut self, text: String) {
-        let session_id = self.session.clone();
-        self.send(Message::Session {
-            session_id,
-            msg: SessionMessage::Chat {
-                from: Party::Customer,
-                text,
-            },
+        self.content(SessionMessage::Chat {
+            from: Party::Customer,
+            text,
         })
         .await;
+    }
+
+    /// The customer's content as a real agent sends it: recorded, and
+    /// sealed for every operator endpoint.
+    async fn content(&mut self, msg: SessionMessage) {
+        for f in self.e2e.content(&msg) {
+            write_frame(&mut self.s, &f).await.unwrap();
+        }
+    }
+
+    /// The operator `op` attaches; this agent answers the handshake.
+    async fn attach(&mut self, op: &lifeline_operator::Client) {
+        let (rd, wr) = tokio::io::split(&mut self.s);
+        let (mut rd, mut wr) = (rd, wr);
+        let (attached, ()) = tokio::join!(
+            op.attach(&self.session),
+            answer_hello(&self.e2e, &mut rd, &mut wr)
+        );
+        attached.unwrap();
     }
 
     /// Waits for the next error from the broker (skipping state notices).
@@ -150,7 +168,7 @@ async fn long_output_reaches_the_byte_quota_and_the_big_report_is_paged() {
     let (code, msg) = agent.sync().await;
     assert_eq!(code, ErrorCode::Invalid);
     assert!(msg.contains("longer than"), "{msg}");
-    op.attach(&agent.session).await.unwrap();
+    agent.attach(&op).await;
     agent.chat("after the quota".into()).await;
     operator_sees(
         &op,
@@ -205,20 +223,16 @@ async fn long_chat_is_refused_and_long_output_is_recorded_cut() {
     let tb = TestBroker::start().await;
     let op = tb.operator("alice").await;
     let mut agent = joined_raw_agent(&tb, &op).await;
-    op.attach(&agent.session).await.unwrap();
+    agent.attach(&op).await;
     let (code, msg) = agent.sync().await;
     assert_eq!(code, ErrorCode::Invalid);
     assert!(msg.contains(&MAX_CHAT_CHARS.to_string()), "{msg}");
-    let session_id = agent.session.clone();
     agent
-        .send(Message::Session {
-            session_id,
-            msg: SessionMessage::PluginOutput {
-                call_id: 1,
-                plugin: "p".into(),
-                stream: "output".into(),
-                text: "o".repeat(MAX_RECORDED_TEXT_CHARS * 3),
-            },
+        .content(SessionMessage::PluginOutput {
+            call_id: 1,
+            plugin: "p".into(),
+            stream: "output".into(),
+            text: "o".repeat(MAX_RECORDED_TEXT_CHARS * 3),
         })
         .await;
     agent.chat("short".into()).await;
@@ -498,7 +512,7 @@ async fn full_disk_keeps_logins_and_joins_working() {
     fill(&disk.dir.join("filler"));
     // A join right after the disk filled up.
     let mut agent = joined_raw_agent(&tb, &op).await;
-    op.attach(&agent.session).await.unwrap();
+    agent.attach(&op).await;
     for i in 0..300 {
         agent.chat(format!("{i:04} {}", "d".repeat(4000))).await;
     }

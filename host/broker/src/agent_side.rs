@@ -18,7 +18,6 @@ use lifeline_protocol::{
 use tokio::sync::Notify;
 
 use crate::Shared;
-use crate::quota::MAX_CHAT_CHARS;
 use crate::registry::LiveSession;
 use crate::server::kind_of;
 
@@ -206,6 +205,7 @@ async fn relay_data(shared: &Shared, id: &str, link: &Link, payload: Vec<u8>) {
         send_error(link, ErrorCode::Invalid, reason).await;
         return;
     }
+    crate::e2e_records::trace_relayed_data(id, "agent", &payload);
     // Operators may watch several sessions: the frame names its own.
     let frame = Frame::SessionData {
         session: id.to_string(),
@@ -256,148 +256,6 @@ fn reboot_cancelled(shared: &Shared, id: &str, link: &Link, ended: &Arc<Notify>,
     );
 }
 
-/// The report event (kind, text) a message from the customer adds, if any.
-fn report_entry(msg: &SessionMessage) -> Option<(&'static str, String)> {
-    use SessionMessage as M;
-    let entry = match msg {
-        M::Chat { text, .. } => ("chat", text.clone()),
-        M::ConsentAnswer {
-            request_id,
-            decision,
-            decided_by,
-            audit_hash,
-        } => (
-            "consent",
-            format!(
-                "request {request_id}: {} (decided by {decided_by}; agent audit entry {audit_hash})",
-                decision.as_str()
-            ),
-        ),
-        M::ConsentDecided {
-            plugin,
-            action,
-            decision,
-            decided_by,
-            audit_hash,
-        } => (
-            "consent",
-            format!(
-                "{action} for plugin {plugin}: {} (decided by {decided_by}; agent audit entry {audit_hash})",
-                decision.as_str()
-            ),
-        ),
-        M::PluginOutput {
-            call_id,
-            plugin,
-            stream,
-            text,
-        } => (
-            "plugin_output",
-            format!("[{plugin} #{call_id} {stream}] {text}"),
-        ),
-        M::PluginDone {
-            call_id,
-            plugin,
-            ok,
-            text,
-        } => {
-            let outcome = if *ok { "finished" } else { "failed" };
-            (
-                "plugin_done",
-                format!("[{plugin} #{call_id}] {outcome}: {text}"),
-            )
-        }
-        M::PluginNotice { text } => ("plugin", text.clone()),
-        M::StreamOpened {
-            stream,
-            plugin,
-            name,
-            content_type,
-            latest_wins,
-        } => (
-            "stream",
-            format!(
-                "plugin {plugin} opened stream {stream} {name:?} ({content_type}, {})",
-                if *latest_wins {
-                    "latest wins"
-                } else {
-                    "queued"
-                }
-            ),
-        ),
-        M::StreamClosed {
-            stream,
-            plugin,
-            name,
-            frames,
-            bytes,
-            dropped,
-            reason,
-        } => (
-            "stream",
-            format!(
-                "plugin {plugin} closed stream {stream} {name:?}: {frames} frames, {bytes} bytes, {dropped} dropped ({reason})"
-            ),
-        ),
-        M::CredentialRequest {
-            call_id,
-            request_id,
-            user,
-            ..
-        } => (
-            "run_as",
-            format!(
-                "plugin call #{call_id} asks the operator for the password of {user} (request {request_id})"
-            ),
-        ),
-        M::Access {
-            suspended,
-            user,
-            detail,
-        } => (
-            "run_as",
-            if *suspended {
-                format!("logged in as {user}; the customer's access is suspended: {detail}")
-            } else {
-                format!("run-as login as {user} ended; the customer's access is restored: {detail}")
-            },
-        ),
-        M::ScriptOutput {
-            script,
-            stream,
-            line,
-            ..
-        } => ("script_output", format!("[{script} {stream}] {line}")),
-        M::ScriptDone {
-            batch_id,
-            script,
-            exit_code,
-            duration_ms,
-            timed_out,
-            error,
-        } => {
-            let how = lifeline_protocol::script_outcome(*exit_code, *timed_out, error.as_deref());
-            (
-                "script_done",
-                format!("{script}: {how}, {duration_ms} ms (batch {batch_id})"),
-            )
-        }
-        M::BatchDone {
-            batch_id, summary, ..
-        } => ("scripts_done", format!("batch {batch_id}: {summary}")),
-        M::Plugins { .. }
-        | M::End { .. }
-        | M::ConsentRequest { .. }
-        | M::State { .. }
-        | M::ListPlugins { .. }
-        | M::RunPlugin { .. }
-        | M::ScriptBatch { .. }
-        | M::ScriptFiles { .. }
-        | M::CredentialReply { .. } => return None,
-    };
-    Some(entry)
-}
-
 /// Records and relays one session message from the customer; false when the
 /// session is over.
 async fn from_customer(
@@ -425,28 +283,30 @@ async fn from_customer(
             );
             return false;
         }
-        other @ (M::ConsentRequest { .. }
-        | M::State { .. }
-        | M::ListPlugins { .. }
-        | M::RunPlugin { .. }
+        other @ (M::State { .. }
         | M::ScriptBatch { .. }
         | M::ScriptFiles { .. }
-        | M::CredentialReply { .. }) => {
-            let reason = format!("an agent may not send {other:?}");
+        | M::E2eHello { .. }) => {
+            let reason = format!("an agent may not send {}", other.kind_name());
             send_error(link, ErrorCode::BadMessage, reason).await;
             return true;
         }
-        M::Chat { text, .. } if text.chars().count() > MAX_CHAT_CHARS => {
-            let reason =
-                format!("chat message not sent: it is longer than {MAX_CHAT_CHARS} characters");
-            send_error(link, ErrorCode::Invalid, reason).await;
+        other if other.is_content() => {
+            let reason = format!(
+                "{} refused: session content goes sealed end to end (sealed messages)",
+                other.kind_name()
+            );
+            send_error(link, ErrorCode::BadMessage, reason).await;
             return true;
         }
-        // The broker, not the agent, says who is talking.
-        M::Chat { text, .. } => M::Chat {
-            from: Party::Customer,
-            text,
-        },
+        M::Record { event, party, text } => {
+            if let Err(reason) = crate::e2e_records::check(&event, party, &text) {
+                send_error(link, ErrorCode::Invalid, reason).await;
+            } else {
+                shared.record_traffic_from(id, &event, party, &text, seq);
+            }
+            return true;
+        }
         M::Access {
             suspended,
             user,
@@ -461,7 +321,7 @@ async fn from_customer(
         }
         msg => msg,
     };
-    if let Some((kind, text)) = report_entry(&msg) {
+    if let Some((kind, text)) = lifeline_protocol::report_text::from_customer(&msg) {
         shared.record_traffic_from(id, kind, Party::Customer, &text, seq);
     }
     match &msg {
@@ -478,6 +338,7 @@ async fn from_customer(
         M::StreamClosed { stream, .. } => shared.registry.stream_closed(id, *stream),
         _ => {}
     }
+    crate::e2e_records::trace_relayed(id, "agent", &msg);
     let frame = crate::registry::frame(id, msg);
     crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
     true

@@ -10,6 +10,7 @@ pub mod connlimit;
 pub mod console;
 pub mod db_files;
 pub mod diskfull;
+pub mod e2e_records;
 pub mod hashing;
 pub mod https;
 pub mod invitations;

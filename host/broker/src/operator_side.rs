@@ -28,6 +28,9 @@ pub const MAX_TICKET_CHARS: usize = 64;
 pub const MAX_NAME_CHARS: usize = 128;
 /// Longest chat message, consent detail or end reason.
 pub const MAX_TEXT_CHARS: usize = 8 * 1024;
+/// Longest end-to-end hello (base64): a Noise NN first message is 32 bytes
+/// of key and 32 of commitment; anything much longer is not one.
+pub const MAX_E2E_HELLO_CHARS: usize = 256;
 
 /// One operator connection's state, which requests read and change.
 pub(crate) struct Conn {
@@ -124,6 +127,7 @@ async fn send_error(link: &Link, code: ErrorCode, message: String) {
 
 /// Relays the operator's data to the agent of an attached session.
 async fn relay_data(shared: &Shared, c: &Conn, link: &Link, session: String, payload: Vec<u8>) {
+    crate::e2e_records::trace_relayed_data(&session, "operator", &payload);
     let reached = c.attached.contains(&session)
         && shared
             .to_agent(&session, Frame::Data(payload))
@@ -186,149 +190,56 @@ async fn session_msg(
         }
         _ => {}
     }
-    let msg = checked_session_msg(shared, id, profile, msg)?;
+    let msg = checked_session_msg(profile, id, msg)?;
     let _ = shared.to_agent(id, crate::registry::frame(id, msg)).await;
     Ok(())
 }
 
-/// Checks and records one session message from the operator `profile`;
-/// the message as the agent gets it.
+/// Checks one session message from the operator `profile`; the message
+/// as the agent gets it. Content goes sealed end to end: the broker stamps
+/// the operator's name on a channel's hello (the agent shows it beside
+/// the channel's code) and relays sealed messages it cannot read; the
+/// agent records their report events.
 fn checked_session_msg(
-    shared: &Shared,
-    id: &str,
     profile: &OperatorProfile,
+    id: &str,
     msg: SessionMessage,
 ) -> Result<SessionMessage, Failure> {
     use SessionMessage as M;
-    match msg {
-        M::Chat { text, .. } => chat(shared, id, text),
-        M::ConsentRequest {
-            request_id,
-            plugin,
-            action,
-            detail,
-            ..
-        } => consent_request(shared, id, profile, request_id, plugin, action, detail),
-        msg @ M::ListPlugins { .. } => Ok(msg),
-        M::RunPlugin {
-            call_id,
-            plugin,
-            command,
-            args,
-        } => run_plugin(shared, id, profile, call_id, plugin, command, args),
-        M::CredentialReply { request_id, secret } => {
-            // The password is relayed inside the encrypted session, never
-            // recorded: the report says only whether one was given.
-            let what = if secret.is_some() {
-                "supplied the credentials"
-            } else {
-                "declined to supply credentials"
-            };
-            let text = format!(
-                "{} {what} for request {request_id} (not recorded)",
-                profile.name
-            );
-            shared.record_traffic(id, "run_as", Party::Operator, &text);
-            Ok(M::CredentialReply { request_id, secret })
+    let msg = match msg {
+        M::E2eHello {
+            endpoint, noise, ..
+        } => {
+            check_len("end-to-end hello", &noise, MAX_E2E_HELLO_CHARS, true)?;
+            M::E2eHello {
+                endpoint,
+                operator: profile.name.clone(),
+                noise,
+            }
         }
-        M::End { .. } => Err(fail(
-            ErrorCode::BadMessage,
-            "operators end sessions with the end request",
-        )),
-        other @ (M::ConsentAnswer { .. }
-        | M::State { .. }
-        | M::Plugins { .. }
-        | M::PluginOutput { .. }
-        | M::PluginDone { .. }
-        | M::ConsentDecided { .. }
-        | M::PluginNotice { .. }
-        | M::StreamOpened { .. }
-        | M::StreamClosed { .. }
-        | M::ScriptBatch { .. }
-        | M::ScriptFiles { .. }
-        | M::ScriptOutput { .. }
-        | M::ScriptDone { .. }
-        | M::BatchDone { .. }
-        | M::CredentialRequest { .. }
-        | M::Access { .. }) => Err(fail(
-            ErrorCode::BadMessage,
-            format!("an operator may not send {other:?}"),
-        )),
-    }
-}
-
-fn chat(shared: &Shared, id: &str, text: String) -> Result<SessionMessage, Failure> {
-    check_len("chat message", &text, MAX_TEXT_CHARS, true)?;
-    shared.record_traffic(id, "chat", Party::Operator, &text);
-    Ok(SessionMessage::Chat {
-        from: Party::Operator,
-        text,
-    })
-}
-
-/// The operator's free-text question, stamped with the operator's name.
-fn consent_request(
-    shared: &Shared,
-    id: &str,
-    profile: &OperatorProfile,
-    request_id: u64,
-    plugin: String,
-    action: String,
-    detail: String,
-) -> Result<SessionMessage, Failure> {
-    check_len("detail", &detail, MAX_TEXT_CHARS, false)?;
-    check_len("plugin", &plugin, MAX_NAME_CHARS, true)?;
-    if lifeline_core::capability::Capability::parse(&action).is_none() {
-        return Err(fail(
-            ErrorCode::Invalid,
-            format!(
-                "{action:?} is not a capability name; known: {}",
-                lifeline_core::capability::Capability::known_names()
-            ),
-        ));
-    }
-    shared.record_traffic(
-        id,
-        "consent_request",
-        Party::Operator,
-        &format!(
-            "request {request_id}: {} asks to use {action} of plugin {plugin}: {detail}",
-            profile.name
-        ),
-    );
-    Ok(SessionMessage::ConsentRequest {
-        request_id,
-        operator: profile.name.clone(),
-        plugin,
-        action,
-        detail,
-    })
-}
-
-fn run_plugin(
-    shared: &Shared,
-    id: &str,
-    profile: &OperatorProfile,
-    call_id: u64,
-    plugin: String,
-    command: String,
-    args: Vec<String>,
-) -> Result<SessionMessage, Failure> {
-    check_len("plugin", &plugin, MAX_NAME_CHARS, true)?;
-    check_len("command", &command, MAX_NAME_CHARS, true)?;
-    let joined = args.join(" ");
-    check_len("arguments", &joined, MAX_TEXT_CHARS, false)?;
-    let line = format!("{} runs {plugin} {command} {joined}", profile.name);
-    shared.record_traffic(
-        id,
-        "plugin_run",
-        Party::Operator,
-        &format!("{} (#{call_id})", line.trim_end()),
-    );
-    Ok(SessionMessage::RunPlugin {
-        call_id,
-        plugin,
-        command,
-        args,
-    })
+        msg @ M::Sealed { .. } => msg,
+        M::End { .. } => {
+            return Err(fail(
+                ErrorCode::BadMessage,
+                "operators end sessions with the end request",
+            ));
+        }
+        other if other.is_content() => {
+            return Err(fail(
+                ErrorCode::BadMessage,
+                format!(
+                    "{} refused: session content goes sealed end to end; this operator client does not encrypt (update it)",
+                    other.kind_name()
+                ),
+            ));
+        }
+        other => {
+            return Err(fail(
+                ErrorCode::BadMessage,
+                format!("an operator may not send {}", other.kind_name()),
+            ));
+        }
+    };
+    crate::e2e_records::trace_relayed(id, "operator", &msg);
+    Ok(msg)
 }

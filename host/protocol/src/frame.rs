@@ -17,6 +17,7 @@
 //! A frame longer than the reader's limit is refused before its payload is
 //! read, so an attacker cannot make a peer allocate more than the limit.
 
+#[cfg(not(target_arch = "wasm32"))]
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::message::Message;
@@ -138,6 +139,7 @@ fn with_header(kind: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Reads one frame, refusing any frame longer than `max` bytes.
+#[cfg(not(target_arch = "wasm32"))]
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Frame, FrameError> {
     let mut header = [0u8; 4];
     match r.read_exact(&mut header).await {
@@ -164,6 +166,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<F
 
 /// The body of a session data frame of `body_len` bytes, read prefix first
 /// so that the payload lands in its own buffer (no move of megabytes).
+#[cfg(not(target_arch = "wasm32"))]
 async fn read_session_data<R: AsyncRead + Unpin>(
     r: &mut R,
     body_len: usize,
@@ -214,6 +217,7 @@ pub fn decode_body(kind: u8, payload: Vec<u8>) -> Result<Frame, FrameError> {
 }
 
 /// Writes one frame and flushes it.
+#[cfg(not(target_arch = "wasm32"))]
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std::io::Result<()> {
     w.write_all(&frame.encode()).await?;
     w.flush().await

@@ -292,6 +292,35 @@ pub enum SessionMessage {
         user: String,
         detail: String,
     },
+    /// Operator endpoint → agent: start an end-to-end channel
+    /// ([`crate::e2e`]). `noise`: the handshake's first message, base64.
+    /// The broker fills in `operator` with the logged-in operator's name,
+    /// which the agent shows beside the channel's code.
+    E2eHello {
+        endpoint: u64,
+        #[serde(default)]
+        operator: String,
+        noise: String,
+    },
+    /// Agent → operator endpoints: the handshake's answer for `endpoint`
+    /// (every other endpoint ignores it).
+    E2eReply { endpoint: u64, noise: String },
+    /// Either way: one session message sealed on the channel of
+    /// `endpoint` (its JSON, then `lifeline_e2e` sealing), base64. The
+    /// broker relays it without being able to read or alter it.
+    Sealed { endpoint: u64, data: String },
+    /// Agent → operator endpoint: the channel of `endpoint` is closed
+    /// (a message failed to open, or the agent holds too many); the
+    /// endpoint starts a new handshake.
+    E2eClosed { endpoint: u64, reason: String },
+    /// Agent → broker: one report event for session content the broker
+    /// relayed sealed (the customer's side keeps the report: see
+    /// docs/security.md, "End-to-end encryption").
+    Record {
+        event: String,
+        party: Party,
+        text: String,
+    },
 }
 
 /// Operator requests.

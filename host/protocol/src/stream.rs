@@ -16,6 +16,11 @@
 //!   was granted, so a slow reader holds back the plugin, not memory.
 //! - [`TAG_INPUT`] (operator → agent): a frame for the plugin (input events).
 
+/// Tag of a data frame sealed end to end ([`crate::e2e`]): the endpoint
+/// (u64 BE), then the sealed bytes of a whole stream frame as above.
+/// Every stream frame travels sealed; the broker sees only this tag, the
+/// endpoint and the size.
+pub const TAG_SEALED: u8 = 0xE5;
 /// Tag of a plugin's frame towards the operator side.
 pub const TAG_FRAME: u8 = 1;
 /// Tag of a credit grant towards the agent.
