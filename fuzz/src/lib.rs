@@ -68,3 +68,102 @@ pub fn scratch() -> &'static PathBuf {
             .keep()
     })
 }
+
+/// The end-to-end layer's fixed channel (fuzz_targets/e2e.rs): both sides'
+/// random seeds are constants, so the handshake, the code and every sealed
+/// byte are the same in the harness and in seedgen, and the seeds seedgen
+/// writes (real hellos, replies, sealed messages) open in the harness.
+pub mod e2e_fixture {
+    use lifeline_e2e::{Channel, Initiator, Responder};
+    use lifeline_protocol::SessionMessage;
+    use lifeline_protocol::e2e::{AgentEnds, AgentIncoming, OperatorEnd, OperatorIncoming};
+
+    /// The session the fixed channel belongs to.
+    pub const SESSION: &str = "fuzzsession1";
+    /// The operator endpoint's number.
+    pub const ENDPOINT: u64 = 7;
+    /// The operator endpoint's seed (ephemeral key, committed value).
+    pub const OPERATOR_SEED: [u8; 32] = [1; 32];
+    /// The agent's seed (ephemeral key, its answer).
+    pub const AGENT_SEED: [u8; 32] = [2; 32];
+    /// Most chunks replayed from one input.
+    pub const MAX_CHUNKS: usize = 64;
+
+    /// The operator endpoint's hello, the agent's reply and the confirm,
+    /// as bytes, with both ends of the channel they made.
+    pub struct Handshake {
+        pub hello: Vec<u8>,
+        pub reply: Vec<u8>,
+        pub confirm: Vec<u8>,
+        pub operator: Channel,
+        pub agent: Channel,
+    }
+
+    /// The fixed handshake, with `lifeline_e2e` directly.
+    pub fn handshake() -> Handshake {
+        let (init, hello) =
+            Initiator::start(SESSION, ENDPOINT, OPERATOR_SEED).expect("the fixed hello");
+        let (resp, reply) =
+            Responder::accept(SESSION, ENDPOINT, &hello, AGENT_SEED).expect("the fixed reply");
+        let (operator, confirm) = init.finish(&reply).expect("the fixed reply is read");
+        let agent = resp.confirm(&confirm).expect("the fixed confirm is read");
+        assert_eq!(operator.sas(), agent.sas(), "one code on both ends");
+        Handshake {
+            hello,
+            reply,
+            confirm,
+            operator,
+            agent,
+        }
+    }
+
+    /// The fixed handshake through the protocol's ends (session
+    /// messages), both ready.
+    pub fn ends() -> (OperatorEnd, AgentEnds) {
+        let (mut op, hello) =
+            OperatorEnd::start(SESSION, ENDPOINT, OPERATOR_SEED).expect("the fixed hello");
+        let mut agent = AgentEnds::new(SESSION);
+        let AgentIncoming::Reply(reply) = agent.incoming(hello, AGENT_SEED) else {
+            panic!("the agent answers the fixed hello")
+        };
+        let OperatorIncoming::Ready { confirm, .. } = op.incoming(reply) else {
+            panic!("the operator end reads the fixed reply")
+        };
+        let AgentIncoming::Ready { .. } = agent.incoming(confirm, AGENT_SEED) else {
+            panic!("the agent reads the fixed confirm")
+        };
+        (op, agent)
+    }
+
+    /// Splits an input into chunks, each `u16 length (BE)` then its bytes
+    /// (the last one cut short at the end of the input).
+    pub fn chunks(mut rest: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        while out.len() < MAX_CHUNKS {
+            let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+                break;
+            };
+            let len = usize::from(u16::from_be_bytes(*len)).min(tail.len());
+            let (chunk, tail) = tail.split_at(len);
+            out.push(chunk);
+            rest = tail;
+        }
+        out
+    }
+
+    /// The input `chunks` reads back: `head`, then each chunk framed.
+    pub fn framed(head: &[u8], chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = head.to_vec();
+        for c in chunks {
+            let len = u16::try_from(c.len()).expect("a seed chunk under 64 KiB");
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(c);
+        }
+        out
+    }
+
+    /// A session message's JSON, for seeds and the harness's bookkeeping.
+    pub fn json(msg: &SessionMessage) -> Vec<u8> {
+        serde_json::to_vec(msg).expect("session messages encode")
+    }
+}

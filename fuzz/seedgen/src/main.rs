@@ -30,6 +30,7 @@ fn main() {
     licenses(&corpus);
     tickets(&corpus);
     screen_stream(&corpus);
+    e2e(&corpus);
     println!("seeds written under {}", corpus.display());
 }
 
@@ -415,4 +416,81 @@ fn screen_stream(corpus: &Path) {
     write(corpus, "screen", "inputs.bin", &framed);
     stream.extend_from_slice(&framed);
     write(corpus, "screen", "stream.bin", &stream);
+}
+
+/// Seeds of the `e2e` target (fuzz_targets/e2e.rs; its layers and chunk
+/// bytes are described there). Layer 0 gets the fixed handshake's real
+/// hello, reply and confirm and real sealed messages, so the fuzzer starts
+/// past the handshake; layers 1 and 2 get sequences of real seals, opens,
+/// replays and alterations by the harness's own ends (a real ciphertext
+/// the harness did not seal itself would break its invariant, "nothing
+/// opens that the peer did not seal").
+fn e2e(corpus: &Path) {
+    use shims::e2e_fixture::{self as fx, framed};
+    let hs = fx::handshake();
+    let (mut agent, _operator) = (hs.agent, hs.operator);
+    let hi = agent.seal_control(b"hi").expect("seals");
+    let frame = agent.seal_data(b"frame").expect("seals");
+    let seeds: [(&str, Vec<u8>); 2] = [
+        (
+            "handshake-agent.bin",
+            framed(&[0], &[&hs.hello, &hs.confirm]),
+        ),
+        (
+            "handshake-operator.bin",
+            framed(&[0], &[&hs.reply, &hi, &frame]),
+        ),
+    ];
+    for (name, bytes) in seeds {
+        write(corpus, "e2e", name, &bytes);
+    }
+    // Layer 1: a chunk's first byte is 1 (agent acts) or 0 (operator),
+    // + 2 for data, + 4 × action (0 open, 1 seal, 2 replay, 3 open the
+    // peer's latest).
+    let channel = framed(
+        &[1],
+        &[
+            b"\x04hello customer",
+            b"\x0d",
+            b"\x09\x01",
+            b"\x09\x01\x09\x01",
+            b"\x05hello operator",
+            b"\x0c",
+            b"\x07frame 1",
+            b"\x07frame 2",
+            b"\x0e",
+            b"\x0a\x02",
+            b"\x00not sealed at all, not sealed at all",
+        ],
+    );
+    write(corpus, "e2e", "channel.bin", &channel);
+    // Layer 2: 0/1 a session message (JSON) to the agent/operator, 2/3
+    // raw sealed bytes, 4/5 data frames, 6 the operator's chat, 7 the
+    // agent's (+ 8: replay one already sent).
+    let other_hello = lifeline_protocol::e2e::OperatorEnd::start(fx::SESSION, 9, [5; 32])
+        .expect("a hello")
+        .1;
+    let clear_chat = SessionMessage::Chat {
+        from: lifeline_protocol::Party::Operator,
+        text: "in the clear".into(),
+    };
+    let mut c0 = vec![0u8];
+    c0.extend(fx::json(&other_hello));
+    let mut c1 = vec![1u8];
+    c1.extend(fx::json(&clear_chat));
+    let protocol = framed(
+        &[2],
+        &[
+            b"\x06hello customer",
+            b"\x07hello operator",
+            b"\x0f\x00",
+            b"\x05frame",
+            b"\x04frame",
+            &c0,
+            &c1,
+            b"\x02AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            b"\x06after the replay",
+        ],
+    );
+    write(corpus, "e2e", "protocol.bin", &protocol);
 }
