@@ -1,11 +1,15 @@
 //! The operator client: a connection to the broker with request/reply
 //! matching, the saved login, and the actions of the technician's CLI.
 
+pub mod e2e;
 pub mod reconnect;
 pub mod report;
 pub mod screen;
 pub mod stream;
 pub mod token;
+
+#[cfg(test)]
+mod test_agent;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +59,26 @@ pub enum OperatorError {
     Waited(Duration, &'static str),
     #[error("a data frame of {len} bytes is larger than the {max} bytes the broker relays")]
     TooLarge { len: usize, max: usize },
+    #[error(
+        "not attached to session {0}: attach first (session content goes end-to-end encrypted, on the channel attaching starts)"
+    )]
+    NotAttached(String),
+    #[error(
+        "session {session}: no end-to-end channel with the customer's agent within {waited:?} ({why}); nothing was sent"
+    )]
+    NoChannel {
+        session: String,
+        waited: Duration,
+        why: String,
+    },
+    #[error("session {session}: no end-to-end channel with the customer's agent: {why}")]
+    ChannelFailed { session: String, why: String },
+    #[error("session {session}: cannot encrypt for the customer's agent: {source}")]
+    Seal {
+        session: String,
+        #[source]
+        source: lifeline_protocol::e2e::SealError,
+    },
 }
 
 type Pending = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<ReplyBody>>>>;
@@ -79,6 +103,14 @@ pub enum Event {
         session_id: String,
         payload: Vec<u8>,
     },
+    /// A new end-to-end channel with the customer's agent is ready (after
+    /// attaching, and again after the agent came back): `sas` is the
+    /// security code the customer's screen shows too. Ask the customer to
+    /// read it out; if it differs, someone is between you: end the session.
+    Secured {
+        session_id: String,
+        sas: String,
+    },
 }
 
 /// A connection of the operator client.
@@ -88,6 +120,8 @@ pub struct Client {
     next_id: AtomicU64,
     events: Mutex<mpsc::Receiver<Event>>,
     closed: lifeline_core::link::CloseReason,
+    /// The end-to-end channel of each attached session.
+    e2e: Arc<e2e::Channels>,
     pub broker_name: String,
     pub profile: Option<OperatorProfile>,
 }
@@ -105,6 +139,11 @@ impl Client {
         let pending: Pending = Arc::default();
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let p = Arc::clone(&pending);
+        let channels = Arc::new(e2e::Channels::new(
+            link.tx.clone(),
+            link.close_reason.clone(),
+        ));
+        let e2e = Arc::clone(&channels);
         tokio::spawn(async move {
             while let Some(frame) = link.rx.recv().await {
                 let ev = match frame {
@@ -119,11 +158,19 @@ impl Client {
                         continue;
                     }
                     Frame::Control(Message::Session { session_id, msg }) => {
-                        Event::Session { session_id, msg }
+                        match e2e.incoming(session_id, msg).await {
+                            Some(ev) => ev,
+                            None => continue,
+                        }
                     }
                     Frame::Control(Message::Error { message, .. }) => Event::Error(message),
                     Frame::Control(_) => continue,
-                    Frame::SessionData { session, payload } => stream::event(session, payload),
+                    Frame::SessionData { session, payload } => {
+                        match e2e.incoming_data(session, payload) {
+                            Some(ev) => ev,
+                            None => continue,
+                        }
+                    }
                     // The broker names the session of every data frame.
                     Frame::Data(_) => continue,
                 };
@@ -133,6 +180,7 @@ impl Client {
             }
             // Dropping the waiters makes pending requests fail as "lost".
             p.lock().expect("pending lock is never poisoned").clear();
+            e2e.connection_lost();
         });
         Client {
             tx: link.tx,
@@ -140,6 +188,7 @@ impl Client {
             next_id: AtomicU64::new(1),
             events: Mutex::new(ev_rx),
             closed: link.close_reason,
+            e2e: channels,
             broker_name,
             profile: None,
         }
@@ -262,24 +311,61 @@ impl Client {
         }
     }
 
+    /// Attaches to a session and starts its end-to-end channel with the
+    /// customer's agent: returns once the channel is ready (the security
+    /// code is then [`Client::sas`]), waiting up to
+    /// [`e2e::HANDSHAKE_TIMEOUT`]. When the agent is away (the customer's
+    /// computer restarts, or it has not resumed the session since the
+    /// broker restarted) it returns at once; the channel starts when the
+    /// agent is back ([`Event::Secured`]).
     pub async fn attach(&self, session_id: &str) -> Result<SessionSummary, OperatorError> {
-        match self
+        self.e2e.attaching(session_id);
+        let attached = self
             .request(Request::Attach {
                 session_id: session_id.into(),
             })
-            .await?
-        {
-            ReplyBody::Attached { session } => Ok(session),
-            other => Err(OperatorError::Unexpected(format!("{other:?}"))),
+            .await;
+        let session = match attached {
+            Ok(ReplyBody::Attached { session }) => session,
+            Ok(other) => {
+                self.e2e.forget(session_id);
+                return Err(OperatorError::Unexpected(format!("{other:?}")));
+            }
+            Err(e) => {
+                self.e2e.forget(session_id);
+                return Err(e);
+            }
+        };
+        self.e2e.attached(session_id, session.state).await?;
+        if !matches!(
+            session.state,
+            SessionState::Rebooting | SessionState::Reconnecting
+        ) {
+            let deadline = tokio::time::Instant::now() + e2e::HANDSHAKE_TIMEOUT;
+            self.e2e
+                .ready(session_id, deadline, e2e::HANDSHAKE_TIMEOUT)
+                .await?;
         }
+        Ok(session)
+    }
+
+    /// The security code of `session_id`'s end-to-end channel, once it is
+    /// ready: the customer's screen shows the same digits unless someone
+    /// is between the operator and the customer. `None` while there is no
+    /// ready channel (not attached, or the agent is away).
+    pub fn sas(&self, session_id: &str) -> Option<String> {
+        self.e2e.sas(session_id)
     }
 
     pub async fn detach(&self, session_id: &str) -> Result<(), OperatorError> {
-        self.request(Request::Detach {
-            session_id: session_id.into(),
-        })
-        .await
-        .map(|_| ())
+        let res = self
+            .request(Request::Detach {
+                session_id: session_id.into(),
+            })
+            .await
+            .map(|_| ());
+        self.e2e.forget(session_id);
+        res
     }
 
     pub async fn end(&self, session_id: &str, reason: &str) -> Result<(), OperatorError> {
@@ -302,33 +388,17 @@ impl Client {
             .map_err(|e| e.map_or_else(|failed| failed, OperatorError::Unexpected))
     }
 
-    /// Sends a session message on an attached session.
+    /// Sends a session message on an attached session: content (see
+    /// `SessionMessage::is_content`) sealed on its end-to-end channel,
+    /// waiting up to [`e2e::SEND_WAIT`] for a ready one.
     pub async fn send(&self, session_id: &str, msg: SessionMessage) -> Result<(), OperatorError> {
-        self.tx
-            .send(Frame::Control(Message::Session {
-                session_id: session_id.into(),
-                msg,
-            }))
-            .await
-            .map_err(|_| OperatorError::Lost(self.closed.get()))
+        self.e2e.send(session_id, msg).await
     }
 
-    /// Sends a data frame to the agent of attached session `session_id`.
+    /// Sends a data frame (a stream frame) to the agent of attached
+    /// session `session_id`, sealed on its end-to-end channel.
     pub async fn send_data(&self, session_id: &str, bytes: Vec<u8>) -> Result<(), OperatorError> {
-        let max = lifeline_protocol::MAX_DATA_PAYLOAD_BYTES;
-        if bytes.len() > max {
-            return Err(OperatorError::TooLarge {
-                len: bytes.len(),
-                max,
-            });
-        }
-        self.tx
-            .send(Frame::SessionData {
-                session: session_id.to_string(),
-                payload: bytes,
-            })
-            .await
-            .map_err(|_| OperatorError::Lost(self.closed.get()))
+        self.e2e.send_data(session_id, &bytes).await
     }
 
     pub async fn chat(&self, session_id: &str, text: &str) -> Result<(), OperatorError> {
@@ -492,77 +562,93 @@ impl Client {
             args: args.to_vec(),
         };
         self.send(session_id, msg).await?;
-        self.await_event(session_id, wait, "the plugin to finish", |ev| match ev {
-            Event::Session {
-                msg:
-                    SessionMessage::PluginOutput {
-                        call_id: c,
-                        stream,
-                        text,
+        /// What waiting for the call brought.
+        enum Step {
+            Done(Result<String, String>),
+            /// The plugin asks for a password (request, user, prompt).
+            Password(u64, String, String),
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let step = self
+                .await_event(session_id, left, "the plugin to finish", |ev| match ev {
+                    Event::Session {
+                        msg:
+                            SessionMessage::PluginOutput {
+                                call_id: c,
+                                stream,
+                                text,
+                                ..
+                            },
                         ..
-                    },
-                ..
-            } if c == call_id => {
-                on_output(&stream, &text);
-                None
-            }
-            Event::Session {
-                msg:
-                    SessionMessage::ConsentDecided {
-                        action,
-                        decision,
-                        decided_by,
+                    } if c == call_id => {
+                        on_output(&stream, &text);
+                        None
+                    }
+                    Event::Session {
+                        msg:
+                            SessionMessage::ConsentDecided {
+                                action,
+                                decision,
+                                decided_by,
+                                ..
+                            },
                         ..
-                    },
-                ..
-            } => {
-                on_output(
-                    "consent",
-                    &format!("{action}: {} ({decided_by})", decision.as_str()),
-                );
-                None
-            }
-            Event::Session {
-                msg:
-                    SessionMessage::CredentialRequest {
-                        call_id: c,
-                        request_id,
-                        user,
-                        prompt,
-                    },
-                ..
-            } if c == call_id => {
-                let secret = credentials(&user, &prompt);
-                let reply = Frame::Control(Message::Session {
-                    session_id: session_id.into(),
-                    msg: SessionMessage::CredentialReply { request_id, secret },
-                });
-                if self.tx.try_send(reply).is_err() {
-                    return Some(Err("the password could not be sent".to_string()));
+                    } => {
+                        on_output(
+                            "consent",
+                            &format!("{action}: {} ({decided_by})", decision.as_str()),
+                        );
+                        None
+                    }
+                    Event::Session {
+                        msg:
+                            SessionMessage::CredentialRequest {
+                                call_id: c,
+                                request_id,
+                                user,
+                                prompt,
+                            },
+                        ..
+                    } if c == call_id => Some(Step::Password(request_id, user, prompt)),
+                    Event::Session {
+                        msg:
+                            SessionMessage::State {
+                                state: SessionState::Rebooting,
+                                detail,
+                            },
+                        ..
+                    } => Some(Step::Done(Ok(detail))),
+                    Event::Session {
+                        msg:
+                            SessionMessage::PluginDone {
+                                call_id: c,
+                                ok,
+                                text,
+                                ..
+                            },
+                        ..
+                    } if c == call_id => Some(Step::Done(if ok { Ok(text) } else { Err(text) })),
+                    _ => None,
+                })
+                .await
+                .map_err(|e| match e {
+                    // The whole wait, not what was left of it.
+                    OperatorError::Waited(_, what) => OperatorError::Waited(wait, what),
+                    e => e,
+                })?;
+            match step {
+                Step::Done(result) => return Ok(result),
+                Step::Password(request_id, user, prompt) => {
+                    let secret = credentials(&user, &prompt);
+                    let reply = SessionMessage::CredentialReply { request_id, secret };
+                    if let Err(e) = self.send(session_id, reply).await {
+                        return Ok(Err(format!("the password could not be sent: {e}")));
+                    }
                 }
-                None
             }
-            Event::Session {
-                msg:
-                    SessionMessage::State {
-                        state: SessionState::Rebooting,
-                        detail,
-                    },
-                ..
-            } => Some(Ok(detail)),
-            Event::Session {
-                msg:
-                    SessionMessage::PluginDone {
-                        call_id: c,
-                        ok,
-                        text,
-                        ..
-                    },
-                ..
-            } if c == call_id => Some(if ok { Ok(text) } else { Err(text) }),
-            _ => None,
-        })
-        .await
+        }
     }
 
     pub async fn run_scripts(

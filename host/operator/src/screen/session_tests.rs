@@ -1,26 +1,23 @@
 //! [`ScreenSession`] against a fake agent on the other end of an in-memory
-//! link: the screen plugin's side of share, credit, sync, input and stop.
+//! link: the screen plugin's side of share, credit, sync, input and stop,
+//! over a real end-to-end channel ([`crate::test_agent`]).
 
 use std::time::Duration;
 
-use lifeline_core::link::{FrameReceiver, FrameSender, spawn_link};
 use lifeline_protocol::{Frame, Message as Control, Party, SessionMessage, StreamData};
 use lifeline_screen_format::{
     Level, Message, MonitorChoice, Quality, Tile, TileData, decode_inputs, encode_message,
 };
 
 use super::*;
+use crate::test_agent::{FakeAgent, attached};
 
 const SESSION: &str = "s-1";
 const STREAM: u32 = 7;
-/// Bounds every wait of the fake agent, so a broken test fails instead of
-/// hanging.
-const FAKE_WAIT: Duration = Duration::from_secs(10);
 
 /// The fake agent's end: what the client sent, and a way to answer.
 struct Agent {
-    tx: FrameSender,
-    rx: FrameReceiver,
+    fake: FakeAgent,
     /// Credit granted so far, in bytes.
     credit: u64,
     /// Bytes of frames sent so far.
@@ -28,12 +25,9 @@ struct Agent {
 }
 
 impl Agent {
-    /// The next frame from the client that is not a heartbeat.
+    /// The next frame from the client, opened as the agent reads it.
     async fn recv(&mut self) -> Frame {
-        tokio::time::timeout(FAKE_WAIT, self.rx.recv())
-            .await
-            .expect("the client sends within the wait")
-            .expect("the link is open")
+        self.fake.recv().await
     }
 
     /// The next session message, counting the credit granted meanwhile.
@@ -89,12 +83,8 @@ impl Agent {
         }
     }
 
-    async fn say(&self, msg: SessionMessage) {
-        let f = Frame::Control(Control::Session {
-            session_id: SESSION.into(),
-            msg,
-        });
-        self.tx.send(f).await.unwrap();
+    async fn say(&mut self, msg: SessionMessage) {
+        self.fake.say(msg).await;
     }
 
     /// Sends a screen message on the stream, within the credit.
@@ -115,14 +105,10 @@ impl Agent {
             body,
         }
         .encode();
-        let f = Frame::SessionData {
-            session: SESSION.into(),
-            payload,
-        };
-        self.tx.send(f).await.unwrap();
+        self.fake.data(&payload).await;
     }
 
-    async fn opened(&self, content_type: &str) {
+    async fn opened(&mut self, content_type: &str) {
         self.say(SessionMessage::StreamOpened {
             stream: STREAM,
             plugin: PLUGIN.into(),
@@ -133,7 +119,7 @@ impl Agent {
         .await;
     }
 
-    async fn done(&self, call_id: u64, ok: bool, text: &str) {
+    async fn done(&mut self, call_id: u64, ok: bool, text: &str) {
         self.say(SessionMessage::PluginDone {
             call_id,
             plugin: PLUGIN.into(),
@@ -143,7 +129,7 @@ impl Agent {
         .await;
     }
 
-    async fn closed(&self, reason: &str) {
+    async fn closed(&mut self, reason: &str) {
         self.say(SessionMessage::StreamClosed {
             stream: STREAM,
             plugin: PLUGIN.into(),
@@ -173,16 +159,11 @@ impl Agent {
     }
 }
 
-/// A client and the fake agent it talks to.
-fn pair() -> (Client, Agent) {
-    let (a, b) = tokio::io::duplex(1 << 20);
-    let beat = Duration::from_secs(30);
-    let max = lifeline_protocol::MAX_FRAME_BYTES;
-    let client = Client::from_link(spawn_link(a, beat, max), "test broker".into());
-    let link = spawn_link(b, beat, max);
+/// A client attached to the session and the fake agent it talks to.
+async fn pair() -> (Client, Agent) {
+    let (client, fake) = attached(SESSION).await;
     let agent = Agent {
-        tx: link.tx,
-        rx: link.rx,
+        fake,
         credit: 0,
         sent: 0,
     };
@@ -213,7 +194,7 @@ fn solid(seq: u32, x: u16, rgb: [u8; 3]) -> Message {
 
 #[tokio::test]
 async fn share_sync_input_and_stop() {
-    let (client, mut agent) = pair();
+    let (client, mut agent) = pair().await;
     let fake = async move {
         let (call, args) = agent.call(SHARE_COMMAND).await;
         assert_eq!(args, ["1", "lossless"]);
@@ -333,7 +314,7 @@ async fn share_sync_input_and_stop() {
 
 #[tokio::test]
 async fn a_refused_share_says_why() {
-    let (client, mut agent) = pair();
+    let (client, mut agent) = pair().await;
     let fake = async move {
         let (call, args) = agent.call(SHARE_COMMAND).await;
         assert_eq!(args, ["all", "auto"]);
@@ -370,7 +351,7 @@ async fn a_refused_share_says_why() {
 
 #[tokio::test]
 async fn a_foreign_content_type_is_refused() {
-    let (client, mut agent) = pair();
+    let (client, mut agent) = pair().await;
     let fake = async move {
         agent.call(SHARE_COMMAND).await;
         agent.opened("image/png").await;
@@ -386,7 +367,7 @@ async fn a_foreign_content_type_is_refused() {
 
 #[tokio::test]
 async fn the_customer_stopping_and_the_session_ending_are_told() {
-    let (client, mut agent) = pair();
+    let (client, mut agent) = pair().await;
     let fake = async move {
         let (call, _) = agent.call(SHARE_COMMAND).await;
         agent.opened(CONTENT_TYPE).await;
@@ -416,11 +397,14 @@ async fn the_customer_stopping_and_the_session_ending_are_told() {
     };
     let (_agent, ()) = tokio::join!(fake, operator);
 
-    let (client, mut agent) = pair();
+    let (client, mut agent) = pair().await;
     let fake = async move {
         let (call, _) = agent.call(SHARE_COMMAND).await;
         agent.opened(CONTENT_TYPE).await;
         agent.done(call, true, "sharing").await;
+        // Once the session ended nothing more is sealed for it: the end
+        // comes after the share's credit.
+        agent.credit_reaches(WINDOW_BYTES).await;
         agent
             .say(SessionMessage::End {
                 by: Party::Customer,
@@ -444,7 +428,7 @@ async fn the_customer_stopping_and_the_session_ending_are_told() {
 
 #[tokio::test]
 async fn waits_are_bounded() {
-    let (client, mut agent) = pair();
+    let (client, mut agent) = pair().await;
     let fake = async move {
         let (call, _) = agent.call(SHARE_COMMAND).await;
         // Answers, but opens no stream (a share already running).
@@ -484,7 +468,7 @@ async fn futures_can_move_between_threads() {
         drop(send(s.send_input(&[])));
     }
     let _ = methods as fn(&mut ScreenSession<Arc<Client>>);
-    let (client, _agent) = pair();
+    let (client, _agent) = pair().await;
     let share = ScreenSession::share(Arc::new(client), SESSION, MonitorChoice::All, Quality::Auto);
     drop(send(share));
 }
