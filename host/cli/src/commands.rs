@@ -368,7 +368,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
         } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
-            c.attach(&session).await?;
+            crate::console::attach(&c, &session).await?;
             c.chat(&session, &message).await?;
             // The reply to detach comes after the chat was relayed and recorded.
             c.detach(&session).await?;
@@ -384,7 +384,7 @@ async fn operator(cmd: OperatorCmd) -> Result<ExitCode> {
         } => {
             let cfg = OperatorConfig::load(&cfg.config)?;
             let c = logged_in(&cfg).await?;
-            c.attach(&session).await?;
+            crate::console::attach(&c, &session).await?;
             let res = c
                 .ask_consent(
                     &session,

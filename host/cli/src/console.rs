@@ -6,9 +6,50 @@ use std::process::ExitCode;
 use anyhow::Result;
 use lifeline_core::config::OperatorConfig;
 use lifeline_operator::{Client, Event, OperatorError, report};
-use lifeline_protocol::{PluginSummary, SessionMessage};
+use lifeline_protocol::{PluginSummary, SessionMessage, SessionSummary};
 
 use crate::input;
+
+/// The line that shows the security code of a session's end-to-end
+/// channel: the customer's screen shows the same digits unless someone is
+/// between the operator and the customer.
+pub fn security_line(sas: &str) -> String {
+    format!(
+        "Security code: {sas} — ask the customer to read you the code on their screen; if it differs, someone is between you: end the session."
+    )
+}
+
+/// What to say while a session has no end-to-end channel yet (the agent
+/// is away: its computer restarts, or it has not resumed the session
+/// since the broker restarted).
+fn no_channel_line(s: &SessionSummary) -> String {
+    format!(
+        "The customer's agent is away (session {}): the end-to-end channel, and its security code, follow once it is back.",
+        s.state
+    )
+}
+
+/// Attaches for a one-shot command and shows the security code on
+/// standard error (standard output stays the command's own).
+pub async fn attach(c: &Client, session: &str) -> Result<SessionSummary, OperatorError> {
+    let s = c.attach(session).await?;
+    match c.sas(session) {
+        Some(sas) => esay!("{}", security_line(&sas)),
+        None => esay!("{}", no_channel_line(&s)),
+    }
+    Ok(s)
+}
+
+/// Shows the session's security code in the console, or that it follows.
+fn show_code(c: &Client, s: &SessionSummary, shown: &mut Option<String>) {
+    match c.sas(&s.session_id) {
+        Some(sas) => {
+            say!("{}", security_line(&sas));
+            *shown = Some(sas);
+        }
+        None => say!("* {}", no_channel_line(s)),
+    }
+}
 
 /// Prints a plugin list: id, version, runtime, commands, capabilities.
 pub fn print_plugins(plugins: &[PluginSummary]) {
@@ -36,9 +77,12 @@ pub async fn run(cfg: &OperatorConfig, mut c: Client, session: &str) -> Result<E
         "Connected to session {} — {} ({}), ticket {}.",
         s.session_id,
         s.end_user,
-        s.customer_host.unwrap_or_default(),
+        s.customer_host.as_deref().unwrap_or_default(),
         s.ticket
     );
+    // The code of the channel shown last: a new one is announced.
+    let mut shown: Option<String> = None;
+    show_code(&c, &s, &mut shown);
     say!(
         "Type to chat. Commands: /plugins  /run PLUGIN COMMAND [ARGS…]  /scripts NAME…  /ask PLUGIN ACTION DETAIL…  /report  /end [REASON]  /quit"
     );
@@ -61,6 +105,17 @@ pub async fn run(cfg: &OperatorConfig, mut c: Client, session: &str) -> Result<E
                         .map_err(|e| anyhow::anyhow!("the connection to the broker was lost and could not be restored: {e}"))?;
                     c = again;
                     say!("* back in session {} ({})", s.session_id, s.state);
+                    shown = None;
+                    show_code(&c, &s, &mut shown);
+                }
+                Some(Event::Secured { sas, .. }) => {
+                    if shown.as_ref() != Some(&sas) {
+                        if shown.is_some() {
+                            say!("* a new end-to-end channel with the customer's agent (it came back): the security code changed.");
+                        }
+                        say!("{}", security_line(&sas));
+                        shown = Some(sas);
+                    }
                 }
                 Some(Event::Session { msg, .. }) => match msg {
                     SessionMessage::Chat { text, .. } => say!("[customer] {text}"),
@@ -117,7 +172,12 @@ pub async fn run(cfg: &OperatorConfig, mut c: Client, session: &str) -> Result<E
                     | SessionMessage::RunPlugin { .. }
                     | SessionMessage::ScriptBatch { .. }
                     | SessionMessage::ScriptFiles { .. }
-                    | SessionMessage::CredentialReply { .. } => {}
+                    | SessionMessage::CredentialReply { .. }
+                    | SessionMessage::E2eHello { .. }
+                    | SessionMessage::E2eReply { .. }
+                    | SessionMessage::Sealed { .. }
+                    | SessionMessage::E2eClosed { .. }
+                    | SessionMessage::Record { .. } => {}
                 },
                 Some(Event::Error(m)) => say!("! {m}"),
                 Some(Event::Data { .. } | Event::Stream { .. }) => {}

@@ -154,6 +154,9 @@ pub async fn run(keep: bool) -> Result<DemoResult> {
     op.wait_ready(&sid, STEP_TIMEOUT).await?;
     say("operator", "the session is ready; connecting");
     op.attach(&sid).await?;
+    if let Some(sas) = op.sas(&sid) {
+        say("operator", &crate::console::security_line(&sas));
+    }
     op.chat(
         &sid,
         "Hello, I'm Dana from support. I'll have a look at your printer problem.",

@@ -130,12 +130,17 @@ pub fn bundle(cmd: BundleCmd) -> Result<ExitCode> {
 }
 
 pub async fn list(c: &Client, session: &str, json: bool) -> Result<ExitCode> {
-    c.attach(session).await?;
+    crate::console::attach(c, session).await?;
+    let code = c.sas(session);
     let res = c.plugins(session, LIST_TIMEOUT).await;
     let _ = c.detach(session).await;
     let plugins = res?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&plugins)?);
+        let out = serde_json::json!({
+            "security_code": code,
+            "plugins": plugins,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         crate::console::print_plugins(&plugins);
     }
@@ -154,7 +159,7 @@ pub async fn run(
     wait: Duration,
     password_stdin: bool,
 ) -> Result<ExitCode> {
-    c.attach(session).await?;
+    crate::console::attach(c, session).await?;
     let res = c
         .run_plugin_with(
             session,
@@ -240,7 +245,7 @@ pub async fn sysinfo(
     filter: Option<&str>,
     save: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
-    c.attach(session).await?;
+    crate::console::attach(c, session).await?;
     let res = async {
         let shown = sysinfo_text(c, session, category, filter).await?;
         print!("{}", lifeline_protocol::terminal_safe(&shown));

@@ -21,7 +21,7 @@ use crate::cli::{ScreenArgs, ScreenQuality};
 pub async fn screen(args: ScreenArgs) -> Result<ExitCode> {
     let cfg = OperatorConfig::load(&args.cfg.config)?;
     let c = crate::commands::logged_in(&cfg).await?;
-    c.attach(&args.session).await?;
+    crate::console::attach(&c, &args.session).await?;
     let res = share(&c, &args).await;
     let _ = c.detach(&args.session).await;
     res

@@ -148,7 +148,7 @@ pub async fn run(cmd: ScriptsCmd) -> Result<ExitCode> {
             timeout,
         } => {
             let c = logged_in(&OperatorConfig::load(&cfg.config)?).await?;
-            c.attach(&session).await?;
+            crate::console::attach(&c, &session).await?;
             let res = c
                 .run_scripts(
                     &session,

@@ -81,7 +81,7 @@ pub async fn run(
     dir: &Path,
 ) -> Result<ExitCode> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    c.attach(session).await?;
+    crate::console::attach(c, session).await?;
     let msg = SessionMessage::RunPlugin {
         call_id: 1,
         plugin: plugin.into(),
@@ -102,6 +102,8 @@ pub async fn run(
 /// Handles the call's events until it is done: (ok, result text).
 async fn follow(c: &Client, session: &str, dir: &Path) -> Result<(bool, String)> {
     let mut saving: HashMap<u32, Saving> = HashMap::new();
+    // The security code shown when attaching; a new channel's is shown too.
+    let mut shown = c.sas(session);
     loop {
         let Some(ev) = c.next_event().await else {
             bail!("the connection to the broker was lost");
@@ -168,7 +170,16 @@ async fn follow(c: &Client, session: &str, dir: &Path) -> Result<(bool, String)>
                 _ => {}
             },
             Event::Error(m) => esay!("! {m}"),
-            Event::Session { .. } | Event::Stream { .. } | Event::Data { .. } => {}
+            Event::Secured { session_id, sas }
+                if session_id == session && shown.as_ref() != Some(&sas) =>
+            {
+                esay!("{}", crate::console::security_line(&sas));
+                shown = Some(sas);
+            }
+            Event::Session { .. }
+            | Event::Stream { .. }
+            | Event::Data { .. }
+            | Event::Secured { .. } => {}
         }
     }
 }
