@@ -23,8 +23,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use lifeline_core::link::{CloseReason, FrameSender};
-use lifeline_protocol::e2e::{OperatorEnd, OperatorIncoming, split_data};
-use lifeline_protocol::{Frame, Message, SessionMessage, SessionState};
+use lifeline_protocol::e2e::{DATA_HEADER_BYTES, OperatorEnd, OperatorIncoming, split_data};
+use lifeline_protocol::{Frame, MAX_DATA_PAYLOAD_BYTES, Message, SessionMessage, SessionState};
 use rand::RngCore;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -42,6 +42,15 @@ pub const SEND_WAIT: Duration = Duration::from_secs(15);
 /// Channels that may fail (closed by the agent, or a message that did not
 /// open) one after the other before the client stops starting new ones.
 pub const MAX_FAILED_HANDSHAKES: u32 = 3;
+
+/// Bytes sealing adds to a data frame: the tag and the endpoint
+/// ([`DATA_HEADER_BYTES`]), the channel's counter (8) and the
+/// ChaCha20-Poly1305 tag (16).
+pub const SEAL_OVERHEAD_BYTES: usize = DATA_HEADER_BYTES + 8 + 16;
+
+/// Largest data frame (a whole stream frame) the client sends: sealed, it
+/// is the most the broker relays ([`MAX_DATA_PAYLOAD_BYTES`]).
+pub const MAX_DATA_BYTES: usize = MAX_DATA_PAYLOAD_BYTES - SEAL_OVERHEAD_BYTES;
 
 /// Where one session's channel stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +347,12 @@ impl Channels {
         session_id: &str,
         plain: &[u8],
     ) -> Result<(), OperatorError> {
+        if plain.len() > MAX_DATA_BYTES {
+            return Err(OperatorError::TooLarge {
+                len: plain.len(),
+                max: MAX_DATA_BYTES,
+            });
+        }
         let deadline = Instant::now() + SEND_WAIT;
         loop {
             self.ready(session_id, deadline, SEND_WAIT).await?;
@@ -355,13 +370,6 @@ impl Channels {
                 session: session_id.to_string(),
                 source,
             })?;
-            let max = lifeline_protocol::MAX_DATA_PAYLOAD_BYTES;
-            if payload.len() > max {
-                return Err(OperatorError::TooLarge {
-                    len: payload.len(),
-                    max,
-                });
-            }
             let frame = Frame::SessionData {
                 session: session_id.to_string(),
                 payload,

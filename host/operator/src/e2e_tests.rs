@@ -108,6 +108,27 @@ async fn content_goes_sealed_both_ways() {
         panic!("a data frame")
     };
     assert_eq!(payload[0], lifeline_protocol::stream::TAG_SEALED);
+    let credit = StreamData::Credit {
+        stream: 3,
+        bytes: 4096,
+    };
+    assert_eq!(
+        payload.len(),
+        credit.encode().len() + super::SEAL_OVERHEAD_BYTES
+    );
+
+    // The largest data frame fits the broker's relay once sealed.
+    let most = vec![0u8; super::MAX_DATA_BYTES];
+    let (sent, read) = tokio::join!(client.send_data(SESSION, most), agent.recv());
+    sent.unwrap();
+    assert!(
+        matches!(read, Frame::SessionData { payload, .. } if payload.len() == super::MAX_DATA_BYTES)
+    );
+    let e = client
+        .send_data(SESSION, vec![0u8; super::MAX_DATA_BYTES + 1])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OperatorError::TooLarge { .. }), "{e}");
 }
 
 #[tokio::test]

@@ -57,7 +57,9 @@ pub enum OperatorError {
     Token(#[from] token::TokenError),
     #[error("timed out after {0:?} waiting for {1}")]
     Waited(Duration, &'static str),
-    #[error("a data frame of {len} bytes is larger than the {max} bytes the broker relays")]
+    #[error(
+        "a data frame of {len} bytes is larger than the {max} bytes the broker relays once sealed"
+    )]
     TooLarge { len: usize, max: usize },
     #[error(
         "not attached to session {0}: attach first (session content goes end-to-end encrypted, on the channel attaching starts)"
