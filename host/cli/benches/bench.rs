@@ -33,6 +33,8 @@ mod idle;
 mod latency;
 #[path = "bench/load/mod.rs"]
 mod load;
+#[path = "bench/raw_e2e.rs"]
+mod raw_e2e;
 #[path = "bench/screen/mod.rs"]
 mod screen;
 #[path = "bench/stream.rs"]

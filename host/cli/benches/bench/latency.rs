@@ -2,7 +2,7 @@
 //!
 //! Timed per iteration: agent TCP + TLS 1.3 + `Hello`/`Welcome`, `Join` by
 //! connection ID until `Joined`, then the operator's `attach` until its
-//! reply. Not timed: creating the invitation, ending the session.
+//! end-to-end channel with the agent is ready (reply, hello, answer). Not timed: creating the invitation, ending the session.
 //! Baseline, interleaved with it: `client::connect` alone (TCP + TLS +
 //! one `Hello`/`Welcome` round trip) to the same broker.
 
@@ -31,9 +31,9 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         let inv = step("invite", h.op.invite(&format!("LAT-{i}"), "Customer", None)).await?;
         let t0 = Instant::now();
         let code = JoinCredential::ConnectionId(inv.connection_id.clone());
-        let (agent, connect) = step("agent join", join(&h.ep, code)).await?;
+        let (mut agent, connect) = step("agent join", join(&h.ep, code)).await?;
         let joined = t0.elapsed();
-        step("attach", h.op.attach(&inv.session_id)).await?;
+        crate::raw_e2e::attach(&h.op, &mut agent, &inv.session_id).await?;
         let total = t0.elapsed();
         step("end", h.op.end(&inv.session_id, "iteration over")).await?;
         drop(agent);
@@ -81,6 +81,6 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         row(B, "max", ms(max), &ms(bmax), None),
         row(B, "p50 phase: agent TCP+TLS+Hello", c, "", None),
         row(B, "p50 phase: Join → Joined", j, "", None),
-        row(B, "p50 phase: operator attach", a, "", None),
+        row(B, "p50 phase: operator attach + e2e handshake", a, "", None),
     ])
 }

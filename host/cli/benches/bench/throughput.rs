@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use lifeline_core::link::{Link, spawn_link};
 use lifeline_core::tls::{self, Trust};
-use lifeline_protocol::{Frame, JoinCredential, MAX_DATA_PAYLOAD_BYTES, MAX_FRAME_BYTES};
+use lifeline_operator::e2e::{MAX_DATA_BYTES, SEAL_OVERHEAD_BYTES};
+use lifeline_protocol::{Frame, JoinCredential, MAX_FRAME_BYTES};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -39,7 +40,12 @@ fn spawn_counter(
         let (mut got, mut next) = (0, 0);
         while let Some(frame) = rx.recv().await {
             let Frame::Data(d) = frame else { continue };
-            got += d.len() as u64;
+            // The operator client's frames arrive sealed: count what it sent.
+            got += if d.first() == Some(&lifeline_protocol::stream::TAG_SEALED) {
+                d.len().saturating_sub(SEAL_OVERHEAD_BYTES)
+            } else {
+                d.len()
+            } as u64;
             while next < marks.len() && got >= marks[next] {
                 let _ = tx.send(Instant::now()).await;
                 next += 1;
@@ -91,8 +97,8 @@ where
 pub async fn relay(h: &Harness, chunk: usize, total: u64) -> Result<f64> {
     let inv = step("invite", h.op.invite("TPUT-1", "Customer", None)).await?;
     let token = inv.link.rsplit('/').next().unwrap_or_default().into();
-    let (agent, _) = join(&h.ep, JoinCredential::LinkToken(token)).await?;
-    step("attach", h.op.attach(&inv.session_id)).await?;
+    let (mut agent, _) = join(&h.ep, JoinCredential::LinkToken(token)).await?;
+    crate::raw_e2e::attach(&h.op, &mut agent, &inv.session_id).await?;
     // The agent's sender must live on: dropping it closes the connection.
     let Link {
         tx: _agent_tx, rx, ..
@@ -149,7 +155,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
     println!("\n[2/3] relay throughput: {} MiB per run", total >> 20);
     let h = Harness::start().await?;
     let mut rows = Vec::new();
-    for (chunk, label) in [(MAX_DATA_PAYLOAD_BYTES, "4 MiB-66"), (256 << 10, "256 KiB")] {
+    for (chunk, label) in [(MAX_DATA_BYTES, "4 MiB-99"), (256 << 10, "256 KiB")] {
         let total = total / chunk as u64 * chunk as u64;
         let base = direct(chunk, total).await?;
         let via = relay(&h, chunk, total).await?;

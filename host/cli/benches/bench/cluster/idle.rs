@@ -82,19 +82,18 @@ pub async fn run(
     })
     .await?;
     let eps = [nodes[0].clone(), nodes[1].clone()];
+    // Each agent joins, then the operator attaches (the raw agent answers
+    // the end-to-end handshake).
     let agents: Vec<(String, Link)> = bounded(n, |i| {
         let inv = invs[i].clone();
         let ep = eps[i % 2].clone();
+        let op = Arc::clone(&op);
         async move {
             let token = inv.link.rsplit('/').next().unwrap_or_default().into();
-            let (link, _) = join(&ep, JoinCredential::LinkToken(token)).await?;
+            let (mut link, _) = join(&ep, JoinCredential::LinkToken(token)).await?;
+            crate::raw_e2e::attach(&op, &mut link, &inv.session_id).await?;
             Ok((inv.session_id, link))
         }
-    })
-    .await?;
-    bounded(n, |i| {
-        let (op, sid) = (Arc::clone(&op), agents[i].0.clone());
-        async move { step("attach", op.attach(&sid)).await.map(|_| ()) }
     })
     .await?;
     tokio::time::sleep(SETTLE).await;

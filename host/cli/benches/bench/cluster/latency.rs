@@ -4,7 +4,7 @@
 //!
 //! Timed per session, as in benchmark 1: the agent's TCP + TLS + `Hello`,
 //! `Join` by connection ID until `Joined`, the operator's `attach` until its
-//! reply ("join"); then the operator's chat message until the agent reads
+//! end-to-end channel is ready ("join"); then the operator's chat message until the agent reads
 //! it, and the agent's answer until the operator reads it ("chat round
 //! trip"). Counted around each session: PostgreSQL round trips (the
 //! counting proxies) and NATS messages (`/varz`).
@@ -20,6 +20,7 @@ use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message, Party, Sessi
 use tokio::sync::{Mutex, mpsc};
 
 use super::infra::{Nats, PgProxy, operator};
+use crate::raw_e2e::RawE2e;
 use crate::{STEP, join, step};
 
 /// Chat messages from customers, as the operator client got them.
@@ -131,17 +132,20 @@ async fn agent_closed(agent: &mut Link) {
     let _ = tokio::time::timeout(STEP, ended).await;
 }
 
-/// Waits on the agent's link for the operator's chat message `text`.
-async fn agent_reads(agent: &mut Link, text: &str) -> Result<()> {
+/// Waits on the agent's link for the operator's chat message `text`
+/// (sealed end to end: opened as the agent does).
+async fn agent_reads(agent: &mut Link, e2e: &mut RawE2e, text: &str) -> Result<()> {
     loop {
         match tokio::time::timeout(STEP, agent.rx.recv()).await {
             Err(_) => bail!("the agent got no chat within {STEP:?}"),
             Ok(None) => bail!("agent link closed: {}", agent.close_reason.get()),
-            Ok(Some(Frame::Control(Message::Session {
-                msg: SessionMessage::Chat { text: t, .. },
-                ..
-            }))) if t == text => return Ok(()),
-            Ok(Some(_)) => {}
+            Ok(Some(frame)) => {
+                if let Some(SessionMessage::Chat { text: t, .. }) = e2e.open(frame)
+                    && t == text
+                {
+                    return Ok(());
+                }
+            }
         }
     }
 }
@@ -161,25 +165,30 @@ async fn operator_reads(chats: &Chats, sid: &str, text: &str) -> Result<()> {
 
 /// The chat round trip of session `sid`; returns (round trip, operator →
 /// agent leg).
-async fn chat(s: &Setup, agent: &mut Link, sid: &str, i: usize) -> Result<(Duration, Duration)> {
+async fn chat(
+    s: &Setup,
+    agent: &mut Link,
+    e2e: &mut RawE2e,
+    sid: &str,
+    i: usize,
+) -> Result<(Duration, Duration)> {
     let (ping, pong) = (format!("ping {i}"), format!("pong {i}"));
     let t0 = Instant::now();
     step("operator chat", s.op.chat(sid, &ping)).await?;
-    agent_reads(agent, &ping).await?;
+    agent_reads(agent, e2e, &ping).await?;
     let leg = t0.elapsed();
     let answer = SessionMessage::Chat {
         from: Party::Customer,
         text: pong.clone(),
     };
-    let frame = Frame::Control(Message::Session {
-        session_id: sid.into(),
-        msg: answer,
-    });
-    agent
-        .tx
-        .send(frame)
-        .await
-        .map_err(|_| anyhow!("agent link closed"))?;
+    // The report's record, then the answer sealed, as the agent sends it.
+    for frame in e2e.content(&answer)? {
+        agent
+            .tx
+            .send(frame)
+            .await
+            .map_err(|_| anyhow!("agent link closed"))?;
+    }
     operator_reads(&s.chats, sid, &pong).await?;
     Ok((t0.elapsed(), leg))
 }
@@ -193,10 +202,10 @@ pub async fn session(s: &mut Setup, c: &Counters<'_>, i: usize, keep: bool) -> R
     let (mut agent, connect) = step("agent join", join(&s.agent_ep, code)).await?;
     let joined = t0.elapsed();
     let pg1 = c.pg();
-    step("attach", s.op.attach(&inv.session_id)).await?;
+    let mut e2e = crate::raw_e2e::attach(&s.op, &mut agent, &inv.session_id).await?;
     let total = t0.elapsed();
     let pg2 = c.pg();
-    let (rtt, leg) = chat(s, &mut agent, &inv.session_id, i).await?;
+    let (rtt, leg) = chat(s, &mut agent, &mut e2e, &inv.session_id, i).await?;
     let (v1, pg3) = (c.nats.varz().await?, c.pg());
     step("end", s.op.end(&inv.session_id, "iteration over")).await?;
     agent_closed(&mut agent).await;

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lifeline_core::config::store::StoreConfig;
-use lifeline_protocol::MAX_DATA_PAYLOAD_BYTES;
 
 use crate::{Opts, Row, ms, percentile, row};
 use infra::{Database, Nats, Node, PgProxy, broker_config, cluster};
@@ -281,7 +280,10 @@ async fn throughput_rows(bed: &Bed, opts: Opts) -> Result<Vec<Row>> {
     );
     let op = infra::operator(&bed.a.ep, |_| {}).await?;
     let mut rows = Vec::new();
-    for (chunk, label) in [(MAX_DATA_PAYLOAD_BYTES, "4 MiB-66"), (64 << 10, "64 KiB")] {
+    for (chunk, label) in [
+        (lifeline_operator::e2e::MAX_DATA_BYTES, "4 MiB-99"),
+        (64 << 10, "64 KiB"),
+    ] {
         let total = total / chunk as u64 * chunk as u64;
         let (same, same_rss) = throughput::relay(&op, &bed.a.ep, chunk, total).await?;
         let v0 = bed.nats.varz().await?;

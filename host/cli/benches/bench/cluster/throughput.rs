@@ -35,8 +35,8 @@ pub async fn relay(
     let inv = step("invite", op.invite("CL-TPUT", "Customer", None)).await?;
     let token = inv.link.rsplit('/').next().unwrap_or_default().into();
     let before = rss_kib() as i64;
-    let (agent, _) = join(agent_ep, JoinCredential::LinkToken(token)).await?;
-    step("attach", op.attach(&inv.session_id)).await?;
+    let (mut agent, _) = join(agent_ep, JoinCredential::LinkToken(token)).await?;
+    crate::raw_e2e::attach(op, &mut agent, &inv.session_id).await?;
     // The agent's sender must live on: dropping it closes the connection.
     let Link {
         tx: _agent_tx, rx, ..
