@@ -5,6 +5,7 @@
 //! [`crate::END_COMMAND`] always ends the session (the session loop checks
 //! it before offering a line here).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,7 +37,14 @@ struct State {
     /// The last request's ID (IDs count from 1).
     last_id: u64,
     pending: Option<Pending>,
+    /// The latest security code of each operator's end-to-end channel,
+    /// shown beside their name in a question.
+    codes: BTreeMap<String, String>,
 }
+
+/// Most operators whose security code a prompter keeps: a session has a
+/// handful; the names come from the broker, so they are bounded here.
+pub const MAX_CODES: usize = 64;
 
 /// Why an answer was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,8 +75,9 @@ pub fn parse_answer(s: &str) -> Option<ConsentDecision> {
     }
 }
 
-/// The request as the customer channel carries it.
-fn ask_event(id: u64, req: &ConsentRequest, timeout: Duration) -> ConsentAsk {
+/// The request as the customer channel carries it (`code`: the security
+/// code of the asking operator's channel).
+fn ask_event(id: u64, req: &ConsentRequest, code: Option<String>, timeout: Duration) -> ConsentAsk {
     let (kind, answers) = match req.kind {
         RequestKind::Capability => (
             ConsentKind::Capability,
@@ -90,6 +99,7 @@ fn ask_event(id: u64, req: &ConsentRequest, timeout: Duration) -> ConsentAsk {
         plugin: req.plugin.clone(),
         action: req.action.clone(),
         detail: req.detail.clone(),
+        code,
         kind,
         answers,
         deadline_ms: lifeline_core::time::now_millis().saturating_add(timeout_ms),
@@ -107,6 +117,16 @@ impl InputPrompter {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("prompt lock is never poisoned")
+    }
+
+    /// `operator`'s end-to-end channel is ready with security code `code`:
+    /// their questions show it from now on.
+    pub fn set_code(&self, operator: &str, code: &str) {
+        let mut st = self.state();
+        if st.codes.len() >= MAX_CODES && !st.codes.contains_key(operator) {
+            st.codes.pop_first();
+        }
+        st.codes.insert(operator.to_string(), code.to_string());
     }
 
     /// Takes a typed line if it is an answer command (true); any other line
@@ -160,7 +180,7 @@ impl InputPrompter {
     async fn ask_inner(&self, req: &ConsentRequest, timeout: Duration) -> Option<ConsentDecision> {
         let (tx, rx) = oneshot::channel();
         // Ready for the answer before the question is on screen.
-        let id = {
+        let (id, code) = {
             let mut st = self.state();
             st.last_id += 1;
             let id = st.last_id;
@@ -169,10 +189,10 @@ impl InputPrompter {
                 kind: req.kind,
                 tx,
             });
-            id
+            (id, st.codes.get(&req.operator).cloned())
         };
         self.ui
-            .event(&CustomerEvent::Consent(ask_event(id, req, timeout)));
+            .event(&CustomerEvent::Consent(ask_event(id, req, code, timeout)));
         let (resolution, decision) = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(d)) => (Resolution::Answered, Some(d)),
             Ok(Err(_)) | Err(_) => {
@@ -265,6 +285,42 @@ mod tests {
         assert!(p.state.lock().unwrap().pending.is_some(), "still waiting");
         assert!(p.offer(DENY));
         assert_eq!(h.await.unwrap(), Some(ConsentDecision::Deny));
+    }
+
+    /// Records the consent questions put to the customer.
+    #[derive(Default)]
+    struct Asked(Mutex<Vec<ConsentAsk>>);
+    impl CustomerUi for Asked {
+        fn show(&self, _: &str) {}
+        fn event(&self, ev: &CustomerEvent) {
+            if let CustomerEvent::Consent(ask) = ev {
+                self.0.lock().unwrap().push(ask.clone());
+            }
+        }
+    }
+
+    /// Once an operator's end-to-end channel is ready, their questions
+    /// show its security code beside their name; others' do not.
+    #[tokio::test]
+    async fn a_question_shows_the_askers_security_code() {
+        let ui = Arc::new(Asked::default());
+        let p = InputPrompter::new(Arc::clone(&ui) as Arc<dyn CustomerUi>);
+        assert_eq!(p.ask(&req(), Duration::from_millis(1)).await, None);
+        p.set_code("Bob", "111 111");
+        p.set_code("Alice", "123 456");
+        assert_eq!(p.ask(&req(), Duration::from_millis(1)).await, None);
+        let asked = ui.0.lock().unwrap().clone();
+        assert_eq!(asked[0].code, None);
+        assert_eq!(asked[1].code.as_deref(), Some("123 456"));
+        let text = CustomerEvent::Consent(asked[1].clone()).text().unwrap();
+        assert!(
+            text.contains("Alice (security code 123 456) wants plugin"),
+            "{text}"
+        );
+        for i in 0..MAX_CODES {
+            p.set_code(&format!("op{i:03}"), "000 000");
+        }
+        assert_eq!(p.state().codes.len(), MAX_CODES, "bounded");
     }
 
     /// A window's answer and a typed one to the same request: the first

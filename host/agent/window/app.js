@@ -1,5 +1,6 @@
 // The customer's window: the agent's own page on loopback. It shows who
-// is helping and the session state, the chat both ways, consent requests
+// is helping and the session state, the security code of each operator's
+// end-to-end channel (beside their name), the chat both ways, consent requests
 // (src/consent.js), the screen-sharing indicator with Stop, a run-as
 // suspension, plugins' announcements (license offers) and the end of the
 // session, and sends the customer's commands back (src/connection.js).
@@ -15,8 +16,9 @@ import { ConsentDialog } from './src/consent.js';
 
 const $ = (id) => document.getElementById(id);
 
-/** What the page knows, rebuilt from the events of each connection. */
-const view = { helper: null, ended: false };
+/** What the page knows, rebuilt from the events of each connection.
+ * `codes`: operator name → the security code of their latest channel. */
+const view = { helper: null, ended: false, codes: new Map() };
 
 let link = null;
 let consent = null;
@@ -45,6 +47,7 @@ function renderHelper() {
     box.append(h('span', { t: 'window.noHelper' }));
     return;
   }
+  const code = view.codes.get(hp.name);
   box.append(
     h('span', { class: 'name', testid: 'helper-name', text: hp.name }),
     h('span', {
@@ -53,8 +56,21 @@ function renderHelper() {
       t: hp.title ? 'window.helperMeta' : 'window.helperOrg',
       targs: { title: hp.title, organisation: hp.organisation },
     }),
+    code ? h('span', { class: 'code', testid: 'helper-code', t: 'window.security.code', targs: { code } }) : null,
   );
   box.setAttribute('aria-label', t('window.helper', { name: hp.name }));
+}
+
+/** Each operator's security code, to compare with what they read out. */
+function renderCodes() {
+  const list = $('codes');
+  list.replaceChildren();
+  for (const [operator, code] of view.codes) {
+    list.append(
+      h('li', { dataset: { operator, code } },
+        h('span', { t: 'window.security.line', targs: { operator, code } })),
+    );
+  }
 }
 
 function chatLine(from, who, text, extra = {}) {
@@ -83,6 +99,11 @@ const handlers = {
   },
   state(ev) {
     setState(ev.state);
+  },
+  secured(ev) {
+    view.codes.set(ev.operator, ev.code);
+    renderHelper();
+    renderCodes();
   },
   chat(ev) {
     if (ev.from === 'customer') chatLine('customer', t('window.you'), ev.text);
@@ -164,6 +185,8 @@ function eventText(ev) {
 function reset() {
   view.helper = null;
   view.ended = false;
+  view.codes.clear();
+  $('codes').replaceChildren();
   $('chat-log').replaceChildren();
   $('notices').replaceChildren();
   for (const id of ['back', 'sharing', 'suspension', 'ended', 'refused']) $(id).hidden = true;
@@ -210,6 +233,7 @@ function wire() {
     await setLanguage(select.value);
     relabel();
     renderHelper();
+    renderCodes();
     consent.current && consent.render();
   });
 }

@@ -45,6 +45,10 @@ pub struct ConsentAsk {
     pub action: String,
     /// The manifest's consent text (or the operator's question).
     pub detail: String,
+    /// The security code of the operator's end-to-end channel, shown
+    /// beside their name (see [`CustomerEvent::Secured`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     pub kind: ConsentKind,
     /// The answers the customer may give.
     pub answers: Vec<ConsentDecision>,
@@ -69,6 +73,10 @@ pub enum CustomerEvent {
     },
     /// The session's state as the broker tells it.
     State { state: SessionState, detail: String },
+    /// An end-to-end channel with an endpoint of `operator` is ready:
+    /// `code` is its security code, which the operator reads out; if the
+    /// two differ, someone sits between them.
+    Secured { operator: String, code: String },
     /// A chat line, either way.
     Chat {
         from: Party,
@@ -114,6 +122,7 @@ impl CustomerEvent {
             E::Line { text } => text.clone(),
             E::Welcome { .. } => welcome_text(self)?,
             E::State { detail, .. } => format!("* {detail}"),
+            E::Secured { operator, code } => secured_text(operator, code),
             E::Chat {
                 from: Party::Customer,
                 ..
@@ -195,17 +204,28 @@ fn welcome_text(ev: &CustomerEvent) -> Option<String> {
     })
 }
 
+/// A ready channel's code, as the customer reads it at a terminal.
+fn secured_text(operator: &str, code: &str) -> String {
+    format!(
+        "* Security code with {operator}: {code} — {operator} reads you the same code; if it differs, end the session ({END_COMMAND})."
+    )
+}
+
 /// The question as the customer reads it at a terminal.
 fn question_text(a: &ConsentAsk) -> String {
     let secs = a.timeout_secs;
+    let who = match &a.code {
+        Some(code) => format!("{} (security code {code})", a.operator),
+        None => a.operator.clone(),
+    };
     match a.kind {
         ConsentKind::Capability => format!(
-            "\n*** Consent needed ***\n{} wants plugin \"{}\" to use \"{}\":\n  {}\nType {ALLOW_ONCE} (this once), {ALLOW_SESSION} (this, as described, for the rest of the session) or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
-            a.operator, a.plugin, a.action, a.detail
+            "\n*** Consent needed ***\n{who} wants plugin \"{}\" to use \"{}\":\n  {}\nType {ALLOW_ONCE} (this once), {ALLOW_SESSION} (this, as described, for the rest of the session) or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
+            a.plugin, a.action, a.detail
         ),
         ConsentKind::Question => format!(
-            "\n*** Consent needed: a question from {} ***\n  {}\n(about \"{}\" of plugin \"{}\"; your answer is recorded and gives no permission by itself)\nType {ALLOW_ONCE} or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
-            a.operator, a.detail, a.action, a.plugin
+            "\n*** Consent needed: a question from {who} ***\n  {}\n(about \"{}\" of plugin \"{}\"; your answer is recorded and gives no permission by itself)\nType {ALLOW_ONCE} or {DENY}. Other lines are chat. No answer within {secs} s = deny.",
+            a.detail, a.action, a.plugin
         ),
     }
 }

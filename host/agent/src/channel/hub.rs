@@ -25,6 +25,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 struct Snapshot {
     welcome: Option<CustomerEvent>,
     state: Option<CustomerEvent>,
+    /// The latest security code of each operator's channel.
+    codes: BTreeMap<String, CustomerEvent>,
     consents: BTreeMap<u64, CustomerEvent>,
     sharing: BTreeMap<String, CustomerEvent>,
     suspension: Option<CustomerEvent>,
@@ -38,6 +40,10 @@ impl Snapshot {
         match ev {
             E::Welcome { .. } => self.welcome = Some(ev.clone()),
             E::State { .. } => self.state = Some(ev.clone()),
+            E::Secured { operator, .. } => {
+                // Bounded by the session's operators, each kept once.
+                self.codes.insert(operator.clone(), ev.clone());
+            }
             E::Consent(ask) => {
                 self.consents.insert(ask.id, ev.clone());
             }
@@ -80,6 +86,7 @@ impl Snapshot {
     fn events(&self) -> Vec<CustomerEvent> {
         let mut out: Vec<CustomerEvent> = self.welcome.iter().cloned().collect();
         out.extend(self.state.iter().cloned());
+        out.extend(self.codes.values().cloned());
         out.extend(self.recent.iter().cloned());
         out.extend(self.sharing.values().cloned());
         out.extend(self.suspension.iter().cloned());
@@ -217,12 +224,23 @@ mod tests {
             name: "Alice".into(),
             text: "hi".into(),
         });
+        for code in ["111 111", "123 456"] {
+            hub.event(&CustomerEvent::Secured {
+                operator: "Alice".into(),
+                code: code.into(),
+            });
+        }
         let back = hub.subscribe().backlog;
         assert!(matches!(
             &back[0],
             CustomerEvent::Welcome { rejoined: true, .. }
         ));
-        assert_eq!(back.len(), 1 + HISTORY);
+        // The latest security code of each operator, once.
+        assert!(matches!(
+            &back[1],
+            CustomerEvent::Secured { code, .. } if code == "123 456"
+        ));
+        assert_eq!(back.len(), 2 + HISTORY);
         // Commands go to the session, and its answer comes back.
         let h = tokio::spawn({
             let hub = Arc::clone(&hub);

@@ -1,4 +1,5 @@
-// Consent requests as a modal dialog: who asks, which plugin, the
+// Consent requests as a modal dialog: who asks (with the security code of
+// their end-to-end channel, when there is one), which plugin, the
 // manifest's consent text, the allowed answers and a countdown to the
 // deadline the agent set. The agent decides expiry (deny); the page only
 // shows the seconds left and closes the dialog when the agent says the
@@ -79,6 +80,10 @@ export class ConsentDialog {
     this.dialog.dataset.kind = a.kind;
     setT(document.getElementById('consent-title'), question ? 'window.consent.questionTitle' : 'window.consent.title', args);
     setT(document.getElementById('consent-what'), question ? 'window.consent.questionWhat' : 'window.consent.what', args);
+    const code = document.getElementById('consent-code');
+    if (a.code) setT(code, 'window.security.consent', { operator: a.operator, code: a.code });
+    else code.textContent = '';
+    code.hidden = !a.code;
     document.getElementById('consent-detail').textContent = a.detail;
     const note = document.getElementById('consent-note');
     if (question) setT(note, 'window.consent.questionNote');
