@@ -11,6 +11,7 @@ pub mod background;
 pub mod channel;
 pub mod config;
 pub mod credential;
+pub mod e2e;
 pub mod joinfile;
 pub mod native;
 pub mod plugins;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::PluginsConfig;
 use lifeline_core::consent::{self, ConsentEngine, ConsentRequest, RequestKind};
 use lifeline_core::link::FrameSender;
-use lifeline_protocol::{Frame, PluginCommandInfo, PluginSummary, SessionMessage};
+use lifeline_protocol::{PluginCommandInfo, PluginSummary, SessionMessage};
 use lifeline_runtime::host::HostEnv;
 use lifeline_runtime::stream::{Mode, StreamInfo, StreamSink, StreamStats};
 use lifeline_runtime::watch::{self, HotReload, ReloadEvent};
@@ -271,13 +271,16 @@ impl Natives for AgentPort {
     }
 }
 
-/// Where a session's plugin streams go: data frames straight onto the
-/// broker link (its bounded queue is the back-pressure), announcements
-/// through the session loop, operator input to the long-lived plugin.
+/// Where a session's plugin streams go: data frames sealed once per ready
+/// operator endpoint and straight onto the broker link (its bounded queue
+/// is the back-pressure), announcements through the session loop, operator
+/// input to the long-lived plugin.
 pub struct AgentSink {
     /// The current broker link: replaced when the session resumes on a new
     /// connection.
     pub link: Arc<std::sync::RwLock<FrameSender>>,
+    /// The session's end-to-end channels.
+    pub ends: Arc<crate::e2e::SessionEnds>,
     pub rt: tokio::runtime::Handle,
     pub tx: mpsc::UnboundedSender<SessionMessage>,
     /// Set once the session's long-lived plugins run.
@@ -296,10 +299,10 @@ impl AgentSink {
 impl StreamSink for AgentSink {
     fn data(&self, payload: Vec<u8>) -> bool {
         let link = self.current_link();
-        self.rt.block_on(link.send(Frame::Data(payload))).is_ok()
+        self.ends.send_data(&link, &self.rt, &payload)
     }
     fn try_data(&self, payload: Vec<u8>) -> bool {
-        self.current_link().try_send(Frame::Data(payload)).is_ok()
+        self.ends.try_send_data(&self.current_link(), &payload)
     }
     fn opened(&self, info: &StreamInfo) {
         let _ = self.tx.send(SessionMessage::StreamOpened {

@@ -9,11 +9,11 @@ use crate::END_COMMAND;
 use crate::channel::CustomerEvent;
 
 impl Session<'_> {
-    /// `Chat` from the operator.
-    pub(super) fn on_chat(&self, text: &str) {
+    /// `Chat` from the operator named `name`.
+    pub(super) fn on_chat(&self, text: &str, name: String) {
         self.ui.event(&CustomerEvent::Chat {
             from: Party::Operator,
-            name: self.operator.name.clone(),
+            name,
             text: text.to_string(),
         });
     }
@@ -64,8 +64,13 @@ impl Session<'_> {
         Flow::Break(Ok(self.outcome(Party::Customer, reason)))
     }
 
-    /// A chat line of the customer to the operator.
+    /// A chat line of the customer to the operator (refused when longer
+    /// than an operator's may be).
     pub(super) async fn send_chat(&mut self, text: String) {
+        if let Err(why) = crate::e2e::check_customer_chat(&text) {
+            self.ui.show(&format!("! {why}"));
+            return;
+        }
         let from = Party::Customer;
         self.ui.event(&CustomerEvent::Chat {
             from,

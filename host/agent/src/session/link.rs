@@ -1,7 +1,8 @@
-//! What arrives from the broker: data frames go to the plugin streams,
-//! control messages to their handlers. Both matches below list every kind
-//! (no catch-all arm), so a new message cannot compile without a decision
-//! here.
+//! What arrives from the broker: data frames, opened, go to the plugin
+//! streams; control messages to their handlers (session messages through
+//! the end-to-end channels first, `sealed.rs`). Both matches below list
+//! every kind (no catch-all arm), so a new message cannot compile without
+//! a decision here.
 
 use lifeline_protocol::{Frame, Message, SessionMessage};
 
@@ -16,9 +17,10 @@ impl Session<'_> {
         };
         match frame {
             Frame::Control(msg) => return self.on_message(msg).await,
-            Frame::Data(d) => match lifeline_protocol::StreamData::decode(d) {
-                Ok(data) => self.streams.on_operator_data(data),
-                Err(e) => tracing::debug!("stream frame ignored: {e}"),
+            // Credit and input come sealed by an operator endpoint.
+            Frame::Data(d) => match self.ends.open_data(&d) {
+                Ok((_endpoint, data)) => self.streams.on_operator_data(data),
+                Err(e) => tracing::warn!("data frame of {} bytes refused: {e}", d.len()),
             },
             // Only the broker's operator side names sessions.
             Frame::SessionData { .. } => {}
@@ -54,28 +56,32 @@ impl Session<'_> {
         Flow::Continue(())
     }
 
-    /// One handler per kind the broker sends the agent.
-    async fn on_session_message(&mut self, msg: SessionMessage) -> Flow {
+    /// One handler per kind the broker sends the agent, said by the broker
+    /// in the clear (`operator` is `None`) or opened from the endpoint the
+    /// broker named `operator`: who asks is that name, never one inside
+    /// the message.
+    pub(super) async fn dispatch(&mut self, msg: SessionMessage, operator: Option<String>) -> Flow {
         use SessionMessage as M;
+        let name = operator.unwrap_or_else(|| self.operator.name.clone());
         match msg {
-            M::Chat { text, .. } => self.on_chat(&text),
+            M::Chat { text, .. } => self.on_chat(&text, name),
             M::State { state, detail } => return self.on_state(state, detail),
             M::End { by, reason } => return self.on_end(by, reason),
             M::CredentialReply { request_id, secret } => self.creds.answer(request_id, secret),
             M::ConsentRequest {
                 request_id,
-                operator,
                 plugin,
                 action,
                 detail,
-            } => self.on_question(request_id, operator, plugin, action, detail),
+                ..
+            } => self.on_question(request_id, name, plugin, action, detail),
             M::ListPlugins { request_id } => self.on_list_plugins(request_id),
             M::RunPlugin {
                 call_id,
                 plugin,
                 command,
                 args,
-            } => self.on_run_plugin(call_id, plugin, command, args),
+            } => self.on_run_plugin(call_id, plugin, command, args, name),
             M::ScriptBatch {
                 batch_id,
                 operator,
@@ -103,6 +109,12 @@ impl Session<'_> {
             | M::StreamClosed { .. }
             | M::CredentialRequest { .. }
             | M::Access { .. } => {}
+            // The end-to-end envelope: the channels handle it before this.
+            M::E2eHello { .. }
+            | M::E2eReply { .. }
+            | M::Sealed { .. }
+            | M::E2eClosed { .. }
+            | M::Record { .. } => {}
         }
         Flow::Continue(())
     }

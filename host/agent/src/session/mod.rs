@@ -22,7 +22,8 @@
 //! a run-as login), `batches.rs` (script batches), `control.rs` (rejoin
 //! tickets and reboot notices), `outgoing.rs` (what plugin calls send to the
 //! operator), `resume.rs` (a lost broker connection, resumed with the
-//! resume credential). A new message kind does not compile until it is given a
+//! resume credential), `sealed.rs` (session content end to end: opened,
+//! checked and recorded on the way in, recorded and sealed on the way out). A new message kind does not compile until it is given a
 //! handler there. A handler answers [`Flow`]: go on, or the session ends
 //! with this result.
 
@@ -36,6 +37,7 @@ mod outgoing;
 mod plugin_calls;
 mod question;
 mod resume;
+mod sealed;
 pub(crate) mod setup;
 mod teardown;
 
@@ -97,6 +99,9 @@ pub(crate) struct Session<'a> {
     /// after a resume (`resume::Outbox` bounds them).
     outbox: resume::Outbox,
     sid: String,
+    /// The end-to-end channels with the operator endpoints (shared with
+    /// the plugin streams, which seal their frames on them).
+    ends: Arc<crate::e2e::SessionEnds>,
     session: SessionInfo,
     operator: OperatorProfile,
     engine: Arc<Mutex<ConsentEngine>>,
@@ -187,10 +192,20 @@ impl Session<'_> {
         Flow::Continue(())
     }
 
+    /// Sends a session message: content sealed to every ready operator
+    /// endpoint and recorded (`sealed.rs`), the rest as it is, numbered.
+    async fn send(&mut self, msg: SessionMessage) {
+        if msg.is_content() {
+            self.send_content(msg).await;
+        } else {
+            self.send_numbered(msg).await;
+        }
+    }
+
     /// Sends a session message to the broker, numbered and kept for a
     /// resend after a resume (a lost link shows up as the end of the
     /// incoming frames).
-    async fn send(&mut self, msg: SessionMessage) {
+    async fn send_numbered(&mut self, msg: SessionMessage) {
         self.seq += 1;
         self.outbox.keep(self.seq, &msg);
         let session_id = self.sid.clone();
@@ -210,9 +225,15 @@ impl Session<'_> {
 
     /// The session port of plugin call `call_id` (0: the long-lived plugins).
     fn port(&self, call_id: u64) -> Arc<crate::plugins::AgentPort> {
+        self.port_for(call_id, self.operator.name.clone())
+    }
+
+    /// The session port of plugin call `call_id` that `operator` asked for
+    /// (the name the broker gave their endpoint).
+    fn port_for(&self, call_id: u64, operator: String) -> Arc<crate::plugins::AgentPort> {
         Arc::new(crate::plugins::AgentPort {
             session_id: self.sid.clone(),
-            operator: self.operator.name.clone(),
+            operator,
             call_id,
             engine: Arc::clone(&self.engine),
             prompter: Arc::clone(&self.prompter),

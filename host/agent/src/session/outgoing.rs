@@ -105,6 +105,11 @@ fn customer_line(msg: &SessionMessage) -> Option<String> {
         | M::State { .. }
         | M::CredentialRequest { .. }
         | M::CredentialReply { .. }
-        | M::Access { .. } => None,
+        | M::Access { .. }
+        | M::E2eHello { .. }
+        | M::E2eReply { .. }
+        | M::Sealed { .. }
+        | M::E2eClosed { .. }
+        | M::Record { .. } => None,
     }
 }

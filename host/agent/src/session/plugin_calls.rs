@@ -21,20 +21,17 @@ impl Session<'_> {
         });
     }
 
-    /// `RunPlugin`: refused without plugins or for a host-only command;
-    /// otherwise run, its result sent as `PluginDone`.
+    /// `RunPlugin` of `operator`: refused without plugins or for a
+    /// host-only command; otherwise run, its result sent as `PluginDone`.
     pub(super) fn on_run_plugin(
         &self,
         call_id: u64,
         plugin: String,
         command: String,
         args: Vec<String>,
+        operator: String,
     ) {
-        let line = format!(
-            "* {} runs {plugin} {command} {}",
-            self.operator.name,
-            args.join(" ")
-        );
+        let line = format!("* {operator} runs {plugin} {command} {}", args.join(" "));
         self.ui.show(line.trim_end());
         let tx = self.plug_tx.clone();
         let Some(host) = self.plugin_host.clone() else {
@@ -57,7 +54,7 @@ impl Session<'_> {
             });
             return;
         }
-        let port = self.port(call_id);
+        let port = self.port_for(call_id, operator);
         let services = std::sync::Arc::clone(&self.services);
         let live = host
             .manifest(&plugin)

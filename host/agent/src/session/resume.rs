@@ -11,6 +11,10 @@
 //! meanwhile, or the broker did not restart and ended the session when the
 //! connection dropped), the session ends as before with the connection
 //! lost.
+//!
+//! The end-to-end channels are forgotten on a resume: the operator
+//! endpoints start new ones (and the customer sees their new codes).
+//! Sealed messages are not kept for the resend (see `sealed.rs`).
 
 use std::collections::VecDeque;
 
@@ -97,6 +101,8 @@ impl Session<'_> {
             .write()
             .expect("sink link lock is never poisoned") = link.tx.clone();
         self.link = link;
+        // The operator endpoints start new end-to-end channels.
+        self.ends.clear();
         self.send_again(received).await;
         self.resumed(present.unwrap_or(false), &why).await
     }

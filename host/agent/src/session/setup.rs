@@ -91,8 +91,10 @@ impl<'a> Session<'a> {
         // the session's events.
         let services_cell = Arc::new(OnceLock::new());
         let sink_link = Arc::new(std::sync::RwLock::new(e.link.tx.clone()));
+        let ends = Arc::new(crate::e2e::SessionEnds::new(&e.session.session_id));
         let streams = StreamHub::new(Box::new(plugins::AgentSink {
             link: Arc::clone(&sink_link),
+            ends: Arc::clone(&ends),
             rt: tokio::runtime::Handle::current(),
             tx: p.plug_tx.clone(),
             services: Arc::clone(&services_cell),
@@ -112,6 +114,7 @@ impl<'a> Session<'a> {
             input,
             commands,
             sid: e.session.session_id.clone(),
+            ends,
             link: e.link,
             sink_link,
             resume: None,
