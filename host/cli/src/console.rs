@@ -43,12 +43,25 @@ pub async fn attach(c: &Client, session: &str) -> Result<SessionSummary, Operato
 /// Shows the session's security code in the console, or that it follows.
 fn show_code(c: &Client, s: &SessionSummary, shown: &mut Option<String>) {
     match c.sas(&s.session_id) {
-        Some(sas) => {
-            say!("{}", security_line(&sas));
-            *shown = Some(sas);
-        }
+        Some(sas) => announce(sas, shown),
         None => say!("* {}", no_channel_line(s)),
     }
+}
+
+/// Shows the code of a ready channel unless it is the one shown last;
+/// a different one is announced as new (compare it with the customer's
+/// again).
+fn announce(sas: String, shown: &mut Option<String>) {
+    if shown.as_ref() == Some(&sas) {
+        return;
+    }
+    if shown.is_some() {
+        say!(
+            "* a new end-to-end channel with the customer's agent: the security code changed; compare it again."
+        );
+    }
+    say!("{}", security_line(&sas));
+    *shown = Some(sas);
 }
 
 /// Prints a plugin list: id, version, runtime, commands, capabilities.
@@ -105,18 +118,9 @@ pub async fn run(cfg: &OperatorConfig, mut c: Client, session: &str) -> Result<E
                         .map_err(|e| anyhow::anyhow!("the connection to the broker was lost and could not be restored: {e}"))?;
                     c = again;
                     say!("* back in session {} ({})", s.session_id, s.state);
-                    shown = None;
                     show_code(&c, &s, &mut shown);
                 }
-                Some(Event::Secured { sas, .. }) => {
-                    if shown.as_ref() != Some(&sas) {
-                        if shown.is_some() {
-                            say!("* a new end-to-end channel with the customer's agent (it came back): the security code changed.");
-                        }
-                        say!("{}", security_line(&sas));
-                        shown = Some(sas);
-                    }
-                }
+                Some(Event::Secured { sas, .. }) => announce(sas, &mut shown),
                 Some(Event::Session { msg, .. }) => match msg {
                     SessionMessage::Chat { text, .. } => say!("[customer] {text}"),
                     SessionMessage::State { detail, .. } => say!("* {detail}"),
