@@ -238,10 +238,14 @@ async fn a_relay_that_swaps_keys_reads_the_chat_but_the_codes_differ() {
     // Each side shows the code of its channel with the relay...
     assert_eq!(
         seen.codes_with_operator,
-        [operator_code.clone()],
+        std::slice::from_ref(&operator_code),
         "{seen:?}"
     );
-    assert_eq!(seen.codes_with_agent, [customer_code.clone()], "{seen:?}");
+    assert_eq!(
+        seen.codes_with_agent,
+        std::slice::from_ref(&customer_code),
+        "{seen:?}"
+    );
     // ...and the two differ: the customer reads theirs out, the operator
     // sees it is not the one on their screen. (Equal by chance once in a
     // million runs: the relay cannot choose them.)

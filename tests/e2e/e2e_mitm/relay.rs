@@ -158,25 +158,27 @@ impl Conn {
         let to_agent = writer(agent_w);
         let to_broker = writer(broker_w);
         let (state, ta, tb) = (Arc::clone(&self.state), to_agent.clone(), to_broker.clone());
-        let from_agent = tokio::spawn(async move {
+        let mut from_agent = tokio::spawn(async move {
             while let Ok(frame) = read_frame(&mut agent_r, MAX_FRAME_BYTES).await {
-                let out = state.lock().unwrap().from_agent(frame);
+                let out = state.lock().unwrap().on_agent_frame(frame);
                 send_all(out, &ta, &tb);
             }
         });
         let state = Arc::clone(&self.state);
-        let from_broker = tokio::spawn(async move {
+        let mut from_broker = tokio::spawn(async move {
             while let Ok(frame) = read_frame(&mut broker_r, MAX_FRAME_BYTES).await {
-                let out = state.lock().unwrap().from_broker(frame);
+                let out = state.lock().unwrap().on_broker_frame(frame);
                 send_all(out, &to_agent, &to_broker);
             }
         });
-        // Either side closing closes the other (the writers end when both
-        // pumps dropped their senders).
+        // Either side closing closes the other: both pumps stop, their
+        // senders go, so the writers end and both connections drop.
         tokio::select! {
-            _ = from_agent => {}
-            _ = from_broker => {}
+            _ = &mut from_agent => {}
+            _ = &mut from_broker => {}
         }
+        from_agent.abort();
+        from_broker.abort();
     }
 }
 
@@ -236,7 +238,7 @@ struct Envelope {
 }
 
 impl Envelope {
-    fn open(msg: Message) -> Result<(Envelope, SessionMessage), Message> {
+    fn open(msg: Message) -> Result<(Envelope, SessionMessage), Box<Message>> {
         match msg {
             Message::Session { session_id, msg } => Ok((
                 Envelope {
@@ -256,7 +258,7 @@ impl Envelope {
                 },
                 msg,
             )),
-            other => Err(other),
+            other => Err(Box::new(other)),
         }
     }
 
@@ -286,7 +288,7 @@ fn seed() -> [u8; 32] {
 }
 
 impl State {
-    fn from_broker(&mut self, frame: Frame) -> Out {
+    fn on_broker_frame(&mut self, frame: Frame) -> Out {
         let frame = match self.tamper {
             Tamper::SwapKeys => return self.swap_from_broker(frame),
             Tamper::FlipByte(Towards::Agent) | Tamper::ReplayToAgent => {
@@ -297,7 +299,7 @@ impl State {
         vec![(Towards::Agent, frame)]
     }
 
-    fn from_agent(&mut self, frame: Frame) -> Out {
+    fn on_agent_frame(&mut self, frame: Frame) -> Out {
         let frame = match self.tamper {
             Tamper::SwapKeys => return self.swap_from_agent(frame),
             Tamper::FlipByte(Towards::Operator) => {
@@ -315,7 +317,7 @@ impl State {
         };
         let (env, msg) = match Envelope::open(msg) {
             Ok(opened) => opened,
-            Err(other) => return vec![(towards, Frame::Control(other))],
+            Err(other) => return vec![(towards, Frame::Control(*other))],
         };
         let SessionMessage::Sealed { endpoint, data } = msg else {
             return vec![(towards, env.wrap(msg))];
@@ -360,7 +362,7 @@ impl State {
         };
         let (env, msg) = match Envelope::open(msg) {
             Ok(opened) => opened,
-            Err(other) => return vec![(Towards::Agent, Frame::Control(other))],
+            Err(other) => return vec![(Towards::Agent, Frame::Control(*other))],
         };
         match msg {
             SessionMessage::E2eHello {
@@ -438,7 +440,7 @@ impl State {
         };
         let (env, msg) = match Envelope::open(msg) {
             Ok(opened) => opened,
-            Err(other) => return vec![(Towards::Operator, Frame::Control(other))],
+            Err(other) => return vec![(Towards::Operator, Frame::Control(*other))],
         };
         let endpoint = match &msg {
             SessionMessage::E2eReply { endpoint, .. } | SessionMessage::Sealed { endpoint, .. } => {
