@@ -22,6 +22,7 @@ mod plugin_dev;
 mod plugins;
 pub mod processes;
 mod proxy;
+mod raw_e2e;
 mod reboot;
 mod runas;
 mod screen;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::raw_e2e::RawE2e;
+use crate::raw_e2e::{RawE2e, answer_hello};
 use crate::support::*;
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
@@ -503,9 +503,14 @@ async fn an_agent_that_stops_reading_is_dropped_without_blocking_the_operator() 
     write_frame(&mut s, &Frame::Control(join)).await.unwrap();
     assert!(matches!(next_message(&mut s).await, Message::Joined { .. }));
     alice.wait_ready(&sid, WAIT).await.unwrap();
-    alice.attach(&sid).await.unwrap();
+    let e2e = RawE2e::new(&sid);
+    let (mut agent_rd, mut agent_wr) = tokio::io::split(s);
+    let (attached, ()) = tokio::join!(
+        alice.attach(&sid),
+        answer_hello(&e2e, &mut agent_rd, &mut agent_wr)
+    );
+    attached.unwrap();
     // From now on the agent never reads.
-    let (_agent_rd, agent_wr) = tokio::io::split(s);
     keep_pinging(agent_wr);
 
     // The operator sends about 12 MB of data; its own handler must not
