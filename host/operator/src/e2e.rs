@@ -73,6 +73,10 @@ struct Slot {
     status: Status,
     /// Channels failed in a row since the last ready one.
     failures: u32,
+    /// `attach` waits for the next ready channel and hands its code to
+    /// the caller: no [`Event::Secured`] for that one (callers that attach
+    /// once see no new event).
+    quiet: bool,
 }
 
 /// What the reader does with one session message, decided under the lock.
@@ -177,6 +181,7 @@ impl Channels {
             end: None,
             status: Status::Attaching,
             failures: 0,
+            quiet: true,
         };
         self.lock().insert(session_id.to_string(), slot);
         self.bump();
@@ -203,22 +208,29 @@ impl Channels {
 
     /// The attach reply said the session is in `state`: starts the channel
     /// unless the agent is away or a state notice started it already.
+    /// Returns whether `attach` waits for the channel (not when the agent
+    /// is away: the channel starts when it is back, with an
+    /// [`Event::Secured`]).
     pub(crate) async fn attached(
         &self,
         session_id: &str,
         state: SessionState,
-    ) -> Result<(), OperatorError> {
-        let start = {
+    ) -> Result<bool, OperatorError> {
+        let (start, wait) = {
             let mut slots = self.lock();
             match slots.get_mut(session_id) {
                 Some(slot) if slot.status == Status::Attaching => match away(state) {
                     Some(why) => {
                         slot.status = Status::Away(why);
-                        false
+                        slot.quiet = false;
+                        (false, false)
                     }
-                    None => true,
+                    None => (true, true),
                 },
-                _ => false,
+                // A state notice since the request started the channel:
+                // the agent is there.
+                Some(_) => (false, true),
+                None => (false, false),
             }
         };
         if start {
@@ -226,7 +238,15 @@ impl Channels {
         } else {
             self.bump();
         }
-        Ok(())
+        Ok(wait)
+    }
+
+    /// `attach` stopped waiting (the wait failed): a channel ready later
+    /// is announced.
+    pub(crate) fn unquiet(&self, session_id: &str) {
+        if let Some(slot) = self.lock().get_mut(session_id) {
+            slot.quiet = false;
+        }
     }
 
     /// Starts a new channel for `session_id` (new endpoint, new keys):
@@ -450,6 +470,11 @@ impl Channels {
             }
             slot.status = Status::Ready(sas.clone());
             slot.failures = 0;
+            if std::mem::replace(&mut slot.quiet, false) {
+                drop(slots);
+                self.bump();
+                return None;
+            }
         }
         self.bump();
         Some(Event::Secured { session_id, sas })

@@ -105,8 +105,9 @@ pub enum Event {
         session_id: String,
         payload: Vec<u8>,
     },
-    /// A new end-to-end channel with the customer's agent is ready (after
-    /// attaching, and again after the agent came back): `sas` is the
+    /// A new end-to-end channel with the customer's agent is ready (one
+    /// `attach` did not wait for: the agent came back, or was away when
+    /// attaching; `attach` hands its own by [`Client::sas`]): `sas` is the
     /// security code the customer's screen shows too. Ask the customer to
     /// read it out; if it differs, someone is between you: end the session.
     Secured {
@@ -319,7 +320,8 @@ impl Client {
     /// [`e2e::HANDSHAKE_TIMEOUT`]. When the agent is away (the customer's
     /// computer restarts, or it has not resumed the session since the
     /// broker restarted) it returns at once; the channel starts when the
-    /// agent is back ([`Event::Secured`]).
+    /// agent is back ([`Event::Secured`]). Every channel after the one
+    /// `attach` waited for is an [`Event::Secured`] too.
     pub async fn attach(&self, session_id: &str) -> Result<SessionSummary, OperatorError> {
         self.e2e.attaching(session_id);
         let attached = self
@@ -338,15 +340,16 @@ impl Client {
                 return Err(e);
             }
         };
-        self.e2e.attached(session_id, session.state).await?;
-        if !matches!(
-            session.state,
-            SessionState::Rebooting | SessionState::Reconnecting
-        ) {
+        if self.e2e.attached(session_id, session.state).await? {
             let deadline = tokio::time::Instant::now() + e2e::HANDSHAKE_TIMEOUT;
-            self.e2e
+            let ready = self
+                .e2e
                 .ready(session_id, deadline, e2e::HANDSHAKE_TIMEOUT)
-                .await?;
+                .await;
+            if let Err(e) = ready {
+                self.e2e.unquiet(session_id);
+                return Err(e);
+            }
         }
         Ok(session)
     }
