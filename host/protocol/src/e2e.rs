@@ -121,7 +121,7 @@ pub enum OperatorIncoming {
 }
 
 enum OpState {
-    Waiting(Initiator),
+    Waiting(Box<Initiator>),
     Ready(Channel),
     Closed,
 }
@@ -149,7 +149,7 @@ impl OperatorEnd {
         };
         let end = OperatorEnd {
             endpoint,
-            state: OpState::Waiting(init),
+            state: OpState::Waiting(Box::new(init)),
         };
         Ok((end, msg))
     }
@@ -343,7 +343,7 @@ pub enum AgentIncoming {
 }
 
 enum AgentState {
-    Pending(Responder),
+    Pending(Box<Responder>),
     Ready(Channel),
 }
 
@@ -439,7 +439,7 @@ impl AgentEnds {
             endpoint,
             AgentEnd {
                 operator,
-                state: AgentState::Pending(responder),
+                state: AgentState::Pending(Box::new(responder)),
                 since: self.hellos,
             },
         );
