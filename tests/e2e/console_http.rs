@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use crate::console_support::*;
 use crate::support::*;
 
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 #[tokio::test]
 async fn console_static_files_and_security_headers() {
@@ -29,6 +29,35 @@ async fn console_static_files_and_security_headers() {
     assert_eq!(page.header("x-content-type-options"), "nosniff");
     assert_eq!(page.header("referrer-policy"), "no-referrer");
     assert_eq!(b.get("/console").await.status, 308);
+    // The page pins what it loads (docs/security.md, "Web console"), and the
+    // bundle's manifest names the page exactly as served.
+    let text = page.text();
+    assert!(
+        text.contains("src=\"assets/app.js\" integrity=\"sha256-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<meta name=\"lifeline-integrity\" content=\""),
+        "{text}"
+    );
+    let manifest = b.get("/console/assets/manifest.json").await;
+    assert_eq!(manifest.status, 200);
+    let m = manifest.json();
+    use base64::Engine;
+    use sha2::Digest;
+    let page_hash = format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&page.body))
+    );
+    assert_eq!(m["index.html"], page_hash.as_str(), "{m}");
+    assert_eq!(m["version"], env!("CARGO_PKG_VERSION"));
+    let app = b.get("/console/assets/app.js").await;
+    let app_hash = format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&app.body))
+    );
+    assert_eq!(m["files"]["app.js"], app_hash.as_str());
+    assert!(text.contains(&format!("src=\"assets/app.js\" integrity=\"{app_hash}\"")));
     // Every file of the console folder, with its content type; the
     // frontend's tooling is not served.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../host/broker/console");
@@ -54,6 +83,7 @@ async fn console_static_files_and_security_headers() {
             "html" => "text/html",
             "svg" => "image/svg+xml",
             "png" => "image/png",
+            "wasm" => "application/wasm",
             _ => "",
         };
         assert!(ct.contains(want), "{rel}: {ct}");

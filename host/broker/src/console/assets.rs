@@ -1,7 +1,9 @@
 //! The console's static files (`host/broker/console/`): `index.html` at
 //! `/console/`, everything else under `/console/assets/`. Release builds
 //! embed them in the broker binary; debug builds read that folder, so the
-//! frontend can change without a rebuild.
+//! frontend can change without a rebuild. The page is served with the
+//! integrity of every file it loads, and the bundle's manifest at
+//! `/console/assets/manifest.json` (`integrity`).
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -9,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
 use super::error::ApiError;
+use super::integrity;
 
 /// The console folder without the frontend's own tooling (its tests, npm
 /// files, scripts), which browsers never need.
@@ -32,9 +35,57 @@ pub fn is_served(path: &str) -> bool {
 /// looked up in a fixed table.
 pub const MAX_ASSET_PATH_CHARS: usize = 256;
 
-/// `GET /console/`.
+/// `GET /console/`: index.html with the integrity of every file it loads.
 pub async fn index() -> Response {
-    serve("index.html").unwrap_or_else(not_found)
+    match page() {
+        Ok(page) => respond(page.into_bytes(), "text/html; charset=utf-8"),
+        Err(e) => broken(e),
+    }
+}
+
+/// The page as served, or why it cannot be.
+fn page() -> Result<String, integrity::IntegrityError> {
+    let template = Files::get("index.html").ok_or(integrity::IntegrityError::NoPage)?;
+    integrity::index_html(&String::from_utf8_lossy(&template.data), &hashes())
+}
+
+/// Every served file's SRI value, by its path under `/console/assets/`
+/// (the page itself aside). A release broker's hashes were computed when
+/// it was built.
+pub fn hashes() -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for path in Files::iter() {
+        if path == "index.html" {
+            continue;
+        }
+        let served = path.strip_prefix("assets/").unwrap_or(&path).to_string();
+        // assets/{path} wins over {path}, as in `file`.
+        if out.contains_key(&served) && !path.starts_with("assets/") {
+            continue;
+        }
+        if let Some(f) = Files::get(&path) {
+            out.insert(served, integrity::sri(&f.metadata.sha256_hash()));
+        }
+    }
+    out
+}
+
+/// `GET /console/assets/manifest.json`: the bundle's manifest.
+fn manifest() -> Response {
+    match page() {
+        Ok(page) => {
+            use sha2::Digest;
+            let index = integrity::sri(&sha2::Sha256::digest(page.as_bytes()).into());
+            let doc = integrity::manifest(env!("CARGO_PKG_VERSION"), &index, &hashes());
+            respond(doc.into_bytes(), "application/json; charset=utf-8")
+        }
+        Err(e) => broken(e),
+    }
+}
+
+fn broken(e: integrity::IntegrityError) -> Response {
+    tracing::error!("the console page cannot be served: {e}");
+    ApiError::Internal(e.to_string()).into_response()
 }
 
 /// `GET /console/assets/{*path}`: `assets/{path}` of the console folder,
@@ -42,6 +93,9 @@ pub async fn index() -> Response {
 pub async fn file(Path(path): Path<String>) -> Response {
     if !safe(&path) {
         return not_found();
+    }
+    if path == integrity::MANIFEST_PATH {
+        return manifest();
     }
     serve(&format!("assets/{path}"))
         .or_else(|| serve(&path))
@@ -73,15 +127,19 @@ fn serve(path: &str) -> Option<Response> {
     } else {
         mime.to_string()
     };
-    let mut r = (StatusCode::OK, f.data.into_owned()).into_response();
+    Some(respond(f.data.into_owned(), &content_type))
+}
+
+fn respond(body: Vec<u8>, content_type: &str) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&content_type) {
+    if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
     // Revalidate every time: a new broker version brings new files under
     // the same names.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Some(r)
+    r
 }
 
 fn not_found() -> Response {
@@ -111,6 +169,23 @@ mod tests {
         ] {
             assert!(!super::safe(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_served_page_pins_every_script_and_the_e2e_module() {
+        let page = super::page().expect("the page");
+        let hashes = super::hashes();
+        for (path, hash) in &hashes {
+            if path.ends_with(".js") {
+                assert!(
+                    page.contains(&format!("href=\"assets/{path}\" integrity=\"{hash}\""))
+                        || page.contains(&format!("src=\"assets/{path}\" integrity=\"{hash}\"")),
+                    "{path} is not pinned in the page:\n{page}"
+                );
+            }
+        }
+        assert!(page.contains("href=\"assets/style.css\" integrity=\"sha256-"));
+        assert!(page.contains("<meta name=\"lifeline-integrity\" content=\""));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod bridge;
 pub mod conn;
 pub mod error;
+pub mod integrity;
 pub mod mail;
 pub mod report;
 pub mod sessions;
@@ -53,7 +54,10 @@ pub const CONSOLE_MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The `Content-Security-Policy` of every console response: nothing but
 /// the console's own files, no inline script or style, no framing.
-pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+/// `'wasm-unsafe-eval'` lets the page compile WebAssembly (the end-to-end
+/// module, `WebAssembly.instantiate`) and nothing else: JavaScript `eval`
+/// and `new Function` stay refused.
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
      img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'self'";
 
