@@ -5,6 +5,7 @@
 // #/report/ID, #/scripts, #/settings).
 
 import { Api } from './src/api.js';
+import { loadE2e } from './src/e2e.js';
 import { initI18n, loadResources, LANGUAGES, language, setLanguage, onLanguageChange, t } from './src/i18n.js';
 import { h, clear, relabel, setT, menuButton, announce, errorText } from './src/dom.js';
 import { createLoginView } from './src/login.js';
@@ -32,8 +33,8 @@ const NAV = [
 ];
 
 class App {
-  constructor() {
-    this.api = new Api();
+  constructor(e2e) {
+    this.api = new Api({ e2e });
     this.header = document.getElementById('app-header');
     this.main = document.getElementById('main');
     this.view = null;
@@ -256,6 +257,12 @@ class App {
 }
 
 async function main() {
+  // The end-to-end module loads beside the translations; without it the
+  // console sends and shows no session content.
+  const e2e = loadE2e().then(
+    (module) => ({ module }),
+    (error) => ({ error }),
+  );
   let resources;
   try {
     resources = await loadResources();
@@ -266,8 +273,13 @@ async function main() {
   }
   await initI18n(resources);
   relabel(document);
-  const app = new App();
+  const { module, error } = await e2e;
+  const app = new App(module);
   window.lifelineConsole = app;
+  if (error) {
+    app.showFatal(t('e2e.unavailable', { reason: error.message }));
+    return;
+  }
   await app.start();
 }
 

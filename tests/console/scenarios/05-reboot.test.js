@@ -5,7 +5,9 @@
 // rejoins the same session by itself, and the console shows it back.
 
 import assert from 'node:assert/strict';
-import { scenario, env, en, tr, byTestId, attrIs, login, inviteJoinConnect, endSession, Agent } from '../lib/harness.js';
+import { scenario, env, en, tr, byTestId, attrIs, until, login, inviteJoinConnect, endSession, Agent } from '../lib/harness.js';
+
+const CODE = /Security code with .*: (\d{3} \d{3})/;
 
 scenario('a reboot and the rejoin', '05', (step, s) => {
   step('a session', async (st) => {
@@ -59,6 +61,15 @@ scenario('a reboot and the rejoin', '05', (step, s) => {
     assert.equal(steps[0], 'step-asked');
     assert.equal(steps.at(-1), 'step-back');
     return byTestId(page, 'reboot-panel');
+  });
+
+  step('a new end-to-end channel: the new security code on both sides', async ({ page }) => {
+    // The returning agent has no channels: the page starts a new one.
+    const code = await until(() => s.back.lines.map((l) => CODE.exec(l)?.[1]).filter(Boolean).at(-1), "the returning agent's security code");
+    await attrIs(byTestId(page, 'session-e2e'), 'data-state', 'ready');
+    assert.equal((await byTestId(page, 'session-sas-code').textContent()).trim(), code);
+    await page.locator('[data-testid="activity-log"]', { hasText: tr(en, 'e2e.activity.newCode', { code }) }).waitFor();
+    return byTestId(page, 'session-e2e');
   });
 
   step('chat goes on', async ({ page }) => {

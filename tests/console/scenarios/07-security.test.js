@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { scenario, env, en, tr, byTestId, login } from '../lib/harness.js';
 
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /** A fetch from the page (its origin, its cookie); the status. */
 function post(page, path, headers = {}) {

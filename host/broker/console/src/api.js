@@ -7,8 +7,14 @@
 // The socket reconnects by itself with exponential backoff; requests in
 // flight when it drops fail with kind "lost" and attachments are gone, so
 // listeners of "reconnected" attach again.
+//
+// Session content goes end to end (src/e2e.js): attaching starts the
+// session's channel and waits until it is ready; every session message
+// sent is sealed, every sealed one received opened, content in the clear
+// refused, and so are data frames.
 
 import { encodeSessionData, decodeSessionData } from './stream.js';
+import { E2eChannels } from './e2e.js';
 
 /** Time a request waits for its reply (as the CLI's REQUEST_TIMEOUT). */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -19,12 +25,15 @@ export const RECONNECT_MAX_MS = 30_000;
 export const MAX_REPLY_PAGES = 100_000;
 /** WebSocket close code the broker uses for a refused CSRF token / origin. */
 export const CLOSE_POLICY = 1008;
+/** Time attaching waits for the session's end-to-end channel to be ready. */
+export const E2E_READY_TIMEOUT_MS = 30_000;
 
 /**
  * A failure of the console's connection or of a request:
  * - `kind`: 'http' (status), 'broker' (a reply's error: `code`),
  *   'offline' (no socket), 'timeout', 'lost' (socket dropped while
- *   waiting), 'unexpected' (a reply of the wrong kind);
+ *   waiting), 'unexpected' (a reply of the wrong kind), 'e2e' (the
+ *   end-to-end encryption refused, or its channel is not there);
  * - `status`: the HTTP status; `code`: the broker's ErrorCode
  *   (bad_credentials, rate_limited, wrong_state, …);
  * - `retryAfterSecs`: with HTTP 429.
@@ -43,8 +52,11 @@ export class ApiError extends Error {
 /**
  * The client. Events (`on(type, fn)` returns the unsubscribe):
  * - 'status'  {state: 'connecting'|'open'|'reconnecting'|'closed', delayMs?}
- * - 'session' {sessionId, msg}       a pushed SessionMessage
- * - 'data'    {sessionId, payload}   binary session data (Uint8Array)
+ * - 'session' {sessionId, msg}       a pushed SessionMessage (opened, or the broker's own)
+ * - 'data'    {sessionId, payload}   binary session data (Uint8Array, opened)
+ * - 'e2e'     {sessionId, state, sas?, reason?, again?}  the session's
+ *             end-to-end channel: 'securing', 'ready' (sas: the security
+ *             code; again: a new one), 'refused' (reason), 'closed'
  * - 'error'   {code, message}        a pushed Message::Error
  * - 'reconnected'                    the socket is back after a drop
  * - 'expired'                        the login is over (401): log in again
@@ -55,6 +67,9 @@ export class Api {
     fetchImpl = (...a) => globalThis.fetch(...a),
     WebSocketImpl = globalThis.WebSocket,
     random = Math.random,
+    e2e = null,
+    randomBytes,
+    readyTimeoutMs = E2E_READY_TIMEOUT_MS,
   } = {}) {
     this.base = new URL(base);
     this.fetch = fetchImpl;
@@ -75,6 +90,22 @@ export class Api {
     this.retryTimer = null;
     this.everOpened = false;
     this.openWaiters = [];
+    this.readyTimeoutMs = readyTimeoutMs;
+    // The end-to-end channels (an E2eModule from loadE2e); without one no
+    // session content is sent or taken.
+    this.secure = e2e
+      ? new E2eChannels(
+          e2e,
+          {
+            sendSession: (sessionId, msg) => this.sendText({ type: 'session', session_id: sessionId, msg }),
+            sendData: (sessionId, payload) => this.sendRaw(encodeSessionData(sessionId, payload)),
+            deliver: (sessionId, msg) => this.emit('session', { sessionId, msg }),
+            deliverData: (sessionId, payload) => this.emit('data', { sessionId, payload }),
+            event: (detail) => this.emit('e2e', detail),
+          },
+          randomBytes ? { randomBytes } : {},
+        )
+      : null;
   }
 
   // ---- events ----
@@ -221,6 +252,7 @@ export class Api {
       }
     }
     this.failPending('lost');
+    this.secure?.closeAll('the connection to the broker was closed');
     this.setState('closed');
   }
 
@@ -287,6 +319,8 @@ export class Api {
       if (this.ws !== ws) return;
       this.ws = null;
       this.failPending('lost');
+      // Attachments are gone with the socket; the page attaches again.
+      this.secure?.closeAll('the connection to the broker was lost');
       if (!this.wanted) {
         this.setState('closed');
         return;
@@ -360,7 +394,7 @@ export class Api {
         this.emit('error', { code: 'bad_message', message: String(e.message) });
         return;
       }
-      this.emit('data', msg);
+      this.secure?.incomingData(msg.sessionId, msg.payload);
       return;
     }
     let m;
@@ -384,7 +418,7 @@ export class Api {
         break;
       }
       case 'session':
-        this.emit('session', { sessionId: m.session_id, msg: m.msg });
+        this.sessionIncoming(m.session_id, m.msg);
         break;
       case 'error':
         this.emit('error', { code: m.code, message: m.message });
@@ -395,11 +429,25 @@ export class Api {
     }
   }
 
+  /** A pushed session message, through the session's end-to-end channel. */
+  sessionIncoming(sessionId, msg) {
+    if (!this.secure) return;
+    try {
+      this.secure.incoming(sessionId, msg);
+    } catch (e) {
+      this.emit('e2e', { sessionId, state: 'refused', reason: String(e?.message || e) });
+    }
+  }
+
   sendText(obj) {
+    this.sendRaw(JSON.stringify(obj));
+  }
+
+  sendRaw(message) {
     if (!this.ws || this.state !== 'open') {
       throw new ApiError('the console is not connected to the broker', { kind: 'offline' });
     }
-    this.ws.send(JSON.stringify(obj));
+    this.ws.send(message);
   }
 
   /**
@@ -434,17 +482,33 @@ export class Api {
     return reply;
   }
 
-  /** Sends a SessionMessage (`{kind: ..., ...}`) in attached session `sessionId`. */
+  /**
+   * Sends a SessionMessage (`{kind: ..., ...}`) in attached session
+   * `sessionId`, sealed end to end (held while its channel is being set up).
+   */
   sendSession(sessionId, msg) {
-    this.sendText({ type: 'session', session_id: sessionId, msg });
+    this.sealed(() => this.secure.send(sessionId, msg));
   }
 
-  /** Sends session data (a stream frame) to the agent of `sessionId`. */
+  /** Sends session data (a stream frame) to the agent of `sessionId`, sealed. */
   sendData(sessionId, payload) {
-    if (!this.ws || this.state !== 'open') {
-      throw new ApiError('the console is not connected to the broker', { kind: 'offline' });
+    this.sealed(() => this.secure.sendData(sessionId, payload));
+  }
+
+  /** Runs `f` on the channels; their refusals become ApiErrors of kind 'e2e'. */
+  sealed(f) {
+    if (!this.secure) throw new ApiError('the end-to-end encryption module is not loaded', { kind: 'e2e' });
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw new ApiError(String(e?.message || e), { kind: 'e2e' });
     }
-    this.ws.send(encodeSessionData(sessionId, payload));
+  }
+
+  /** The security code of `sessionId`'s channel, once ready ("123 456"), else null. */
+  securityCode(sessionId) {
+    return this.secure?.get(sessionId)?.sas ?? null;
   }
 
   // ---- convenience: paged listings and common requests ----
@@ -479,13 +543,34 @@ export class Api {
     throw new ApiError('the report did not end', { kind: 'unexpected' });
   }
 
-  /** Connects to a ready session: its SessionSummary. */
+  /**
+   * Connects to a ready session and sets up its end-to-end channel: its
+   * SessionSummary once the channel is ready (at once while the customer's
+   * computer is away; the channel starts when it is back).
+   */
   async attach(sessionId) {
     const r = await this.expect({ op: 'attach', session_id: sessionId }, 'attached');
+    const ready = this.sealed(() => this.secure.start(sessionId, r.session?.state));
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ApiError(`the customer's computer did not answer the end-to-end handshake within ${Math.round(this.readyTimeoutMs / 1000)} s`, { kind: 'e2e' })),
+        this.readyTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([ready, late]);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw new ApiError(String(e?.message || e), { kind: 'e2e' });
+    } finally {
+      clearTimeout(timer);
+    }
     return r.session;
   }
 
   async detach(sessionId) {
+    this.secure?.close(sessionId, 'detached');
     await this.request({ op: 'detach', session_id: sessionId });
   }
 

@@ -296,6 +296,7 @@ export function errorText(err) {
   if (err.code && ERROR_KEYS[err.code]) {
     return detail ? t('errors.withDetail', { what: t(ERROR_KEYS[err.code]), detail }) : t(ERROR_KEYS[err.code]);
   }
+  if (err.kind === 'e2e') return t('errors.e2e', { detail });
   if (err.kind && KIND_KEYS[err.kind]) {
     return t(KIND_KEYS[err.kind], { status: err.status ?? '' });
   }

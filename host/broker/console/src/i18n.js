@@ -7,6 +7,7 @@
 // parts are testable under node.
 
 import i18next from '../vendor/i18next/i18next.js';
+import { pinnedIntegrity } from './integrity.js';
 
 export const LANGUAGES = Object.freeze([
   { code: 'en', name: 'English' },
@@ -43,12 +44,15 @@ function rememberedLanguage() {
   }
 }
 
-/** Fetches the locale files next to this module (../locales/CODE.json). */
+/** Fetches the locale files next to this module (../locales/CODE.json), with the integrity the page pins. */
 export async function loadResources(fetchImpl = globalThis.fetch) {
   const out = {};
   for (const { code } of LANGUAGES) {
     const url = new URL(`../locales/${code}.json`, import.meta.url);
-    const res = await fetchImpl(url, { credentials: 'same-origin' });
+    // The page pins the translations' bytes too (a changed text could
+    // mislead the operator as well as a changed script).
+    const integrity = pinnedIntegrity(`locales/${code}.json`);
+    const res = await fetchImpl(url, integrity ? { credentials: 'same-origin', integrity } : { credentials: 'same-origin' });
     if (!res.ok) throw new Error(`cannot load ${url.pathname}: HTTP ${res.status}`);
     out[code] = await res.json();
   }

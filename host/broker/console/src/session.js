@@ -6,7 +6,9 @@
 // messages by kind, plugin calls followed by call_id (output, result,
 // consent decisions, the password request of a run-as login), and sending.
 // Requests: attach, detach, end_session, list_sessions (while the customer's
-// computer restarts). Sent: session messages through the panels.
+// computer restarts). Sent: session messages through the panels, sealed end
+// to end by the socket layer (src/e2e.js); the channel's security code is
+// shown at the top, to compare with the customer's.
 
 import { h, clear, setT, timeEl, button, confirmDialog, errorText, tabSet, liveLog, announce } from './dom.js';
 import { t } from './i18n.js';
@@ -220,6 +222,25 @@ export function createSessionView(app, sessionId) {
   const stateRegion = h('div', { class: 'session-state', role: 'status', 'aria-live': 'polite' }, h('span', { class: 'visually-hidden', t: 'session.stateLabel' }), badge, ' ', stateDetail);
   const meta = h('dl', { class: 'meta' });
   const banner = h('div', { class: 'banner', role: 'alert', hidden: true, testid: 'session-banner' });
+
+  // ---- end-to-end: the security code ----
+  const sasCode = h('strong', { class: 'sas-code', testid: 'session-sas-code' });
+  const sasLine = h('p', { class: 'sas-line', testid: 'session-sas', hidden: true }, h('span', { t: 'e2e.codeLabel' }), ' ', sasCode, ' ', h('span', { t: 'e2e.codeAdvice' }));
+  const securing = h('p', { class: 'sas-line muted', t: 'e2e.securing', testid: 'session-securing', hidden: true });
+  const sasBox = h('div', { class: 'sas-box', role: 'status', 'aria-live': 'polite', testid: 'session-e2e', dataset: { state: 'none' } }, securing, sasLine);
+  function showE2e({ state, sas, reason, again }) {
+    if (state === 'refused') {
+      ctx.activity('e2e.activity.refused', { reason: displaySafe(reason) }, 'warning');
+      return;
+    }
+    sasBox.dataset.state = state;
+    securing.hidden = state !== 'securing';
+    sasLine.hidden = state !== 'ready';
+    if (state === 'ready') {
+      sasCode.textContent = sas;
+      ctx.activity(again ? 'e2e.activity.newCode' : 'e2e.activity.ready', { code: sas }, again ? 'warning' : 'info');
+    }
+  }
   const endBtn = button('session.end', () => endSession(), { class: 'danger', testid: 'session-end', disabled: true });
   const backBtn = button('session.back', () => app.navigate('#/sessions'), { class: 'secondary', testid: 'session-back' });
 
@@ -431,6 +452,9 @@ export function createSessionView(app, sessionId) {
     api.on('data', ({ sessionId: id, payload }) => {
       if (id === sessionId) ctx.emit('data', payload);
     }),
+    api.on('e2e', (detail) => {
+      if (detail.sessionId === sessionId && !disposed) showE2e(detail);
+    }),
     api.on('error', (e) => {
       ctx.activity(ACTIVITY_KINDS.error, { message: displaySafe(e.message) }, 'error');
       ctx.emit('broker-error', e);
@@ -458,6 +482,7 @@ export function createSessionView(app, sessionId) {
     'section',
     { class: 'view session-view', 'aria-labelledby': 'session-title', testid: 'session-view', dataset: { sessionId } },
     h('div', { class: 'view-head' }, h('div', {}, title, stateRegion), h('div', { class: 'actions' }, backBtn, endBtn)),
+    sasBox,
     banner,
     meta,
     h('div', { class: 'session-layout' }, h('div', { class: 'session-main' }, tabs.el), side),

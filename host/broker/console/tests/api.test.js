@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Api, ApiError, CLOSE_POLICY } from '../src/api.js';
 import { encodeSessionData } from '../src/stream.js';
+import { E2eModule } from '../src/e2e.js';
+import { readFileSync } from 'node:fs';
 
 function response(status, body, headers = {}) {
   return {
@@ -39,7 +41,7 @@ class FakeSocket {
   }
 }
 
-function setup(routes) {
+function setup(routes, e2e = null) {
   FakeSocket.all = [];
   const calls = [];
   const api = new Api({
@@ -52,6 +54,7 @@ function setup(routes) {
     },
     WebSocketImpl: FakeSocket,
     random: () => 0,
+    e2e,
   });
   return { api, calls };
 }
@@ -95,7 +98,9 @@ test('me without a login is null', async () => {
 });
 
 test('the socket: CSRF first, requests matched to replies, pushed messages and binary data', async () => {
-  const { api } = setup({ 'GET /console/api/me': response(200, { csrf: 'c2', profile }) });
+  // The real end-to-end module (tests/e2e.test.js follows a whole channel).
+  const e2e = await E2eModule.instantiate(readFileSync(new URL('../wasm/lifeline-e2e.wasm', import.meta.url)));
+  const { api } = setup({ 'GET /console/api/me': response(200, { csrf: 'c2', profile }) }, e2e);
   await api.me();
   const ready = api.connect();
   const ws = FakeSocket.all[0];
@@ -116,23 +121,28 @@ test('the socket: CSRF first, requests matched to replies, pushed messages and b
   assert.deepEqual(await p1, { result: 'categories', categories: ['Maintenance'] });
   await assert.rejects(p2, (e) => e.kind === 'broker' && e.code === 'wrong_state' && e.message === 'not ready');
 
+  // Pushed: the broker's own session messages pass, content in the clear
+  // is refused, data of a session without a channel here is dropped.
   const seen = [];
   api.on('session', (m) => seen.push(['session', m]));
   api.on('error', (m) => seen.push(['error', m]));
   api.on('data', (m) => seen.push(['data', m.sessionId, [...m.payload]]));
+  api.on('e2e', (m) => seen.push(['e2e', m.sessionId, m.state]));
+  ws.message(JSON.stringify({ type: 'session', session_id: 's1', msg: { kind: 'state', state: 'waiting', detail: 'ready' } }));
   ws.message(JSON.stringify({ type: 'session', session_id: 's1', msg: { kind: 'chat', from: 'customer', text: 'hi' } }));
   ws.message(JSON.stringify({ type: 'error', code: 'bad_message', message: 'nope' }));
   ws.message(encodeSessionData('s1', Uint8Array.of(1, 0, 0, 0, 3, 9)).buffer);
   assert.deepEqual(seen, [
-    ['session', { sessionId: 's1', msg: { kind: 'chat', from: 'customer', text: 'hi' } }],
+    ['session', { sessionId: 's1', msg: { kind: 'state', state: 'waiting', detail: 'ready' } }],
+    ['e2e', 's1', 'refused'],
     ['error', { code: 'bad_message', message: 'nope' }],
-    ['data', 's1', [1, 0, 0, 0, 3, 9]],
   ]);
 
-  api.sendSession('s1', { kind: 'chat', from: 'operator', text: 'hello' });
-  assert.deepEqual(JSON.parse(ws.sent.at(-1)), { type: 'session', session_id: 's1', msg: { kind: 'chat', from: 'operator', text: 'hello' } });
-  api.sendData('s1', Uint8Array.of(2, 0, 0, 0, 3));
-  assert.deepEqual([...ws.sent.at(-1)], [2, 115, 49, 2, 0, 0, 0, 3]);
+  // Nothing goes out in the clear: without a channel (not attached) sending fails.
+  const sent = ws.sent.length;
+  assert.throws(() => api.sendSession('s1', { kind: 'chat', from: 'operator', text: 'hello' }), (e) => e.kind === 'e2e');
+  assert.throws(() => api.sendData('s1', Uint8Array.of(2, 0, 0, 0, 3)), (e) => e.kind === 'e2e');
+  assert.equal(ws.sent.length, sent);
   api.disconnect();
 });
 

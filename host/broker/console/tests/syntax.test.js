@@ -44,6 +44,8 @@ test('index.html has no inline script, style or handler and loads relative asset
   assert.ok(!/\son[a-z]+=/i.test(html), 'inline event handler');
   assert.match(html, /<script type="module" src="assets\/app\.js"><\/script>/);
   assert.match(html, /href="assets\/style\.css"/);
+  // Where the broker puts the module preloads and fetch hashes (SRI).
+  assert.match(html, /<!-- lifeline:integrity -->\n\s*<script type="module" src="assets\/app\.js">/);
   assert.ok(!/(src|href)="(\/|https?:)/i.test(html), 'absolute or external URL');
 });
 
