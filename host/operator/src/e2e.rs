@@ -104,7 +104,10 @@ pub(crate) struct Channels {
     control: tokio::sync::Mutex<()>,
     /// The same for data frames.
     data: tokio::sync::Mutex<()>,
-    tx: FrameSender,
+    /// The connection's queue; taken when the client is dropped, so that
+    /// the reader task (which holds these channels) does not keep the
+    /// connection open.
+    tx: Mutex<Option<FrameSender>>,
     closed: CloseReason,
 }
 
@@ -147,7 +150,7 @@ impl Channels {
             changed: watch::Sender::new(0),
             control: tokio::sync::Mutex::new(()),
             data: tokio::sync::Mutex::new(()),
-            tx,
+            tx: Mutex::new(Some(tx)),
             closed,
         }
     }
@@ -164,6 +167,26 @@ impl Channels {
 
     fn lost(&self) -> OperatorError {
         OperatorError::Lost(self.closed.get())
+    }
+
+    /// Queues `frame` towards the broker.
+    async fn queue(&self, frame: Frame) -> Result<(), OperatorError> {
+        let tx = self
+            .tx
+            .lock()
+            .expect("connection queue lock is never poisoned")
+            .clone()
+            .ok_or_else(|| self.lost())?;
+        tx.send(frame).await.map_err(|_| self.lost())
+    }
+
+    /// The client is gone: the connection closes once what is queued is
+    /// written (the reader task ends with it).
+    pub(crate) fn client_dropped(&self) {
+        self.tx
+            .lock()
+            .expect("connection queue lock is never poisoned")
+            .take();
     }
 
     /// The security code of `session_id`'s channel, once ready.
@@ -275,10 +298,7 @@ impl Channels {
             session: session_id.to_string(),
             why,
         })?;
-        self.tx
-            .send(session_frame(session_id, hello))
-            .await
-            .map_err(|_| self.lost())
+        self.queue(session_frame(session_id, hello)).await
     }
 
     /// Waits until `session_id`'s channel is ready (at most until
@@ -328,11 +348,7 @@ impl Channels {
         msg: SessionMessage,
     ) -> Result<(), OperatorError> {
         if !msg.is_content() {
-            return self
-                .tx
-                .send(session_frame(session_id, msg))
-                .await
-                .map_err(|_| self.lost());
+            return self.queue(session_frame(session_id, msg)).await;
         }
         let deadline = Instant::now() + SEND_WAIT;
         loop {
@@ -352,11 +368,7 @@ impl Channels {
                 session: session_id.to_string(),
                 source,
             })?;
-            return self
-                .tx
-                .send(session_frame(session_id, sealed))
-                .await
-                .map_err(|_| self.lost());
+            return self.queue(session_frame(session_id, sealed)).await;
         }
     }
 
@@ -394,7 +406,7 @@ impl Channels {
                 session: session_id.to_string(),
                 payload,
             };
-            return self.tx.send(frame).await.map_err(|_| self.lost());
+            return self.queue(frame).await;
         }
     }
 
@@ -454,8 +466,7 @@ impl Channels {
         sas: String,
     ) -> Option<Event> {
         if self
-            .tx
-            .send(session_frame(&session_id, confirm))
+            .queue(session_frame(&session_id, confirm))
             .await
             .is_err()
         {

@@ -410,3 +410,10 @@ async fn the_password_goes_sealed_and_content_needs_an_attached_session() {
     let e = client.chat("s-other", "hi").await.unwrap_err();
     assert!(matches!(e, OperatorError::NotAttached(_)), "{e}");
 }
+
+#[tokio::test]
+async fn dropping_the_client_closes_its_connection() {
+    let (client, mut agent) = attached(SESSION).await;
+    drop(client);
+    agent.closed().await;
+}

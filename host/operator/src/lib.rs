@@ -738,6 +738,15 @@ impl Client {
     }
 }
 
+impl Drop for Client {
+    /// Dropping the client closes its connection (once what is queued is
+    /// written), as before it had end-to-end channels: the channels' copy
+    /// of the connection's queue goes too.
+    fn drop(&mut self) {
+        self.e2e.client_dropped();
+    }
+}
+
 /// A `mailto:` link that sends the invitation to the customer.
 pub fn mailto(inv: &InvitationInfo, operator: &OperatorProfile) -> String {
     let subject = format!("Remote support for ticket {}", inv.ticket);

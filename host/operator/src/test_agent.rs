@@ -123,6 +123,16 @@ impl FakeAgent {
         }
     }
 
+    /// Waits until the client's side closed the connection.
+    pub(crate) async fn closed(&mut self) {
+        while let Some(f) = tokio::time::timeout(FAKE_WAIT, self.rx.recv())
+            .await
+            .expect("the connection closes within the wait")
+        {
+            self.wire.push(f);
+        }
+    }
+
     /// The next session message from the client, opened.
     pub(crate) async fn msg(&mut self) -> SessionMessage {
         match self.recv().await {
