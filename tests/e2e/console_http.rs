@@ -234,11 +234,27 @@ async fn console_login_csrf_websocket_report_and_logout() {
     .await;
     assert_eq!(reply(&mut ws, 4).await["result"], "attached");
     agent.sees("is connected").await;
+    // Content in the clear is refused by the broker: it goes sealed.
     send_json(
         &mut ws,
-        serde_json::json!({"type":"session","session_id":sid,"msg":{"kind":"chat","from":"operator","text":"hello from the browser"}}),
+        serde_json::json!({"type":"session","session_id":sid,"msg":{"kind":"chat","from":"operator","text":"hello in the clear"}}),
     )
     .await;
+    let err = next_json(&mut ws, |v| v["type"] == "error").await;
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sealed end to end"),
+        "{err}"
+    );
+    let mut end = tab_channel(&mut ws, &sid).await;
+    agent.sees(end.sas().expect("ready")).await;
+    let chat = lifeline_protocol::SessionMessage::Chat {
+        from: lifeline_protocol::Party::Operator,
+        text: "hello from the browser".into(),
+    };
+    send_json(&mut ws, tab_msg(&sid, &end.seal(&chat).unwrap())).await;
     agent.sees("hello from the browser").await;
     // Session data for a session this socket is not attached to: refused
     // by the broker's own rules, the socket stays.

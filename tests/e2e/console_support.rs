@@ -334,3 +334,31 @@ impl Drop for SmtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// A console tab's end of a session's end-to-end channel, as the page's
+/// WebAssembly module runs it (the same state machine): says hello on
+/// `ws`, answers with the confirm once the agent replied, and returns the
+/// ready end (its code is `sas()`). Messages meanwhile are skipped.
+pub async fn tab_channel(ws: &mut Socket, session_id: &str) -> lifeline_protocol::e2e::OperatorEnd {
+    use lifeline_protocol::e2e::{OperatorEnd, OperatorIncoming};
+    let endpoint: u64 = rand::random();
+    let (mut end, hello) = OperatorEnd::start(session_id, endpoint, rand::random()).unwrap();
+    send_json(ws, tab_msg(session_id, &hello)).await;
+    let reply = next_json(ws, |v| {
+        v["type"] == "session"
+            && v["msg"]["kind"] == "e2e_reply"
+            && v["msg"]["endpoint"] == endpoint
+    })
+    .await;
+    let reply = serde_json::from_value(reply["msg"].clone()).unwrap();
+    let OperatorIncoming::Ready { confirm, .. } = end.incoming(reply) else {
+        panic!("the agent's answer did not make the channel ready");
+    };
+    send_json(ws, tab_msg(session_id, &confirm)).await;
+    end
+}
+
+/// A session message as a tab sends it.
+pub fn tab_msg(session_id: &str, msg: &lifeline_protocol::SessionMessage) -> serde_json::Value {
+    serde_json::json!({"type": "session", "session_id": session_id, "msg": msg})
+}

@@ -116,8 +116,8 @@ async fn session(op: &Client, cfg: AgentConfig) -> (String, TestAgent, String, S
     let mut agent = spawn_agent(cfg, &inv.connection_id);
     op.wait_ready(&inv.session_id, WAIT).await.unwrap();
     op.attach(&inv.session_id).await.unwrap();
-    // The channel's first Secured event, so that later waits see new ones.
-    operator_events(op, |ev| matches!(ev, Event::Secured { .. })).await;
+    // `attach` returned with the channel ready, without a Secured event
+    // for it: every later Secured event is a new channel.
     let operator_code = op
         .sas(&inv.session_id)
         .expect("attach returns with the channel ready");

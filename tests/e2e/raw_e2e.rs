@@ -43,12 +43,14 @@ impl RawE2e {
         };
         match out {
             AgentIncoming::Reply(m) => (vec![session(m)], None),
-            AgentIncoming::Ready { .. } => (vec![], None),
+            AgentIncoming::Ready { .. } | AgentIncoming::Gone { .. } => (vec![], None),
             AgentIncoming::Refused { why, reply } => {
                 eprintln!("raw agent refused a message: {why}");
                 (reply.into_iter().map(session).collect(), None)
             }
-            AgentIncoming::Deliver { msg, .. } => (vec![], Some(Message::Session { session_id, msg })),
+            AgentIncoming::Deliver { msg, .. } => {
+                (vec![], Some(Message::Session { session_id, msg }))
+            }
         }
     }
 
@@ -63,7 +65,12 @@ impl RawE2e {
                 text,
             }));
         }
-        let sealed = self.ends.lock().unwrap().seal_all(msg).expect("content seals");
+        let sealed = self
+            .ends
+            .lock()
+            .unwrap()
+            .seal_all(msg)
+            .expect("content seals");
         frames.extend(sealed.into_iter().map(|m| self.session_frame(m)));
         frames
     }
@@ -71,7 +78,12 @@ impl RawE2e {
     /// A data frame's payload as a real agent sends it: one sealed copy
     /// per ready operator endpoint.
     pub fn data(&self, payload: &[u8]) -> Vec<Frame> {
-        let sealed = self.ends.lock().unwrap().seal_data_all(payload).expect("data seals");
+        let sealed = self
+            .ends
+            .lock()
+            .unwrap()
+            .seal_data_all(payload)
+            .expect("data seals");
         sealed.into_iter().map(Frame::Data).collect()
     }
 
@@ -109,6 +121,26 @@ where
         if let Frame::Control(m) = frame {
             for f in e2e.incoming(m).0 {
                 lifeline_protocol::write_frame(wr, &f).await.unwrap();
+            }
+        }
+    }
+}
+
+/// [`answer_hello`] for a raw agent on a [`Link`](lifeline_core::link::Link)
+/// (the client library's framed connection): reads its queue until one
+/// more channel is ready, answering the handshake; what else arrives
+/// meanwhile is dropped. Run beside the operator's attach (`tokio::join!`).
+pub async fn answer_hello_on_link(e2e: &RawE2e, link: &mut lifeline_core::link::Link) {
+    let before = e2e.ready();
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    while e2e.ready() == before {
+        let frame = tokio::time::timeout_at(deadline, link.rx.recv())
+            .await
+            .expect("the operator endpoint said hello in time")
+            .expect("the link stays open");
+        if let Frame::Control(m) = frame {
+            for f in e2e.incoming(m).0 {
+                link.tx.send(f).await.expect("the link stays open");
             }
         }
     }

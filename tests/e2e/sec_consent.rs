@@ -13,6 +13,7 @@ use lifeline_protocol::{
 };
 
 use crate::processes::*;
+use crate::raw_e2e::RawE2e;
 use crate::support::*;
 
 const WAIT_RUN: Duration = Duration::from_secs(30);
@@ -239,25 +240,24 @@ fn the_console_answers_only_password_requests_it_waits_for() {
         }
     }
     let mut console = Proc::spawn(&["operator", "connect", "--config", &op, &sid]);
+    // The console attaches and starts its end-to-end channel: the hostile
+    // agent answers it with the real state machine (it is the customer's
+    // end; what it sends is sealed as a real agent's).
+    let e2e = RawE2e::new(&sid);
+    while e2e.ready() == 0 {
+        if let Some(Frame::Control(m)) = next(&mut link) {
+            for f in e2e.incoming(m).0 {
+                rt.block_on(link.tx.send(f)).unwrap();
+            }
+        }
+    }
     let banner = console.wait_line("Connected to session");
     assert!(!banner.contains('\x1b'), "{banner:?}");
     let send = |link: &lifeline_core::link::Link, msg: SessionMessage| {
-        rt.block_on(link.tx.send(Frame::Control(Message::Session {
-            session_id: sid.clone(),
-            msg,
-        })))
-        .unwrap();
-    };
-    // Wait until the operator is attached (the agent sees the state).
-    loop {
-        if let Some(Frame::Control(Message::Session {
-            msg: SessionMessage::State { .. },
-            ..
-        })) = next(&mut link)
-        {
-            break;
+        for f in e2e.content(&msg) {
+            rt.block_on(link.tx.send(f)).unwrap();
         }
-    }
+    };
     send(
         &link,
         SessionMessage::Chat {
@@ -280,21 +280,25 @@ fn the_console_answers_only_password_requests_it_waits_for() {
     console.type_line("hunter2");
     let mut declined = false;
     loop {
-        match next(&mut link) {
-            Some(Frame::Control(Message::Session { msg, .. })) => match msg {
-                SessionMessage::CredentialReply { request_id, secret } => {
-                    assert_eq!(request_id, 99);
-                    assert!(secret.is_none(), "a password was sent to the agent");
-                    declined = true;
-                }
-                SessionMessage::Chat { text, .. } => {
-                    assert_eq!(text, "hunter2", "the typed line went to chat");
-                    break;
-                }
-                _ => {}
-            },
-            Some(_) => {}
+        let opened = match next(&mut link) {
+            Some(Frame::Control(m)) => e2e.incoming(m).1,
+            Some(_) => None,
             None => panic!("link closed"),
+        };
+        let Some(Message::Session { msg, .. }) = opened else {
+            continue;
+        };
+        match msg {
+            SessionMessage::CredentialReply { request_id, secret } => {
+                assert_eq!(request_id, 99);
+                assert!(secret.is_none(), "a password was sent to the agent");
+                declined = true;
+            }
+            SessionMessage::Chat { text, .. } => {
+                assert_eq!(text, "hunter2", "the typed line went to chat");
+                break;
+            }
+            _ => {}
         }
     }
     assert!(declined, "the request was declined without asking");

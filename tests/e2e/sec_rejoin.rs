@@ -14,6 +14,7 @@ use lifeline_protocol::{
 };
 use tokio::sync::mpsc;
 
+use crate::raw_e2e::{RawE2e, answer_hello_on_link};
 use crate::reboot::rebooted;
 use crate::support::*;
 
@@ -242,7 +243,9 @@ async fn rejoin_before_the_old_link_died_keeps_the_session() {
         .unwrap();
     assert!(matches!(answer(&mut old).await, Message::Joined { .. }));
     op.wait_ready(&sid, WAIT).await.unwrap();
-    op.attach(&sid).await.unwrap();
+    let e2e = RawE2e::new(&sid);
+    let (attached, ()) = tokio::join!(op.attach(&sid), answer_hello_on_link(&e2e, &mut old));
+    attached.unwrap();
     old.tx
         .send(Frame::Control(Message::RejoinTicketRequest {
             detail: "updates".into(),

@@ -178,6 +178,29 @@ pub async fn connected_session(
     (inv.session_id, agent)
 }
 
+/// The report's events once one of them satisfies `pred` (polled, bounded
+/// by `WAIT`): content is recorded by the customer's agent, which sends
+/// the record after it showed the message, so a report read at once may
+/// not hold it yet.
+pub async fn report_once(
+    op: &Client,
+    sid: &str,
+    pred: impl Fn(&lifeline_protocol::ReportEvent) -> bool,
+) -> Vec<lifeline_protocol::ReportEvent> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = op.report(sid).await.unwrap().1;
+        if events.iter().any(&pred) {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report never held the expected event: {events:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn report_kinds(op: &Client, sid: &str) -> Vec<String> {
     op.report(sid)
         .await

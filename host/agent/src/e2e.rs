@@ -62,12 +62,6 @@ impl SessionEnds {
         self.ends().seal_all(msg)
     }
 
-    /// Forgets every channel: after a resume the operator endpoints start
-    /// new ones.
-    pub fn clear(&self) {
-        self.ends().clear();
-    }
-
     /// The ready channels: endpoint, operator, code.
     pub fn ready(&self) -> Vec<(u64, String, String)> {
         self.ends().ready()

@@ -125,8 +125,15 @@ fn operator_data_is_opened_and_unsealed_data_refused() {
     assert_eq!(ends.open_data(&sealed).expect("opens"), (5, credit.clone()));
     assert!(ends.open_data(&credit.encode()).is_err(), "in the clear");
     assert!(ends.open_data(&sealed).is_err(), "replayed");
-    // After a resume the endpoints start anew: old channels are gone.
-    ends.clear();
+    // The broker says the endpoint's operator left: its channel is gone.
+    let gone = SessionMessage::E2eClosed {
+        endpoint: 5,
+        reason: "Alice left".into(),
+    };
+    assert!(matches!(
+        ends.incoming(gone),
+        lifeline_protocol::e2e::AgentIncoming::Gone { endpoint: 5, .. }
+    ));
     assert!(ends.ready().is_empty());
     let again = op.seal_data(&credit.encode()).expect("seal");
     assert!(ends.open_data(&again).is_err());

@@ -48,7 +48,9 @@ pub fn check(event: &str, party: Party, text: &str) -> Result<(), String> {
         ));
     }
     if text.is_empty() {
-        return Err(format!("record of event {event:?} refused: its text is empty"));
+        return Err(format!(
+            "record of event {event:?} refused: its text is empty"
+        ));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! then one small function per kind of message in `checked_session_msg`),
 //! session data to `relay_data`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -42,6 +42,10 @@ pub(crate) struct Conn {
     pub(crate) token_hash: Option<String>,
     /// Sessions this connection receives the traffic of.
     pub(crate) attached: BTreeSet<String>,
+    /// The end-to-end endpoints this connection said hello as, per
+    /// session (at most `MAX_ENDPOINTS` each): the agent forgets their
+    /// channels when the connection leaves the session.
+    pub(crate) endpoints: BTreeMap<String, Vec<u64>>,
 }
 
 impl Conn {
@@ -53,6 +57,7 @@ impl Conn {
             operator: None,
             token_hash: None,
             attached: BTreeSet::new(),
+            endpoints: BTreeMap::new(),
         }
     }
 }
@@ -90,7 +95,7 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                 }
             }
             Frame::Control(Message::Session { session_id, msg }) => {
-                if let Err((code, message)) = session_msg(&shared, &c, &session_id, msg).await {
+                if let Err((code, message)) = session_msg(&shared, &mut c, &session_id, msg).await {
                     send_error(&link, code, message).await;
                 }
             }
@@ -149,6 +154,13 @@ pub(crate) async fn leave(shared: &Shared, c: &Conn, id: &str, dropped: Option<&
         .as_ref()
         .map(|(_, p)| p.name.as_str())
         .unwrap_or("?");
+    for endpoint in c.endpoints.get(id).into_iter().flatten() {
+        let gone = SessionMessage::E2eClosed {
+            endpoint: *endpoint,
+            reason: format!("{name} left"),
+        };
+        let _ = shared.to_agent(id, crate::registry::frame(id, gone)).await;
+    }
     let notice = format!("{name} left; the session stays open");
     let last = shared.detach_anywhere(id, c.id, &notice).await;
     let text = match dropped {
@@ -162,7 +174,7 @@ pub(crate) async fn leave(shared: &Shared, c: &Conn, id: &str, dropped: Option<&
 /// Records and relays one session message from the operator.
 async fn session_msg(
     shared: &Shared,
-    c: &Conn,
+    c: &mut Conn,
     id: &str,
     msg: SessionMessage,
 ) -> Result<(), Failure> {
@@ -191,6 +203,15 @@ async fn session_msg(
         _ => {}
     }
     let msg = checked_session_msg(profile, id, msg)?;
+    if let SessionMessage::E2eHello { endpoint, .. } = &msg {
+        let mine = c.endpoints.entry(id.to_string()).or_default();
+        if !mine.contains(endpoint) {
+            mine.push(*endpoint);
+            if mine.len() > lifeline_protocol::e2e::MAX_ENDPOINTS {
+                mine.remove(0);
+            }
+        }
+    }
     let _ = shared.to_agent(id, crate::registry::frame(id, msg)).await;
     Ok(())
 }

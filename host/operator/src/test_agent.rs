@@ -197,6 +197,7 @@ impl FakeAgent {
                 self.ready_seen += 1;
                 None
             }
+            AgentIncoming::Gone { .. } => None,
             AgentIncoming::Refused { why, .. } => panic!("the agent refused: {why}"),
         }
     }

@@ -334,6 +334,10 @@ pub enum AgentIncoming {
         operator: String,
         sas: String,
     },
+    /// The broker says the operator endpoint left (its connection
+    /// detached or closed): its channel is gone, and nothing more is
+    /// sealed for it.
+    Gone { endpoint: u64, reason: String },
     /// Refused, and why (for the agent's log). `reply`, when present,
     /// tells the endpoint its channel is closed.
     Refused {
@@ -397,12 +401,14 @@ impl AgentEnds {
                 noise,
             } => self.hello(endpoint, operator, &noise, seed),
             M::Sealed { endpoint, data } => self.open(endpoint, &data),
-            msg @ (M::E2eReply { .. } | M::E2eClosed { .. } | M::Record { .. }) => {
-                AgentIncoming::Refused {
-                    why: format!("{} is never sent to an agent", msg.kind_name()),
-                    reply: None,
-                }
+            M::E2eClosed { endpoint, reason } => {
+                self.ends.remove(&endpoint);
+                AgentIncoming::Gone { endpoint, reason }
             }
+            msg @ (M::E2eReply { .. } | M::Record { .. }) => AgentIncoming::Refused {
+                why: format!("{} is never sent to an agent", msg.kind_name()),
+                reply: None,
+            },
             msg if msg.is_content() => AgentIncoming::Refused {
                 why: format!(
                     "refused {} that arrived unencrypted: session content comes only through the end-to-end channel",

@@ -165,3 +165,19 @@ fn the_agent_keeps_at_most_max_endpoints() {
     assert_eq!(agent.ends.len(), MAX_ENDPOINTS);
     assert!(!agent.ends.contains_key(&0), "the oldest went first");
 }
+
+#[test]
+fn an_endpoint_the_broker_says_left_gets_nothing_more() {
+    let mut agent = AgentEnds::new("s1");
+    let (_a, _) = established(&mut agent, 1, 40);
+    let (_b, _) = established(&mut agent, 2, 50);
+    let gone = SessionMessage::E2eClosed {
+        endpoint: 1,
+        reason: "Alice left".into(),
+    };
+    assert!(matches!(
+        agent.incoming(gone, [0; 32]),
+        AgentIncoming::Gone { endpoint: 1, .. }
+    ));
+    assert_eq!(agent.seal_all(&chat("only b")).expect("seal").len(), 1);
+}

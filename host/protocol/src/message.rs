@@ -311,7 +311,9 @@ pub enum SessionMessage {
     Sealed { endpoint: u64, data: String },
     /// Agent → operator endpoint: the channel of `endpoint` is closed
     /// (a message failed to open, or the agent holds too many); the
-    /// endpoint starts a new handshake.
+    /// endpoint starts a new handshake. Broker → agent: the operator
+    /// connection that said hello as `endpoint` left; the agent forgets
+    /// the channel.
     E2eClosed { endpoint: u64, reason: String },
     /// Agent → broker: one report event for session content the broker
     /// relayed sealed (the customer's side keeps the report: see

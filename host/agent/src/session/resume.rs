@@ -101,8 +101,15 @@ impl Session<'_> {
             .write()
             .expect("sink link lock is never poisoned") = link.tx.clone();
         self.link = link;
-        // The operator endpoints start new end-to-end channels.
-        self.ends.clear();
+        // The end-to-end channels stay: they are the session's, not the
+        // connection's. An operator whose connection survived (a cluster
+        // node lost on the customer's side) goes on with its channel; one
+        // that reconnected starts a new channel, and its old one is
+        // dropped when the broker says that operator left or, at the
+        // latest, when `MAX_ENDPOINTS` newer ones push it out. A sealed
+        // message lost with the connection shows as a gap in the
+        // channel's counter: the channel closes and starts anew, and the
+        // operator is told.
         self.send_again(received).await;
         self.resumed(present.unwrap_or(false), &why).await
     }

@@ -36,6 +36,9 @@ impl Session<'_> {
                 operator,
                 sas,
             } => self.on_secured(endpoint, operator, sas),
+            AgentIncoming::Gone { endpoint, reason } => {
+                tracing::info!("end-to-end channel with endpoint {endpoint} closed: {reason}");
+            }
             AgentIncoming::Refused { why, reply } => {
                 tracing::warn!("end-to-end: {why}");
                 if let Some(reply) = reply {

@@ -19,6 +19,7 @@ struct Page;
 #[folder = "../broker/console/src/"]
 #[include = "dom.js"]
 #[include = "i18n.js"]
+#[include = "integrity.js"]
 struct ConsoleLib;
 
 /// i18next as the console vendors it (`/vendor/i18next/…`, its licence
@@ -84,6 +85,7 @@ mod tests {
             "locales/it.json",
             "lib/dom.js",
             "lib/i18n.js",
+            "lib/integrity.js",
             "vendor/i18next/i18next.js",
             "vendor/i18next/LICENSE",
         ] {
@@ -92,5 +94,52 @@ mod tests {
         for bad in ["lib/app.js", "../Cargo.toml", "lib/../src/lib.rs", ".x", ""] {
             assert!(super::get(bad).is_none(), "{bad}");
         }
+    }
+
+    /// Every relative `import … from '…'` of a served script names a
+    /// served file (a console helper that gains an import must be served
+    /// too, or the page's modules do not load).
+    #[test]
+    fn every_import_of_a_served_script_is_served() {
+        let scripts = super::Page::iter()
+            .map(|p| p.to_string())
+            .chain(super::ConsoleLib::iter().map(|p| format!("lib/{p}")))
+            .filter(|p| p.ends_with(".js"));
+        for script in scripts {
+            let file = match script.strip_prefix("lib/") {
+                Some(rest) => super::ConsoleLib::get(rest),
+                None => super::Page::get(&script),
+            };
+            let data = file.expect("listed files are embedded").data;
+            let text = String::from_utf8(data.into_owned()).expect("utf-8 script");
+            for spec in text
+                .split("from '")
+                .skip(1)
+                .filter_map(|rest| rest.split('\'').next())
+                .filter(|s| s.starts_with('.'))
+            {
+                let target = resolve(&script, spec);
+                assert!(
+                    super::get(&target).is_some(),
+                    "{script} imports {spec} ({target}), not served"
+                );
+            }
+        }
+    }
+
+    /// `spec` relative to the folder of `from`, as an asset path.
+    fn resolve(from: &str, spec: &str) -> String {
+        let mut parts: Vec<&str> = from.split('/').collect();
+        parts.pop();
+        for seg in spec.split('/') {
+            match seg {
+                "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                s => parts.push(s),
+            }
+        }
+        parts.join("/")
     }
 }

@@ -49,7 +49,9 @@ impl RawE2e {
                         .await
                         .map_err(|_| anyhow!("agent link closed"))?,
                     AgentIncoming::Refused { why, .. } => bail!("the raw agent refused: {why}"),
-                    AgentIncoming::Ready { .. } | AgentIncoming::Deliver { .. } => {}
+                    AgentIncoming::Ready { .. }
+                    | AgentIncoming::Deliver { .. }
+                    | AgentIncoming::Gone { .. } => {}
                 }
             }
         }
