@@ -470,3 +470,51 @@ async fn the_brokers_relay_log_holds_no_session_content() {
         "{report:#?}"
     );
 }
+
+/// An operator whose connection closes: the broker tells the customer's
+/// agent (`E2eClosed` for that endpoint), which forgets the channel and
+/// seals nothing more for it.
+#[tokio::test]
+async fn the_agent_forgets_the_channel_of_an_operator_that_left() {
+    use crate::raw_e2e::{RawE2e, answer_hello_on_link};
+    use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message};
+    let tb = crate::support::TestBroker::start().await;
+    let op = tb.operator("alice").await;
+    let inv = op.invite("T-GONE", "Mario Rossi", None).await.unwrap();
+    let (mut agent, _) = lifeline_core::client::connect(&tb.endpoint(), ClientRole::Agent)
+        .await
+        .unwrap();
+    let join = Message::Join {
+        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
+        host: "pc".into(),
+    };
+    agent.tx.send(Frame::Control(join)).await.unwrap();
+    op.wait_ready(&inv.session_id, WAIT).await.unwrap();
+    let e2e = RawE2e::new(&inv.session_id);
+    let (attached, ()) = tokio::join!(
+        op.attach(&inv.session_id),
+        answer_hello_on_link(&e2e, &mut agent)
+    );
+    attached.unwrap();
+    assert_eq!(e2e.ready(), 1);
+    drop(op);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while e2e.ready() > 0 {
+        let frame = tokio::time::timeout_at(deadline, agent.rx.recv())
+            .await
+            .expect("the broker says the operator's endpoint left")
+            .expect("the agent's link stays open");
+        if let Frame::Control(m) = frame {
+            e2e.incoming(m);
+        }
+    }
+    let chat = SessionMessage::Chat {
+        from: lifeline_protocol::Party::Customer,
+        text: "anyone there?".into(),
+    };
+    assert_eq!(
+        e2e.content(&chat).len(),
+        1,
+        "only the report's record goes: no sealed copy for a gone endpoint"
+    );
+}

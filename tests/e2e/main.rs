@@ -10,6 +10,7 @@ mod console_browser;
 mod console_http;
 mod console_support;
 mod customer_window;
+mod e2e_capture;
 mod e2e_mitm;
 mod faults;
 mod https;

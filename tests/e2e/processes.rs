@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::support::{PASSWORD, WAIT};
 
-fn lifeline() -> Command {
+pub fn lifeline() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lifeline"));
     c.env_remove("LIFELINE_CONFIG").env("RUST_LOG", "warn");
     c

@@ -211,6 +211,14 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
+    let mut cfg = cfg;
+    // SSLKEYLOGFILE, as curl and browsers honour it: whoever sets this
+    // process's environment may have its TLS session keys written there,
+    // to read a packet capture (the end-to-end test does, to show that
+    // even with the TLS keys a capture at the broker holds no session
+    // content). Unset, nothing is written. The broker's server side does
+    // not log keys.
+    cfg.key_log = Arc::new(rustls::KeyLogFile::new());
     Ok(Arc::new(cfg))
 }
 
