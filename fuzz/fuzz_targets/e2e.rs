@@ -295,7 +295,9 @@ fn protocol(input: &[&[u8]]) {
                     "content in the clear delivered to the agent"
                 ),
                 AgentIncoming::Ready { sas, .. } => check_sas(&sas),
-                AgentIncoming::Reply(_) | AgentIncoming::Refused { .. } => {}
+                AgentIncoming::Reply(_)
+                | AgentIncoming::Refused { .. }
+                | AgentIncoming::Gone { .. } => {}
             }
         } else {
             match op.incoming(msg) {
