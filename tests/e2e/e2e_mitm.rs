@@ -476,7 +476,7 @@ async fn the_brokers_relay_log_holds_no_session_content() {
 /// seals nothing more for it.
 #[tokio::test]
 async fn the_agent_forgets_the_channel_of_an_operator_that_left() {
-    use crate::raw_e2e::{RawE2e, answer_hello_on_link};
+    use crate::raw_e2e::attach_beside_raw_agent;
     use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message};
     let tb = crate::support::TestBroker::start().await;
     let op = tb.operator("alice").await;
@@ -490,12 +490,7 @@ async fn the_agent_forgets_the_channel_of_an_operator_that_left() {
     };
     agent.tx.send(Frame::Control(join)).await.unwrap();
     op.wait_ready(&inv.session_id, WAIT).await.unwrap();
-    let e2e = RawE2e::new(&inv.session_id);
-    let (attached, ()) = tokio::join!(
-        op.attach(&inv.session_id),
-        answer_hello_on_link(&e2e, &mut agent)
-    );
-    attached.unwrap();
+    let e2e = attach_beside_raw_agent(&op, &inv.session_id, &mut agent).await;
     assert_eq!(e2e.ready(), 1);
     drop(op);
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -145,3 +145,16 @@ pub async fn answer_hello_on_link(e2e: &RawE2e, link: &mut lifeline_core::link::
         }
     }
 }
+
+/// The operator `op` attaches to `session_id` while the raw agent on
+/// `link` answers the channel's handshake; the agent's end, ready.
+pub async fn attach_beside_raw_agent(
+    op: &lifeline_operator::Client,
+    session_id: &str,
+    link: &mut lifeline_core::link::Link,
+) -> RawE2e {
+    let e2e = RawE2e::new(session_id);
+    let (attached, ()) = tokio::join!(op.attach(session_id), answer_hello_on_link(&e2e, link));
+    attached.expect("the operator attaches once the raw agent answered");
+    e2e
+}

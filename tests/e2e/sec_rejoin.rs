@@ -14,7 +14,7 @@ use lifeline_protocol::{
 };
 use tokio::sync::mpsc;
 
-use crate::raw_e2e::{RawE2e, answer_hello_on_link};
+use crate::raw_e2e::attach_beside_raw_agent;
 use crate::reboot::rebooted;
 use crate::support::*;
 
@@ -243,9 +243,7 @@ async fn rejoin_before_the_old_link_died_keeps_the_session() {
         .unwrap();
     assert!(matches!(answer(&mut old).await, Message::Joined { .. }));
     op.wait_ready(&sid, WAIT).await.unwrap();
-    let e2e = RawE2e::new(&sid);
-    let (attached, ()) = tokio::join!(op.attach(&sid), answer_hello_on_link(&e2e, &mut old));
-    attached.unwrap();
+    attach_beside_raw_agent(&op, &sid, &mut old).await;
     old.tx
         .send(Frame::Control(Message::RejoinTicketRequest {
             detail: "updates".into(),

@@ -11,7 +11,7 @@ use lifeline_core::link::Link;
 use lifeline_protocol::{ClientRole, ErrorCode, Frame, JoinCredential, Message, Secret};
 
 use crate::processes::*;
-use crate::raw_e2e::{RawE2e, answer_hello_on_link};
+use crate::raw_e2e::attach_beside_raw_agent;
 use crate::support::*;
 
 /// Writes the broker's config on a fixed session port and adds Alice.
@@ -154,12 +154,7 @@ async fn resume_credentials_are_refused_unless_the_broker_restarted() {
     assert!(why.contains("unknown to this broker"), "{why}");
     // The session is untouched by the refused attempts.
     op.wait_ready(&inv.session_id, WAIT).await.unwrap();
-    let e2e = RawE2e::new(&inv.session_id);
-    let (attached, ()) = tokio::join!(
-        op.attach(&inv.session_id),
-        answer_hello_on_link(&e2e, &mut agent)
-    );
-    attached.unwrap();
+    attach_beside_raw_agent(&op, &inv.session_id, &mut agent).await;
 }
 
 #[test]

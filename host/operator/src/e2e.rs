@@ -23,7 +23,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use lifeline_core::link::{CloseReason, FrameSender};
-use lifeline_protocol::e2e::{DATA_HEADER_BYTES, OperatorEnd, OperatorIncoming, split_data};
+use lifeline_protocol::e2e::{
+    DATA_HEADER_BYTES, OperatorEnd, OperatorIncoming, SealError, split_data,
+};
 use lifeline_protocol::{Frame, MAX_DATA_PAYLOAD_BYTES, Message, SessionMessage, SessionState};
 use rand::RngCore;
 use tokio::sync::watch;
@@ -350,17 +352,32 @@ impl Channels {
         if !msg.is_content() {
             return self.queue(session_frame(session_id, msg)).await;
         }
+        let (sealed, _order) = self
+            .seal_on_channel(session_id, &self.control, |end| end.seal(&msg))
+            .await?;
+        self.queue(session_frame(session_id, sealed)).await
+    }
+
+    /// Waits (up to [`SEND_WAIT`]) for `session_id`'s ready channel and
+    /// seals with `seal` on it; returns what it sealed with `order` held,
+    /// so that what is sealed in one order is queued in the same order.
+    async fn seal_on_channel<'a, T>(
+        &self,
+        session_id: &str,
+        order: &'a tokio::sync::Mutex<()>,
+        mut seal: impl FnMut(&mut OperatorEnd) -> Result<T, SealError>,
+    ) -> Result<(T, tokio::sync::MutexGuard<'a, ()>), OperatorError> {
         let deadline = Instant::now() + SEND_WAIT;
         loop {
             self.ready(session_id, deadline, SEND_WAIT).await?;
-            let _order = self.control.lock().await;
+            let guard = order.lock().await;
             let sealed = match self.lock().get_mut(session_id) {
                 None => return Err(OperatorError::NotAttached(session_id.to_string())),
                 Some(Slot {
                     end: Some(end),
                     status: Status::Ready(_),
                     ..
-                }) => end.seal(&msg),
+                }) => seal(end),
                 // The channel changed while this waited for its turn.
                 Some(_) => continue,
             };
@@ -368,7 +385,7 @@ impl Channels {
                 session: session_id.to_string(),
                 source,
             })?;
-            return self.queue(session_frame(session_id, sealed)).await;
+            return Ok((sealed, guard));
         }
     }
 
@@ -385,29 +402,14 @@ impl Channels {
                 max: MAX_DATA_BYTES,
             });
         }
-        let deadline = Instant::now() + SEND_WAIT;
-        loop {
-            self.ready(session_id, deadline, SEND_WAIT).await?;
-            let _order = self.data.lock().await;
-            let sealed = match self.lock().get_mut(session_id) {
-                None => return Err(OperatorError::NotAttached(session_id.to_string())),
-                Some(Slot {
-                    end: Some(end),
-                    status: Status::Ready(_),
-                    ..
-                }) => end.seal_data(plain),
-                Some(_) => continue,
-            };
-            let payload = sealed.map_err(|source| OperatorError::Seal {
-                session: session_id.to_string(),
-                source,
-            })?;
-            let frame = Frame::SessionData {
-                session: session_id.to_string(),
-                payload,
-            };
-            return self.queue(frame).await;
-        }
+        let (payload, _order) = self
+            .seal_on_channel(session_id, &self.data, |end| end.seal_data(plain))
+            .await?;
+        let frame = Frame::SessionData {
+            session: session_id.to_string(),
+            payload,
+        };
+        self.queue(frame).await
     }
 
     /// One session message from the broker: the event to hand on, if any.
