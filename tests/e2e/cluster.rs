@@ -457,7 +457,19 @@ fn a_session_whose_node_and_customer_are_gone_is_ended_once() {
             .iter()
             .any(|s| s["session_id"] == sid.as_str() && s["state"] == "ended")
     });
-    assert!(ended, "the orphaned session was ended");
+    if !ended {
+        // What the sweeping nodes said, for a failure under load.
+        let tail = |name: &str| {
+            let log = std::fs::read_to_string(cluster.dir.path().join(name)).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        };
+        panic!(
+            "the orphaned session was not ended\n== a.log\n{}\n== b.log\n{}",
+            tail("a.log"),
+            tail("b.log")
+        );
+    }
     let events = report_events(&op, &sid);
     assert_eq!(
         count_events(&events, "end", "did not come back within the resume window"),

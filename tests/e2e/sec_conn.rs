@@ -402,6 +402,35 @@ fn chat(e2e: &RawE2e, text: String) -> Vec<Frame> {
     })
 }
 
+/// A raw operator connection's end-to-end channel for `session_id`: its
+/// hello, the agent's reply read, its confirm sent.
+async fn open_channel(s: &mut Tls, session_id: &str) {
+    use lifeline_protocol::e2e::{OperatorEnd, OperatorIncoming};
+    let endpoint: u64 = rand::random();
+    let (mut end, hello) = OperatorEnd::start(session_id, endpoint, rand::random()).unwrap();
+    let say = |msg| {
+        Frame::Control(Message::Session {
+            session_id: session_id.to_string(),
+            msg,
+        })
+    };
+    write_frame(s, &say(hello)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, read_frame(s, MAX_FRAME_BYTES))
+            .await
+            .expect("the agent answers the hello")
+            .unwrap();
+        let Frame::Control(Message::Session { msg, .. }) = frame else {
+            continue;
+        };
+        if let OperatorIncoming::Ready { confirm, .. } = end.incoming(msg) {
+            write_frame(s, &say(confirm)).await.unwrap();
+            break;
+        }
+    }
+}
+
 fn stall_limits() -> BrokerLimits {
     BrokerLimits {
         write_timeout: Duration::from_secs(2),
@@ -433,6 +462,17 @@ async fn an_operator_that_stops_reading_is_dropped_and_the_session_goes_on() {
         request(&mut slow, 2, attach).await,
         ReplyBody::Attached { .. }
     ));
+    // It starts its end-to-end channel (the broker relays to it what the
+    // agent seals for it: the flood below), then never reads again.
+    open_channel(&mut slow, &sid).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while agent_e2e.ready() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent's end of the second channel is ready"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (mut slow_rd, slow_wr) = tokio::io::split(slow);
     keep_pinging(slow_wr);
 

@@ -206,12 +206,14 @@ async fn relay_data(shared: &Shared, id: &str, link: &Link, payload: Vec<u8>) {
         return;
     }
     crate::e2e_records::trace_relayed_data(id, "agent", &payload);
+    let endpoint = lifeline_protocol::e2e::split_data(&payload).map(|(e, _)| e);
     // Operators may watch several sessions: the frame names its own.
     let frame = Frame::SessionData {
         session: id.to_string(),
         payload,
     };
-    crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
+    let txs = shared.registry.operator_txs_for(id, endpoint);
+    crate::relay::to_all(shared, txs, frame).await;
 }
 
 /// The agent is about to restart the computer: a rejoin ticket, within
@@ -339,8 +341,15 @@ async fn from_customer(
         _ => {}
     }
     crate::e2e_records::trace_relayed(id, "agent", &msg);
+    let endpoint = match &msg {
+        M::Sealed { endpoint, .. }
+        | M::E2eReply { endpoint, .. }
+        | M::E2eClosed { endpoint, .. } => Some(*endpoint),
+        _ => None,
+    };
+    let txs = shared.registry.operator_txs_for(id, endpoint);
     let frame = crate::registry::frame(id, msg);
-    crate::relay::to_all(shared, shared.registry.operator_txs(id), frame).await;
+    crate::relay::to_all(shared, txs, frame).await;
     true
 }
 
@@ -551,6 +560,7 @@ impl Shared {
                 report: Default::default(),
                 rejoin_tickets: 0,
                 open_streams: Default::default(),
+                endpoints: Vec::new(),
             },
             &notice,
         );

@@ -204,6 +204,7 @@ async fn session_msg(
     }
     let msg = checked_session_msg(profile, id, msg)?;
     if let SessionMessage::E2eHello { endpoint, .. } = &msg {
+        shared.registry.claim_endpoint(id, c.id, *endpoint);
         let mine = c.endpoints.entry(id.to_string()).or_default();
         if !mine.contains(endpoint) {
             mine.push(*endpoint);

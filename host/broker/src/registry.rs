@@ -40,6 +40,10 @@ pub struct LiveSession {
     /// share), by stream id: the report records them as ended with the
     /// session, since the agent's own close can no longer reach it.
     pub open_streams: std::collections::BTreeMap<u32, String>,
+    /// Which of this node's operator connections said hello as which
+    /// end-to-end endpoint (at most `MAX_ENDPOINTS`, as the agent keeps):
+    /// what the agent seals for an endpoint goes to its connection only.
+    pub endpoints: Vec<(u64, ConnId)>,
 }
 
 /// Online operator connections by operator id, for "session ready" notices.
@@ -184,6 +188,7 @@ impl Registry {
         };
         let before = s.operators.len();
         s.operators.retain(|(c, _)| *c != conn);
+        s.endpoints.retain(|(_, c)| *c != conn);
         if before == s.operators.len() || !s.operators.is_empty() {
             return false;
         }
@@ -274,6 +279,36 @@ impl Registry {
     /// The agent's queue of a live session.
     pub fn agent_tx(&self, id: &str) -> Option<FrameSender> {
         self.live().get(id).map(|s| s.agent.clone())
+    }
+
+    /// Operator connection `conn` said hello as end-to-end `endpoint` in
+    /// live session `id` (the oldest claim goes past `MAX_ENDPOINTS`).
+    pub fn claim_endpoint(&self, id: &str, conn: ConnId, endpoint: u64) {
+        if let Some(s) = self.live().get_mut(id) {
+            s.endpoints.retain(|(e, _)| *e != endpoint);
+            s.endpoints.push((endpoint, conn));
+            if s.endpoints.len() > lifeline_protocol::e2e::MAX_ENDPOINTS {
+                s.endpoints.remove(0);
+            }
+        }
+    }
+
+    /// The queues what the agent sealed for `endpoint` goes to: the
+    /// attached connection that said hello as it, when this node knows
+    /// it; otherwise every attached operator's (a connection on another
+    /// node, or a frame for no endpoint), which ignore other endpoints'.
+    pub fn operator_txs_for(&self, id: &str, endpoint: Option<u64>) -> Vec<FrameSender> {
+        let live = self.live();
+        let Some(s) = live.get(id) else {
+            return Vec::new();
+        };
+        let owner = endpoint
+            .and_then(|ep| s.endpoints.iter().find(|(e, _)| *e == ep))
+            .and_then(|(_, conn)| s.operators.iter().find(|(c, _)| c == conn));
+        match owner {
+            Some((_, tx)) => vec![tx.clone()],
+            None => s.operators.iter().map(|(_, tx)| tx.clone()).collect(),
+        }
     }
 
     /// The attached operators' queues of a live session.
@@ -485,3 +520,7 @@ fn tell_operators(s: &LiveSession, id: &str, state: SessionState, notice: &str) 
 pub fn frame(session_id: &str, msg: SessionMessage) -> Frame {
     session_frame(session_id, msg)
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;

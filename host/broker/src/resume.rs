@@ -122,6 +122,7 @@ fn restore_one(
         report: Default::default(),
         rejoin_tickets: 0,
         open_streams: Default::default(),
+        endpoints: Vec::new(),
     }))
 }
 
