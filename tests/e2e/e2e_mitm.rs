@@ -513,3 +513,67 @@ async fn the_agent_forgets_the_channel_of_an_operator_that_left() {
         "only the report's record goes: no sealed copy for a gone endpoint"
     );
 }
+
+/// A channel the agent holds that no operator connection said hello as
+/// (as one left from before a broker restart): the first thing the agent
+/// seals for it makes the broker tell the agent to forget it, and only
+/// the attached operator's copy is relayed.
+#[tokio::test]
+async fn the_broker_closes_a_channel_no_connection_holds() {
+    use crate::raw_e2e::attach_beside_raw_agent;
+    use lifeline_protocol::e2e::{OperatorEnd, OperatorIncoming};
+    use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message};
+    let tb = crate::support::TestBroker::start().await;
+    let op = tb.operator("alice").await;
+    let inv = op.invite("T-STALE", "Mario Rossi", None).await.unwrap();
+    let sid = inv.session_id.clone();
+    let (mut agent, _) = lifeline_core::client::connect(&tb.endpoint(), ClientRole::Agent)
+        .await
+        .unwrap();
+    let join = Message::Join {
+        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
+        host: "pc".into(),
+    };
+    agent.tx.send(Frame::Control(join)).await.unwrap();
+    op.wait_ready(&sid, WAIT).await.unwrap();
+    let e2e = attach_beside_raw_agent(&op, &sid, &mut agent).await;
+    // A second channel made beside the broker, never relayed by it.
+    let session = |msg| Message::Session {
+        session_id: sid.clone(),
+        msg,
+    };
+    let (mut stale, hello) = OperatorEnd::start(&sid, 4242, rand::random()).unwrap();
+    let reply = e2e
+        .incoming(session(hello))
+        .0
+        .into_iter()
+        .find_map(|f| match f {
+            Frame::Control(Message::Session { msg, .. }) => Some(msg),
+            _ => None,
+        })
+        .expect("the agent answers the hello");
+    let OperatorIncoming::Ready { confirm, .. } = stale.incoming(reply) else {
+        panic!("the stale channel is ready");
+    };
+    e2e.incoming(session(confirm));
+    assert_eq!(e2e.ready(), 2);
+
+    let chat = SessionMessage::Chat {
+        from: lifeline_protocol::Party::Customer,
+        text: "is anyone there?".into(),
+    };
+    for frame in e2e.content(&chat) {
+        agent.tx.send(frame).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while e2e.ready() > 1 {
+        let frame = tokio::time::timeout_at(deadline, agent.rx.recv())
+            .await
+            .expect("the broker tells the agent to forget the stale channel")
+            .expect("the agent's link stays open");
+        if let Frame::Control(m) = frame {
+            e2e.incoming(m);
+        }
+    }
+    operator_events(&op, |ev| is_chat(ev, "is anyone there?")).await;
+}

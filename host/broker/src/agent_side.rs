@@ -212,8 +212,38 @@ async fn relay_data(shared: &Shared, id: &str, link: &Link, payload: Vec<u8>) {
         session: id.to_string(),
         payload,
     };
-    let txs = shared.registry.operator_txs_for(id, endpoint);
+    let txs = sealed_recipients(shared, id, link, endpoint).await;
     crate::relay::to_all(shared, txs, frame).await;
+}
+
+/// Why the broker tells the agent to forget a channel no connection holds.
+pub const STALE_ENDPOINT: &str = "no operator connection holds this channel any more (its connection ended with a broker restart)";
+
+/// Where what the agent sealed for `endpoint` goes: the connection that
+/// said hello as it. On a single broker an endpoint no attached
+/// connection said hello as is stale (its connection went with a broker
+/// restart, which forgot who said hello): the agent is told to forget it
+/// (`E2eClosed`) and nothing is relayed, so it stops sealing for it. With
+/// `[cluster]` the endpoint may be a connection on another node: every
+/// attached connection gets it (and ignores what is not its own).
+async fn sealed_recipients(
+    shared: &Shared,
+    id: &str,
+    link: &Link,
+    endpoint: Option<u64>,
+) -> Vec<lifeline_core::link::FrameSender> {
+    if let Some(ep) = endpoint
+        && shared.cluster.is_none()
+        && !shared.registry.endpoint_claimed(id, ep)
+    {
+        let gone = SessionMessage::E2eClosed {
+            endpoint: ep,
+            reason: STALE_ENDPOINT.to_string(),
+        };
+        let _ = link.tx.send(crate::registry::frame(id, gone)).await;
+        return Vec::new();
+    }
+    shared.registry.operator_txs_for(id, endpoint)
 }
 
 /// The agent is about to restart the computer: a rejoin ticket, within
@@ -347,7 +377,7 @@ async fn from_customer(
         | M::E2eClosed { endpoint, .. } => Some(*endpoint),
         _ => None,
     };
-    let txs = shared.registry.operator_txs_for(id, endpoint);
+    let txs = sealed_recipients(shared, id, link, endpoint).await;
     let frame = crate::registry::frame(id, msg);
     crate::relay::to_all(shared, txs, frame).await;
     true
@@ -509,7 +539,12 @@ impl Shared {
         }
         if !self
             .store
-            .claim_invitation(&row.id, host, now)
+            .claim_invitation(
+                &row.id,
+                host,
+                now,
+                self.cluster.as_ref().map(|c| c.node.as_str()),
+            )
             .map_err(internal)?
         {
             return Err(refused(what, "was already used"));

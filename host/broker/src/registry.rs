@@ -293,6 +293,16 @@ impl Registry {
         }
     }
 
+    /// True when a connection of this node said hello as `endpoint` in
+    /// live session `id` and is still attached.
+    pub fn endpoint_claimed(&self, id: &str, endpoint: u64) -> bool {
+        self.live().get(id).is_some_and(|s| {
+            s.endpoints
+                .iter()
+                .any(|(e, c)| *e == endpoint && s.operators.iter().any(|(oc, _)| oc == c))
+        })
+    }
+
     /// The queues what the agent sealed for `endpoint` goes to: the
     /// attached connection that said hello as it, when this node knows
     /// it; otherwise every attached operator's (a connection on another

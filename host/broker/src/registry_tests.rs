@@ -53,6 +53,9 @@ async fn what_the_agent_seals_for_an_endpoint_goes_to_its_connection_only() {
         }
     }
     assert!(registry.operator_txs_for("other", Some(77)).is_empty());
+    assert!(registry.endpoint_claimed("s1", 77));
+    assert!(!registry.endpoint_claimed("s1", 5), "never said hello");
+    assert!(!registry.endpoint_claimed("other", 77));
     drop(registry);
     assert_eq!(received(&mut rx1).await, 2);
     assert_eq!(received(&mut rx2).await, 3);

@@ -135,11 +135,21 @@ impl Store {
     }
 
     /// Marks the invitation used, atomically: false when it already was.
-    pub fn claim_invitation(&self, id: &str, host: &str, now: i64) -> Result<bool, StoreError> {
+    pub fn claim_invitation(
+        &self,
+        id: &str,
+        host: &str,
+        now: i64,
+        home_node: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        // The home node (with `[cluster]`) in the same statement as the
+        // state: a session is never ready without a home, even when its
+        // node is lost right after the join (`cluster::orphans` finds it).
         let n = self.essential_changed(vec![Stmt::new(
-            "UPDATE sessions SET used_at = ?2, customer_host = ?3, state = 'waiting' \
+            "UPDATE sessions SET used_at = ?2, customer_host = ?3, state = 'waiting', \
+             home_node = COALESCE(?4, home_node) \
              WHERE id = ?1 AND used_at IS NULL AND state = 'invited' AND expires_at >= ?2",
-            vals![id, now, host],
+            vals![id, now, host, home_node],
         )])?;
         Ok(n == 1)
     }

@@ -86,8 +86,13 @@ fn operators_sessions_and_events_persist() {
             let rec = |kind, who, text| s.record("s1", kind, who, text).unwrap();
             assert_eq!(rec("invitation", Party::Operator, "created"), 1);
             assert_eq!(rec("join", Party::Customer, "joined"), 2);
-            assert!(s.claim_invitation("s1", "pc", 1).unwrap());
-            assert!(!s.claim_invitation("s1", "pc", 2).unwrap());
+            assert!(s.claim_invitation("s1", "pc", 1, Some("a")).unwrap());
+            assert!(!s.claim_invitation("s1", "pc", 2, Some("b")).unwrap());
+            // Homed by the claim itself (with `[cluster]`).
+            assert_eq!(
+                s.nodes_holding_sessions("b").unwrap(),
+                vec!["a".to_string()]
+            );
             id
         };
         let s = case.open();
