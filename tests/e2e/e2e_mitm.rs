@@ -32,6 +32,7 @@ use lifeline_operator::{Client, Event};
 use lifeline_protocol::{Secret, SessionMessage};
 
 use crate::processes::{Proc, start_broker_filtered};
+use crate::raw_e2e::{pump_until, raw_agent_attached};
 use crate::support::{PASSWORD, TestAgent, WAIT, spawn_agent, unsigned_plugins};
 use relay::{Relay, Tamper, Towards};
 
@@ -476,33 +477,18 @@ async fn the_brokers_relay_log_holds_no_session_content() {
 /// seals nothing more for it.
 #[tokio::test]
 async fn the_agent_forgets_the_channel_of_an_operator_that_left() {
-    use crate::raw_e2e::attach_beside_raw_agent;
-    use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message};
     let tb = crate::support::TestBroker::start().await;
     let op = tb.operator("alice").await;
-    let inv = op.invite("T-GONE", "Mario Rossi", None).await.unwrap();
-    let (mut agent, _) = lifeline_core::client::connect(&tb.endpoint(), ClientRole::Agent)
-        .await
-        .unwrap();
-    let join = Message::Join {
-        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
-        host: "pc".into(),
-    };
-    agent.tx.send(Frame::Control(join)).await.unwrap();
-    op.wait_ready(&inv.session_id, WAIT).await.unwrap();
-    let e2e = attach_beside_raw_agent(&op, &inv.session_id, &mut agent).await;
+    let (mut agent, e2e, _) = raw_agent_attached(&tb, &op, "T-GONE").await;
     assert_eq!(e2e.ready(), 1);
     drop(op);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while e2e.ready() > 0 {
-        let frame = tokio::time::timeout_at(deadline, agent.rx.recv())
-            .await
-            .expect("the broker says the operator's endpoint left")
-            .expect("the agent's link stays open");
-        if let Frame::Control(m) = frame {
-            e2e.incoming(m);
-        }
-    }
+    pump_until(
+        &e2e,
+        &mut agent,
+        "the broker says the operator's endpoint left",
+        |e| e.ready() == 0,
+    )
+    .await;
     let chat = SessionMessage::Chat {
         from: lifeline_protocol::Party::Customer,
         text: "anyone there?".into(),
@@ -520,23 +506,11 @@ async fn the_agent_forgets_the_channel_of_an_operator_that_left() {
 /// the attached operator's copy is relayed.
 #[tokio::test]
 async fn the_broker_closes_a_channel_no_connection_holds() {
-    use crate::raw_e2e::attach_beside_raw_agent;
     use lifeline_protocol::e2e::{OperatorEnd, OperatorIncoming};
-    use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message};
+    use lifeline_protocol::{Frame, Message};
     let tb = crate::support::TestBroker::start().await;
     let op = tb.operator("alice").await;
-    let inv = op.invite("T-STALE", "Mario Rossi", None).await.unwrap();
-    let sid = inv.session_id.clone();
-    let (mut agent, _) = lifeline_core::client::connect(&tb.endpoint(), ClientRole::Agent)
-        .await
-        .unwrap();
-    let join = Message::Join {
-        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
-        host: "pc".into(),
-    };
-    agent.tx.send(Frame::Control(join)).await.unwrap();
-    op.wait_ready(&sid, WAIT).await.unwrap();
-    let e2e = attach_beside_raw_agent(&op, &sid, &mut agent).await;
+    let (mut agent, e2e, sid) = raw_agent_attached(&tb, &op, "T-STALE").await;
     // A second channel made beside the broker, never relayed by it.
     let session = |msg| Message::Session {
         session_id: sid.clone(),
@@ -565,15 +539,12 @@ async fn the_broker_closes_a_channel_no_connection_holds() {
     for frame in e2e.content(&chat) {
         agent.tx.send(frame).await.unwrap();
     }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while e2e.ready() > 1 {
-        let frame = tokio::time::timeout_at(deadline, agent.rx.recv())
-            .await
-            .expect("the broker tells the agent to forget the stale channel")
-            .expect("the agent's link stays open");
-        if let Frame::Control(m) = frame {
-            e2e.incoming(m);
-        }
-    }
+    pump_until(
+        &e2e,
+        &mut agent,
+        "the broker tells the agent to forget the stale channel",
+        |e| e.ready() == 1,
+    )
+    .await;
     operator_events(&op, |ev| is_chat(ev, "is anyone there?")).await;
 }

@@ -158,3 +158,48 @@ pub async fn attach_beside_raw_agent(
     attached.expect("the operator attaches once the raw agent answered");
     e2e
 }
+
+/// A raw agent on `tb` joined to a new invitation of `op` (ticket
+/// `ticket`), `op` attached with its channel ready: the agent's link, its
+/// end, and the session's ID.
+pub async fn raw_agent_attached(
+    tb: &crate::support::TestBroker,
+    op: &lifeline_operator::Client,
+    ticket: &str,
+) -> (lifeline_core::link::Link, RawE2e, String) {
+    use lifeline_protocol::{ClientRole, JoinCredential};
+    let inv = op.invite(ticket, "Mario Rossi", None).await.unwrap();
+    let (mut link, _) = lifeline_core::client::connect(&tb.endpoint(), ClientRole::Agent)
+        .await
+        .unwrap();
+    let join = Message::Join {
+        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
+        host: "pc".into(),
+    };
+    link.tx.send(Frame::Control(join)).await.unwrap();
+    op.wait_ready(&inv.session_id, crate::support::WAIT)
+        .await
+        .unwrap();
+    let e2e = attach_beside_raw_agent(op, &inv.session_id, &mut link).await;
+    (link, e2e, inv.session_id)
+}
+
+/// Hands what arrives on `link` to `e2e` until `done` holds (bounded by
+/// `WAIT`; `what` names the wait in the failure).
+pub async fn pump_until(
+    e2e: &RawE2e,
+    link: &mut lifeline_core::link::Link,
+    what: &str,
+    done: impl Fn(&RawE2e) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    while !done(e2e) {
+        let frame = tokio::time::timeout_at(deadline, link.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not within the wait"))
+            .expect("the agent's link stays open");
+        if let Frame::Control(m) = frame {
+            e2e.incoming(m);
+        }
+    }
+}

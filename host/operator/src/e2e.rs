@@ -512,16 +512,7 @@ impl Channels {
                 true
             }
         };
-        if again {
-            if let Err(e) = self.start(session_id).await {
-                tracing::warn!(
-                    session = session_id,
-                    "cannot start a new end-to-end channel: {e}"
-                );
-            }
-        } else {
-            self.bump();
-        }
+        self.start_or_bump(session_id, again).await;
     }
 
     /// A state notice: the agent went away (the channel goes) or is there
@@ -551,15 +542,19 @@ impl Channels {
                 (None, _) => false,
             }
         };
-        if start {
-            if let Err(e) = self.start(session_id).await {
-                tracing::warn!(
-                    session = session_id,
-                    "cannot start a new end-to-end channel: {e}"
-                );
-            }
-        } else {
+        self.start_or_bump(session_id, start).await;
+    }
+
+    /// Starts a new channel for `session_id` when `start`; otherwise wakes
+    /// the waiters to look at the changed status.
+    async fn start_or_bump(&self, session_id: &str, start: bool) {
+        if !start {
             self.bump();
+        } else if let Err(e) = self.start(session_id).await {
+            tracing::warn!(
+                session = session_id,
+                "cannot start a new end-to-end channel: {e}"
+            );
         }
     }
 
