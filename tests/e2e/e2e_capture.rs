@@ -104,9 +104,8 @@ impl Capture {
     /// Stops once everything so far is in the file.
     fn stop(mut self) {
         self.mark();
-        let pid = self.dumpcap.id().to_string();
-        let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(status.success());
+        let pid = nix::unistd::Pid::from_raw(self.dumpcap.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("dumpcap is running");
         let deadline = std::time::Instant::now() + WAIT;
         while self.dumpcap.try_wait().unwrap().is_none() {
             assert!(std::time::Instant::now() < deadline, "dumpcap did not stop");

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod cluster;
+mod config_files;
 mod console_browser;
 mod console_http;
 mod console_support;

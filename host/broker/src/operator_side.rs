@@ -44,7 +44,9 @@ pub(crate) struct Conn {
     pub(crate) attached: BTreeSet<String>,
     /// The end-to-end endpoints this connection said hello as, per
     /// session (at most `MAX_ENDPOINTS` each): the agent forgets their
-    /// channels when the connection leaves the session.
+    /// channels when the connection leaves the session. Kept here, not
+    /// only in the registry's claims, because a session homed on another
+    /// cluster node has no registry entry on this one.
     pub(crate) endpoints: BTreeMap<String, Vec<u64>>,
 }
 

@@ -296,11 +296,9 @@ impl Registry {
     /// True when a connection of this node said hello as `endpoint` in
     /// live session `id` and is still attached.
     pub fn endpoint_claimed(&self, id: &str, endpoint: u64) -> bool {
-        self.live().get(id).is_some_and(|s| {
-            s.endpoints
-                .iter()
-                .any(|(e, c)| *e == endpoint && s.operators.iter().any(|(oc, _)| oc == c))
-        })
+        self.live()
+            .get(id)
+            .is_some_and(|s| endpoint_owner(s, endpoint).is_some())
     }
 
     /// The queues what the agent sealed for `endpoint` goes to: the
@@ -312,11 +310,8 @@ impl Registry {
         let Some(s) = live.get(id) else {
             return Vec::new();
         };
-        let owner = endpoint
-            .and_then(|ep| s.endpoints.iter().find(|(e, _)| *e == ep))
-            .and_then(|(_, conn)| s.operators.iter().find(|(c, _)| c == conn));
-        match owner {
-            Some((_, tx)) => vec![tx.clone()],
+        match endpoint.and_then(|ep| endpoint_owner(s, ep)) {
+            Some(tx) => vec![tx.clone()],
             None => s.operators.iter().map(|(_, tx)| tx.clone()).collect(),
         }
     }
@@ -511,6 +506,15 @@ impl Default for Registry {
 }
 
 /// Tells a session's attached operators its new state.
+/// The queue of the attached connection that said hello as `endpoint`.
+fn endpoint_owner(s: &LiveSession, endpoint: u64) -> Option<&FrameSender> {
+    let (_, conn) = s.endpoints.iter().find(|(e, _)| *e == endpoint)?;
+    s.operators
+        .iter()
+        .find(|(c, _)| c == conn)
+        .map(|(_, tx)| tx)
+}
+
 fn tell_operators(s: &LiveSession, id: &str, state: SessionState, notice: &str) {
     for (_, tx) in &s.operators {
         notify(

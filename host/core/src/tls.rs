@@ -189,7 +189,7 @@ pub enum Trust {
 pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let cfg = match trust {
+    let mut cfg = match trust {
         Trust::Pinned(fp) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
@@ -211,7 +211,6 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, TlsError> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
-    let mut cfg = cfg;
     // SSLKEYLOGFILE, as curl and browsers honour it: whoever sets this
     // process's environment may have its TLS session keys written there,
     // to read a packet capture (the end-to-end test does, to show that

@@ -2,11 +2,14 @@
 //! matching, the saved login, and the actions of the technician's CLI.
 
 pub mod e2e;
+mod mailto;
 pub mod reconnect;
 pub mod report;
 pub mod screen;
 pub mod stream;
 pub mod token;
+
+pub use mailto::mailto;
 
 #[cfg(test)]
 mod test_agent;
@@ -744,64 +747,5 @@ impl Drop for Client {
     /// of the connection's queue goes too.
     fn drop(&mut self) {
         self.e2e.client_dropped();
-    }
-}
-
-/// A `mailto:` link that sends the invitation to the customer.
-pub fn mailto(inv: &InvitationInfo, operator: &OperatorProfile) -> String {
-    let subject = format!("Remote support for ticket {}", inv.ticket);
-    let body = format!(
-        "Hello {},\n\nto start the remote-support session for ticket {}, open this link:\n{}\n\n\
-         or run `lifeline agent join {}` and, if asked, give the connection ID {}.\n\
-         The invitation expires at {} (UTC).\n\n{}\n{}",
-        inv.end_user,
-        inv.ticket,
-        inv.short_link,
-        inv.link,
-        inv.connection_id,
-        inv.expires_at,
-        operator.name,
-        operator.title
-    );
-    format!("mailto:?subject={}&body={}", pct(&subject), pct(&body))
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mailto_is_encoded() {
-        let inv = InvitationInfo {
-            session_id: "s".into(),
-            ticket: "T 1&2".into(),
-            end_user: "Mario".into(),
-            connection_id: "123456".into(),
-            link: "https://x/j/abc".into(),
-            short_link: "https://x/s/abc".into(),
-            expires_at: "2026".into(),
-        };
-        let p = OperatorProfile {
-            username: "a".into(),
-            name: "Alice".into(),
-            email: String::new(),
-            title: String::new(),
-        };
-        let m = mailto(&inv, &p);
-        assert!(m.starts_with("mailto:?subject=Remote%20support%20for%20ticket%20T%201%262&body="));
-        assert!(!m.contains(' ') && !m.contains('\n'));
     }
 }
