@@ -139,14 +139,11 @@ async fn home_here(shared: &Shared, id: &str, came_back: bool) {
     if let Err(e) = shared.store.set_home_node(id, &cluster.node) {
         tracing::warn!(session = %id, "cluster: cannot record the session's node: {e}");
     }
-    match cluster.home(id).await {
-        // A fresh join has no operator attached anywhere yet: only an agent
-        // coming back (rejoin, resume) may have moved the session here.
-        Ok(()) if came_back => cluster.announce_home(id).await,
-        Ok(()) => {}
-        Err(e) => {
-            tracing::error!(session = %id, "cluster: operators on other nodes cannot reach this session: {e}")
-        }
+    // A fresh join has no operator attached anywhere yet: only an agent
+    // coming back (rejoin, resume) may have moved the session here. (This
+    // node's subjects serve every session homed here: nothing to subscribe.)
+    if came_back {
+        cluster.announce_home(id).await;
     }
 }
 

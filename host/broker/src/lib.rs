@@ -542,7 +542,6 @@ impl Broker {
                 sweeper.sweep_expired();
                 sweeper.sweep_rebooting();
                 if let Some(cluster) = &sweeper.cluster {
-                    cluster.sweep_homes(&sweeper.registry);
                     cluster.sweep_orphans(&sweeper).await;
                 }
                 sweeper.console.sessions.sweep();

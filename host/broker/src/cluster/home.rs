@@ -9,11 +9,11 @@ use lifeline_protocol::Party;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cluster, ClusterError, REMOTE_QUEUE_FRAMES, decode, encode, subject_agent, subject_conn,
-    subject_home, subject_moved,
+    Cluster, ClusterError, REMOTE_QUEUE_FRAMES, decode, encode, last_token, subject_conn,
+    subject_moved,
 };
 use crate::Shared;
-use crate::registry::{ConnId, Registry};
+use crate::registry::ConnId;
 
 /// What another node asks of a session's home.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,49 +44,33 @@ pub enum CtlReply {
     Done { last: bool },
     /// Not done, and why (for the operator).
     Refused { message: String },
+    /// The session is not live on this node (it ended, or moved on): the
+    /// asking node looks up its home again.
+    NotHere,
 }
 
 impl Cluster {
-    /// Session `id` is homed here from now on (its agent entered on this
-    /// node): this node answers its requests and forwards frames to its
-    /// agent. A home held before (a rejoin on the same node) is replaced.
-    pub async fn home(self: &Arc<Self>, id: &str) -> Result<(), ClusterError> {
-        let ctl = self.subscribe(subject_home(id)).await?;
-        let to_agent = self.subscribe(subject_agent(id)).await?;
-        // The subscriptions are on the server before the agent is told it is
-        // in (async-nats only queues a subscribe).
-        if let Err(e) = self.nats.flush().await {
-            tracing::warn!(session = %id, "cluster: NATS flush: {e}");
-        }
-        let (me, sid) = (Arc::clone(self), id.to_string());
-        let serve = tokio::spawn(async move { me.serve_ctl(&sid, ctl).await });
-        let (me, sid) = (Arc::clone(self), id.to_string());
-        let forward = tokio::spawn(async move { me.forward_to_agent(&sid, to_agent).await });
-        let old = self
-            .homes
-            .lock()
-            .expect("cluster lock is never poisoned")
-            .insert(id.to_string(), vec![serve, forward]);
-        for task in old.into_iter().flatten() {
-            task.abort();
-        }
+    /// Serves this node's home subjects, once for all the sessions homed
+    /// here: requests on `lifeline.home.{node}.*` and frames for their
+    /// agents on `lifeline.agent.{node}.*`.
+    pub(super) async fn serve_homes(self: &Arc<Self>) -> Result<(), ClusterError> {
+        let ctl = self
+            .subscribe(format!("lifeline.home.{}.*", self.node))
+            .await?;
+        let to_agents = self
+            .subscribe(format!("lifeline.agent.{}.*", self.node))
+            .await?;
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.serve_ctl(ctl).await });
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.forward_to_agents(to_agents).await });
         Ok(())
     }
 
-    /// Session `id` went to another node: this node stops being its home,
-    /// and its own operator connections in it (`conns` may name other
-    /// nodes' too) attach again at the new home once it announces itself.
+    /// Session `id` went to another node: its own operator connections in
+    /// it (`conns` may name other nodes' too) attach again at the new home
+    /// once it announces itself.
     fn handed_over(&self, id: &str, conns: &[ConnId]) {
-        if let Some(tasks) = self
-            .homes
-            .lock()
-            .expect("cluster lock is never poisoned")
-            .remove(id)
-        {
-            for t in tasks {
-                t.abort();
-            }
-        }
         let local = self.conns.lock().expect("cluster lock is never poisoned");
         let mut remote = self.remote.lock().expect("cluster lock is never poisoned");
         for conn in conns.iter().filter(|c| local.contains_key(c)) {
@@ -106,27 +90,15 @@ impl Cluster {
         }
     }
 
-    /// Stops being the home of sessions that left this node's registry.
-    pub fn sweep_homes(&self, registry: &Registry) {
-        let mut homes = self.homes.lock().expect("cluster lock is never poisoned");
-        homes.retain(|id, tasks| {
-            let keep = registry.state(id).is_some();
-            if !keep {
-                for t in tasks.iter() {
-                    t.abort();
-                }
-            }
-            keep
-        });
-    }
-
-    async fn serve_ctl(self: &Arc<Self>, id: &str, mut sub: async_nats::Subscriber) {
+    /// Requests for the sessions homed here, answered in the order they
+    /// came (an attach before the same connection's detach).
+    async fn serve_ctl(self: &Arc<Self>, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
+            let id = last_token(&msg.subject).to_string();
             // Boxed: answering (decoding, the registry, the reply's publish)
-            // needs kilobytes of state, only while a request is in hand; an
-            // idle session's task waits with a small one.
-            Box::pin(self.answer(id, msg)).await;
+            // needs kilobytes of state, only while a request is in hand.
+            Box::pin(self.answer(&id, msg)).await;
         }
     }
 
@@ -136,6 +108,7 @@ impl Cluster {
             return;
         };
         let reply = match (self.shared(), serde_json::from_slice::<Ctl>(&msg.payload)) {
+            (Some(shared), Ok(_)) if shared.registry.state(id).is_none() => CtlReply::NotHere,
             (Some(shared), Ok(ctl)) => self.apply(&shared, id, ctl),
             (None, _) => return,
             (_, Err(e)) => CtlReply::Refused {
@@ -180,32 +153,20 @@ impl Cluster {
                     message: "not live here".into(),
                 },
             },
-            Ctl::Ping => match shared.registry.state(id) {
-                Some(_) => CtlReply::Done { last: false },
-                None => CtlReply::Refused {
-                    message: "not live here".into(),
-                },
-            },
+            // Live here: `answer` said `NotHere` otherwise.
+            Ctl::Ping => CtlReply::Done { last: false },
         }
     }
 
-    /// Frames operators on other nodes send the agent of session `id`.
-    async fn forward_to_agent(&self, id: &str, mut sub: async_nats::Subscriber) {
+    /// Frames operators on other nodes send the agents of sessions homed
+    /// here, each agent's in order, none waiting on another's.
+    async fn forward_to_agents(&self, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
-            // Boxed, as in `serve_ctl`: the relay's state only while a
-            // frame is in hand.
-            Box::pin(self.forward_one(id, msg)).await;
-        }
-    }
-
-    /// Relays one frame from an operator on another node to the agent.
-    async fn forward_one(&self, id: &str, msg: async_nats::Message) {
-        let (Some(shared), Some(frame)) = (self.shared(), decode(&msg.payload)) else {
-            return;
-        };
-        if let Some(tx) = shared.registry.agent_tx(id) {
-            crate::relay::to(&shared, &tx, frame).await;
+            let id = last_token(&msg.subject).to_string();
+            if let Some(frame) = decode(&msg.payload) {
+                self.to_agents.push(id, frame, msg.payload.len());
+            }
         }
     }
 

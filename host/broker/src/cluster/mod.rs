@@ -7,13 +7,21 @@
 //!
 //! | subject | who subscribes | carries |
 //! |---|---|---|
-//! | `lifeline.home.{session}` | the home node | requests (`Ctl`): attach or detach an operator connection of another node, end the session, its state |
-//! | `lifeline.agent.{session}` | the home node | frames operators on other nodes send to the agent |
+//! | `lifeline.home.{node}.{session}` | node `{node}` (`lifeline.home.{node}.*`) | requests (`Ctl`) for a session homed there: attach or detach an operator connection of another node, end the session, its state |
+//! | `lifeline.agent.{node}.{session}` | node `{node}` (`lifeline.agent.{node}.*`) | frames operators on other nodes send to the agent of a session homed there |
 //! | `lifeline.conn.{node}.{conn}` | node `{node}` (`lifeline.conn.{node}.*`) | frames for one of its operator connections: the home node's registry holds, for each remote operator, a queue whose frames go there |
 //! | `lifeline.online.{operator}` | every node | "session ready" notices for an operator's connections wherever they are |
 //! | `lifeline.moved.{session}` | every node | a session's new home (adopted or handed over): connections attached through the old one attach again |
 //! | `lifeline.node.{node}` | node `{node}` | "are you there?" (`orphans`): no responders means the node stopped |
 //! | `lifeline.limit.{limiter}` | every node | spends and refunds of the guessing and login limiters (`limits`): one budget for the cluster |
+//!
+//! Each node subscribes once to each of its own subjects, whatever the
+//! number of sessions: an idle session costs no subscription. A node sending
+//! to a session homed elsewhere finds the home in the store (`home_node`,
+//! written when the agent enters) and keeps it while its connections are
+//! attached there; a `lifeline.moved` notice updates it. The frames of one
+//! node-wide subscription are handed to their peers by `forward`, so that
+//! one slow peer does not hold up the others.
 //!
 //! So the registry, the relay and the recording stay what they are on one
 //! broker: a remote operator is one more queue in the session's operator
@@ -24,6 +32,7 @@
 //! session's home. No membership or consensus of our own: NATS and
 //! PostgreSQL provide both.
 
+mod forward;
 mod home;
 mod limits;
 mod orphans;
@@ -35,12 +44,14 @@ use std::sync::{Arc, Mutex, Weak};
 use lifeline_core::config::cluster::ClusterConfig;
 use lifeline_core::link::FrameSender;
 use lifeline_protocol::{Frame, MAX_FRAME_BYTES};
-use tokio::task::JoinHandle;
 
 use crate::Shared;
 use crate::registry::ConnId;
 
+pub use forward::{FORWARD_IDLE, FORWARD_QUEUE_BYTES};
 pub use home::{Ctl, CtlReply};
+
+use forward::Forwarders;
 
 /// Frames queued towards one remote operator connection before the home
 /// node's relay waits (then drops it as stalled, as for a local one).
@@ -82,21 +93,26 @@ pub struct Cluster {
     nats: async_nats::Client,
     /// This node's operator connections, for frames other nodes send them.
     conns: Mutex<HashMap<ConnId, FrameSender>>,
-    /// Sessions homed here: the tasks serving their subjects.
-    homes: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
     /// Local operator connections attached to sessions homed elsewhere.
     remote: Mutex<HashSet<(String, ConnId)>>,
+    /// The home node of each session in `remote` (where its agent's
+    /// frames go), as last heard: from the store, then `lifeline.moved`.
+    routes: Mutex<HashMap<String, String>>,
+    /// Frames from other nodes for the agents of sessions homed here.
+    to_agents: Forwarders<String>,
+    /// Frames from other nodes for this node's operator connections.
+    to_conns: Forwarders<ConnId>,
     /// Sessions whose node stopped, since when this node has seen them so
     /// (`orphans`).
     orphans: Mutex<HashMap<String, std::time::Instant>>,
     shared: Mutex<Weak<Shared>>,
 }
 
-fn subject_home(session: &str) -> String {
-    format!("lifeline.home.{session}")
+fn subject_home(node: &str, session: &str) -> String {
+    format!("lifeline.home.{node}.{session}")
 }
-fn subject_agent(session: &str) -> String {
-    format!("lifeline.agent.{session}")
+fn subject_agent(node: &str, session: &str) -> String {
+    format!("lifeline.agent.{node}.{session}")
 }
 fn subject_conn(node: &str, conn: ConnId) -> String {
     format!("lifeline.conn.{node}.{conn}")
@@ -142,15 +158,36 @@ impl Cluster {
                 max,
             });
         }
-        Ok(Arc::new(Cluster {
-            node: cfg.node.clone(),
-            nats,
-            conns: Mutex::default(),
-            homes: Mutex::default(),
-            remote: Mutex::default(),
-            orphans: Mutex::default(),
-            shared: Mutex::default(),
+        Ok(Arc::new_cyclic(|me: &Weak<Cluster>| {
+            let (to_agent, to_conn) = (me.clone(), me.clone());
+            Cluster {
+                node: cfg.node.clone(),
+                nats,
+                conns: Mutex::default(),
+                remote: Mutex::default(),
+                routes: Mutex::default(),
+                to_agents: Forwarders::new(Arc::new(move |id: &String| {
+                    let shared = to_agent.upgrade()?.shared()?;
+                    let tx = shared.registry.agent_tx(id)?;
+                    Some((tx, shared.cfg.limits.relay_wait))
+                })),
+                to_conns: Forwarders::new(Arc::new(move |conn: &ConnId| {
+                    let me = to_conn.upgrade()?;
+                    let tx = me.conn_tx(*conn)?;
+                    Some((tx, me.shared()?.cfg.limits.relay_wait))
+                })),
+                orphans: Mutex::default(),
+                shared: Mutex::default(),
+            }
         }))
+    }
+
+    fn conn_tx(&self, conn: ConnId) -> Option<FrameSender> {
+        self.conns
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .get(&conn)
+            .cloned()
     }
 
     /// Starts serving this node's subjects for the broker `shared`.
@@ -164,6 +201,7 @@ impl Cluster {
         tokio::spawn(async move { me.deliver_to_conns(conns).await });
         let me = Arc::clone(self);
         tokio::spawn(async move { me.deliver_online(online).await });
+        self.serve_homes().await?;
         let moved = self.subscribe("lifeline.moved.*".to_string()).await?;
         let me = Arc::clone(self);
         tokio::spawn(async move { me.follow_moves(moved).await });
@@ -204,10 +242,19 @@ impl Cluster {
             .lock()
             .expect("cluster lock is never poisoned")
             .remove(&conn);
-        self.remote
-            .lock()
-            .expect("cluster lock is never poisoned")
-            .retain(|(_, c)| *c != conn);
+        let left: Vec<String> = {
+            let mut remote = self.remote.lock().expect("cluster lock is never poisoned");
+            let left = remote
+                .iter()
+                .filter(|(_, c)| *c == conn)
+                .map(|(s, _)| s.clone())
+                .collect();
+            remote.retain(|(_, c)| *c != conn);
+            left
+        };
+        for id in left {
+            self.forget_route(&id);
+        }
     }
 
     /// Frames other nodes send this node's operator connections.
@@ -217,16 +264,8 @@ impl Cluster {
             let Some(conn) = last_token(&msg.subject).parse::<ConnId>().ok() else {
                 continue;
             };
-            let tx = self
-                .conns
-                .lock()
-                .expect("cluster lock is never poisoned")
-                .get(&conn)
-                .cloned();
-            if let (Some(tx), Some(frame)) = (tx, decode(&msg.payload))
-                && let Some(shared) = self.shared()
-            {
-                crate::relay::to(&shared, &tx, frame).await;
+            if let Some(frame) = decode(&msg.payload) {
+                self.to_conns.push(conn, frame, msg.payload.len());
             }
         }
     }
@@ -249,11 +288,12 @@ impl Cluster {
     async fn follow_moves(&self, mut sub: async_nats::Subscriber) {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
-            let from = String::from_utf8_lossy(&msg.payload);
+            let from = String::from_utf8_lossy(&msg.payload).into_owned();
             let id = last_token(&msg.subject).to_string();
             if from == self.node {
                 continue;
             }
+            self.route_moved(&id, from);
             let conns: Vec<ConnId> = self
                 .remote
                 .lock()

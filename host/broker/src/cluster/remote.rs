@@ -11,10 +11,41 @@ pub const NOT_LIVE_ANYWHERE: &str =
     "the customer is not in this session (not joined yet, or it ended)";
 
 impl Cluster {
-    /// Asks the home of session `id`; `Err` names why it could not.
+    /// Asks the home of session `id`; `Err` names why it could not. The
+    /// home is the node the store names; one that no longer holds the
+    /// session makes this look it up again, once.
     async fn ask(&self, id: &str, ctl: &Ctl) -> Result<CtlReply, String> {
+        self.ask_home(id, ctl).await.map(|(reply, _)| reply)
+    }
+
+    /// [`Self::ask`], also naming the node that answered.
+    async fn ask_home(&self, id: &str, ctl: &Ctl) -> Result<(CtlReply, String), String> {
+        let mut asked: Option<String> = None;
+        loop {
+            let node = self.home_in_store(id)?.ok_or(NOT_LIVE_ANYWHERE)?;
+            if asked.as_ref() == Some(&node) {
+                return Err(NOT_LIVE_ANYWHERE.into());
+            }
+            match self.ask_node(&node, id, ctl).await? {
+                CtlReply::NotHere => asked = Some(node),
+                reply => return Ok((reply, node)),
+            }
+        }
+    }
+
+    /// The node the store says holds live session `id`.
+    fn home_in_store(&self, id: &str) -> Result<Option<String>, String> {
+        let shared = self.shared().ok_or("the broker is stopping")?;
+        shared
+            .store
+            .home_node(id)
+            .map_err(|e| format!("cannot find the session's broker node: {e}"))
+    }
+
+    /// Asks node `node` about session `id`.
+    async fn ask_node(&self, node: &str, id: &str, ctl: &Ctl) -> Result<CtlReply, String> {
         let body = serde_json::to_vec(ctl).expect("requests always serialise");
-        let request = self.nats.request(subject_home(id), body.into());
+        let request = self.nats.request(subject_home(node, id), body.into());
         let msg = match tokio::time::timeout(CTL_TIMEOUT, request).await {
             Err(_) => return Err("the broker node holding this session did not answer".into()),
             Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
@@ -27,6 +58,35 @@ impl Cluster {
             .map_err(|e| format!("bad answer from a broker node: {e}"))
     }
 
+    /// Session `id` is homed on `node` now (a `lifeline.moved` notice).
+    pub(super) fn route_moved(&self, id: &str, node: String) {
+        if let Some(route) = self
+            .routes
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .get_mut(id)
+        {
+            *route = node;
+        }
+    }
+
+    /// Forgets where session `id` is homed once none of this node's
+    /// connections is attached to it there.
+    pub(super) fn forget_route(&self, id: &str) {
+        let attached = self
+            .remote
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .iter()
+            .any(|(s, _)| s == id);
+        if !attached {
+            self.routes
+                .lock()
+                .expect("cluster lock is never poisoned")
+                .remove(id);
+        }
+    }
+
     /// Attaches this node's operator connection `conn` to session `id`
     /// homed on another node.
     pub async fn attach(&self, id: &str, conn: ConnId, notice: &str) -> Result<(), String> {
@@ -35,15 +95,20 @@ impl Cluster {
             conn,
             notice: notice.to_string(),
         };
-        match self.ask(id, &ctl).await? {
-            CtlReply::Done { .. } => {
+        match self.ask_home(id, &ctl).await? {
+            (CtlReply::Done { .. }, node) => {
                 self.remote
                     .lock()
                     .expect("cluster lock is never poisoned")
                     .insert((id.to_string(), conn));
+                self.routes
+                    .lock()
+                    .expect("cluster lock is never poisoned")
+                    .insert(id.to_string(), node);
                 Ok(())
             }
-            CtlReply::Refused { message } => Err(message),
+            (CtlReply::Refused { message }, _) => Err(message),
+            (CtlReply::NotHere, _) => Err(NOT_LIVE_ANYWHERE.into()),
         }
     }
 
@@ -58,7 +123,9 @@ impl Cluster {
             conn,
             notice: notice.to_string(),
         };
-        matches!(self.ask(id, &ctl).await, Ok(CtlReply::Done { last: true }))
+        let last = matches!(self.ask(id, &ctl).await, Ok(CtlReply::Done { last: true }));
+        self.forget_route(id);
+        last
     }
 
     /// Ends session `id` homed on another node.
@@ -69,6 +136,7 @@ impl Cluster {
         match self.ask(id, &ctl).await? {
             CtlReply::Done { .. } => Ok(()),
             CtlReply::Refused { message } => Err(message),
+            CtlReply::NotHere => Err(NOT_LIVE_ANYWHERE.into()),
         }
     }
 
@@ -79,6 +147,7 @@ impl Cluster {
         match self.ask(id, &Ctl::Release).await {
             Ok(CtlReply::Done { .. }) => true,
             Ok(CtlReply::Refused { .. }) => false,
+            Ok(CtlReply::NotHere) => true,
             Err(why) => why == NOT_LIVE_ANYWHERE,
         }
     }
@@ -90,7 +159,7 @@ impl Cluster {
     pub async fn home_alive(&self, id: &str) -> bool {
         match self.ask(id, &Ctl::Ping).await {
             Ok(CtlReply::Done { .. }) => true,
-            Ok(CtlReply::Refused { .. }) => false,
+            Ok(CtlReply::Refused { .. } | CtlReply::NotHere) => false,
             Err(why) => why != NOT_LIVE_ANYWHERE,
         }
     }
@@ -106,7 +175,28 @@ impl Cluster {
 
     /// Sends a frame to the agent of session `id`, wherever it is homed.
     pub async fn to_agent(&self, id: &str, frame: &Frame) {
-        if let Err(e) = self.nats.publish(subject_agent(id), encode(frame)).await {
+        let known = self
+            .routes
+            .lock()
+            .expect("cluster lock is never poisoned")
+            .get(id)
+            .cloned();
+        let node = match known {
+            Some(node) => node,
+            None => match self.home_in_store(id) {
+                Ok(Some(node)) => node,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(session = %id, "cluster: cannot forward to the agent: {e}");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = self
+            .nats
+            .publish(subject_agent(&node, id), encode(frame))
+            .await
+        {
             tracing::warn!(session = %id, "cluster: cannot forward to the agent: {e}");
         }
     }

@@ -15,6 +15,20 @@ impl Store {
         Ok(())
     }
 
+    /// The node holding live session `id` (a rebooting one included), if any:
+    /// where other nodes send its requests and its agent's frames.
+    pub fn home_node(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = self.row(Stmt::new(
+            "SELECT home_node FROM sessions \
+             WHERE id = ?1 AND state NOT IN ('invited', 'ended')",
+            vals![id],
+        ))?;
+        Ok(match row {
+            Some(r) => r.opt_text(0)?,
+            None => None,
+        })
+    }
+
     /// The other nodes than `me` holding live sessions (rebooting ones
     /// wait for their rejoin ticket instead): one row per node, however
     /// many sessions.

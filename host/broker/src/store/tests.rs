@@ -93,6 +93,10 @@ fn operators_sessions_and_events_persist() {
                 s.nodes_holding_sessions("b").unwrap(),
                 vec!["a".to_string()]
             );
+            assert_eq!(s.home_node("s1").unwrap().as_deref(), Some("a"));
+            s.set_home_node("s1", "c").unwrap();
+            assert_eq!(s.home_node("s1").unwrap().as_deref(), Some("c"));
+            assert_eq!(s.home_node("nope").unwrap(), None);
             id
         };
         let s = case.open();
@@ -110,6 +114,8 @@ fn operators_sessions_and_events_persist() {
         s.set_state("s1", SessionState::Ended).unwrap();
         assert!(s.session("s1").unwrap().unwrap().ended_at.is_some());
         assert!(s.live_sessions().unwrap().is_empty(), "{}", case.name());
+        // An ended session has no home for requests.
+        assert_eq!(s.home_node("s1").unwrap(), None, "{}", case.name());
     }
 }
 
