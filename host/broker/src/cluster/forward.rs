@@ -94,6 +94,7 @@ where
     }
 
     /// Peers with a task running now.
+    #[cfg(test)]
     pub fn running(&self) -> usize {
         self.queues
             .lock()
