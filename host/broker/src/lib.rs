@@ -521,10 +521,9 @@ impl Broker {
         if let Some(cluster) = &shared.cluster {
             cluster.start(&shared).await?;
         }
-        let acceptor = TlsAcceptor::from(server_cfg);
         let mut tasks = vec![tokio::spawn(server::serve(
             listener,
-            acceptor,
+            server_cfg,
             Arc::clone(&shared),
         ))];
         let mut https_cfg = (*tls::server_config(&identity)?).clone();

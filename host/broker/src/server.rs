@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
+use lifeline_core::lean_tls;
+use rustls::ServerConfig;
 
 use crate::Shared;
 
@@ -31,7 +32,9 @@ pub const MAX_PENDING_REFUSALS: usize = 32;
 pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Accepts connections until the listener fails.
-pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+/// Each connection's TLS is [`lean_tls`]: an idle agent's connection holds
+/// no TLS buffer (rustls's buffered connection keeps 4 KiB).
+pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, shared: Arc<Shared>) {
     let refusals = Arc::new(Semaphore::new(MAX_PENDING_REFUSALS));
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -43,7 +46,7 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
+        let acceptor = Arc::clone(&tls);
         let permit = match shared.session_conns.admit(peer.ip()) {
             Ok(p) => p,
             Err(refusal) => {
@@ -65,9 +68,9 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, shared: Arc<Sha
 }
 
 /// Tells a refused client why (within [`REFUSAL_TIMEOUT`]) and closes.
-async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, message: String) {
+async fn refuse(tcp: TcpStream, acceptor: Arc<ServerConfig>, message: String) {
     let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
-        let mut tls = acceptor.accept(tcp).await.ok()?;
+        let mut tls = lean_tls::accept(tcp, acceptor).await.ok()?;
         // Read the Hello first: closing with it unread would reset the
         // connection before the client reads the reason.
         read_frame(&mut tls, MAX_HANDSHAKE_FRAME_BYTES).await.ok()?;
@@ -81,7 +84,12 @@ async fn refuse(tcp: TcpStream, acceptor: TlsAcceptor, message: String) {
     .await;
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: Arc<ServerConfig>,
+    shared: Arc<Shared>,
+) {
     // Boxed, and a function of its own: the TLS accept and handshake states
     // and the TLS stream itself (kilobytes) are freed or moved into the
     // link once done, instead of sizing this task, which lives as long as
@@ -102,13 +110,12 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, acceptor: TlsAcceptor, shared:
 async fn open(
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<ServerConfig>,
     shared: &Shared,
 ) -> Option<(Link, ClientRole)> {
     tcp.set_nodelay(true).ok();
     let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-        let mut tls = acceptor
-            .accept(tcp)
+        let mut tls = lean_tls::accept(tcp, acceptor)
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
         let role = handshake(&mut tls, &shared.name).await?;

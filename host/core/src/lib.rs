@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod consent;
 pub mod join_file;
+pub mod lean_tls;
 pub mod limits;
 pub mod link;
 pub mod probe;
