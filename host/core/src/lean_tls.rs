@@ -46,14 +46,20 @@ pub const MAX_INCOMING: usize = 64 * 1024 + READ_CHUNK;
 pub struct LeanTlsStream<S> {
     io: S,
     conn: UnbufferedServerConnection,
-    /// TLS bytes read from the socket, not yet processed by rustls.
+    /// TLS bytes read from the socket and not yet processed by rustls:
+    /// `incoming[..in_len]`; the rest is zeroed room for the next read
+    /// (zeroed once per allocation, not per read).
     incoming: Vec<u8>,
+    in_len: usize,
     /// Decrypted bytes not yet read by the caller, from `plain_at` on.
     plain: Vec<u8>,
     plain_at: usize,
-    /// TLS bytes for the socket, not yet written, from `out_at` on.
+    /// TLS bytes for the socket not yet written: `outgoing[out_at..out_len]`;
+    /// the rest is zeroed room, kept between writes and freed by a flush
+    /// (the link flushes when its queue is empty).
     outgoing: Vec<u8>,
     out_at: usize,
+    out_len: usize,
     /// The peer sent close_notify (the reader returns end of file).
     peer_closed: bool,
     /// The socket returned end of file.
@@ -86,6 +92,15 @@ enum Want<'d> {
     Close,
 }
 
+/// At least `need` bytes of room in `buf` after its first `len` bytes
+/// (zeroed when it grows: no `unsafe` here).
+fn room(buf: &mut Vec<u8>, len: usize, need: usize) -> &mut [u8] {
+    if buf.len() < len + need {
+        buf.resize(len + need, 0);
+    }
+    &mut buf[len..]
+}
+
 fn tls_error(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
@@ -101,10 +116,12 @@ where
         io,
         conn,
         incoming: Vec::new(),
+        in_len: 0,
         plain: Vec::new(),
         plain_at: 0,
         outgoing: Vec::new(),
         out_at: 0,
+        out_len: 0,
         peer_closed: false,
         eof: false,
         sent_close: false,
@@ -122,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.conn.is_handshaking() {
-            match self.step(Want::Read)? {
+            match self.step(Want::Read, None)? {
                 Step::Again | Step::Wrote(_) => ready!(self.poll_send(cx))?,
                 Step::Idle => {
                     ready!(self.poll_send(cx))?;
@@ -134,22 +151,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
                 Step::Closed => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
             }
         }
-        self.poll_send(cx)
+        ready!(self.poll_send(cx))?;
+        self.outgoing = Vec::new();
+        Poll::Ready(Ok(()))
     }
 
     /// One call into rustls with the incoming bytes; what it yields is
     /// kept here (plaintext, TLS bytes to send, the peer's close), and once
     /// it lets application data be written, `want` is done. Every call's
     /// `discard` is applied: rustls has consumed those bytes.
-    fn step(&mut self, want: Want<'_>) -> io::Result<Step> {
+    /// With `dest` (the reader's buffer), decrypted bytes go there first,
+    /// without a copy through `plain`.
+    fn step(&mut self, want: Want<'_>, mut dest: Option<&mut ReadBuf<'_>>) -> io::Result<Step> {
         let UnbufferedStatus { mut discard, state } =
-            self.conn.process_tls_records(&mut self.incoming);
+            self.conn.process_tls_records(&mut self.incoming[..self.in_len]);
         let next = match state.map_err(tls_error)? {
             ConnectionState::ReadTraffic(mut traffic) => {
                 while let Some(record) = traffic.next_record() {
                     let record = record.map_err(tls_error)?;
                     discard += record.discard;
-                    self.plain.extend_from_slice(record.payload);
+                    let mut payload = record.payload;
+                    if let Some(d) = dest.as_deref_mut()
+                        && self.plain.is_empty()
+                    {
+                        let n = d.remaining().min(payload.len());
+                        d.put_slice(&payload[..n]);
+                        payload = &payload[n..];
+                    }
+                    self.plain.extend_from_slice(payload);
                 }
                 if let Some(w) = self.read_waker.take() {
                     w.wake();
@@ -157,13 +186,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
                 Step::Again
             }
             ConnectionState::EncodeTlsData(mut encode) => {
-                let at = self.outgoing.len();
                 let mut need = 1024;
                 loop {
-                    self.outgoing.resize(at + need, 0);
-                    match encode.encode(&mut self.outgoing[at..]) {
+                    match encode.encode(room(&mut self.outgoing, self.out_len, need)) {
                         Ok(n) => {
-                            self.outgoing.truncate(at + n);
+                            self.out_len += n;
                             break;
                         }
                         Err(EncodeError::InsufficientSize(s)) => need = s.required_size,
@@ -190,13 +217,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
                 Want::Read => Step::Idle,
                 Want::Write(data) => {
                     let chunk = &data[..data.len().min(WRITE_CHUNK)];
-                    let at = self.outgoing.len();
                     let mut need = chunk.len() + 256;
                     loop {
-                        self.outgoing.resize(at + need, 0);
-                        match traffic.encrypt(chunk, &mut self.outgoing[at..]) {
+                        match traffic.encrypt(chunk, room(&mut self.outgoing, self.out_len, need)) {
                             Ok(n) => {
-                                self.outgoing.truncate(at + n);
+                                self.out_len += n;
                                 break;
                             }
                             Err(EncryptError::InsufficientSize(s)) => need = s.required_size,
@@ -206,10 +231,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
                     Step::Wrote(chunk.len())
                 }
                 Want::Close => {
-                    let at = self.outgoing.len();
-                    self.outgoing.resize(at + 64, 0);
-                    let n = traffic.queue_close_notify(&mut self.outgoing[at..]);
-                    self.outgoing.truncate(at + n.unwrap_or(0));
+                    let out = room(&mut self.outgoing, self.out_len, 64);
+                    self.out_len += traffic.queue_close_notify(out).unwrap_or(0);
                     Step::Wrote(0)
                 }
             },
@@ -220,44 +243,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
             }
             _ => return Err(tls_error(rustls::Error::General("unknown state".into()))),
         };
-        self.incoming.drain(..discard);
+        self.incoming.copy_within(discard..self.in_len, 0);
+        self.in_len -= discard;
         Ok(next)
     }
 
-    /// Writes `outgoing` to the socket until it is empty, then frees it.
+    /// Writes `outgoing` to the socket until it is empty (its room kept).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_at < self.outgoing.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.out_at..]))?;
+        while self.out_at < self.out_len {
+            let pending = &self.outgoing[self.out_at..self.out_len];
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, pending))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.out_at += n;
         }
-        self.outgoing = Vec::new();
         self.out_at = 0;
+        self.out_len = 0;
         Poll::Ready(Ok(()))
     }
 
     /// Reads once from the socket into `incoming`; an empty `incoming` is
     /// freed while the socket has nothing.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.incoming.len() >= MAX_INCOMING {
+        if self.in_len >= MAX_INCOMING {
             return Poll::Ready(Err(tls_error(rustls::Error::General(
                 "TLS message too large".into(),
             ))));
         }
-        let filled = self.incoming.len();
-        // Zeroed, not uninitialised (no `unsafe` here): about half a
-        // microsecond per read.
-        self.incoming.resize(filled + READ_CHUNK, 0);
-        let mut buf = ReadBuf::new(&mut self.incoming[filled..]);
+        if self.incoming.len() - self.in_len < READ_CHUNK / 2 {
+            // Zeroed, not uninitialised (no `unsafe` here), once per
+            // allocation.
+            self.incoming.resize(self.in_len + READ_CHUNK, 0);
+        }
+        let mut buf = ReadBuf::new(&mut self.incoming[self.in_len..]);
         let polled = Pin::new(&mut self.io).poll_read(cx, &mut buf);
         let n = buf.filled().len();
-        self.incoming.truncate(filled + n);
+        self.in_len += n;
         match polled {
             Poll::Pending => {
-                if self.incoming.is_empty() {
+                if self.in_len == 0 {
                     self.incoming = Vec::new();
+                }
+                if self.out_len == 0 {
+                    self.outgoing = Vec::new();
                 }
                 Poll::Pending
             }
@@ -298,7 +327,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanTlsStream<S> {
             if me.peer_closed {
                 return Poll::Ready(Ok(()));
             }
-            match me.step(Want::Read)? {
+            let before = buf.filled().len();
+            let step = me.step(Want::Read, Some(buf))?;
+            if buf.filled().len() > before {
+                // Sent later, by the next call or the writer.
+                let _ = me.poll_send(cx)?;
+                return Poll::Ready(Ok(()));
+            }
+            match step {
                 Step::Again | Step::Wrote(_) => ready!(me.poll_send(cx))?,
                 Step::Closed => return Poll::Ready(Ok(())),
                 Step::Idle => {
@@ -327,7 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanTlsStream<S> {
             // `outgoing` is empty before more is encrypted: it holds at
             // most one write's records.
             ready!(me.poll_send(cx))?;
-            match me.step(Want::Write(data))? {
+            match me.step(Want::Write(data), None)? {
                 Step::Again => {}
                 Step::Wrote(n) => {
                     // Sent now as far as the socket takes it; the rest by
@@ -348,6 +384,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanTlsStream<S> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
         ready!(me.poll_send(cx))?;
+        // The writer has nothing more queued: free the room.
+        me.outgoing = Vec::new();
         Pin::new(&mut me.io).poll_flush(cx)
     }
 
@@ -355,7 +393,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanTlsStream<S> {
         let me = self.get_mut();
         while !me.conn.is_handshaking() && !me.sent_close {
             ready!(me.poll_send(cx))?;
-            match me.step(Want::Close)? {
+            match me.step(Want::Close, None)? {
                 Step::Again => {}
                 Step::Wrote(_) | Step::Closed | Step::Idle => me.sent_close = true,
             }

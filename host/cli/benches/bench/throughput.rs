@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use lifeline_core::lean_tls;
 use lifeline_core::link::{Link, spawn_link};
 use lifeline_core::tls::{self, Trust};
 use lifeline_operator::e2e::{MAX_DATA_BYTES, SEAL_OVERHEAD_BYTES};
@@ -114,19 +115,26 @@ pub async fn relay(h: &Harness, chunk: usize, total: u64) -> Result<f64> {
     Ok(secs)
 }
 
-/// One direct TLS connection between two tasks of this process.
-async fn direct(chunk: usize, total: u64) -> Result<f64> {
+/// One direct TLS connection between two tasks of this process; the
+/// receiving (server) side is tokio-rustls, or with `lean` the broker's own
+/// `lean_tls` (rustls's unbuffered connection), to compare the two.
+async fn direct(chunk: usize, total: u64, lean: bool) -> Result<f64> {
     let dir = tempfile::tempdir().context("temporary folder")?;
     let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()])?;
-    let acceptor = TlsAcceptor::from(tls::server_config(&id)?);
+    let server_cfg = tls::server_config(&id)?;
+    let acceptor = TlsAcceptor::from(Arc::clone(&server_cfg));
     let connector = TlsConnector::from(tls::client_config(&Trust::Pinned(id.fingerprint))?);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
-        let tls = acceptor.accept(tcp).await?;
-        Ok::<_, std::io::Error>(spawn_link(tls, HEARTBEAT, MAX_FRAME_BYTES))
+        Ok::<_, std::io::Error>(if lean {
+            let tls = lean_tls::accept(tcp, server_cfg).await?;
+            spawn_link(tls, HEARTBEAT, MAX_FRAME_BYTES)
+        } else {
+            spawn_link(acceptor.accept(tcp).await?, HEARTBEAT, MAX_FRAME_BYTES)
+        })
     });
     let tcp = step("direct connect", TcpStream::connect(addr)).await?;
     tcp.set_nodelay(true)?;
@@ -157,7 +165,8 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (chunk, label) in [(MAX_DATA_BYTES, "4 MiB-99"), (256 << 10, "256 KiB")] {
         let total = total / chunk as u64 * chunk as u64;
-        let base = direct(chunk, total).await?;
+        let base = direct(chunk, total, false).await?;
+        let lean = direct(chunk, total, true).await?;
         let via = relay(&h, chunk, total).await?;
         let gbps = |s: f64| total as f64 / s / 1e9;
         let fmt = |s: f64| {
@@ -168,14 +177,17 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
             )
         };
         println!(
-            "  {label} chunks: via broker {}, direct TLS {}",
+            "  {label} chunks: via broker {}, direct TLS {}, direct with lean_tls receiving {}",
             fmt(via),
-            fmt(base)
+            fmt(base),
+            fmt(lean)
         );
         let target = Some(("≥ 1 GB/s", gbps(via) >= TARGET_GBPS));
         let metric = format!("{label} chunks");
         let base = format!("{} direct TLS", fmt(base));
         rows.push(row("2 relay throughput", &metric, fmt(via), &base, target));
+        let metric = format!("{label} chunks, direct, lean_tls receiving");
+        rows.push(row("2 relay throughput", &metric, fmt(lean), &base, None));
     }
     h.broker.shutdown();
     Ok(rows)
