@@ -7,17 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lifeline_core::lean_tls;
 use lifeline_core::link::{Link, spawn_link_with};
 use lifeline_protocol::{
     ClientRole, ErrorCode, Frame, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, Message,
     PROTOCOL_NAME, PROTOCOL_VERSION, read_frame, write_frame,
 };
+use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use lifeline_core::lean_tls;
-use rustls::ServerConfig;
 
 use crate::Shared;
 

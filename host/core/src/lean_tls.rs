@@ -163,8 +163,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
     /// With `dest` (the reader's buffer), decrypted bytes go there first,
     /// without a copy through `plain`.
     fn step(&mut self, want: Want<'_>, mut dest: Option<&mut ReadBuf<'_>>) -> io::Result<Step> {
-        let UnbufferedStatus { mut discard, state } =
-            self.conn.process_tls_records(&mut self.incoming[..self.in_len]);
+        let UnbufferedStatus { mut discard, state } = self
+            .conn
+            .process_tls_records(&mut self.incoming[..self.in_len]);
         let next = match state.map_err(tls_error)? {
             ConnectionState::ReadTraffic(mut traffic) => {
                 while let Some(record) = traffic.next_record() {

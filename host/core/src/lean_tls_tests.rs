@@ -165,6 +165,8 @@ async fn garbage_instead_of_tls_is_refused() {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
     let (srv, _) = listener.accept().await.unwrap();
-    let r = tokio::time::timeout(WAIT, accept(srv, Arc::clone(&cfg))).await.unwrap();
+    let r = tokio::time::timeout(WAIT, accept(srv, Arc::clone(&cfg)))
+        .await
+        .unwrap();
     assert!(r.is_err());
 }
