@@ -1,0 +1,206 @@
+//! The broker's TLS stream (host/core/src/lean_tls.rs): its own buffering
+//! around rustls's unbuffered connection, on what a client sends.
+//!
+//! Input: first byte picks the mode.
+//! - `0`: the rest are raw bytes from a client that is not a TLS client
+//!   (or a broken one): the accept ends with an error or waits for more,
+//!   never panics.
+//! - otherwise a real TLS client (tokio-rustls) does the handshake, then
+//!   sends messages whose lengths come from the input, through a pipe whose
+//!   size the input picks (so records arrive split at any point), and the
+//!   server echoes what it reads. Optionally one byte the client sends after
+//!   the handshake is flipped. Without the flip the server reads exactly
+//!   what was sent and the client reads the echo; with it, whatever the
+//!   server read is a prefix of what was sent (nothing altered is ever
+//!   delivered).
+#![no_main]
+
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use lifeline_core::{lean_tls, tls};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Bound on one input's exchange: a stall is a failure only of the input.
+const LIMIT: Duration = Duration::from_secs(2);
+
+fn configs() -> &'static (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+    static CONFIGS: OnceLock<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>)> =
+        OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("scratch folder");
+        let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()])
+            .expect("identity");
+        let server = tls::server_config(&id).expect("server config");
+        let client = tls::client_config(&tls::Trust::Pinned(id.fingerprint)).expect("client");
+        (server, client)
+    })
+}
+
+/// The client's writing end: flips one byte once `armed` is set (after
+/// the handshake), at `at` bytes from then.
+struct Flip<S> {
+    inner: S,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    at: Option<usize>,
+    seen: usize,
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Flip<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let armed = self.armed.load(std::sync::atomic::Ordering::Relaxed);
+        let mut data = buf.to_vec();
+        if armed && let Some(at) = self.at {
+            if at >= self.seen && at < self.seen + data.len() {
+                data[at - self.seen] ^= 0x5a;
+            }
+        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, &data);
+        if let Poll::Ready(Ok(n)) = r
+            && armed
+        {
+            self.seen += n;
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Flip<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+async fn raw(bytes: &[u8]) {
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let _ = client.write_all(bytes).await;
+    drop(client);
+    let _ = tokio::time::timeout(LIMIT, lean_tls::accept(server, Arc::clone(&configs().0))).await;
+}
+
+async fn exchange(input: &[u8]) {
+    let [pipe, flip_hi, flip_lo, rest @ ..] = input else {
+        return;
+    };
+    let pipe = 64 + usize::from(*pipe) * 64;
+    let flip = (*flip_hi != 0).then(|| usize::from(*flip_lo) * 16 + usize::from(*flip_hi));
+    // Message lengths, two bytes each (at most 64 KiB in all).
+    let mut sent = Vec::new();
+    for (i, pair) in rest.chunks_exact(2).take(16).enumerate() {
+        let len = usize::from(u16::from_le_bytes([pair[0], pair[1]])) % 8192;
+        sent.extend((0..len).map(|j| (i * 31 + j) as u8));
+    }
+    let (client_io, server_io) = tokio::io::duplex(pipe);
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client_io = Flip {
+        inner: client_io,
+        armed: Arc::clone(&armed),
+        at: flip,
+        seen: 0,
+    };
+    let (server_cfg, client_cfg) = configs();
+    let server = tokio::spawn(lean_tls::accept(server_io, Arc::clone(server_cfg)));
+    let name = ServerName::try_from("localhost").expect("name");
+    let connect = tokio_rustls::TlsConnector::from(Arc::clone(client_cfg)).connect(name, client_io);
+    let Ok(Ok(client)) = tokio::time::timeout(LIMIT, connect).await else {
+        panic!("a real client's handshake failed");
+    };
+    let server = server.await.expect("accept task").expect("a real client is accepted");
+    armed.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
+    let to_send = sent.clone();
+    let writer = tokio::spawn(async move {
+        for chunk in to_send.chunks(1000) {
+            if cw.write_all(chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = cw.shutdown().await;
+    });
+    // The server echoes until the client's close_notify or an error.
+    let echo = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 3000];
+        let end = loop {
+            match sr.read(&mut buf).await {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if sw.write_all(&buf[..n]).await.is_err() {
+                        break Err(());
+                    }
+                }
+                Err(_) => break Err(()),
+            }
+        };
+        let _ = sw.shutdown().await;
+        (got, end)
+    });
+    let reader = tokio::spawn(async move {
+        let mut back = Vec::new();
+        let _ = cr.read_to_end(&mut back).await;
+        back
+    });
+    // Nothing of this input outlives it on the shared runtime.
+    let (w_abort, r_abort) = (writer.abort_handle(), reader.abort_handle());
+    let echo_abort = echo.abort_handle();
+    let _guard = scopeguard(move || {
+        w_abort.abort();
+        r_abort.abort();
+        echo_abort.abort();
+    });
+    let Ok(Ok((got, end))) = tokio::time::timeout(LIMIT, echo).await else {
+        return;
+    };
+    let _ = tokio::time::timeout(LIMIT, writer).await;
+    assert!(sent.starts_with(&got), "the server read bytes the client never sent");
+    if flip.is_none() || got.len() == sent.len() && end.is_ok() {
+        if flip.is_none() {
+            assert!(end.is_ok(), "a clean close is end of file");
+            assert_eq!(got.len(), sent.len(), "the server read all that was sent");
+        }
+        if let Ok(Ok(back)) = tokio::time::timeout(LIMIT, reader).await {
+            assert!(sent.starts_with(&back), "the echo is what was sent");
+        }
+    }
+}
+
+/// Runs `f` when dropped.
+struct Guard<F: FnMut()>(F);
+impl<F: FnMut()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+fn scopeguard<F: FnMut()>(f: F) -> Guard<F> {
+    Guard(f)
+}
+
+fuzz_target!(|data: &[u8]| {
+    lifeline_fuzz::runtime().block_on(async {
+        match data.split_first() {
+            Some((0, rest)) => raw(rest).await,
+            Some((_, rest)) => exchange(rest).await,
+            None => {}
+        }
+    });
+});
