@@ -66,6 +66,9 @@ pub struct LeanTlsStream<S> {
     eof: bool,
     /// close_notify is queued (shutdown).
     sent_close: bool,
+    /// rustls refused the connection (it queued its fatal alert then):
+    /// rustls is not called again, every later call gets this error.
+    failed: Option<rustls::Error>,
     /// The reader waiting for bytes the writer may find.
     read_waker: Option<Waker>,
 }
@@ -125,6 +128,7 @@ where
         peer_closed: false,
         eof: false,
         sent_close: false,
+        failed: None,
         read_waker: None,
     };
     std::future::poll_fn(|cx| tls.poll_handshake(cx)).await?;
@@ -392,7 +396,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanTlsStream<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        while !me.conn.is_handshaking() && !me.sent_close {
+        while !me.conn.is_handshaking() && !me.sent_close && me.failed.is_none() {
             ready!(me.poll_send(cx))?;
             match me.step(Want::Close, None)? {
                 Step::Again => {}

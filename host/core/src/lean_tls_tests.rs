@@ -170,3 +170,27 @@ async fn garbage_instead_of_tls_is_refused() {
         .unwrap();
     assert!(r.is_err());
 }
+
+#[tokio::test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "rustls 0.23.46 asserts in debug builds on a refused record (rustls/rustls#959); run with cargo test --release"
+)]
+async fn a_corrupt_record_is_an_error_and_the_stream_stays_refused() {
+    // From the fuzz target `lean_tls`: after rustls refuses a record the
+    // stream never calls it again (it would fail and alert again).
+    let (mut server, mut client) = pair().await;
+    // An application-data record whose ciphertext is not the client's.
+    let mut record = vec![23, 3, 3, 0, 40];
+    record.extend([0x5a; 40]);
+    client.get_mut().0.write_all(&record).await.unwrap();
+    let mut buf = [0u8; 16];
+    let first = tokio::time::timeout(WAIT, server.read(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+    let again = server.read(&mut buf).await;
+    assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+    assert!(server.write_all(b"x").await.is_err());
+    let _ = server.shutdown().await;
+}
