@@ -150,6 +150,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanTlsStream<S> {
                     if !self.conn.is_handshaking() {
                         break;
                     }
+                    // The client left mid-handshake: without this, the loop
+                    // would read end of file again and again, never
+                    // returning (a worker thread lost).
+                    if self.eof {
+                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                    }
                     ready!(self.poll_fill(cx))?;
                 }
                 Step::Closed => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),

@@ -194,3 +194,24 @@ async fn a_corrupt_record_is_an_error_and_the_stream_stays_refused() {
     assert!(server.write_all(b"x").await.is_err());
     let _ = server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_handshake_ends_the_accept() {
+    // Found by the fuzz target `lean_tls`: end of file during the handshake
+    // made the accept loop read again forever inside one poll.
+    let dir = tempfile::tempdir().unwrap();
+    let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()]).unwrap();
+    let cfg = tls::server_config(&id).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    // The start of a ClientHello record, then gone.
+    tcp.write_all(&[0x16, 3, 1, 0, 200, 1, 0, 0]).await.unwrap();
+    drop(tcp);
+    let (srv, _) = listener.accept().await.unwrap();
+    let accept = tokio::spawn(accept(srv, cfg));
+    let ended = tokio::time::timeout(WAIT, accept)
+        .await
+        .expect("the accept ends");
+    assert!(ended.unwrap().is_err());
+}
