@@ -155,16 +155,24 @@ async fn a_client_key_update_is_answered_and_data_goes_on() {
     assert_eq!(&got, b"ok");
 }
 
-#[tokio::test]
-async fn garbage_instead_of_tls_is_refused() {
+/// A server identity and a raw (non-TLS) client on loopback that has sent
+/// `bytes`: the server side of the TCP connection, its config, the client.
+async fn raw_client(bytes: &[u8]) -> (TcpStream, Arc<rustls::ServerConfig>, TcpStream) {
     let dir = tempfile::tempdir().unwrap();
     let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()]).unwrap();
     let cfg = tls::server_config(&id).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut tcp = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    tcp.write_all(bytes).await.unwrap();
     let (srv, _) = listener.accept().await.unwrap();
+    (srv, cfg, tcp)
+}
+
+#[tokio::test]
+async fn garbage_instead_of_tls_is_refused() {
+    let (srv, cfg, _tcp) = raw_client(b"GET / HTTP/1.1\r\n\r\n").await;
     let r = tokio::time::timeout(WAIT, accept(srv, Arc::clone(&cfg)))
         .await
         .unwrap();
@@ -199,16 +207,9 @@ async fn a_corrupt_record_is_an_error_and_the_stream_stays_refused() {
 async fn a_client_that_leaves_mid_handshake_ends_the_accept() {
     // Found by the fuzz target `lean_tls`: end of file during the handshake
     // made the accept loop read again forever inside one poll.
-    let dir = tempfile::tempdir().unwrap();
-    let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()]).unwrap();
-    let cfg = tls::server_config(&id).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
     // The start of a ClientHello record, then gone.
-    tcp.write_all(&[0x16, 3, 1, 0, 200, 1, 0, 0]).await.unwrap();
+    let (srv, cfg, tcp) = raw_client(&[0x16, 3, 1, 0, 200, 1, 0, 0]).await;
     drop(tcp);
-    let (srv, _) = listener.accept().await.unwrap();
     let accept = tokio::spawn(accept(srv, cfg));
     let ended = tokio::time::timeout(WAIT, accept)
         .await
