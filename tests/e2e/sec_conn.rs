@@ -457,6 +457,7 @@ async fn an_operator_that_stops_reading_is_dropped_and_the_session_goes_on() {
     ));
     let attach = Request::Attach {
         session_id: sid.clone(),
+        e2e_hello: None,
     };
     assert!(matches!(
         request(&mut slow, 2, attach).await,

@@ -444,7 +444,15 @@ impl Broker {
             .as_ref()
             .map(|(c, k)| (c.as_path(), k.as_path()));
         let identity = tls::load_or_create_identity(&cfg.data_dir, files, &cfg.cert_names)?;
-        let server_cfg = tls::server_config(&identity)?;
+        // No TLS 1.3 session tickets on the agents' and operator clients'
+        // port: no client keeps them (each connection makes a new client
+        // config), and a ticket names a session in this process's memory,
+        // which a restart or a move to another node loses anyway. Each
+        // handshake wrote two ticket records and stored two cache entries
+        // for nothing; without them the server's flight ends the handshake.
+        let mut link_cfg = (*tls::server_config(&identity)?).clone();
+        link_cfg.send_tls13_tickets = 0;
+        let server_cfg = Arc::new(link_cfg);
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| BrokerError::Bind {

@@ -174,7 +174,7 @@ pub(crate) async fn leave(shared: &Shared, c: &Conn, id: &str, dropped: Option<&
 }
 
 /// Records and relays one session message from the operator.
-async fn session_msg(
+pub(crate) async fn session_msg(
     shared: &Shared,
     c: &mut Conn,
     id: &str,

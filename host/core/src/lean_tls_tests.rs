@@ -216,3 +216,57 @@ async fn a_client_that_leaves_mid_handshake_ends_the_accept() {
         .expect("the accept ends");
     assert!(ended.unwrap().is_err());
 }
+
+/// A handshake and an echo through an in-memory pipe of `pipe` bytes: the
+/// client reads while the server's post-handshake flight (its session
+/// tickets) is still on the way, as a real client does.
+async fn small_pipe_echo(pipe: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()]).unwrap();
+    let server_cfg = tls::server_config(&id).unwrap();
+    let client_cfg = tls::client_config(&Trust::Pinned(id.fingerprint)).unwrap();
+    let (client_io, server_io) = tokio::io::duplex(pipe);
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i * 13) as u8).collect();
+    let sent = data.clone();
+    let server = async move {
+        let mut s = accept(server_io, server_cfg).await.unwrap();
+        let mut buf = vec![0u8; 3000];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            s.write_all(&buf[..n]).await.unwrap();
+        }
+        s.shutdown().await.unwrap();
+    };
+    let client = async move {
+        let name = ServerName::try_from("localhost").unwrap();
+        let c = TlsConnector::from(client_cfg)
+            .connect(name, client_io)
+            .await
+            .unwrap();
+        let (mut cr, mut cw) = tokio::io::split(c);
+        let write = async {
+            cw.write_all(&sent).await.unwrap();
+            cw.shutdown().await.unwrap();
+        };
+        let read = async {
+            let mut back = Vec::new();
+            cr.read_to_end(&mut back).await.unwrap();
+            back
+        };
+        tokio::join!(write, read).1
+    };
+    let (_, back) = tokio::time::timeout(WAIT, async { tokio::join!(server, client) })
+        .await
+        .expect("handshake and echo through a small pipe");
+    assert_eq!(back, data);
+}
+
+#[tokio::test]
+async fn a_pipe_of_64_bytes_carries_the_handshake_and_the_echo() {
+    small_pipe_echo(64).await;
+    small_pipe_echo(65).await;
+    small_pipe_echo(1000).await;
+}

@@ -26,7 +26,9 @@ use lifeline_core::link::{CloseReason, FrameSender};
 use lifeline_protocol::e2e::{
     DATA_HEADER_BYTES, OperatorEnd, OperatorIncoming, SealError, split_data,
 };
-use lifeline_protocol::{Frame, MAX_DATA_PAYLOAD_BYTES, Message, SessionMessage, SessionState};
+use lifeline_protocol::{
+    E2eOffer, Frame, MAX_DATA_PAYLOAD_BYTES, Message, SessionMessage, SessionState,
+};
 use rand::RngCore;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -200,16 +202,33 @@ impl Channels {
     }
 
     /// Before the attach request: `session_id` gets a slot, its agent's
-    /// presence unknown yet (a state notice may arrive before the reply).
-    pub(crate) fn attaching(&self, session_id: &str) {
+    /// presence unknown yet (a state notice may arrive before the reply),
+    /// and a new channel whose hello the attach request carries (`None`
+    /// if no end could be made: the channel starts after the reply then,
+    /// or fails there with the reason).
+    pub(crate) fn attaching(&self, session_id: &str) -> Option<E2eOffer> {
+        let (end, offer) = match new_end(session_id) {
+            Ok((
+                end,
+                SessionMessage::E2eHello {
+                    endpoint, noise, ..
+                },
+            )) => (Some(end), Some(E2eOffer { endpoint, noise })),
+            _ => (None, None),
+        };
         let slot = Slot {
-            end: None,
-            status: Status::Attaching,
+            status: if end.is_some() {
+                Status::Handshaking
+            } else {
+                Status::Attaching
+            },
+            end,
             failures: 0,
             quiet: true,
         };
         self.lock().insert(session_id.to_string(), slot);
         self.bump();
+        offer
     }
 
     /// The session was detached (or the attach failed): its channel goes.
@@ -231,31 +250,49 @@ impl Channels {
         self.bump();
     }
 
-    /// The attach reply said the session is in `state`: starts the channel
-    /// unless the agent is away or a state notice started it already.
-    /// Returns whether `attach` waits for the channel (not when the agent
-    /// is away: the channel starts when it is back, with an
-    /// [`Event::Secured`]).
+    /// The attach reply said the session is in `state`, and whether the
+    /// hello the request carried (`offered`) went on to the agent. Starts
+    /// the channel unless the agent is away, the hello went, or a state
+    /// notice started it already. Returns whether `attach` waits for the
+    /// channel (not when the agent is away: the channel starts when it is
+    /// back, with an [`Event::Secured`]).
     pub(crate) async fn attached(
         &self,
         session_id: &str,
         state: SessionState,
+        offered: bool,
+        relayed: bool,
     ) -> Result<bool, OperatorError> {
         let (start, wait) = {
             let mut slots = self.lock();
             match slots.get_mut(session_id) {
-                Some(slot) if slot.status == Status::Attaching => match away(state) {
-                    Some(why) => {
-                        slot.status = Status::Away(why);
-                        slot.quiet = false;
-                        (false, false)
-                    }
-                    None => (true, true),
-                },
-                // A state notice since the request started the channel:
-                // the agent is there.
-                Some(_) => (false, true),
                 None => (false, false),
+                Some(slot) => {
+                    // Only this attach has started a channel (if any), and
+                    // its hello did not reach the agent.
+                    let ours = match (offered, &slot.status) {
+                        (false, Status::Attaching) => true,
+                        (true, Status::Handshaking) => !relayed,
+                        _ => false,
+                    };
+                    match (ours, away(state)) {
+                        (true, Some(why)) => {
+                            slot.end = None;
+                            slot.status = Status::Away(why);
+                            slot.quiet = false;
+                            (false, false)
+                        }
+                        (true, None) => (true, true),
+                        // A state notice said so before the reply.
+                        (false, Some(_)) if matches!(slot.status, Status::Away(_)) => {
+                            slot.quiet = false;
+                            (false, false)
+                        }
+                        // The hello went, or a state notice since the
+                        // request started the channel: the agent is there.
+                        (false, _) => (false, true),
+                    }
+                }
             }
         };
         if start {

@@ -284,10 +284,15 @@ async fn attaching_while_the_agent_is_away_returns_at_once() {
         let Frame::Control(Message::Request { id, body }) = agent.raw().await else {
             panic!("the attach request")
         };
-        let lifeline_protocol::Request::Attach { session_id } = body else {
+        let lifeline_protocol::Request::Attach {
+            session_id,
+            e2e_hello,
+        } = body
+        else {
             panic!("{body:?}")
         };
-        agent.answer_attach(id, session_id).await;
+        assert!(e2e_hello.is_some(), "the attach carries the hello");
+        agent.answer_attach(id, session_id, e2e_hello).await;
     };
     let (summary, ()) = tokio::join!(client.attach(SESSION), answer);
     assert_eq!(summary.unwrap().state, SessionState::Reconnecting);

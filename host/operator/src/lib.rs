@@ -326,14 +326,19 @@ impl Client {
     /// agent is back ([`Event::Secured`]). Every channel after the one
     /// `attach` waited for is an [`Event::Secured`] too.
     pub async fn attach(&self, session_id: &str) -> Result<SessionSummary, OperatorError> {
-        self.e2e.attaching(session_id);
+        let e2e_hello = self.e2e.attaching(session_id);
+        let offered = e2e_hello.is_some();
         let attached = self
             .request(Request::Attach {
                 session_id: session_id.into(),
+                e2e_hello,
             })
             .await;
-        let session = match attached {
-            Ok(ReplyBody::Attached { session }) => session,
+        let (session, relayed) = match attached {
+            Ok(ReplyBody::Attached {
+                session,
+                e2e_hello_relayed,
+            }) => (session, e2e_hello_relayed),
             Ok(other) => {
                 self.e2e.forget(session_id);
                 return Err(OperatorError::Unexpected(format!("{other:?}")));
@@ -343,7 +348,11 @@ impl Client {
                 return Err(e);
             }
         };
-        if self.e2e.attached(session_id, session.state).await? {
+        if self
+            .e2e
+            .attached(session_id, session.state, offered, relayed)
+            .await?
+        {
             let deadline = tokio::time::Instant::now() + e2e::HANDSHAKE_TIMEOUT;
             let ready = self
                 .e2e

@@ -10,7 +10,7 @@ use std::time::Duration;
 use lifeline_core::link::{FrameReceiver, FrameSender, spawn_link};
 use lifeline_protocol::e2e::{AgentEnds, AgentIncoming};
 use lifeline_protocol::{
-    Frame, Message, ReplyBody, Request, SessionMessage, SessionState, SessionSummary,
+    E2eOffer, Frame, Message, ReplyBody, Request, SessionMessage, SessionState, SessionSummary,
 };
 
 use crate::Client;
@@ -95,9 +95,13 @@ impl FakeAgent {
         match self.raw().await {
             Frame::Control(Message::Request {
                 id,
-                body: Request::Attach { session_id },
+                body:
+                    Request::Attach {
+                        session_id,
+                        e2e_hello,
+                    },
             }) => {
-                self.answer_attach(id, session_id).await;
+                self.answer_attach(id, session_id, e2e_hello).await;
                 None
             }
             Frame::Control(Message::Request {
@@ -157,7 +161,14 @@ impl FakeAgent {
         self.tx.send(f).await.expect("the link is open");
     }
 
-    pub(crate) async fn answer_attach(&mut self, id: u64, session_id: String) {
+    /// Answers an attach as the broker does: the hello it carries goes on
+    /// to the agent unless the agent is away.
+    pub(crate) async fn answer_attach(
+        &mut self,
+        id: u64,
+        session_id: String,
+        hello: Option<E2eOffer>,
+    ) {
         let session = SessionSummary {
             session_id,
             operator: OPERATOR.into(),
@@ -168,7 +179,29 @@ impl FakeAgent {
             created_at: "2026-01-01T00:00:00Z".into(),
             ended_at: None,
         };
-        self.reply(id, ReplyBody::Attached { session }).await;
+        let away = matches!(
+            self.state,
+            SessionState::Rebooting | SessionState::Reconnecting
+        );
+        let hello = hello.filter(|_| !away);
+        let e2e_hello_relayed = hello.is_some();
+        self.reply(
+            id,
+            ReplyBody::Attached {
+                session,
+                e2e_hello_relayed,
+            },
+        )
+        .await;
+        if let Some(E2eOffer { endpoint, noise }) = hello {
+            let msg = SessionMessage::E2eHello {
+                endpoint,
+                operator: String::new(),
+                noise,
+            };
+            let read = self.agent_reads(msg).await;
+            assert!(read.is_none(), "a hello is the handshake's business");
+        }
     }
 
     /// What the agent makes of one session message from the client:

@@ -17,7 +17,8 @@ pub use frame::{
 #[cfg(not(target_arch = "wasm32"))]
 pub use frame::{read_frame, write_frame};
 pub use message::{
-    ClientRole, Message, PROTOCOL_NAME, PROTOCOL_VERSION, ReplyBody, Request, SessionMessage,
+    ClientRole, E2eOffer, Message, PROTOCOL_NAME, PROTOCOL_VERSION, ReplyBody, Request,
+    SessionMessage,
 };
 pub use stream::StreamData;
 pub use types::*;

@@ -325,6 +325,15 @@ pub enum SessionMessage {
     },
 }
 
+/// An operator endpoint's end-to-end hello carried by its `Attach`
+/// request (the fields of [`SessionMessage::E2eHello`] the endpoint
+/// fills in; the broker adds the operator's name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct E2eOffer {
+    pub endpoint: u64,
+    pub noise: String,
+}
+
 /// Operator requests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -368,9 +377,14 @@ pub enum Request {
         session_id: String,
     },
     /// Connect to a ready session: from now on its traffic reaches this
-    /// connection.
+    /// connection. `e2e_hello`: this endpoint's end-to-end hello, which the
+    /// broker relays to the agent as an `E2eHello` right after attaching
+    /// (one round trip fewer than sending it after the reply); the reply
+    /// says whether it did.
     Attach {
         session_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        e2e_hello: Option<E2eOffer>,
     },
     Detach {
         session_id: String,
@@ -446,6 +460,11 @@ pub enum ReplyBody {
     Invitation(InvitationInfo),
     Attached {
         session: SessionSummary,
+        /// The attach's `e2e_hello` went on to the agent. False when there
+        /// was none, or the agent could not be reached (then the client
+        /// starts the channel itself once the agent is there).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        e2e_hello_relayed: bool,
     },
     /// A page of a report; `next` is the `after_seq` of the following page,
     /// absent on the last one. Every page fits well inside one frame.

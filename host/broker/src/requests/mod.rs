@@ -87,7 +87,10 @@ pub(crate) async fn dispatch(
         } => invitations::create(op?, &ticket, &end_user, ttl_secs),
         R::Invitation { session_id } => invitations::show(op?, &session_id),
         R::ListSessions { all, after } => sessions::list(op?, all, after.as_deref()),
-        R::Attach { session_id } => sessions::attach(op?, conn, link, session_id).await,
+        R::Attach {
+            session_id,
+            e2e_hello,
+        } => sessions::attach(op?, conn, link, session_id, e2e_hello).await,
         R::Detach { session_id } => sessions::detach(op?, conn, &session_id).await,
         R::EndSession { session_id, reason } => sessions::end(op?, conn, &session_id, reason).await,
         R::Report {

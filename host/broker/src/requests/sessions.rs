@@ -1,10 +1,10 @@
 //! `ListSessions`, `Attach`, `Detach` and `EndSession`.
 
 use lifeline_core::link::Link;
-use lifeline_protocol::{ErrorCode, Party, ReplyBody, SessionState};
+use lifeline_protocol::{E2eOffer, ErrorCode, Party, ReplyBody, SessionMessage, SessionState};
 
 use super::{Failure, LoggedIn, check_len, fail, store_err};
-use crate::operator_side::{Conn, MAX_TEXT_CHARS, leave};
+use crate::operator_side::{Conn, MAX_TEXT_CHARS, leave, session_msg};
 use crate::pages::SessionCursor;
 
 /// One page of the operator's sessions (`all`: everyone's), newest first,
@@ -31,12 +31,14 @@ pub(super) fn list(op: LoggedIn<'_>, all: bool, after: Option<&str>) -> Result<R
 }
 
 /// Connects this connection to a ready session of the operator's: from now
-/// on its traffic reaches this connection.
+/// on its traffic reaches this connection. The endpoint's end-to-end
+/// `hello`, if any, goes on to the agent as if sent right after.
 pub(super) async fn attach(
     op: LoggedIn<'_>,
     c: &mut Conn,
     link: &Link,
     session_id: String,
+    hello: Option<E2eOffer>,
 ) -> Result<ReplyBody, Failure> {
     let row = op.own_session(&session_id)?;
     if row.state == SessionState::Invited {
@@ -70,9 +72,33 @@ pub(super) async fn attach(
         );
     }
     let row = op.own_session(&session_id)?;
+    let e2e_hello_relayed = match hello {
+        Some(h) => relay_hello(shared, c, &session_id, h).await,
+        None => false,
+    };
     Ok(ReplyBody::Attached {
         session: row.summary(),
+        e2e_hello_relayed,
     })
+}
+
+/// Relays the hello an `Attach` carried, checked as any session message
+/// (an agent away refuses it); whether it went on. Refused, the client
+/// starts the channel itself once the agent is there, so the reason goes
+/// to the log only.
+async fn relay_hello(shared: &crate::Shared, c: &mut Conn, id: &str, h: E2eOffer) -> bool {
+    let msg = SessionMessage::E2eHello {
+        endpoint: h.endpoint,
+        operator: String::new(),
+        noise: h.noise,
+    };
+    match session_msg(shared, c, id, msg).await {
+        Ok(()) => true,
+        Err((_, why)) => {
+            tracing::debug!(session = %id, "the attach's end-to-end hello was not relayed: {why}");
+            false
+        }
+    }
 }
 
 /// Disconnects this connection from a session; the session stays open.

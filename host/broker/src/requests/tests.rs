@@ -78,7 +78,10 @@ fn samples() -> Vec<Request> {
             end_user: "Carol".into(),
             ttl_secs: None,
         },
-        R::Attach { session_id: s() },
+        R::Attach {
+            session_id: s(),
+            e2e_hello: None,
+        },
         R::Detach { session_id: s() },
         R::EndSession {
             session_id: s(),
