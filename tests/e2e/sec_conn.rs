@@ -194,6 +194,52 @@ async fn closed_with_error(link: &mut lifeline_core::link::Link) -> String {
 }
 
 #[tokio::test]
+async fn an_agent_s_join_sent_behind_its_hello_gets_the_refusal_not_a_reset() {
+    // The agent writes its join right behind the handshake's hello (one
+    // write); a broker that refuses the connection never reads the join,
+    // and the refusal must still reach the client, every time. (The
+    // broker also reads a refused connection until the client closes,
+    // `REFUSAL_DRAIN`, for a join that arrives after the hello was read.)
+    let tb = start_limited(BrokerLimits {
+        max_connections_per_source: 1,
+        ..Default::default()
+    })
+    .await;
+    let held = raw_operator(&tb, "127.0.0.1", None).await;
+    let join = Frame::Control(Message::Join {
+        credential: JoinCredential::ConnectionId("123456".into()),
+        host: "pc".into(),
+    });
+    for _ in 0..20 {
+        match client::connect_then(&tb.endpoint(), ClientRole::Agent, None, &join).await {
+            Err(ConnectError::Refused(why)) => {
+                assert!(why.contains("max_connections_per_source"), "{why}")
+            }
+            Err(e) => panic!("not the refusal: {e}"),
+            Ok(_) => panic!("a second connection from one address was accepted"),
+        }
+    }
+    // Once there is room, the join behind the hello is read and answered.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (mut link, _) = loop {
+        match client::connect_then(&tb.endpoint(), ClientRole::Agent, None, &join).await {
+            Ok(x) => break x,
+            Err(ConnectError::Refused(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    match tokio::time::timeout(WAIT, link.rx.recv()).await {
+        Ok(Some(Frame::Control(Message::Error { code, message }))) => {
+            assert_eq!(code, ErrorCode::InvalidInvitation, "{message}");
+        }
+        other => panic!("expected the wrong code's refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn unauthenticated_connections_are_closed_after_the_deadline() {
     let tb = start_limited(BrokerLimits {
         auth_deadline: Duration::from_secs(1),

@@ -42,15 +42,13 @@ pub(crate) async fn join(
     credential: &JoinCredential,
     proxy: Option<&ManualProxy>,
 ) -> Result<Entered, AgentError> {
-    let (mut link, welcome) = client::connect_via(&cfg.endpoint, ClientRole::Agent, proxy).await?;
-    let hello = Message::Join {
+    let join = Frame::Control(Message::Join {
         credential: credential.clone(),
         host: hostname(),
-    };
-    link.tx
-        .send(Frame::Control(hello))
-        .await
-        .map_err(|_| AgentError::ConnectionLost(link.close_reason.get()))?;
+    });
+    // The join goes right behind the handshake's hello.
+    let (mut link, welcome) =
+        client::connect_then(&cfg.endpoint, ClientRole::Agent, proxy, &join).await?;
     loop {
         match link.rx.recv().await {
             Some(Frame::Control(Message::Joined { session, operator })) => {
@@ -74,23 +72,19 @@ enum Attempt {
     Transient(String),
 }
 
-/// One rejoin or resume: connect, send `hello`, read the answer.
+/// One rejoin or resume: connect with `hello` right behind the handshake,
+/// read the answer.
 async fn attempt(
     cfg: &crate::config::AgentConfig,
     hello: Message,
     proxy: Option<&ManualProxy>,
 ) -> Attempt {
+    let hello = Frame::Control(hello);
     let (mut link, welcome) =
-        match client::connect_via(&cfg.endpoint, ClientRole::Agent, proxy).await {
+        match client::connect_then(&cfg.endpoint, ClientRole::Agent, proxy, &hello).await {
             Ok(x) => x,
             Err(e) => return Attempt::Transient(format!("cannot reach the broker: {e}")),
         };
-    if link.tx.send(Frame::Control(hello)).await.is_err() {
-        return Attempt::Transient(format!(
-            "the connection was lost: {}",
-            link.close_reason.get()
-        ));
-    }
     loop {
         match link.rx.recv().await {
             Some(Frame::Control(Message::Rejoined {

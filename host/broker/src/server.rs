@@ -14,7 +14,7 @@ use lifeline_protocol::{
     PROTOCOL_NAME, PROTOCOL_VERSION, read_frame, write_frame,
 };
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -30,6 +30,15 @@ pub const MAX_PENDING_REFUSALS: usize = 32;
 /// Time a refused connection has to complete TLS and send its `Hello`
 /// before it is closed without an explanation.
 pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest a refused connection is still read after its refusal was
+/// written. An agent sends its join right behind its `Hello`; closing with
+/// those bytes unread makes the kernel reset the connection, which can
+/// discard the refusal before the client reads it. Read until the client
+/// closes, within this time and [`REFUSAL_DRAIN_BYTES`].
+pub const REFUSAL_DRAIN: Duration = Duration::from_secs(1);
+/// Most bytes read (and dropped) from a refused connection.
+pub const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
 
 /// Accepts connections until the listener fails.
 /// Each connection's TLS is [`lean_tls`]: an idle agent's connection holds
@@ -79,7 +88,27 @@ async fn refuse(tcp: TcpStream, acceptor: Arc<ServerConfig>, message: String) {
             message,
         };
         write_frame(&mut tls, &Frame::Control(error)).await.ok()?;
-        tls.shutdown().await.ok()
+        close_refused(&mut tls).await;
+        Some(())
+    })
+    .await;
+}
+
+/// Closes a connection whose refusal was written: sends the TLS close,
+/// then reads what the client still sends until it closes too (bounded by
+/// [`REFUSAL_DRAIN`] and [`REFUSAL_DRAIN_BYTES`]), so the close does not
+/// reset the connection under the refusal.
+async fn close_refused<S: AsyncRead + AsyncWrite + Unpin>(tls: &mut S) {
+    let _ = tokio::time::timeout(REFUSAL_DRAIN, async {
+        let _ = tls.shutdown().await;
+        let mut buf = [0u8; 4096];
+        let mut seen = 0;
+        while seen < REFUSAL_DRAIN_BYTES {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen += n,
+            }
+        }
     })
     .await;
 }
@@ -118,8 +147,13 @@ async fn open(
         let mut tls = lean_tls::accept(tcp, acceptor)
             .await
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
-        let role = handshake(&mut tls, &shared.name).await?;
-        Ok::<_, String>((tls, role))
+        match handshake(&mut tls, &shared.name).await {
+            Ok(role) => Ok::<_, String>((tls, role)),
+            Err(reason) => {
+                close_refused(&mut tls).await;
+                Err(reason)
+            }
+        }
     })
     .await;
     let (tls, role) = match hs {

@@ -180,12 +180,12 @@ pub async fn login(ep: &Endpoint) -> Result<Arc<Client>> {
 /// the time the connect phase (TCP, TLS, `Hello`/`Welcome`) took.
 pub async fn join(ep: &Endpoint, credential: JoinCredential) -> Result<(Link, Duration)> {
     let t0 = Instant::now();
-    let (mut link, _) = client::connect(ep, ClientRole::Agent).await?;
-    let connected = t0.elapsed();
     let host = "bench-pc".into();
+    // As the agent does: the join right behind the handshake's hello.
     let join = Frame::Control(Message::Join { credential, host });
+    let (mut link, _) = client::connect_then(ep, ClientRole::Agent, None, &join).await?;
+    let connected = t0.elapsed();
     let closed = |l: &Link| anyhow!("agent link closed: {}", l.close_reason.get());
-    link.tx.send(join).await.map_err(|_| closed(&link))?;
     loop {
         match tokio::time::timeout(STEP, link.rx.recv()).await {
             Err(_) => bail!("no joined within {STEP:?}"),

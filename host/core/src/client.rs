@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use lifeline_protocol::{
     ClientRole, Frame, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, Message, PROTOCOL_NAME,
-    PROTOCOL_VERSION, read_frame, write_frame,
+    PROTOCOL_VERSION, read_frame,
 };
 use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsConnector;
 
 use crate::link::{Link, spawn_link};
@@ -71,15 +72,35 @@ pub async fn connect_via(
     role: ClientRole,
     proxy: Option<&ManualProxy>,
 ) -> Result<(Link, Welcome), ConnectError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_inner(ep, role, proxy))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_inner(ep, role, proxy, None))
         .await
         .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))?
+}
+
+/// Like [`connect_via`], with `first` (an agent's join, rejoin or resume)
+/// written right behind the `Hello` instead of after the `Welcome`: the
+/// broker reads it once its handshake is done, one round trip sooner. A
+/// broker that refuses the handshake never reads it; the refusal is the
+/// error, as with [`connect_via`].
+pub async fn connect_then(
+    ep: &Endpoint,
+    role: ClientRole,
+    proxy: Option<&ManualProxy>,
+    first: &Frame,
+) -> Result<(Link, Welcome), ConnectError> {
+    tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        connect_inner(ep, role, proxy, Some(first)),
+    )
+    .await
+    .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))?
 }
 
 async fn connect_inner(
     ep: &Endpoint,
     role: ClientRole,
     proxy: Option<&ManualProxy>,
+    first: Option<&Frame>,
 ) -> Result<(Link, Welcome), ConnectError> {
     let config = tls::client_config(&ep.trust)?;
     let proxies = match proxy {
@@ -112,8 +133,16 @@ async fn connect_inner(
         role,
         software: format!("lifeline {}", env!("CARGO_PKG_VERSION")),
     };
-    write_frame(&mut stream, &Frame::Control(hello))
-        .await
+    // One write (and one TLS record) for the hello and what follows it.
+    let mut out = Frame::Control(hello).encode();
+    if let Some(first) = first {
+        out.extend(first.encode());
+    }
+    let sent = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    };
+    sent.await
         .map_err(|e| ConnectError::Handshake(e.to_string()))?;
     let reply = read_frame(&mut stream, MAX_HANDSHAKE_FRAME_BYTES)
         .await

@@ -1,8 +1,11 @@
 //! Benchmark 1: "connection ID entered → operator connected" on loopback.
 //!
-//! Timed per iteration: agent TCP + TLS 1.3 + `Hello`/`Welcome`, `Join` by
-//! connection ID until `Joined`, then the operator's `attach` until its
-//! end-to-end channel with the agent is ready (reply, hello, answer). Not timed: creating the invitation, ending the session.
+//! Timed per iteration: agent TCP + TLS 1.3 + `Hello`/`Welcome` with the
+//! `Join` by connection ID written right behind the `Hello` (as the agent
+//! does), until `Joined`; then the operator's `attach`, carrying its
+//! end-to-end hello, until the channel with the agent is ready (attach
+//! reply, the agent's answer). Not timed: creating the invitation, ending
+//! the session.
 //! Baseline, interleaved with it: `client::connect` alone (TCP + TLS +
 //! one `Hello`/`Welcome` round trip) to the same broker.
 
@@ -79,7 +82,13 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         ),
         row(B, "p99", ms(p99), &ms(b99), None),
         row(B, "max", ms(max), &ms(bmax), None),
-        row(B, "p50 phase: agent TCP+TLS+Hello", c, "", None),
+        row(
+            B,
+            "p50 phase: agent TCP+TLS+Hello (join sent with it)",
+            c,
+            "",
+            None,
+        ),
         row(B, "p50 phase: Join → Joined", j, "", None),
         row(B, "p50 phase: operator attach + e2e handshake", a, "", None),
     ])
