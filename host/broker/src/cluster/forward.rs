@@ -9,6 +9,12 @@
 //! peer (key) with frames in flight gets its own queue and task, started on
 //! its first frame and ended after [`FORWARD_IDLE`] without one. The
 //! subscription's reader never waits on a peer; it only queues.
+//!
+//! A frame published with a reply subject belongs to a credit window on its
+//! sending node (`window`): the bytes handed on (or dropped) are returned
+//! there in batches of `CREDIT_BATCH_BYTES` (chat-sized traffic costs no
+//! credit message per frame; less than a batch is never returned, see
+//! `window::QUIET_RESET`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -18,6 +24,8 @@ use std::time::Duration;
 use lifeline_core::link::{FrameSender, SendError};
 use lifeline_protocol::Frame;
 use tokio::sync::mpsc;
+
+use super::window::CREDIT_BATCH_BYTES;
 
 /// Bytes of frames queued towards one peer before the peer counts as
 /// stalled: its connection is closed and its frames are dropped, as the
@@ -37,10 +45,17 @@ pub const FORWARD_IDLE: Duration = Duration::from_secs(30);
 /// `None` when it is not (or no longer) here; its frames are then dropped.
 pub type Resolve<K> = Arc<dyn Fn(&K) -> Option<(FrameSender, Duration)> + Send + Sync>;
 
+/// Returns `bytes` of credit to the reply subject a frame came with.
+pub type Credit = Arc<dyn Fn(String, usize) + Send + Sync>;
+
+/// A frame for a peer: its bytes on the wire, and where its credit goes.
+type Item = (Frame, usize, Option<String>);
+
 /// The queues of the peers that have frames in flight.
 pub struct Forwarders<K> {
     queues: Arc<Mutex<HashMap<K, Queue>>>,
     resolve: Resolve<K>,
+    credit: Credit,
     /// Tells apart a queue from the one that replaced it under the same key.
     next: std::sync::atomic::AtomicU64,
     /// [`FORWARD_IDLE`] (shorter in tests).
@@ -48,7 +63,7 @@ pub struct Forwarders<K> {
 }
 
 struct Queue {
-    tx: mpsc::UnboundedSender<(Frame, usize)>,
+    tx: mpsc::UnboundedSender<Item>,
     /// Bytes queued and not yet handed to the peer.
     bytes: usize,
     generation: u64,
@@ -58,29 +73,33 @@ impl<K> Forwarders<K>
 where
     K: Hash + Eq + Clone + Send + Sync + std::fmt::Display + 'static,
 {
-    pub fn new(resolve: Resolve<K>) -> Forwarders<K> {
+    pub fn new(resolve: Resolve<K>, credit: Credit) -> Forwarders<K> {
         Forwarders {
             queues: Arc::default(),
             resolve,
+            credit,
             next: 0.into(),
             idle: FORWARD_IDLE,
         }
     }
 
-    /// Queues `frame` (`size` bytes on the wire) for the peer behind `key`;
-    /// never waits.
-    pub fn push(&self, key: K, frame: Frame, size: usize) {
+    /// Queues `frame` (`size` bytes on the wire, its credit owed to
+    /// `reply`) for the peer behind `key`; never waits.
+    pub fn push(&self, key: K, frame: Frame, size: usize, reply: Option<String>) {
         let mut queues = self
             .queues
             .lock()
             .expect("forwarders lock is never poisoned");
-        let (frame, size) = match queues.get_mut(&key) {
-            None => (frame, size),
+        let item = match queues.get_mut(&key) {
+            None => (frame, size, reply),
             Some(q) if q.bytes + size > FORWARD_QUEUE_BYTES => {
                 drop(queues);
+                if let Some(reply) = reply {
+                    (self.credit)(reply, size);
+                }
                 return self.overflow(&key);
             }
-            Some(q) => match q.tx.send((frame, size)) {
+            Some(q) => match q.tx.send((frame, size, reply)) {
                 Ok(()) => {
                     q.bytes += size;
                     return;
@@ -90,7 +109,7 @@ where
                 Err(mpsc::error::SendError(back)) => back,
             },
         };
-        self.start(queues, key, frame, size);
+        self.start(queues, key, item);
     }
 
     /// Peers with a task running now.
@@ -102,17 +121,11 @@ where
             .len()
     }
 
-    fn start(
-        &self,
-        mut queues: std::sync::MutexGuard<'_, HashMap<K, Queue>>,
-        key: K,
-        frame: Frame,
-        size: usize,
-    ) {
+    fn start(&self, mut queues: std::sync::MutexGuard<'_, HashMap<K, Queue>>, key: K, item: Item) {
         let (tx, rx) = mpsc::unbounded_channel();
         let generation = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tx.send((frame, size))
-            .expect("the receiver is held just below");
+        let size = item.1;
+        tx.send(item).expect("the receiver is held just below");
         queues.insert(
             key.clone(),
             Queue {
@@ -122,7 +135,16 @@ where
             },
         );
         let (queues, resolve) = (Arc::clone(&self.queues), Arc::clone(&self.resolve));
-        tokio::spawn(run(queues, resolve, key, rx, generation, self.idle));
+        let credit = Arc::clone(&self.credit);
+        let task = Task {
+            queues,
+            resolve,
+            credit,
+            key,
+            generation,
+            idle: self.idle,
+        };
+        tokio::spawn(task.run(rx));
     }
 
     /// The peer behind `key` fell [`FORWARD_QUEUE_BYTES`] behind.
@@ -137,43 +159,80 @@ where
     }
 }
 
-/// One peer's task: hands its frames on in order, then ends when idle.
-async fn run<K>(
+/// One peer's task: hands its frames on in order, returns their credit,
+/// then ends when idle.
+struct Task<K> {
     queues: Arc<Mutex<HashMap<K, Queue>>>,
     resolve: Resolve<K>,
+    credit: Credit,
     key: K,
-    mut rx: mpsc::UnboundedReceiver<(Frame, usize)>,
     generation: u64,
     idle: Duration,
-) where
+}
+
+impl<K> Task<K>
+where
     K: Hash + Eq + Clone + Send + Sync + 'static,
 {
-    loop {
-        let next = match tokio::time::timeout(idle, rx.recv()).await {
-            Ok(next) => next,
-            Err(_) => {
-                // Idle: end unless a frame came meanwhile (pushes hold the
-                // lock, so none can come between this check and the removal).
-                let mut q = queues.lock().expect("forwarders lock is never poisoned");
-                if !rx.is_empty() {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        // Credit handed on but not yet returned, by reply subject.
+        let mut owed: HashMap<String, usize> = HashMap::new();
+        loop {
+            let next = match tokio::time::timeout(self.idle, rx.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if self.end_if_idle(&rx) {
+                        break;
+                    }
                     continue;
                 }
-                if q.get(&key).is_some_and(|q| q.generation == generation) {
-                    q.remove(&key);
-                }
-                return;
+            };
+            let Some((frame, size, reply)) = next else {
+                break;
+            };
+            self.hand_on(frame, size).await;
+            let Some(reply) = reply else { continue };
+            let bytes = owed.entry(reply.clone()).or_default();
+            *bytes += size;
+            // Less than a batch stays owed: a sender's window has room for
+            // the largest frame beside it, so nobody waits for it, and a
+            // quiet flow starts again from empty (`window::QUIET_RESET`).
+            if *bytes >= CREDIT_BATCH_BYTES {
+                (self.credit)(reply.clone(), *bytes);
+                owed.remove(&reply);
             }
-        };
-        let Some((frame, size)) = next else { return };
-        if let Some(q) = queues
+        }
+    }
+
+    /// Idle: ends unless a frame came meanwhile (pushes hold the lock, so
+    /// none can come between this check and the removal).
+    fn end_if_idle(&self, rx: &mpsc::UnboundedReceiver<Item>) -> bool {
+        let mut q = self
+            .queues
+            .lock()
+            .expect("forwarders lock is never poisoned");
+        if !rx.is_empty() {
+            return false;
+        }
+        if q.get(&self.key)
+            .is_some_and(|q| q.generation == self.generation)
+        {
+            q.remove(&self.key);
+        }
+        true
+    }
+
+    async fn hand_on(&self, frame: Frame, size: usize) {
+        if let Some(q) = self
+            .queues
             .lock()
             .expect("forwarders lock is never poisoned")
-            .get_mut(&key)
-            .filter(|q| q.generation == generation)
+            .get_mut(&self.key)
+            .filter(|q| q.generation == self.generation)
         {
             q.bytes = q.bytes.saturating_sub(size);
         }
-        if let Some((tx, wait)) = resolve(&key)
+        if let Some((tx, wait)) = (self.resolve)(&self.key)
             && let Err(SendError::Stalled(why)) = Box::pin(tx.send_within(frame, wait)).await
         {
             tracing::info!("dropped a session peer: {why}");

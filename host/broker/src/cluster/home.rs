@@ -9,8 +9,7 @@ use lifeline_protocol::Party;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cluster, ClusterError, REMOTE_QUEUE_FRAMES, decode, encode, last_token, subject_conn,
-    subject_moved,
+    Cluster, ClusterError, REMOTE_QUEUE_FRAMES, decode, last_token, subject_conn, subject_moved,
 };
 use crate::Shared;
 use crate::registry::ConnId;
@@ -165,7 +164,8 @@ impl Cluster {
         while let Some(msg) = sub.next().await {
             let id = last_token(&msg.subject).to_string();
             if let Some(frame) = decode(&msg.payload) {
-                self.to_agents.push(id, frame, msg.payload.len());
+                let reply = msg.reply.map(|r| r.to_string());
+                self.to_agents.push(id, frame, msg.payload.len(), reply);
             }
         }
     }
@@ -175,13 +175,18 @@ impl Cluster {
     pub fn remote_sender(self: &Arc<Self>, node: &str, conn: ConnId) -> FrameSender {
         let (tx, mut rx) = FrameSender::pair(REMOTE_QUEUE_FRAMES);
         let subject = subject_conn(node, conn);
-        let nats = self.nats.clone();
+        // A window of its own: each remote connection reads at its pace.
+        let n = self
+            .flows
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = format!("o{n}");
+        let me = Arc::clone(self);
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
-                if let Err(e) = nats.publish(subject.clone(), encode(&frame)).await {
-                    tracing::warn!("cluster: cannot forward to {subject}: {e}");
-                }
+                me.publish_windowed(subject.clone(), &key, &frame, me.credit_wait())
+                    .await;
             }
+            me.windows.forget(&key);
         });
         tx
     }

@@ -37,9 +37,11 @@ mod home;
 mod limits;
 mod orphans;
 mod remote;
+mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use lifeline_core::config::cluster::ClusterConfig;
 use lifeline_core::link::FrameSender;
@@ -50,8 +52,10 @@ use crate::registry::ConnId;
 
 pub use forward::{FORWARD_IDLE, FORWARD_QUEUE_BYTES};
 pub use home::{Ctl, CtlReply};
+pub use window::{CREDIT_BATCH_BYTES, CREDIT_WINDOW_BYTES};
 
-use forward::Forwarders;
+use forward::{Credit, Forwarders};
+use window::Windows;
 
 /// Frames queued towards one remote operator connection before the home
 /// node's relay waits (then drops it as stalled, as for a local one).
@@ -102,6 +106,12 @@ pub struct Cluster {
     to_agents: Forwarders<String>,
     /// Frames from other nodes for this node's operator connections.
     to_conns: Forwarders<ConnId>,
+    /// The credit windows of the flows this node publishes to other nodes
+    /// (`window`): by session for frames to agents, by remote operator
+    /// connection for frames to operators.
+    windows: Windows,
+    /// Numbers the windows of remote operator connections.
+    flows: std::sync::atomic::AtomicU64,
     /// Sessions whose node stopped, since when this node has seen them so
     /// (`orphans`).
     orphans: Mutex<HashMap<String, std::time::Instant>>,
@@ -158,6 +168,15 @@ impl Cluster {
                 max,
             });
         }
+        let credit: Credit = {
+            let nats = nats.clone();
+            Arc::new(move |reply: String, bytes: usize| {
+                let nats = nats.clone();
+                tokio::spawn(async move {
+                    let _ = nats.publish(reply, bytes.to_string().into()).await;
+                });
+            })
+        };
         Ok(Arc::new_cyclic(|me: &Weak<Cluster>| {
             let (to_agent, to_conn) = (me.clone(), me.clone());
             Cluster {
@@ -166,16 +185,24 @@ impl Cluster {
                 conns: Mutex::default(),
                 remote: Mutex::default(),
                 routes: Mutex::default(),
-                to_agents: Forwarders::new(Arc::new(move |id: &String| {
-                    let shared = to_agent.upgrade()?.shared()?;
-                    let tx = shared.registry.agent_tx(id)?;
-                    Some((tx, shared.cfg.limits.relay_wait))
-                })),
-                to_conns: Forwarders::new(Arc::new(move |conn: &ConnId| {
-                    let me = to_conn.upgrade()?;
-                    let tx = me.conn_tx(*conn)?;
-                    Some((tx, me.shared()?.cfg.limits.relay_wait))
-                })),
+                to_agents: Forwarders::new(
+                    Arc::new(move |id: &String| {
+                        let shared = to_agent.upgrade()?.shared()?;
+                        let tx = shared.registry.agent_tx(id)?;
+                        Some((tx, shared.cfg.limits.relay_wait))
+                    }),
+                    Arc::clone(&credit),
+                ),
+                to_conns: Forwarders::new(
+                    Arc::new(move |conn: &ConnId| {
+                        let me = to_conn.upgrade()?;
+                        let tx = me.conn_tx(*conn)?;
+                        Some((tx, me.shared()?.cfg.limits.relay_wait))
+                    }),
+                    credit,
+                ),
+                windows: Windows::default(),
+                flows: 0.into(),
                 orphans: Mutex::default(),
                 shared: Mutex::default(),
             }
@@ -197,6 +224,11 @@ impl Cluster {
             .subscribe(format!("lifeline.conn.{}.*", self.node))
             .await?;
         let online = self.subscribe("lifeline.online.*".to_string()).await?;
+        let credit = self
+            .subscribe(window::subject_credit(&self.node, "*"))
+            .await?;
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.take_credit(credit).await });
         let me = Arc::clone(self);
         tokio::spawn(async move { me.deliver_to_conns(conns).await });
         let me = Arc::clone(self);
@@ -265,8 +297,54 @@ impl Cluster {
                 continue;
             };
             if let Some(frame) = decode(&msg.payload) {
-                self.to_conns.push(conn, frame, msg.payload.len());
+                let reply = msg.reply.map(|r| r.to_string());
+                self.to_conns.push(conn, frame, msg.payload.len(), reply);
             }
+        }
+    }
+
+    /// Credit other nodes return for the frames this node published.
+    async fn take_credit(&self, mut sub: async_nats::Subscriber) {
+        use futures_util::StreamExt;
+        while let Some(msg) = sub.next().await {
+            let bytes = std::str::from_utf8(&msg.payload)
+                .ok()
+                .and_then(|b| b.parse::<usize>().ok());
+            if let Some(bytes) = bytes {
+                self.windows.credit(last_token(&msg.subject), bytes);
+            }
+        }
+    }
+
+    /// How long a flow waits for credit before its window starts again:
+    /// the receiving node gives up on a stalled peer after its relay wait,
+    /// and credits the frames it drops then.
+    fn credit_wait(&self) -> Duration {
+        let relay_wait = self
+            .shared()
+            .map(|s| s.cfg.limits.relay_wait)
+            .unwrap_or(CTL_TIMEOUT);
+        relay_wait * 2 + CTL_TIMEOUT
+    }
+
+    /// Publishes `frame` to `subject` within the credit window `key`
+    /// (waiting for room at most `wait`, see `window`).
+    async fn publish_windowed(&self, subject: String, key: &str, frame: &Frame, wait: Duration) {
+        let payload = encode(frame);
+        let window = self.windows.get(key);
+        if !window.reserve(payload.len(), wait).await {
+            tracing::warn!(
+                flow = key,
+                "cluster: no credit back within {wait:?}; the window starts again"
+            );
+        }
+        let reply = window::subject_credit(&self.node, key);
+        if let Err(e) = self
+            .nats
+            .publish_with_reply(subject.clone(), reply, payload)
+            .await
+        {
+            tracing::warn!("cluster: cannot forward to {subject}: {e}");
         }
     }
 

@@ -3,7 +3,7 @@
 
 use lifeline_protocol::Frame;
 
-use super::{CTL_TIMEOUT, Cluster, Ctl, CtlReply, encode, subject_agent, subject_home};
+use super::{CTL_TIMEOUT, Cluster, Ctl, CtlReply, subject_agent, subject_home};
 use crate::registry::ConnId;
 
 /// What an operator is told when no node holds the session.
@@ -84,6 +84,7 @@ impl Cluster {
                 .lock()
                 .expect("cluster lock is never poisoned")
                 .remove(id);
+            self.windows.forget(&agent_flow(id));
         }
     }
 
@@ -192,12 +193,14 @@ impl Cluster {
                 }
             },
         };
-        if let Err(e) = self
-            .nats
-            .publish(subject_agent(&node, id), encode(frame))
-            .await
-        {
-            tracing::warn!(session = %id, "cluster: cannot forward to the agent: {e}");
-        }
+        let key = agent_flow(id);
+        self.publish_windowed(subject_agent(&node, id), &key, frame, self.credit_wait())
+            .await;
     }
+}
+
+/// The credit window key of the frames this node sends to session `id`'s
+/// agent.
+fn agent_flow(id: &str) -> String {
+    format!("a{id}")
 }
