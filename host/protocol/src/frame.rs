@@ -199,21 +199,41 @@ pub fn decode_body(kind: u8, payload: Vec<u8>) -> Result<Frame, FrameError> {
             .map_err(|e| FrameError::Malformed(e.to_string())),
         KIND_DATA => Ok(Frame::Data(payload)),
         KIND_SESSION_DATA => {
-            let n = usize::from(*payload.first().ok_or(FrameError::Empty)?);
-            if n > MAX_SESSION_ID_BYTES || payload.len() < 1 + n {
-                return Err(FrameError::Malformed(format!(
-                    "session data frame with a bad session ID length {n}"
-                )));
-            }
-            let session = std::str::from_utf8(&payload[1..1 + n])
-                .map_err(|_| FrameError::Malformed("session ID is not UTF-8".into()))?
-                .to_string();
+            let (session, skip) = session_prefix_of(&payload)?;
             let mut payload = payload;
-            payload.drain(..1 + n);
+            payload.drain(..skip);
             Ok(Frame::SessionData { session, payload })
         }
         other => Err(FrameError::UnknownKind(other)),
     }
+}
+
+/// [`decode_body`] from a borrowed body: copies only what the frame keeps
+/// (a session data frame's payload once, without its session ID), for
+/// bodies that arrive in a buffer of their own (a NATS message).
+pub fn decode_body_from(kind: u8, body: &[u8]) -> Result<Frame, FrameError> {
+    if kind != KIND_SESSION_DATA {
+        return decode_body(kind, body.to_vec());
+    }
+    let (session, skip) = session_prefix_of(body)?;
+    Ok(Frame::SessionData {
+        session,
+        payload: body[skip..].to_vec(),
+    })
+}
+
+/// A session data body's session ID, and the bytes it takes.
+fn session_prefix_of(body: &[u8]) -> Result<(String, usize), FrameError> {
+    let n = usize::from(*body.first().ok_or(FrameError::Empty)?);
+    if n > MAX_SESSION_ID_BYTES || body.len() < 1 + n {
+        return Err(FrameError::Malformed(format!(
+            "session data frame with a bad session ID length {n}"
+        )));
+    }
+    let session = std::str::from_utf8(&body[1..1 + n])
+        .map_err(|_| FrameError::Malformed("session ID is not UTF-8".into()))?
+        .to_string();
+    Ok((session, 1 + n))
 }
 
 /// Writes one frame and flushes it.
@@ -227,6 +247,28 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &Frame) -> std
 mod tests {
     use super::*;
     use crate::message::Message;
+
+    #[test]
+    fn a_borrowed_body_decodes_as_an_owned_one() {
+        let frames = [
+            Frame::Control(Message::Ping { nonce: 7 }),
+            Frame::Data(vec![1, 2, 3]),
+            Frame::SessionData {
+                session: "abc123".into(),
+                payload: vec![4, 5],
+            },
+        ];
+        for f in frames {
+            let bytes = f.encode();
+            let (kind, body) = (bytes[4], &bytes[5..]);
+            assert_eq!(decode_body_from(kind, body).unwrap(), f);
+            assert_eq!(decode_body(kind, body.to_vec()).unwrap(), f);
+        }
+        // A session ID longer than the body is refused either way.
+        let bad = [9u8, b'a'];
+        assert!(decode_body_from(KIND_SESSION_DATA, &bad).is_err());
+        assert!(decode_body_from(KIND_SESSION_DATA, &[]).is_err());
+    }
 
     #[tokio::test]
     async fn round_trip_control_and_data() {

@@ -147,7 +147,7 @@ fn encode(frame: &Frame) -> bytes::Bytes {
 
 fn decode(payload: &[u8]) -> Option<Frame> {
     let kind = *payload.get(4)?;
-    lifeline_protocol::frame::decode_body(kind, payload.get(5..)?.to_vec()).ok()
+    lifeline_protocol::frame::decode_body_from(kind, payload.get(5..)?).ok()
 }
 
 impl Cluster {
