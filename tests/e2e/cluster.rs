@@ -511,7 +511,7 @@ fn a_bulk_transfer_to_a_slow_agent_on_another_node_slows_the_sender() {
     // The operator's side is a raw link sending data frames as fast as
     // TLS goes (sealing in this debug build would be the bottleneck); the
     // broker relays data frames without reading them.
-    assert!(BULK_BYTES > 2 * lifeline_broker::cluster::FORWARD_QUEUE_BYTES);
+    const { assert!(BULK_BYTES > 2 * lifeline_broker::cluster::FORWARD_QUEUE_BYTES) };
     let cluster = Cluster::start();
     let fp = lifeline_core::tls::Fingerprint::parse(&cluster.nodes[0].fingerprint).unwrap();
     let ep = |addr: &str| lifeline_core::client::Endpoint {
