@@ -188,6 +188,11 @@ impl Shared {
         {
             Ok(_) => {}
             Err(e) if e.is_disk_full() => self.disk_dropped(session, kind),
+            // Past the quota, as the registry's charge says on the
+            // session's home node: dropped without a log line each.
+            Err(e @ store::StoreError::ReportFull { .. }) => {
+                tracing::debug!(session, "{kind} event not recorded: {e}")
+            }
             Err(e) => tracing::error!(session, "cannot record {kind} event: {e}"),
         }
     }

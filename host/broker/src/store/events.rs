@@ -24,6 +24,15 @@ fn event_row(r: &Row) -> Result<EventRow, DbError> {
     })
 }
 
+/// Most events one session's report holds, whichever broker node records
+/// them. Each node's registry charges the session's quota
+/// ([`crate::quota`]) for the sessions it holds; a node that records for a
+/// session homed elsewhere (an operator's connect and leave) does not see
+/// that quota, so the store holds the line for all: the quota's events
+/// plus its lifecycle reserve, and one for the quota's note.
+pub const MAX_SESSION_EVENTS: u64 =
+    crate::quota::MAX_REPORT_EVENTS + crate::quota::LIFECYCLE_RESERVE_EVENTS + 1;
+
 impl Store {
     /// Appends an event to a session's report; returns its sequence number.
     /// On a full disk the event is not written ([`StoreError::is_disk_full`])
@@ -89,9 +98,13 @@ impl Store {
             "UPDATE sessions SET state = state WHERE id = ?1",
             vals![session],
         );
+        // Nothing past MAX_SESSION_EVENTS, whichever node writes.
         let insert = Stmt::new(
             "INSERT INTO session_events (session_id, seq, at, kind, actor, text, agent_seq) \
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM session_events WHERE session_id = ?1), ?2, ?3, ?4, ?5, ?6) \
+             SELECT CAST(?1 AS TEXT), n.seq, CAST(?2 AS BIGINT), CAST(?3 AS TEXT), \
+             CAST(?4 AS TEXT), CAST(?5 AS TEXT), CAST(?6 AS BIGINT) FROM \
+             (SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM session_events WHERE session_id = ?1) n \
+             WHERE n.seq <= CAST(?7 AS BIGINT) \
              RETURNING seq",
             vals![
                 session,
@@ -99,16 +112,18 @@ impl Store {
                 kind,
                 party_str(actor),
                 text,
-                agent_seq.and_then(|s| i64::try_from(s).ok())
+                agent_seq.and_then(|s| i64::try_from(s).ok()),
+                MAX_SESSION_EVENTS as i64
             ],
         );
         let out = self.run(vec![lock, insert])?;
-        let seq = out
-            .last()
-            .and_then(|o| o.rows.first())
-            .ok_or(DbError::NoRow("the new event's number"))?
-            .int(0)?;
-        Ok(seq as u64)
+        let Some(row) = out.last().and_then(|o| o.rows.first()) else {
+            return Err(StoreError::ReportFull {
+                session: session.to_string(),
+                max: MAX_SESSION_EVENTS,
+            });
+        };
+        Ok(row.int(0)? as u64)
     }
 
     pub fn events(&self, session: &str) -> Result<Vec<ReportEvent>, StoreError> {

@@ -73,6 +73,10 @@ pub enum StoreError {
     DuplicateOperator(String),
     #[error("the broker's disk is full: report events are not recorded until space is freed")]
     RecordingPaused,
+    #[error(
+        "session {session}'s report holds {max} events, the most any broker records for one session"
+    )]
+    ReportFull { session: String, max: u64 },
 }
 
 impl StoreError {

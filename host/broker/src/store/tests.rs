@@ -371,3 +371,38 @@ fn pages_cut_long_texts_and_follow_cursors() {
         assert!(s.expired_invitations(0).unwrap().is_empty());
     }
 }
+
+#[test]
+fn no_broker_records_past_the_session_s_event_limit() {
+    // A node recording for a session homed on another node does not see
+    // its quota; the store holds the limit for every node.
+    use super::events::MAX_SESSION_EVENTS;
+    for case in cases() {
+        let s = case.open();
+        let op = s.add_operator("h", &profile("alice")).unwrap();
+        session(&s, "s1", op);
+        // The report is two events short of full.
+        let near = sql::Stmt::new(
+            "INSERT INTO session_events (session_id, seq, at, kind, actor, text) \
+             VALUES (?1, ?2, 0, 'chat', 'operator', 'x')",
+            sql::vals!["s1", (MAX_SESSION_EVENTS - 2) as i64],
+        );
+        s.run(vec![near]).unwrap();
+        let seq = s.record("s1", "chat", Party::Operator, "one more").unwrap();
+        assert_eq!(seq, MAX_SESSION_EVENTS - 1, "{}", case.name());
+        let seq = s.record("s1", "quota", Party::Broker, "the last").unwrap();
+        assert_eq!(seq, MAX_SESSION_EVENTS, "{}", case.name());
+        let err = s
+            .record("s1", "connect", Party::Operator, "past the limit")
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::ReportFull { max, .. } if max == MAX_SESSION_EVENTS),
+            "{}: {err}",
+            case.name()
+        );
+        assert!(err.to_string().contains("s1"), "{err}");
+        // Another session is not affected.
+        session(&s, "s2", op);
+        assert_eq!(s.record("s2", "join", Party::Customer, "hi").unwrap(), 1);
+    }
+}
