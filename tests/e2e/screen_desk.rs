@@ -212,11 +212,17 @@ impl Desk {
             if name.value != title.as_bytes() {
                 continue;
             }
-            let attrs = self.conn.get_window_attributes(w).unwrap().reply().unwrap();
+            // A window may close between the listing and these questions
+            // (an xterm whose program just ended): it is not the one then.
+            let Ok(attrs) = self.conn.get_window_attributes(w).unwrap().reply() else {
+                continue;
+            };
             if attrs.map_state != MapState::VIEWABLE {
                 continue;
             }
-            let g = self.conn.get_geometry(w).unwrap().reply().unwrap();
+            let Ok(g) = self.conn.get_geometry(w).unwrap().reply() else {
+                continue;
+            };
             return Some((
                 w,
                 Area {
