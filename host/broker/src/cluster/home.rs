@@ -180,10 +180,11 @@ impl Cluster {
             .flows
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = format!("o{n}");
+        let window = self.windows.get(&key);
         let me = Arc::clone(self);
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
-                me.publish_windowed(subject.clone(), &key, &frame, me.credit_wait())
+                me.publish_windowed(subject.clone(), &key, &window, &frame)
                     .await;
             }
             me.windows.forget(&key);

@@ -55,7 +55,7 @@ pub use home::{Ctl, CtlReply};
 pub use window::{CREDIT_BATCH_BYTES, CREDIT_WINDOW_BYTES};
 
 use forward::{Credit, Forwarders};
-use window::Windows;
+use window::{Window, Windows};
 
 /// Frames queued towards one remote operator connection before the home
 /// node's relay waits (then drops it as stalled, as for a local one).
@@ -327,11 +327,11 @@ impl Cluster {
         relay_wait * 2 + CTL_TIMEOUT
     }
 
-    /// Publishes `frame` to `subject` within the credit window `key`
-    /// (waiting for room at most `wait`, see `window`).
-    async fn publish_windowed(&self, subject: String, key: &str, frame: &Frame, wait: Duration) {
+    /// Publishes `frame` to `subject` within the credit window `window`
+    /// (named `key`; waiting for room at most [`Cluster::credit_wait`]).
+    async fn publish_windowed(&self, subject: String, key: &str, window: &Window, frame: &Frame) {
         let payload = encode(frame);
-        let window = self.windows.get(key);
+        let wait = self.credit_wait();
         if !window.reserve(payload.len(), wait).await {
             tracing::warn!(
                 flow = key,

@@ -194,7 +194,8 @@ impl Cluster {
             },
         };
         let key = agent_flow(id);
-        self.publish_windowed(subject_agent(&node, id), &key, frame, self.credit_wait())
+        let window = self.windows.get(&key);
+        self.publish_windowed(subject_agent(&node, id), &key, &window, frame)
             .await;
     }
 }

@@ -135,7 +135,11 @@ impl Windows {
 
     /// The window of `key`, made on first use.
     pub fn get(&self, key: &str) -> Arc<Window> {
-        Arc::clone(self.lock().entry(key.to_string()).or_default())
+        let mut map = self.lock();
+        if let Some(w) = map.get(key) {
+            return Arc::clone(w);
+        }
+        Arc::clone(map.entry(key.to_string()).or_default())
     }
 
     /// Credit arrived for `key` (ignored once the window is gone).
