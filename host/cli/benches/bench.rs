@@ -27,6 +27,8 @@ mod cluster;
 mod console;
 #[path = "bench/features.rs"]
 mod features;
+#[path = "bench/floor.rs"]
+mod floor;
 #[path = "bench/idle.rs"]
 mod idle;
 #[path = "bench/latency.rs"]

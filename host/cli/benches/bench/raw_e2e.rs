@@ -4,6 +4,8 @@
 //! (`lifeline_protocol::e2e::AgentEnds`), opens what the operator seals and
 //! seals what the customer says, as the agent library does.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Result, anyhow, bail};
 use lifeline_core::link::Link;
 use lifeline_operator::Client;
@@ -21,14 +23,29 @@ pub struct RawE2e {
 /// Attaches `op` to `sid` while the raw agent `agent` answers the
 /// end-to-end handshake (the attach returns once the channel is ready).
 pub async fn attach(op: &Client, agent: &mut Link, sid: &str) -> Result<RawE2e> {
+    Ok(attach_timed(op, agent, sid).await?.0)
+}
+
+/// [`attach`], with when each side's channel was ready, counted from the
+/// call: the operator's (its `attach` returned) and the agent's (it read
+/// the operator's confirm).
+pub async fn attach_timed(
+    op: &Client,
+    agent: &mut Link,
+    sid: &str,
+) -> Result<(RawE2e, Duration, Duration)> {
     let mut e2e = RawE2e {
         session: sid.to_string(),
         ends: AgentEnds::new(sid),
     };
-    let (attached, answered) = tokio::join!(step("attach", op.attach(sid)), e2e.answer(agent));
-    attached?;
-    answered?;
-    Ok(e2e)
+    let t = Instant::now();
+    let (attached, answered) = tokio::join!(
+        async { (step("attach", op.attach(sid)).await, t.elapsed()) },
+        async { (e2e.answer(agent).await, t.elapsed()) }
+    );
+    attached.0?;
+    answered.0?;
+    Ok((e2e, attached.1, answered.1))
 }
 
 impl RawE2e {

@@ -1,0 +1,115 @@
+//! What benchmark 1's "entered → operator connected" cannot go below with
+//! this design, measured in the same run: the end-to-end handshake's key
+//! operations, and a round trip through two links' reader and writer
+//! tasks against the same round trip done directly on the TLS streams.
+//!
+//! Floor = baseline (TLS connect + one round trip) + two relayed round
+//! trips (the attach carries the operator's hello to the agent, the
+//! agent's reply comes back) + the handshake's key operations on the way
+//! (the operator's start, the agent's accept, the operator's finish). It
+//! leaves out all the broker's own work (store, registry, routing).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use lifeline_core::link::spawn_link;
+use lifeline_core::tls::{self, Trust};
+use lifeline_e2e::{Initiator, Responder};
+use lifeline_protocol::{Frame, MAX_FRAME_BYTES};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector, client, server};
+
+use crate::{HEARTBEAT, STEP, percentile, step};
+
+/// Bytes of the round trip's message: about a small control message.
+const PING_BYTES: usize = 64;
+
+/// p50 of the handshake's key operations on the operator's path: start +
+/// the agent's accept + finish.
+pub fn handshake(iters: usize) -> Result<Duration> {
+    let mut v = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        let (op, hello) = Initiator::start("s-floor", 1, rand::random())?;
+        let (_, reply) = Responder::accept("s-floor", 1, &hello, rand::random())?;
+        op.finish(&reply)?;
+        v.push(t.elapsed());
+    }
+    v.sort();
+    Ok(percentile(&v, 0.5))
+}
+
+/// p50 round trips of [`PING_BYTES`] on loopback TLS: (through a link at
+/// each end, directly on the streams).
+pub async fn round_trips(iters: usize) -> Result<(Duration, Duration)> {
+    let (c, s) = pair().await?;
+    let echo = tokio::spawn(async move {
+        let mut link = spawn_link(s, HEARTBEAT, MAX_FRAME_BYTES);
+        while let Some(f) = link.rx.recv().await {
+            if link.tx.send(f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut link = spawn_link(c, HEARTBEAT, MAX_FRAME_BYTES);
+    let mut via_links = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        let sent = link.tx.send(Frame::Data(vec![1; PING_BYTES])).await;
+        sent.map_err(|_| anyhow!("link closed"))?;
+        let back = tokio::time::timeout(STEP, link.rx.recv()).await;
+        back.context("no echo")?.context("link closed")?;
+        via_links.push(t.elapsed());
+    }
+    drop(link);
+    echo.abort();
+
+    let (mut c, mut s) = pair().await?;
+    let echo = tokio::spawn(async move {
+        let mut b = [0u8; PING_BYTES];
+        while s.read_exact(&mut b).await.is_ok() {
+            if s.write_all(&b).await.is_err() || s.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut direct = Vec::with_capacity(iters);
+    let mut b = [0u8; PING_BYTES];
+    for _ in 0..iters {
+        let t = Instant::now();
+        c.write_all(&[1; PING_BYTES]).await?;
+        c.flush().await?;
+        step("echo", c.read_exact(&mut b)).await?;
+        direct.push(t.elapsed());
+    }
+    echo.abort();
+    via_links.sort();
+    direct.sort();
+    Ok((percentile(&via_links, 0.5), percentile(&direct, 0.5)))
+}
+
+/// A TLS 1.3 connection on loopback between two tasks of this process (the
+/// broker's configurations, a pinned self-signed certificate), `TCP_NODELAY`
+/// on both ends as the broker and the clients set it.
+async fn pair() -> Result<(client::TlsStream<TcpStream>, server::TlsStream<TcpStream>)> {
+    let dir = tempfile::tempdir().context("temporary folder")?;
+    let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()])?;
+    let acceptor = TlsAcceptor::from(Arc::clone(&tls::server_config(&id)?));
+    let connector = TlsConnector::from(tls::client_config(&Trust::Pinned(id.fingerprint))?);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        acceptor.accept(tcp).await
+    });
+    let tcp = step("connect", TcpStream::connect(addr)).await?;
+    tcp.set_nodelay(true)?;
+    let name = ServerName::try_from("localhost").context("server name")?;
+    let c = step("TLS", connector.connect(name, tcp)).await?;
+    let s = step("accept", async { server.await.context("accept task") }).await??;
+    Ok((c, s))
+}
