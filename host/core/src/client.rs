@@ -72,9 +72,7 @@ pub async fn connect_via(
     role: ClientRole,
     proxy: Option<&ManualProxy>,
 ) -> Result<(Link, Welcome), ConnectError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, connect_inner(ep, role, proxy, None))
-        .await
-        .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))?
+    within_handshake_timeout(connect_inner(ep, role, proxy, None)).await
 }
 
 /// Like [`connect_via`], with `first` (an agent's join, rejoin or resume)
@@ -88,12 +86,16 @@ pub async fn connect_then(
     proxy: Option<&ManualProxy>,
     first: &Frame,
 ) -> Result<(Link, Welcome), ConnectError> {
-    tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        connect_inner(ep, role, proxy, Some(first)),
-    )
-    .await
-    .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))?
+    within_handshake_timeout(connect_inner(ep, role, proxy, Some(first))).await
+}
+
+/// A connection attempt, given up after [`HANDSHAKE_TIMEOUT`].
+async fn within_handshake_timeout(
+    attempt: impl Future<Output = Result<(Link, Welcome), ConnectError>>,
+) -> Result<(Link, Welcome), ConnectError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt)
+        .await
+        .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))?
 }
 
 async fn connect_inner(
