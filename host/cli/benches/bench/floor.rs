@@ -8,6 +8,8 @@
 //! agent's reply comes back) + the handshake's key operations on the way
 //! (the operator's start, the agent's accept, the operator's finish). It
 //! leaves out all the broker's own work (store, registry, routing).
+//!
+//! [`Loopback`] and [`connect`] also make benchmark 2's direct baseline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,21 +97,56 @@ pub async fn round_trips(iters: usize) -> Result<(Duration, Duration)> {
 /// broker's configurations, a pinned self-signed certificate), `TCP_NODELAY`
 /// on both ends as the broker and the clients set it.
 async fn pair() -> Result<(client::TlsStream<TcpStream>, server::TlsStream<TcpStream>)> {
-    let dir = tempfile::tempdir().context("temporary folder")?;
-    let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()])?;
-    let acceptor = TlsAcceptor::from(Arc::clone(&tls::server_config(&id)?));
-    let connector = TlsConnector::from(tls::client_config(&Trust::Pinned(id.fingerprint))?);
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let bed = Loopback::new().await?;
+    let acceptor = TlsAcceptor::from(Arc::clone(&bed.server));
+    let listener = bed.listener;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
         acceptor.accept(tcp).await
     });
+    let c = connect(&bed.connector, bed.addr).await?;
+    let s = step("accept", async { server.await.context("accept task") }).await??;
+    Ok((c, s))
+}
+
+/// What a direct TLS connection on loopback needs: the broker's server
+/// configuration with a fresh self-signed identity, a client pinned to it,
+/// and a listener on a free port.
+pub struct Loopback {
+    pub server: Arc<rustls::ServerConfig>,
+    pub connector: TlsConnector,
+    pub listener: TcpListener,
+    pub addr: std::net::SocketAddr,
+    /// The identity's folder, kept for as long as the bed is used.
+    _dir: tempfile::TempDir,
+}
+
+impl Loopback {
+    pub async fn new() -> Result<Loopback> {
+        let dir = tempfile::tempdir().context("temporary folder")?;
+        let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()])?;
+        let server = tls::server_config(&id)?;
+        let connector = TlsConnector::from(tls::client_config(&Trust::Pinned(id.fingerprint))?);
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        Ok(Loopback {
+            server,
+            connector,
+            listener,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+/// The client's end: TCP with `TCP_NODELAY`, then TLS to "localhost".
+pub async fn connect(
+    connector: &TlsConnector,
+    addr: std::net::SocketAddr,
+) -> Result<client::TlsStream<TcpStream>> {
     let tcp = step("connect", TcpStream::connect(addr)).await?;
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from("localhost").context("server name")?;
-    let c = step("TLS", connector.connect(name, tcp)).await?;
-    let s = step("accept", async { server.await.context("accept task") }).await??;
-    Ok((c, s))
+    step("TLS", connector.connect(name, tcp)).await
 }

@@ -14,13 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use lifeline_core::lean_tls;
 use lifeline_core::link::{Link, spawn_link};
-use lifeline_core::tls::{self, Trust};
 use lifeline_operator::e2e::{MAX_DATA_BYTES, SEAL_OVERHEAD_BYTES};
 use lifeline_protocol::{Frame, JoinCredential, MAX_FRAME_BYTES};
-use rustls::pki_types::ServerName;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsAcceptor;
 
 use crate::{HEARTBEAT, Harness, Opts, Row, join, row, step};
 
@@ -119,13 +116,9 @@ pub async fn relay(h: &Harness, chunk: usize, total: u64) -> Result<f64> {
 /// receiving (server) side is tokio-rustls, or with `lean` the broker's own
 /// `lean_tls` (rustls's unbuffered connection), to compare the two.
 async fn direct(chunk: usize, total: u64, lean: bool) -> Result<f64> {
-    let dir = tempfile::tempdir().context("temporary folder")?;
-    let id = tls::load_or_create_identity(dir.path(), None, &["localhost".into()])?;
-    let server_cfg = tls::server_config(&id)?;
+    let bed = crate::floor::Loopback::new().await?;
+    let (server_cfg, listener) = (Arc::clone(&bed.server), bed.listener);
     let acceptor = TlsAcceptor::from(Arc::clone(&server_cfg));
-    let connector = TlsConnector::from(tls::client_config(&Trust::Pinned(id.fingerprint))?);
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
@@ -136,10 +129,7 @@ async fn direct(chunk: usize, total: u64, lean: bool) -> Result<f64> {
             spawn_link(acceptor.accept(tcp).await?, HEARTBEAT, MAX_FRAME_BYTES)
         })
     });
-    let tcp = step("direct connect", TcpStream::connect(addr)).await?;
-    tcp.set_nodelay(true)?;
-    let name = ServerName::try_from("localhost").context("server name")?;
-    let tls = step("direct TLS", connector.connect(name, tcp)).await?;
+    let tls = crate::floor::connect(&bed.connector, bed.addr).await?;
     let sender = spawn_link(tls, HEARTBEAT, MAX_FRAME_BYTES);
     let accepted = async { server.await.context("accept task") };
     let Link {
