@@ -37,7 +37,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         let code = JoinCredential::ConnectionId(inv.connection_id.clone());
         let (mut agent, connect) = step("agent join", join(&h.ep, code)).await?;
         let joined = t0.elapsed();
-        let (_, op_ready, _) =
+        let (_, op_ready) =
             crate::raw_e2e::attach_timed(&h.op, &mut agent, &inv.session_id).await?;
         let total = t0.elapsed();
         step("end", h.op.end(&inv.session_id, "iteration over")).await?;
