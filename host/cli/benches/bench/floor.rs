@@ -3,11 +3,10 @@
 //! operations, and a round trip through two links' reader and writer
 //! tasks against the same round trip done directly on the TLS streams.
 //!
-//! Floor = baseline (TLS connect + one round trip) + two relayed round
-//! trips (the attach carries the operator's hello to the agent, the
-//! agent's reply comes back) + the handshake's key operations on the way
-//! (the operator's start, the agent's accept, the operator's finish). It
-//! leaves out all the broker's own work (store, registry, routing).
+//! Floor = baseline (TLS connect + one round trip) + [`HOPS`] one-way hops
+//! through links + the handshake's key operations on the way (the
+//! operator's start, the agent's accept, the operator's finish). It leaves
+//! out all the broker's own work (store, registry, routing).
 //!
 //! [`Loopback`] and [`connect`] also make benchmark 2's direct baseline.
 
@@ -28,6 +27,16 @@ use crate::{HEARTBEAT, STEP, percentile, step};
 
 /// Bytes of the round trip's message: about a small control message.
 const PING_BYTES: usize = 64;
+
+/// One-way hops on benchmark 1's timed path after the agent's connect, each
+/// a message from one link's writer to another link's reader (half of
+/// [`round_trips`]' first figure): `Joined` to the agent (1; its `Join`
+/// rode with the `Hello`, inside the baseline), the operator's `Attach` to
+/// the broker (1), its end-to-end hello relayed to the agent (1), the
+/// agent's reply relayed to the operator (2), the operator's confirm
+/// relayed to the agent (2). The attach's reply travels while the agent
+/// answers, off the path.
+pub const HOPS: u32 = 7;
 
 /// p50 of the handshake's key operations on the operator's path: start +
 /// the agent's accept + finish.

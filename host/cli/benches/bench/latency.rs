@@ -81,9 +81,10 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         "  p50 phases: connect {}, join {}, attach {} (the operator's side ready after {})",
         phases[0], phases[1], phases[2], phases[3]
     );
-    let floor = b50 + rt_links * 2 + crypto;
+    let floor = b50 + rt_links * crate::floor::HOPS / 2 + crypto;
     println!(
-        "  floor of this design: baseline + 2 relayed round trips through links ({} each; directly on TLS {}) + handshake keys {} = {} (× {:.2})",
+        "  floor of this design: baseline + {} hops through links (round trip {}; directly on TLS {}) + handshake keys {} = {} (× {:.2})",
+        crate::floor::HOPS,
         ms(rt_links),
         ms(rt_direct),
         ms(crypto),
@@ -120,7 +121,7 @@ pub async fn run(opts: Opts) -> Result<Vec<Row>> {
         ),
         row(
             B,
-            "floor: baseline + 2 link round trips + handshake keys, no broker work",
+            "floor: baseline + 7 link hops + handshake keys, no broker work",
             ms(floor),
             &format!(
                 "× {:.2} of the baseline",
