@@ -561,15 +561,20 @@ fn a_bulk_transfer_to_a_slow_agent_on_another_node_slows_the_sender() {
         // The operator sends as fast as it can; the agent reads nothing
         // for a while, then everything.
         let pause = Duration::from_secs(4);
+        // Each frame numbered: the node relays queued frames in batches
+        // (one NATS message for several), which must keep every frame
+        // whole and in order.
         let chunk = vec![7u8; 64 << 10];
         let frames = BULK_BYTES / chunk.len();
         let tx = raw.tx.clone();
         let sender = tokio::spawn(async move {
             let t = std::time::Instant::now();
-            for _ in 0..frames {
+            for n in 0..frames as u32 {
+                let mut payload = chunk.clone();
+                payload[..4].copy_from_slice(&n.to_be_bytes());
                 let f = Frame::SessionData {
                     session: sid.clone(),
-                    payload: chunk.clone(),
+                    payload,
                 };
                 tx.send(f).await.unwrap();
             }
@@ -579,7 +584,11 @@ fn a_bulk_transfer_to_a_slow_agent_on_another_node_slows_the_sender() {
         let mut got = 0;
         while got < frames {
             match tokio::time::timeout(Duration::from_secs(30), agent.rx.recv()).await {
-                Ok(Some(Frame::Data(_))) => got += 1,
+                Ok(Some(Frame::Data(d))) => {
+                    assert_eq!(d.len(), 64 << 10, "frame {got} arrived whole");
+                    assert_eq!(d[..4], (got as u32).to_be_bytes(), "frame {got} in order");
+                    got += 1;
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => panic!(
                     "the agent's connection ended after {got} of {frames} frames: {}",

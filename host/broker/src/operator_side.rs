@@ -71,10 +71,16 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
     }
     // Unauthenticated since the handshake, or since the last logout.
     let mut anonymous_since = Some(Instant::now());
+    // A frame read behind a batch of data frames, handled next.
+    let mut held = None;
     loop {
         let deadline = anonymous_since.map(|t| t + shared.cfg.limits.auth_deadline);
-        let Some(frame) = next_before(&mut link, deadline, peer, "login").await else {
-            break;
+        let frame = match held.take() {
+            Some(f) => f,
+            None => match next_before(&mut link, deadline, peer, "login").await {
+                Some(f) => f,
+                None => break,
+            },
         };
         match frame {
             Frame::Control(Message::Request { id, body }) => {
@@ -102,7 +108,9 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                 }
             }
             Frame::SessionData { session, payload } => {
-                relay_data(&shared, &c, &link, session, payload).await;
+                let (batch, next) = waiting_data(&mut link, &session, payload);
+                held = next;
+                relay_data(&shared, &c, &link, session, batch).await;
             }
             other => {
                 let message = format!("unexpected {} from an operator client", kind_of(&other));
@@ -132,14 +140,38 @@ async fn send_error(link: &Link, code: ErrorCode, message: String) {
         .await;
 }
 
-/// Relays the operator's data to the agent of an attached session.
-async fn relay_data(shared: &Shared, c: &Conn, link: &Link, session: String, payload: Vec<u8>) {
-    crate::e2e_records::trace_relayed_data(&session, "operator", &payload);
-    let reached = c.attached.contains(&session)
-        && shared
-            .to_agent(&session, Frame::Data(payload))
-            .await
-            .is_some();
+/// The operator's data frames for `session` already read and waiting
+/// behind the first (`payload`), up to `cluster::NATS_BATCH_BYTES` in all:
+/// relayed together (to another node, in one NATS message). The first
+/// other frame comes back, to be handled next.
+fn waiting_data(link: &mut Link, session: &str, payload: Vec<u8>) -> (Vec<Frame>, Option<Frame>) {
+    // As relayed: a data frame's payload and its 5 header bytes.
+    let mut bytes = payload.len() + 5;
+    let mut batch = vec![Frame::Data(payload)];
+    while let Some(next) = link.rx.try_recv() {
+        match next {
+            Frame::SessionData {
+                session: s,
+                payload,
+            } if s == session && bytes + payload.len() + 5 <= crate::cluster::NATS_BATCH_BYTES => {
+                bytes += payload.len() + 5;
+                batch.push(Frame::Data(payload));
+            }
+            other => return (batch, Some(other)),
+        }
+    }
+    (batch, None)
+}
+
+/// Relays the operator's data frames to the agent of an attached session.
+async fn relay_data(shared: &Shared, c: &Conn, link: &Link, session: String, batch: Vec<Frame>) {
+    for frame in &batch {
+        if let Frame::Data(payload) = frame {
+            crate::e2e_records::trace_relayed_data(&session, "operator", payload);
+        }
+    }
+    let reached =
+        c.attached.contains(&session) && shared.to_agent_all(&session, batch).await.is_some();
     if !reached {
         let message = format!(
             "data for session {session:?}, which this connection is not attached to (or which has no agent now)"

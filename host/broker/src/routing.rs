@@ -82,11 +82,22 @@ impl Shared {
     /// connection here closed, or was dropped just now for not reading
     /// (its own handler ends the session and tells the operators why).
     pub async fn to_agent(&self, id: &str, frame: Frame) -> Option<bool> {
+        self.to_agent_all(id, vec![frame]).await
+    }
+
+    /// [`Shared::to_agent`] for frames in order: on another node, in one
+    /// NATS message (`cluster::NATS_BATCH_BYTES`).
+    pub async fn to_agent_all(&self, id: &str, frames: Vec<Frame>) -> Option<bool> {
         if let Some(tx) = self.registry.agent_tx(id) {
-            return Some(crate::relay::to(self, &tx, frame).await);
+            for frame in frames {
+                if !crate::relay::to(self, &tx, frame).await {
+                    return Some(false);
+                }
+            }
+            return Some(true);
         }
         let cluster = self.cluster.as_ref()?;
-        cluster.to_agent(id, &frame).await;
+        cluster.to_agent(id, &frames).await;
         Some(true)
     }
 }

@@ -235,6 +235,11 @@ impl FrameReceiver {
     pub async fn recv(&mut self) -> Option<Frame> {
         self.0.recv().await.map(|b| b.0)
     }
+
+    /// A frame already read and waiting, without waiting for one.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.0.try_recv().ok().map(|b| b.0)
+    }
 }
 
 /// The owner's end of a link.

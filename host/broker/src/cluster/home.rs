@@ -9,7 +9,7 @@ use lifeline_protocol::Party;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Cluster, ClusterError, REMOTE_QUEUE_FRAMES, decode, last_token, subject_conn, subject_moved,
+    Cluster, ClusterError, REMOTE_QUEUE_FRAMES, decode_all, last_token, subject_conn, subject_moved,
 };
 use crate::Shared;
 use crate::registry::ConnId;
@@ -163,9 +163,9 @@ impl Cluster {
         use futures_util::StreamExt;
         while let Some(msg) = sub.next().await {
             let id = last_token(&msg.subject).to_string();
-            if let Some(frame) = decode(&msg.payload) {
-                let reply = msg.reply.map(|r| r.to_string());
-                self.to_agents.push(id, frame, msg.payload.len(), reply);
+            let reply = msg.reply.map(|r| r.to_string());
+            for (frame, size) in decode_all(&msg.payload) {
+                self.to_agents.push(id.clone(), frame, size, reply.clone());
             }
         }
     }
@@ -183,8 +183,18 @@ impl Cluster {
         let window = self.windows.get(&key);
         let me = Arc::clone(self);
         tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                me.publish_windowed(subject.clone(), &key, &window, &frame)
+            let mut held = None;
+            loop {
+                let first = match held.take() {
+                    Some(f) => f,
+                    None => match rx.recv().await {
+                        Some(f) => f,
+                        None => break,
+                    },
+                };
+                let (frames, over) = super::take_waiting(&mut rx, first);
+                held = over;
+                me.publish_windowed(subject.clone(), &key, &window, &frames)
                     .await;
             }
             me.windows.forget(&key);

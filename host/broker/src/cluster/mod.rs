@@ -32,6 +32,7 @@
 //! session's home. No membership or consensus of our own: NATS and
 //! PostgreSQL provide both.
 
+mod batch;
 mod forward;
 mod home;
 mod limits;
@@ -50,10 +51,12 @@ use lifeline_protocol::{Frame, MAX_FRAME_BYTES};
 use crate::Shared;
 use crate::registry::ConnId;
 
+pub use batch::NATS_BATCH_BYTES;
 pub use forward::{FORWARD_IDLE, FORWARD_QUEUE_BYTES};
 pub use home::{Ctl, CtlReply};
 pub use window::{CREDIT_BATCH_BYTES, CREDIT_WINDOW_BYTES};
 
+use batch::{decode, decode_all, encode, encode_all, take_waiting};
 use forward::{Credit, Forwarders};
 use window::{Window, Windows};
 
@@ -138,16 +141,6 @@ fn subject_moved(session: &str) -> String {
 /// limiter it is about (`lifeline.conn.{node}.{conn}` → `{conn}`).
 fn last_token(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or_default()
-}
-
-/// A frame as it travels over NATS: the wire encoding, header included.
-fn encode(frame: &Frame) -> bytes::Bytes {
-    bytes::Bytes::from(frame.encode())
-}
-
-fn decode(payload: &[u8]) -> Option<Frame> {
-    let kind = *payload.get(4)?;
-    lifeline_protocol::frame::decode_body_from(kind, payload.get(5..)?).ok()
 }
 
 impl Cluster {
@@ -296,9 +289,9 @@ impl Cluster {
             let Some(conn) = last_token(&msg.subject).parse::<ConnId>().ok() else {
                 continue;
             };
-            if let Some(frame) = decode(&msg.payload) {
-                let reply = msg.reply.map(|r| r.to_string());
-                self.to_conns.push(conn, frame, msg.payload.len(), reply);
+            let reply = msg.reply.map(|r| r.to_string());
+            for (frame, size) in decode_all(&msg.payload) {
+                self.to_conns.push(conn, frame, size, reply.clone());
             }
         }
     }
@@ -329,8 +322,14 @@ impl Cluster {
 
     /// Publishes `frame` to `subject` within the credit window `window`
     /// (named `key`; waiting for room at most [`Cluster::credit_wait`]).
-    async fn publish_windowed(&self, subject: String, key: &str, window: &Window, frame: &Frame) {
-        let payload = encode(frame);
+    async fn publish_windowed(
+        &self,
+        subject: String,
+        key: &str,
+        window: &Window,
+        frames: &[Frame],
+    ) {
+        let payload = encode_all(frames);
         let wait = self.credit_wait();
         if !window.reserve(payload.len(), wait).await {
             tracing::warn!(

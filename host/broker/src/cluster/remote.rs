@@ -174,8 +174,9 @@ impl Cluster {
             .contains(&(id.to_string(), conn))
     }
 
-    /// Sends a frame to the agent of session `id`, wherever it is homed.
-    pub async fn to_agent(&self, id: &str, frame: &Frame) {
+    /// Sends frames to the agent of session `id`, wherever it is homed (in
+    /// one NATS message).
+    pub async fn to_agent(&self, id: &str, frames: &[Frame]) {
         let known = self
             .routes
             .lock()
@@ -195,7 +196,7 @@ impl Cluster {
         };
         let key = agent_flow(id);
         let window = self.windows.get(&key);
-        self.publish_windowed(subject_agent(&node, id), &key, &window, frame)
+        self.publish_windowed(subject_agent(&node, id), &key, &window, frames)
             .await;
     }
 }
