@@ -108,7 +108,13 @@ pub async fn run(shared: Arc<Shared>, mut link: Link, peer: SocketAddr) {
                 }
             }
             Frame::SessionData { session, payload } => {
-                let (batch, next) = waiting_data(&mut link, &session, payload);
+                // Batched for an agent on another node only: one NATS
+                // message for several frames; here each goes as it came.
+                let (batch, next) = if shared.agent_elsewhere(&session) {
+                    waiting_data(&mut link, &session, payload)
+                } else {
+                    (vec![Frame::Data(payload)], None)
+                };
                 held = next;
                 relay_data(&shared, &c, &link, session, batch).await;
             }

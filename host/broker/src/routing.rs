@@ -85,6 +85,12 @@ impl Shared {
         self.to_agent_all(id, vec![frame]).await
     }
 
+    /// True when session `id`'s agent is reached through the cluster (not
+    /// connected to this node).
+    pub fn agent_elsewhere(&self, id: &str) -> bool {
+        self.cluster.is_some() && self.registry.agent_tx(id).is_none()
+    }
+
     /// [`Shared::to_agent`] for frames in order: on another node, in one
     /// NATS message (`cluster::NATS_BATCH_BYTES`).
     pub async fn to_agent_all(&self, id: &str, frames: Vec<Frame>) -> Option<bool> {
