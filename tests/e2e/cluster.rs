@@ -503,6 +503,127 @@ async fn raw_request(
     }
 }
 
+/// Reads `frames` numbered data frames on `link` (their first 4 bytes, big
+/// endian), in order: `payload` picks a frame's data (`None`: another
+/// frame, skipped), `check` looks at each further.
+async fn read_numbered(
+    link: &mut lifeline_core::link::Link,
+    frames: u32,
+    payload: impl Fn(lifeline_protocol::Frame) -> Option<Vec<u8>>,
+    check: impl Fn(u32, &[u8]),
+) {
+    let mut got = 0;
+    while got < frames {
+        match tokio::time::timeout(Duration::from_secs(30), link.rx.recv()).await {
+            Ok(Some(f)) => {
+                if let Some(d) = payload(f) {
+                    assert_eq!(d[..4], got.to_be_bytes(), "frame {got} in order");
+                    check(got, &d);
+                    got += 1;
+                }
+            }
+            Ok(None) => panic!(
+                "the connection ended after {got} of {frames} frames: {}",
+                link.close_reason.get()
+            ),
+            Err(_) => panic!("only {got} of {frames} frames within the wait"),
+        }
+    }
+}
+
+/// A customer's raw agent link on node B and a raw operator link on node A
+/// attached to its session (no end-to-end channel: the nodes relay data
+/// frames unread), with the session's ID and the operator client that
+/// invited (kept for the test's length).
+async fn raw_ends_on_two_nodes(
+    cluster: &Cluster,
+    ticket: &str,
+) -> (
+    lifeline_core::link::Link,
+    lifeline_core::link::Link,
+    String,
+    lifeline_operator::Client,
+) {
+    use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message, ReplyBody, Request};
+    let fp = lifeline_core::tls::Fingerprint::parse(&cluster.nodes[0].fingerprint).unwrap();
+    let ep = |addr: &str| lifeline_core::client::Endpoint {
+        address: addr.to_string(),
+        server_name: "localhost".into(),
+        trust: lifeline_core::tls::Trust::Pinned(fp),
+        heartbeat: Duration::from_secs(15),
+    };
+    let (a, b) = (ep(&cluster.nodes[0].addr), ep(&cluster.nodes[1].addr));
+    let mut op = lifeline_operator::Client::connect(&a).await.unwrap();
+    op.login("alice", crate::support::PASSWORD).await.unwrap();
+    let inv = op.invite(ticket, "Mario Rossi", None).await.unwrap();
+    let join = Frame::Control(Message::Join {
+        credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
+        host: "pc".into(),
+    });
+    let (agent, _) = lifeline_core::client::connect_then(&b, ClientRole::Agent, None, &join)
+        .await
+        .unwrap();
+    op.wait_ready(&inv.session_id, crate::support::WAIT)
+        .await
+        .unwrap();
+    let sid = inv.session_id.clone();
+    let (mut raw, _) = lifeline_core::client::connect(&a, ClientRole::Operator)
+        .await
+        .unwrap();
+    let login = Request::Login {
+        username: "alice".into(),
+        password: crate::support::PASSWORD.into(),
+    };
+    assert!(matches!(
+        raw_request(&mut raw, 1, login).await,
+        ReplyBody::LoggedIn { .. }
+    ));
+    let attach = Request::Attach {
+        session_id: sid.clone(),
+        e2e_hello: None,
+    };
+    assert!(matches!(
+        raw_request(&mut raw, 2, attach).await,
+        ReplyBody::Attached { .. }
+    ));
+    (raw, agent, sid, op)
+}
+
+#[test]
+fn an_agent_s_fast_stream_reaches_an_operator_on_another_node_whole_and_in_order() {
+    // The agent's node queues frames for a remote operator connection and
+    // publishes those already waiting in one NATS message
+    // (`cluster::NATS_BATCH_BYTES`); the operator's node hands them on one
+    // by one. Frames of several sizes, numbered, sent as fast as TLS goes.
+    let cluster = Cluster::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        use lifeline_protocol::Frame;
+        let (mut raw, agent, sid, _op) = raw_ends_on_two_nodes(&cluster, "T-C7").await;
+        const FRAMES: u32 = 300;
+        let size = |n: u32| [64 << 10, 300 << 10, 4 << 10, 700 << 10][n as usize % 4];
+        let tx = agent.tx.clone();
+        let sender = tokio::spawn(async move {
+            for n in 0..FRAMES {
+                let mut payload = vec![n as u8; size(n)];
+                payload[..4].copy_from_slice(&n.to_be_bytes());
+                tx.send(Frame::Data(payload)).await.unwrap();
+            }
+        });
+        let data = |f| match f {
+            Frame::SessionData { session, payload } if session == sid => Some(payload),
+            _ => None,
+        };
+        read_numbered(&mut raw, FRAMES, data, |n, d| {
+            assert_eq!(d.len(), size(n), "frame {n} arrived whole");
+            assert!(d[4..].iter().all(|b| *b == n as u8), "frame {n} intact");
+        })
+        .await;
+        sender.await.unwrap();
+        drop(agent);
+    });
+}
+
 #[test]
 fn a_bulk_transfer_to_a_slow_agent_on_another_node_slows_the_sender() {
     // Finding 1 of issue 17: NATS does not wait for the receiving node, so
@@ -513,51 +634,10 @@ fn a_bulk_transfer_to_a_slow_agent_on_another_node_slows_the_sender() {
     // broker relays data frames without reading them.
     const { assert!(BULK_BYTES > 2 * lifeline_broker::cluster::FORWARD_QUEUE_BYTES) };
     let cluster = Cluster::start();
-    let fp = lifeline_core::tls::Fingerprint::parse(&cluster.nodes[0].fingerprint).unwrap();
-    let ep = |addr: &str| lifeline_core::client::Endpoint {
-        address: addr.to_string(),
-        server_name: "localhost".into(),
-        trust: lifeline_core::tls::Trust::Pinned(fp),
-        heartbeat: Duration::from_secs(15),
-    };
-    let (a, b) = (ep(&cluster.nodes[0].addr), ep(&cluster.nodes[1].addr));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        use lifeline_protocol::{ClientRole, Frame, JoinCredential, Message, ReplyBody, Request};
-        let mut op = lifeline_operator::Client::connect(&a).await.unwrap();
-        op.login("alice", crate::support::PASSWORD).await.unwrap();
-        let inv = op.invite("T-C6", "Mario Rossi", None).await.unwrap();
-        let join = Frame::Control(Message::Join {
-            credential: JoinCredential::ConnectionId(inv.connection_id.clone()),
-            host: "pc".into(),
-        });
-        let (mut agent, _) =
-            lifeline_core::client::connect_then(&b, ClientRole::Agent, None, &join)
-                .await
-                .unwrap();
-        op.wait_ready(&inv.session_id, crate::support::WAIT)
-            .await
-            .unwrap();
-        let sid = inv.session_id.clone();
-        let (mut raw, _) = lifeline_core::client::connect(&a, ClientRole::Operator)
-            .await
-            .unwrap();
-        let login = Request::Login {
-            username: "alice".into(),
-            password: crate::support::PASSWORD.into(),
-        };
-        assert!(matches!(
-            raw_request(&mut raw, 1, login).await,
-            ReplyBody::LoggedIn { .. }
-        ));
-        let attach = Request::Attach {
-            session_id: sid.clone(),
-            e2e_hello: None,
-        };
-        assert!(matches!(
-            raw_request(&mut raw, 2, attach).await,
-            ReplyBody::Attached { .. }
-        ));
+        use lifeline_protocol::Frame;
+        let (raw, mut agent, sid, _op) = raw_ends_on_two_nodes(&cluster, "T-C6").await;
         // The operator sends as fast as it can; the agent reads nothing
         // for a while, then everything.
         let pause = Duration::from_secs(4);
@@ -581,22 +661,14 @@ fn a_bulk_transfer_to_a_slow_agent_on_another_node_slows_the_sender() {
             t.elapsed()
         });
         tokio::time::sleep(pause).await;
-        let mut got = 0;
-        while got < frames {
-            match tokio::time::timeout(Duration::from_secs(30), agent.rx.recv()).await {
-                Ok(Some(Frame::Data(d))) => {
-                    assert_eq!(d.len(), 64 << 10, "frame {got} arrived whole");
-                    assert_eq!(d[..4], (got as u32).to_be_bytes(), "frame {got} in order");
-                    got += 1;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => panic!(
-                    "the agent's connection ended after {got} of {frames} frames: {}",
-                    agent.close_reason.get()
-                ),
-                Err(_) => panic!("only {got} of {frames} frames within the wait"),
-            }
-        }
+        let data = |f| match f {
+            Frame::Data(d) => Some(d),
+            _ => None,
+        };
+        read_numbered(&mut agent, frames as u32, data, |n, d| {
+            assert_eq!(d.len(), 64 << 10, "frame {n} arrived whole");
+        })
+        .await;
         let took = sender.await.unwrap();
         assert!(
             took >= pause,
