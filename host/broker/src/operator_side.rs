@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use lifeline_core::link::Link;
@@ -151,22 +152,14 @@ async fn send_error(link: &Link, code: ErrorCode, message: String) {
 /// relayed together (to another node, in one NATS message). The first
 /// other frame comes back, to be handled next.
 fn waiting_data(link: &mut Link, session: &str, payload: Vec<u8>) -> (Vec<Frame>, Option<Frame>) {
-    // As relayed: a data frame's payload and its 5 header bytes.
-    let mut bytes = payload.len() + 5;
-    let mut batch = vec![Frame::Data(payload)];
-    while let Some(next) = link.rx.try_recv() {
-        match next {
-            Frame::SessionData {
-                session: s,
-                payload,
-            } if s == session && bytes + payload.len() + 5 <= crate::cluster::NATS_BATCH_BYTES => {
-                bytes += payload.len() + 5;
-                batch.push(Frame::Data(payload));
-            }
-            other => return (batch, Some(other)),
-        }
-    }
-    (batch, None)
+    let same_session = |read| match read {
+        Frame::SessionData {
+            session: s,
+            payload,
+        } if s == session => ControlFlow::Continue(Frame::Data(payload)),
+        other => ControlFlow::Break(other),
+    };
+    crate::cluster::take_waiting_by(Frame::Data(payload), || link.rx.try_recv(), same_session)
 }
 
 /// Relays the operator's data frames to the agent of an attached session.

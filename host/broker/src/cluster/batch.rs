@@ -5,6 +5,8 @@
 //! (docs/deployment.md): a node before this batching would read only the
 //! first frame of a batch.
 
+use std::ops::ControlFlow;
+
 use lifeline_core::link::FrameReceiver;
 use lifeline_protocol::Frame;
 use lifeline_protocol::frame::{KIND_DATA, decode_body_from, header};
@@ -84,19 +86,36 @@ fn malformed(rest: &mut &[u8], why: &str) -> Option<(Frame, usize)> {
 /// [`NATS_BATCH_BYTES`] in all (`first` always); a frame that would pass
 /// that comes back to go first next time.
 pub(super) fn take_waiting(rx: &mut FrameReceiver, first: Frame) -> (Vec<Frame>, Option<Frame>) {
+    take_waiting_by(first, || rx.try_recv(), ControlFlow::Continue)
+}
+
+/// [`take_waiting`] over frames from `next` (those already waiting), each
+/// turned by `join` into the frame relayed (`Break`: not part of this
+/// batch).
+/// The frame that ends the batch (too large for it, or refused by `join`)
+/// comes back as it was read, to be handled next.
+pub(crate) fn take_waiting_by(
+    first: Frame,
+    mut next: impl FnMut() -> Option<Frame>,
+    mut join: impl FnMut(Frame) -> ControlFlow<Frame, Frame>,
+) -> (Vec<Frame>, Option<Frame>) {
     let mut bytes = wire_len(&first);
     let mut frames = vec![first];
-    while let Some(next) = rx.try_recv() {
-        bytes += wire_len(&next);
+    while let Some(read) = next() {
+        bytes += wire_len(&read);
         if bytes > NATS_BATCH_BYTES {
-            return (frames, Some(next));
+            return (frames, Some(read));
         }
-        frames.push(next);
+        match join(read) {
+            ControlFlow::Continue(frame) => frames.push(frame),
+            ControlFlow::Break(other) => return (frames, Some(other)),
+        }
     }
     (frames, None)
 }
 
-/// About a frame's bytes on the wire (a control message counts as small).
+/// About a frame's bytes on the wire (a control message counts as small;
+/// a session data frame as the data frame it is relayed as).
 fn wire_len(frame: &Frame) -> usize {
     frame.data_len().unwrap_or(0) + 5
 }

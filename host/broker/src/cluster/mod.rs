@@ -52,6 +52,7 @@ use crate::Shared;
 use crate::registry::ConnId;
 
 pub use batch::NATS_BATCH_BYTES;
+pub(crate) use batch::take_waiting_by;
 pub use forward::{FORWARD_IDLE, FORWARD_QUEUE_BYTES};
 pub use home::{Ctl, CtlReply};
 pub use window::{CREDIT_BATCH_BYTES, CREDIT_WINDOW_BYTES};
